@@ -1,0 +1,33 @@
+# The two commands of the README:
+#   make run    set up (libtorch, data), build, and run the quick WikiText-2 comparison suite
+#   make test   set up, build, and run the whole test suite
+# Both are idempotent: libtorch is cached in ~/.cache/fixclf, the data verified in place.
+SHELL := /bin/bash
+CARGO ?= cargo
+SUITE ?= configs/wt2-quick.toml
+
+.PHONY: run test setup libtorch data build lint bench clean-cache
+
+run: setup
+	$(CARGO) run --release -- suite --config $(SUITE)
+
+test: setup
+	$(CARGO) test --release
+
+setup: libtorch data
+
+libtorch:
+	@lib=$$(./scripts/setup-libtorch.sh) && ln -sfn "$$lib" .libtorch && echo "libtorch: $$lib"
+
+data:
+	@./data/fetch.sh
+
+build: setup
+	$(CARGO) build --release
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+bench: setup
+	$(CARGO) run --release -- bench lm

@@ -1,0 +1,76 @@
+//! The crate-wide error type. Every variant names what it is about (file, field, value)
+//! and how to fix it, so the CLI can print it on one line and exit with code 2.
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file that exists but whose content is wrong (format, shape, vocabulary, ...).
+    #[error("{path}: {msg}")]
+    BadFile { path: PathBuf, msg: String },
+    /// A config field with a bad value; `file` is the config file (or `--set`).
+    #[error("{file}: field `{field}`: {msg}")]
+    Config {
+        file: String,
+        field: String,
+        msg: String,
+    },
+    /// A command-line or API argument with a bad value.
+    #[error("{arg}: {msg}")]
+    Arg { arg: String, msg: String },
+    /// Training diverged (NaN or infinite loss).
+    #[error("{0}")]
+    Diverged(String),
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+    pub fn bad_file(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::BadFile {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+    pub fn config(
+        file: impl Into<String>,
+        field: impl Into<String>,
+        msg: impl Into<String>,
+    ) -> Self {
+        Error::Config {
+            file: file.into(),
+            field: field.into(),
+            msg: msg.into(),
+        }
+    }
+    pub fn arg(arg: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Arg {
+            arg: arg.into(),
+            msg: msg.into(),
+        }
+    }
+}
+
+/// Extension to attach a path to `std::io::Result`s.
+pub trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

@@ -1,0 +1,6 @@
+//! fixclf: fixed-classifier experiments (Hoffer, Hubara, Soudry, ICLR 2018) on libtorch.
+pub mod error;
+pub mod fsutil;
+pub mod vectors;
+
+pub use error::{Error, Result};

@@ -1,0 +1,3 @@
+fn main() {
+    println!("fixclf {}", env!("CARGO_PKG_VERSION"));
+}
