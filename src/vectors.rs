@@ -73,6 +73,18 @@ pub fn read_npy_with_vocab(npy: &Path) -> Result<WordVectors> {
     Ok(WordVectors::new(words, dim, data))
 }
 
+/// Reads word vectors in any supported format, chosen by the file name:
+/// `.npy` (+ `.vocab` beside it). Other formats are added by the embedding tool.
+pub fn read_any(path: &Path) -> Result<WordVectors> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("npy") => read_npy_with_vocab(path),
+        _ => Err(Error::bad_file(
+            path,
+            "unknown word-vector format; expected NAME.npy with NAME.vocab beside it",
+        )),
+    }
+}
+
 /// Writes a 2-D little-endian f32 `.npy` (format 1.0) atomically.
 pub fn write_npy_f32(path: &Path, rows: usize, cols: usize, data: &[f32]) -> Result<()> {
     assert_eq!(rows * cols, data.len());
