@@ -3,6 +3,8 @@ pub mod config;
 pub mod corpus;
 pub mod error;
 pub mod fsutil;
+pub mod lm;
+pub mod optim;
 pub mod vectors;
 
 pub use error::{Error, Result};
