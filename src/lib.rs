@@ -5,6 +5,7 @@ pub mod error;
 pub mod fsutil;
 pub mod lm;
 pub mod optim;
+pub mod run;
 pub mod vectors;
 
 pub use error::{Error, Result};
