@@ -316,8 +316,7 @@ impl Default for TrainConfig {
 
 /// Parses `text` (TOML) into a config; errors name `origin` and the field path.
 pub fn from_toml_str(text: &str, origin: &str) -> Result<Config> {
-    let value: toml::Value = toml::from_str(text)
-        .map_err(|e| Error::config(origin, field_of_toml_error(&e), one_line(&e.to_string())))?;
+    let value: toml::Value = toml::from_str(text).map_err(|e| toml_error(origin, text, &e))?;
     from_value(value, origin)
 }
 
@@ -340,10 +339,18 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn field_of_toml_error(e: &toml::de::Error) -> String {
-    e.span()
-        .map(|s| format!("at byte {}", s.start))
-        .unwrap_or_default()
+/// A TOML syntax error, located by line (the message itself names the key).
+fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> Error {
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+        .unwrap_or(0);
+    let msg = one_line(e.message());
+    Error::config(
+        origin,
+        format!("line {line}"),
+        format!("invalid TOML: {msg}"),
+    )
 }
 
 /// Loads a config file and applies `--set key=value` overrides (dotted keys, TOML values;
@@ -351,8 +358,8 @@ fn field_of_toml_error(e: &toml::de::Error) -> String {
 pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
     let text = std::fs::read_to_string(path).at(path)?;
     let origin = path.display().to_string();
-    let mut value: toml::Value = toml::from_str(&text)
-        .map_err(|e| Error::config(&origin, field_of_toml_error(&e), one_line(&e.to_string())))?;
+    let mut value: toml::Value =
+        toml::from_str(&text).map_err(|e| toml_error(&origin, &text, &e))?;
     apply_overrides(&mut value, overrides)?;
     let origin = if overrides.is_empty() {
         origin

@@ -1,4 +1,5 @@
 //! fixclf: fixed-classifier experiments (Hoffer, Hubara, Soudry, ICLR 2018) on libtorch.
+pub mod bench;
 pub mod config;
 pub mod corpus;
 pub mod error;
@@ -6,6 +7,7 @@ pub mod fsutil;
 pub mod lm;
 pub mod optim;
 pub mod run;
+pub mod train;
 pub mod vectors;
 
 pub use error::{Error, Result};

@@ -60,7 +60,14 @@ pub struct LanguageModel {
 
 impl LanguageModel {
     /// Builds the model's variables in `vs` (trainable ones only, by construction).
-    pub fn new(vs: &nn::VarStore, cfg: &Config, vocab: i64) -> Result<LanguageModel> {
+    /// `words` (the vocabulary in id order) is needed by the pretrained fixed modes.
+    pub fn new(
+        vs: &nn::VarStore,
+        cfg: &Config,
+        vocab: i64,
+        words: Option<&crate::corpus::Vocab>,
+    ) -> Result<LanguageModel> {
+        let _ = words;
         let m = &cfg.model;
         let root = vs.root();
         let (v, e, h) = (vocab, m.emb_size, m.hidden_size);
@@ -177,6 +184,21 @@ impl LanguageModel {
         }
     }
 
+    /// Number of values in fixed matrices (regenerated, never stored or trained).
+    pub fn fixed_matrix_numel(&self) -> i64 {
+        0
+    }
+
+    /// How to regenerate the fixed matrix, for checkpoint metadata.
+    pub fn fixed_spec_json(&self) -> Option<String> {
+        None
+    }
+
+    /// The fixed classifier's scale alpha, if any.
+    pub fn alpha(&self) -> Option<f64> {
+        None
+    }
+
     /// Mean loss of hidden states `[T, B, H]` against targets `[T * B]`.
     pub fn loss(&self, hidden: &Tensor, targets: &Tensor) -> Tensor {
         self.logits(hidden)
@@ -200,7 +222,7 @@ mod tests {
     fn paper_size_parameter_count() {
         let cfg = Config::default();
         let vs = nn::VarStore::new(Device::Cpu);
-        let _m = LanguageModel::new(&vs, &cfg, 33_278).unwrap();
+        let _m = LanguageModel::new(&vs, &cfg, 33_278, None).unwrap();
         let n: i64 = vs
             .trainable_variables()
             .iter()
@@ -227,7 +249,7 @@ mod tests {
         cfg.model.hidden_size = 8;
         cfg.output.mode = OutputMode::Tied;
         let vs = nn::VarStore::new(Device::Cpu);
-        let m = LanguageModel::new(&vs, &cfg, 11).unwrap();
+        let m = LanguageModel::new(&vs, &cfg, 11, None).unwrap();
         let ids = Tensor::from_slice(&[1i64, 2, 3, 4, 5, 6]).view([3, 2]);
         let f = m.forward(&ids, &m.zero_state(2), true);
         assert_eq!(f.output.size(), [3, 2, 8]);

@@ -35,6 +35,8 @@ const CHUNK: usize = 1 << 14;
 /// The tensor's data as a mutable f32 slice when it is a contiguous f32 CPU tensor.
 ///
 /// Safety: the caller must not hold two slices of the same storage at once.
+// The tensor is a handle: mutating its storage through a shared handle is how libtorch works.
+#[allow(clippy::mut_from_ref)]
 unsafe fn cpu_slice(t: &Tensor) -> Option<&mut [f32]> {
     if t.device() != Device::Cpu || t.kind() != Kind::Float || !t.is_contiguous() {
         return None;
@@ -99,8 +101,13 @@ impl Optimizer {
     /// One update with the gradients present, scaled so their global norm is at most
     /// `clip` (0: no clipping), with the learning rate multiplied by `lr_scale` (variable
     /// BPTT). Gradients are zeroed afterwards. Returns the gradient norm before clipping.
+    /// A non-finite gradient norm skips the update (the weights stay as they were).
     pub fn step(&mut self, clip: f64, lr_scale: f64) -> f64 {
         let norm = self.grad_norm();
+        if !norm.is_finite() {
+            self.zero_grad();
+            return norm;
+        }
         let coef = if clip > 0.0 && norm > clip {
             clip / (norm + 1e-6)
         } else {
@@ -191,6 +198,16 @@ impl Optimizer {
                 let _ = g.zero_();
             }
         }
+    }
+
+    /// Restores the state saved by [`Optimizer::state_tensors`].
+    pub fn load_state(&mut self, ckpt: &crate::run::Checkpoint, steps: i64) -> crate::Result<()> {
+        self.steps = steps;
+        let mut vars = std::collections::HashMap::new();
+        for (name, t) in self.state_tensors() {
+            vars.insert(name, t);
+        }
+        ckpt.copy_into(&vars)
     }
 
     /// Optimizer state to checkpoint, as `(name, tensor)` pairs.
