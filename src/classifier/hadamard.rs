@@ -40,13 +40,17 @@ use tch::{Device, Kind, Tensor};
 pub(crate) struct Hadamard {
     pub rows: i64,
     pub cols: i64,
-    /// `N'`, the padded (power of two) transform size.
+    /// `N'`, the padded (power of two) transform size, `= a * b`.
     pub padded: i64,
     /// `[K, N]`: row `k` is `d_k / sqrt(N)` (entries +-1/sqrt(N)); `d_0` is all ones.
     pub signs: Tensor,
+    /// `H_a` and `H_b` (f32, +-1), `a = 2^floor(log2(N')/2)`, `b = N' / a`:
+    /// `H_{N'} = H_a (x) H_b` (Kronecker), so index `i = i_a * b + i_b`.
+    pub ha: Tensor,
+    pub hb: Tensor,
 }
 
-/// `(-1)^popcount(a & b)` as +-1.
+/// `(-1)^popcount(a & b)` as +-1: entry `(a, b)` of the Sylvester matrix.
 pub(crate) fn walsh(a: usize, b: usize) -> i8 {
     if (a & b).count_ones() % 2 == 0 {
         1
@@ -115,11 +119,17 @@ impl Hadamard {
         let scale = 1.0 / (n as f32).sqrt();
         let flat: Vec<f32> = diag.iter().flatten().map(|&s| s as f32 * scale).collect();
         let signs = Tensor::from_slice(&flat).view([blocks as i64, n]);
+        let log2 = padded.trailing_zeros();
+        let a = 1i64 << (log2 / 2);
+        let b = padded as i64 / a;
+        let eye = |k| Tensor::eye(k, (Kind::Float, Device::Cpu));
         Ok(Self {
             rows: c,
             cols: n,
             padded: padded as i64,
             signs,
+            ha: fwht(&eye(a)),
+            hb: fwht(&eye(b)),
         })
     }
 
@@ -129,6 +139,8 @@ impl Hadamard {
             cols: self.cols,
             padded: self.padded,
             signs: self.signs.to_device(device),
+            ha: self.ha.to_device(device),
+            hb: self.hb.to_device(device),
         }
     }
 
@@ -136,47 +148,44 @@ impl Hadamard {
         self.signs.device()
     }
 
-    /// `x [.., N] -> x Q^T [.., C]` by FWHT, in `x`'s kind.
+    /// `x [.., N] -> x Q^T [.., C]`, in `x`'s kind: for each block, `pad(d_k * x) H_{N'}` by
+    /// the two-factor transform `H_a X H_b` on `X = [a, b]` (two small GEMMs).
     pub fn project(&self, x: &Tensor) -> Tensor {
         let size = x.size();
         let lead = &size[..size.len() - 1];
         let k = self.signs.size()[0];
-        let x2 = x.reshape([-1, self.cols]);
-        let signs = self.signs.to_kind(x.kind());
+        let kind = x.kind();
+        let (a, b) = (self.ha.size()[0], self.hb.size()[0]);
         // [M, K, N]: each block sees its own sign flips of x.
-        let mut z = x2.unsqueeze(1) * signs.unsqueeze(0);
+        let mut z = x.reshape([-1, 1, self.cols]) * self.signs.to_kind(kind).unsqueeze(0);
         if self.padded > self.cols {
             z = z.constant_pad_nd([0, self.padded - self.cols]);
         }
-        let y = fwht(&z)
-            .reshape([-1, k * self.padded])
-            .narrow(1, 0, self.rows);
+        let y = z.reshape([-1, a, b]).matmul(&self.hb.to_kind(kind));
+        let y = self.ha.to_kind(kind).matmul(&y);
+        let y = y.reshape([-1, k * self.padded]).narrow(1, 0, self.rows);
         let mut out = lead.to_vec();
         out.push(self.rows);
         y.reshape(out)
     }
 
-    /// Rows of `Q` for class ids of any shape: `[..] -> [.., N]` (float), by bit arithmetic:
-    /// `Q[r][j] = (-1)^popcount((r % N') & j) * signs[r / N'][j]`.
+    /// Rows of `Q` for class ids of any shape: `[..] -> [.., N]` (f32). With `i = r % N' =
+    /// i_a * b + i_b`, row `i` of `H_{N'}` is `H_a[i_a] (x) H_b[i_b]`; times `signs[r / N']`.
     pub fn rows_for(&self, ids: &Tensor) -> Tensor {
         let ids = ids.to_kind(Kind::Int64);
-        let size = ids.size();
+        let mut size = ids.size();
         let flat = ids.reshape([-1]);
+        let b = self.hb.size()[0];
         let block = flat.floor_divide_scalar(self.padded);
         let pos = flat.remainder(self.padded);
-        let cols = Tensor::arange(self.cols, (Kind::Int64, ids.device()));
-        let both = pos.unsqueeze(1).bitwise_and_tensor(&cols.unsqueeze(0)); // [M, N]
-        let mut parity = Tensor::zeros_like(&both);
-        let mut bit = 0;
-        while (1i64 << bit) < self.padded {
-            parity = parity.bitwise_xor_tensor(&both.bitwise_right_shift_tensor_scalar(bit));
-            bit += 1;
-        }
-        let sign = parity.bitwise_and(1).to_kind(self.signs.kind()) * -2.0 + 1.0;
-        let rows = sign * self.signs.index_select(0, &block);
-        let mut out = size;
-        out.push(self.cols);
-        rows.reshape(out)
+        let ra = self.ha.index_select(0, &pos.floor_divide_scalar(b)); // [M, a]
+        let rb = self.hb.index_select(0, &pos.remainder(b)); // [M, b]
+        let h = (ra.unsqueeze(2) * rb.unsqueeze(1))
+            .reshape([-1, self.padded])
+            .narrow(1, 0, self.cols);
+        let rows = h * self.signs.index_select(0, &block);
+        size.push(self.cols);
+        rows.reshape(size)
     }
 
     /// The whole `C x N` matrix (tests, inspection, or the dense forward path).
@@ -252,6 +261,13 @@ mod tests {
             let slow = x.matmul(&q.to_kind(Kind::Double).tr());
             let diff = (fast - slow).abs().max().double_value(&[]);
             assert!(diff < 1e-12, "{c}x{n}: {diff}");
+            // Autograd flows to x: d/dx sum(g * xQ^T) = g Q.
+            let x = x.set_requires_grad(true);
+            let g = Tensor::randn([3, 2, c], (Kind::Double, Device::Cpu));
+            (h.project(&x) * &g).sum(Kind::Double).backward();
+            let want = g.matmul(&q.to_kind(Kind::Double));
+            let diff = (x.grad() - want).abs().max().double_value(&[]);
+            assert!(diff < 1e-12, "{c}x{n}: gradient {diff}");
         }
     }
 
@@ -321,5 +337,101 @@ mod tests {
         }
         assert!(!is_restricted_walsh_row(&[1, 1, 1, -1, 1]));
         assert!(!is_restricted_walsh_row(&[-1, 1]));
+    }
+}
+
+/// Timings at the language model's size; run with
+/// `cargo test --release classifier_bench -- --ignored --nocapture`.
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use std::time::Instant;
+
+    /// Best of `reps` (the machine may be shared), in ms.
+    fn time<F: FnMut() -> Tensor>(reps: usize, mut f: F) -> f64 {
+        let _ = f(); // warm-up
+        (0..reps)
+            .map(|_| {
+                let t0 = Instant::now();
+                let _ = f();
+                t0.elapsed().as_secs_f64() * 1e3
+            })
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    /// Same, with `H_a` applied as one GEMM on the transposed copy.
+    fn kron_transpose(x: &Tensor, ha: &Tensor, hb: &Tensor) -> Tensor {
+        let size = x.size();
+        let (a, b) = (ha.size()[0], hb.size()[0]);
+        let y = x
+            .reshape([-1, a, b])
+            .matmul(hb)
+            .transpose(1, 2)
+            .contiguous();
+        y.matmul(ha).transpose(1, 2).reshape(size.as_slice())
+    }
+
+    #[test]
+    #[ignore]
+    fn classifier_bench_lm_size() {
+        let (c, n, m) = (33_278i64, 512i64, 700i64);
+        println!("threads: {}", tch::get_num_threads());
+        let t0 = Instant::now();
+        let orth = crate::classifier::FixedMatrix::orthogonal(c, n, 1).unwrap();
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        println!("orthogonal build (QR f64): {ms:.0} ms");
+        let h = Hadamard::new(c, n, 1).unwrap();
+        let t0 = Instant::now();
+        let q = h.dense();
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        println!("hadamard dense() by rows_for: {ms:.0} ms");
+        let oq = orth.dense();
+        let x = Tensor::randn([m, n], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let g = Tensor::randn([m, c], (Kind::Float, Device::Cpu));
+        let k = h.signs.size()[0];
+        let eye = |n| Tensor::eye(n, (Kind::Float, Device::Cpu));
+        let (h16, h32) = (fwht(&eye(16)), fwht(&eye(32)));
+        let expand = |x: &Tensor| x.unsqueeze(1) * h.signs.unsqueeze(0);
+        let finish = |y: Tensor| y.reshape([-1, k * 512]).narrow(1, 0, c);
+        let variants: Vec<(&str, Box<dyn Fn(&Tensor) -> Tensor>)> = vec![
+            (
+                "dense linear (orthogonal Q)",
+                Box::new(|x: &Tensor| x.linear::<Tensor>(&oq, None)),
+            ),
+            (
+                "dense linear (hadamard Q)",
+                Box::new(|x: &Tensor| x.linear::<Tensor>(&q, None)),
+            ),
+            (
+                "FWHT butterfly",
+                Box::new(|x: &Tensor| finish(fwht(&expand(x)))),
+            ),
+            (
+                "project: 2-factor 16x32",
+                Box::new(|x: &Tensor| h.project(x)),
+            ),
+            (
+                "2-factor, transposed GEMM",
+                Box::new(|x: &Tensor| finish(kron_transpose(&expand(x), &h16, &h32))),
+            ),
+        ];
+        let want = x.linear::<Tensor>(&q, None);
+        for (name, f) in &variants[1..] {
+            let diff = (f(&x) - &want).abs().max().double_value(&[]);
+            assert!(diff < 1e-3, "{name}: {diff}");
+        }
+        for round in 0..2 {
+            for (name, f) in &variants {
+                let fwd = time(3, || f(&x));
+                let both = time(3, || {
+                    (f(&x) * &g).sum(Kind::Float).backward();
+                    x.grad()
+                });
+                println!("[{round}] {name:<30} fwd {fwd:7.1} ms   fwd+bwd {both:7.1} ms");
+            }
+        }
+        let ids = Tensor::randint(c, [700], (Kind::Int64, Device::Cpu));
+        let ms = time(5, || h.rows_for(&ids));
+        println!("hadamard rows_for(700 ids): {ms:.2} ms");
     }
 }
