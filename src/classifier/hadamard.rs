@@ -27,8 +27,28 @@
 //! single-bit columns `1, 2, 4, ... < N` already tell any two indices apart) but are only
 //! approximately orthogonal (`sum_{j<N} (-1)^popcount(d & j) / N` need not vanish).
 //!
-//! Forward: `Q x` for block `k` is `FWHT(pad(d_k * x))[..] / sqrt(N)`, computed for all blocks at
-//! once with a fast Walsh-Hadamard transform written in tensor ops (autograd flows to `x`).
+//! Forward: `Q x` for block `k` is `pad(d_k * x) H_{N'}` (first `C` outputs over all blocks,
+//! divided by sqrt(N), which is folded into `d_k`), computed for all blocks at once. `H_{N'}` is
+//! applied as the two-factor (mixed-radix) fast transform `H_{N'} = H_a (x) H_b`,
+//! `a = 2^floor(log2(N')/2)`, `b = N'/a`: reshape to `[.., a, b]`, then `H_a X H_b` (two small
+//! GEMMs, `O(N' (a + b))` per block and sample; autograd flows to `x`). `rows_for` multiplies a
+//! row of `H_a` by a row of `H_b` (Kronecker), so neither path ever builds `Q`.
+//!
+//! # Speed
+//! At the LM size (C = 33,278, N = N' = 512, K = 65 blocks, 700 rows of x, f32, CPU with 2
+//! threads shared with another job, best of 3; `classifier_bench_lm_size`):
+//!
+//! | forward of `x Q^T`               | fwd      | fwd + bwd |
+//! |----------------------------------|----------|-----------|
+//! | dense `linear` with a stored Q   | 720 ms   | 1430 ms   |
+//! | log2(N')-level butterfly FWHT    | 1820 ms  | 4800 ms   |
+//! | two-factor 16 x 32 (used here)   | 270 ms   | 820 ms    |
+//!
+//! The plain butterfly (one view + add + sub + stack per level, [`fwht`]) copies the whole
+//! `[700, 65, 512]` tensor nine times and loses to the dense GEMM; the two-factor form reads it
+//! about four times and does ~10x fewer flops than the dense product, so it is used. (GPU not
+//! measured: the crate's libtorch here is CPU-only.)
+
 use crate::error::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -347,6 +367,8 @@ mod bench {
     use super::*;
     use std::time::Instant;
 
+    type Variant<'a> = Box<dyn Fn(&Tensor) -> Tensor + 'a>;
+
     /// Best of `reps` (the machine may be shared), in ms.
     fn time<F: FnMut() -> Tensor>(reps: usize, mut f: F) -> f64 {
         let _ = f(); // warm-up
@@ -393,7 +415,7 @@ mod bench {
         let (h16, h32) = (fwht(&eye(16)), fwht(&eye(32)));
         let expand = |x: &Tensor| x.unsqueeze(1) * h.signs.unsqueeze(0);
         let finish = |y: Tensor| y.reshape([-1, k * 512]).narrow(1, 0, c);
-        let variants: Vec<(&str, Box<dyn Fn(&Tensor) -> Tensor>)> = vec![
+        let variants: Vec<(&str, Variant)> = vec![
             (
                 "dense linear (orthogonal Q)",
                 Box::new(|x: &Tensor| x.linear::<Tensor>(&oq, None)),

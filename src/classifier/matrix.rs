@@ -65,11 +65,25 @@ enum Repr {
 }
 
 /// A fixed `C x N` matrix with unit rows; never requires grad. See the module docs for each
-/// kind.
+/// kind. `clone` is cheap (shares the tensors, which are never modified in place), e.g. to
+/// use the same `Q` as the LM's fixed input embedding and its classifier.
 #[derive(Debug)]
 pub struct FixedMatrix {
     spec: FixedSpec,
     repr: Repr,
+}
+
+impl Clone for FixedMatrix {
+    fn clone(&self) -> Self {
+        let repr = match &self.repr {
+            Repr::Dense(q) => Repr::Dense(q.shallow_clone()),
+            Repr::Hadamard(h) => Repr::Hadamard(h.to_device(h.device())),
+        };
+        Self {
+            spec: self.spec.clone(),
+            repr,
+        }
+    }
 }
 
 fn check_shape(what: &str, c: i64, n: i64) -> Result<()> {
@@ -265,6 +279,7 @@ impl FixedMatrix {
         }
     }
 
+    /// The spec that regenerates this matrix (store it in checkpoints).
     pub fn spec(&self) -> &FixedSpec {
         &self.spec
     }
@@ -463,6 +478,8 @@ mod tests {
             assert_eq!(&spec, m.spec());
             let again = FixedMatrix::build(&spec, None).unwrap();
             assert!(again.dense().equal(&m.dense()));
+            let copy = m.clone().to_device(Device::Cpu);
+            assert!(copy.dense().equal(&m.dense()) && copy.spec() == m.spec());
         }
         let spec: FixedSpec =
             toml::from_str("kind = \"hadamard\"\nrows = 5\ncols = 4\nseed = 2").unwrap();
