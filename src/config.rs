@@ -2,6 +2,7 @@
 //! (`configs/*.toml`), overridden field by field with `--set section.key=value`, validated
 //! with errors that name the file and the field. Every field has a default, so a config
 //! file only states what differs from the PyTorch word_language_model recipe.
+pub use crate::classifier::LossKind;
 use crate::error::{Error, IoContext, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -169,6 +170,20 @@ impl OutputMode {
     }
 
     /// Modes whose matrix comes from an embeddings file.
+    /// The fixed matrix of a fixed mode.
+    pub fn fixed_kind(self) -> Option<crate::classifier::FixedKind> {
+        use crate::classifier::FixedKind;
+        match self {
+            OutputMode::Learned | OutputMode::Tied => None,
+            OutputMode::FixedOrthogonal => Some(FixedKind::Orthogonal),
+            OutputMode::FixedHadamard => Some(FixedKind::Hadamard),
+            OutputMode::FixedSimplex => Some(FixedKind::Simplex),
+            OutputMode::FixedWord2vec | OutputMode::FixedPmi | OutputMode::FixedPretrained => {
+                Some(FixedKind::Pretrained)
+            }
+        }
+    }
+
     pub fn needs_embeddings(self) -> bool {
         matches!(
             self,
@@ -214,13 +229,6 @@ pub struct OutputConfig {
     pub bias: bool,
     /// Loss of the fixed classifier: `cross-entropy`, or the paper's `cosine` angle loss.
     pub loss: LossKind,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum LossKind {
-    CrossEntropy,
-    Cosine,
 }
 
 impl Default for OutputConfig {
@@ -523,6 +531,16 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The fixed classifier's settings, from `[output]`.
+    pub fn fixed_classifier(&self) -> crate::classifier::FixedClassifierConfig {
+        crate::classifier::FixedClassifierConfig {
+            alpha_init: self.output.alpha_init,
+            learn_alpha: self.output.learn_alpha,
+            bias: self.output.bias,
+            loss: self.output.loss,
+        }
     }
 
     pub fn to_toml(&self) -> String {

@@ -5,6 +5,7 @@
 //! Parameter names follow PyTorch's word_language_model (`encoder.weight`,
 //! `rnn.weight_ih_l0`, ..., `decoder.weight`, `decoder.bias`), so checkpoints load into the
 //! equivalent PyTorch module.
+use crate::classifier::{FixedClassifier, FixedMatrix, FixedSpec};
 use crate::config::{Config, InputEmbedding, ModelConfig, OutputMode};
 use crate::error::Result;
 use tch::nn::{self, Init};
@@ -16,11 +17,15 @@ pub enum OutputLayer {
     Learned { weight: Tensor, bias: Tensor },
     /// The input embedding's weight, own bias.
     Tied { bias: Tensor },
+    /// `alpha * Q x_hat + b` with a fixed `Q` (see [`crate::classifier`]).
+    Fixed(FixedClassifier),
 }
 
 /// The input embedding.
 pub enum InputLayer {
     Learned(Tensor),
+    /// The fixed classifier's matrix: row `i` embeds word `i`; nothing trained.
+    Fixed(FixedMatrix),
 }
 
 /// The LSTM's (h, c), each `[layers, batch, hidden]`.
@@ -67,7 +72,10 @@ impl LanguageModel {
         vocab: i64,
         words: Option<&crate::corpus::Vocab>,
     ) -> Result<LanguageModel> {
-        let _ = words;
+        let fixed = match cfg.output.mode.fixed_kind() {
+            None => None,
+            Some(kind) => Some(build_fixed_matrix(cfg, kind, vocab, words)?.to_device(vs.device())),
+        };
         let m = &cfg.model;
         let root = vs.root();
         let (v, e, h) = (vocab, m.emb_size, m.hidden_size);
@@ -77,7 +85,9 @@ impl LanguageModel {
             (false, _) | (true, InputEmbedding::Learned) => {
                 InputLayer::Learned(enc.var("weight", &[v, e], uniform(0.1)))
             }
-            (true, InputEmbedding::Fixed) => unimplemented_fixed(cfg.output.mode)?,
+            (true, InputEmbedding::Fixed) => {
+                InputLayer::Fixed(fixed.clone().expect("fixed modes build a matrix"))
+            }
         };
         let rnn_path = root.sub("rnn");
         let k = 1.0 / (h as f64).sqrt();
@@ -101,7 +111,13 @@ impl LanguageModel {
             OutputMode::Tied => OutputLayer::Tied {
                 bias: dec.var("bias", &[v], Init::Const(0.0)),
             },
-            mode => unimplemented_fixed(mode)?,
+            _ => {
+                let matrix = fixed.expect("fixed modes build a matrix");
+                let origin = "config";
+                let clf_cfg = cfg.fixed_classifier();
+                clf_cfg.validate(origin)?;
+                OutputLayer::Fixed(FixedClassifier::new(&dec, matrix, &clf_cfg)?)
+            }
         };
         Ok(LanguageModel {
             vocab,
@@ -136,6 +152,7 @@ impl LanguageModel {
                     Tensor::embedding(w, ids, -1, false, false)
                 }
             }
+            InputLayer::Fixed(q) => q.rows_for(ids),
         }
     }
 
@@ -181,37 +198,82 @@ impl LanguageModel {
         match (&self.output_layer, &self.input) {
             (OutputLayer::Learned { weight, bias }, _) => x.linear(weight, Some(bias)),
             (OutputLayer::Tied { bias }, InputLayer::Learned(w)) => x.linear(w, Some(bias)),
+            (OutputLayer::Fixed(clf), _) => clf.forward(&x),
+            (OutputLayer::Tied { .. }, InputLayer::Fixed(_)) => {
+                unreachable!("tied mode always has a learned embedding")
+            }
         }
     }
 
     /// Number of values in fixed matrices (regenerated, never stored or trained).
     pub fn fixed_matrix_numel(&self) -> i64 {
-        0
+        match (&self.output_layer, &self.input) {
+            (OutputLayer::Fixed(clf), _) => clf.matrix().rows() * clf.matrix().cols(),
+            (_, InputLayer::Fixed(q)) => q.rows() * q.cols(),
+            _ => 0,
+        }
     }
 
     /// How to regenerate the fixed matrix, for checkpoint metadata.
     pub fn fixed_spec_json(&self) -> Option<String> {
-        None
+        self.fixed_spec()
+            .and_then(|spec| serde_json::to_string(spec).ok())
+    }
+
+    pub fn fixed_spec(&self) -> Option<&FixedSpec> {
+        match &self.output_layer {
+            OutputLayer::Fixed(clf) => Some(clf.matrix().spec()),
+            _ => None,
+        }
     }
 
     /// The fixed classifier's scale alpha, if any.
     pub fn alpha(&self) -> Option<f64> {
-        None
+        match &self.output_layer {
+            OutputLayer::Fixed(clf) => Some(clf.alpha()),
+            _ => None,
+        }
     }
 
-    /// Mean loss of hidden states `[T, B, H]` against targets `[T * B]`.
+    /// Mean training loss of hidden states `[T, B, H]` against targets `[T * B]`: the
+    /// cross-entropy, or the cosine loss when a fixed classifier is configured with it.
     pub fn loss(&self, hidden: &Tensor, targets: &Tensor) -> Tensor {
+        match &self.output_layer {
+            OutputLayer::Fixed(clf) => {
+                clf.loss(&hidden.reshape([-1, self.cfg.hidden_size]), targets)
+            }
+            _ => self.nll(hidden, targets),
+        }
+    }
+
+    /// Mean cross-entropy (negative log-likelihood per token): what perplexity measures.
+    pub fn nll(&self, hidden: &Tensor, targets: &Tensor) -> Tensor {
         self.logits(hidden)
             .cross_entropy_loss::<Tensor>(targets, None, Reduction::Mean, -100, 0.0)
     }
 }
 
-fn unimplemented_fixed<T>(mode: OutputMode) -> Result<T> {
-    Err(crate::Error::config(
-        "config",
-        "output.mode",
-        format!("{mode} is not available yet"),
-    ))
+/// The fixed matrix of a fixed mode: `vocab x hidden_size`.
+fn build_fixed_matrix(
+    cfg: &Config,
+    kind: crate::classifier::FixedKind,
+    vocab: i64,
+    words: Option<&crate::corpus::Vocab>,
+) -> Result<FixedMatrix> {
+    use crate::classifier::FixedKind;
+    let n = cfg.model.hidden_size;
+    let seed = cfg.output.matrix_seed;
+    match kind {
+        FixedKind::Orthogonal => FixedMatrix::orthogonal(vocab, n, seed),
+        FixedKind::Hadamard => FixedMatrix::hadamard(vocab, n, seed),
+        FixedKind::Simplex => FixedMatrix::simplex(vocab, n),
+        FixedKind::Pretrained => {
+            let words = words.ok_or_else(|| {
+                crate::Error::arg("output.embeddings", "pretrained modes need the vocabulary")
+            })?;
+            Ok(FixedMatrix::pretrained(&cfg.output.embeddings, words.words(), n)?.0)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -142,7 +142,7 @@ pub fn evaluate(model: &LanguageModel, data: &Tensor, bptt: usize) -> f64 {
             let (x, y) = get_batch(data, i, bptt as i64);
             let f = model.forward(&x, &state, false);
             let len = x.size()[0];
-            total += model.loss(&f.output, &y).double_value(&[]) * len as f64;
+            total += model.nll(&f.output, &y).double_value(&[]) * len as f64;
             count += len;
             state = f.state;
             i += len;
@@ -234,6 +234,13 @@ impl Session {
         ckpt.expect_meta("format", CHECKPOINT_FORMAT, "program")?;
         ckpt.expect_meta("vocab_sha256", self.corpus.vocab.hash(), "vocabulary")?;
         ckpt.expect_meta("mode", self.model.mode.name(), "output mode")?;
+        if let Some(spec) = self.model.fixed_spec_json() {
+            ckpt.expect_meta(
+                "fixed_matrix",
+                &spec,
+                "fixed matrix (kind, seed or embeddings file)",
+            )?;
+        }
         ckpt.copy_into(&self.vs.variables())
     }
 

@@ -22,9 +22,9 @@ fn quiet() -> TrainOptions {
 #[serial]
 fn tiny_model_overfits_tiny_corpus() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config::load(&tiny_config(dir.path(), "fit", "epochs = 6"), &[]).unwrap();
+    let cfg = config::load(&tiny_config(dir.path(), "fit", "epochs = 8"), &[]).unwrap();
     let s = train(&cfg, &quiet()).unwrap();
-    let v = 21.0f64; // 20 words + <eos>
+    let v = 18.0f64; // 17 words + <eos>
     let metrics = read_metrics(&cfg.run_dir().join("metrics.jsonl")).unwrap();
     let first = metrics
         .iter()
@@ -230,4 +230,84 @@ fn checkpoint_of_another_model_or_vocabulary_is_refused() {
     assert!(e.contains("another vocabulary"), "{e}");
     let _ = OutputMode::Learned;
     let _ = Kind::Float;
+}
+
+/// Loss of the first and last logged intervals of a run.
+fn first_and_last_loss(run: &std::path::Path) -> (f64, f64) {
+    let m = read_metrics(&run.join("metrics.jsonl")).unwrap();
+    let losses: Vec<f64> = m
+        .iter()
+        .filter(|e| e["event"] == "log")
+        .filter_map(|e| e["loss"].as_f64())
+        .collect();
+    (losses[0], *losses.last().unwrap())
+}
+
+#[test]
+#[serial]
+fn fixed_orthogonal_lm_trains_with_nothing_trained_in_embedding_and_classifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny_config(dir.path(), "orth", "epochs = 4\nlog_interval = 5");
+    let cfg = config::load(&path, &["output.mode=fixed-orthogonal".into()]).unwrap();
+    let s = train(&cfg, &quiet()).unwrap();
+    let (first, last) = first_and_last_loss(&cfg.run_dir());
+    assert!(last < first - 0.5, "loss {first} -> {last}");
+    // Trainable: LSTM + bias (18 words) + alpha (1); fixed: the 18 x 16 matrix.
+    let lstm = 2 * (4 * 16 * 16 * 2 + 8 * 16);
+    assert_eq!(s.params.trainable, lstm + 18 + 1);
+    assert_eq!(s.params.fixed, 18 * 16);
+    assert!(s.final_alpha.unwrap() != 10.0);
+    // The checkpoint holds no matrix, only how to rebuild it.
+    let ckpt = Checkpoint::load(&cfg.run_dir().join("best.safetensors")).unwrap();
+    let names: Vec<&String> = ckpt.tensors.keys().collect();
+    assert!(names.iter().all(|n| !n.starts_with("encoder")), "{names:?}");
+    assert!(ckpt.meta("fixed_matrix").unwrap().contains("orthogonal"));
+    // Evaluation from the checkpoint reproduces the summary's test perplexity.
+    let (_, ppl) = fixclf::train::eval_run(&cfg.run_dir(), "test", None).unwrap();
+    assert!(
+        (ppl - s.test_ppl).abs() < 1e-6 * ppl,
+        "{ppl} vs {}",
+        s.test_ppl
+    );
+}
+
+#[test]
+#[serial]
+fn fixed_pretrained_lm_trains_from_an_embeddings_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny_config(dir.path(), "pre", "epochs = 4\nlog_interval = 5");
+    // Vectors for the tiny vocabulary (plus an extra word the loader must ignore).
+    let cfg0 = config::load(&path, &[]).unwrap();
+    let vocab = fixclf::train::load_corpus(&cfg0).unwrap().vocab;
+    let mut words: Vec<String> = vocab.words().to_vec();
+    words.push("unused".into());
+    let data: Vec<f32> = (0..words.len() * 16)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    let npy = dir.path().join("vec.npy");
+    fixclf::vectors::write_npy_with_vocab(
+        &npy,
+        &fixclf::vectors::WordVectors::new(words, 16, data),
+    )
+    .unwrap();
+    let cfg = config::load(
+        &path,
+        &[
+            "output.mode=fixed-word2vec".into(),
+            format!("output.embeddings=\"{}\"", npy.display()),
+        ],
+    )
+    .unwrap();
+    train(&cfg, &quiet()).unwrap();
+    let (first, last) = first_and_last_loss(&cfg.run_dir());
+    assert!(last < first - 0.3, "loss {first} -> {last}");
+    // A changed embeddings file no longer matches the checkpoint.
+    let mut v = fixclf::vectors::read_any(&npy).unwrap();
+    v.data[0] += 1.0;
+    fixclf::vectors::write_npy_with_vocab(&npy, &v).unwrap();
+    let e = fixclf::train::eval_run(&cfg.run_dir(), "test", None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("fixed matrix"), "{e}");
 }
