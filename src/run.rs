@@ -45,7 +45,22 @@ impl RunDir {
 
     /// Creates the folder for a new run. An existing non-empty folder is an error unless
     /// `force` (then it is emptied).
+    /// Errors if the folder holds a run and `force` is not given.
+    pub fn check_fresh(&self, force: bool) -> Result<()> {
+        let non_empty = std::fs::read_dir(&self.path)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        if non_empty && !force {
+            return Err(Error::arg(
+                self.path.display().to_string(),
+                "the run folder already exists; add --resume to continue it or --force to start it over",
+            ));
+        }
+        Ok(())
+    }
+
     pub fn create_fresh(&self, force: bool) -> Result<()> {
+        self.check_fresh(force)?;
         if self.path.exists() {
             let non_empty = std::fs::read_dir(&self.path)
                 .at(&self.path)?

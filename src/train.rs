@@ -306,9 +306,14 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         ));
     }
     if !resume {
+        run.check_fresh(opts.force || opts.resume)?;
+    }
+    // Load data and build the model before touching the run folder: bad input leaves no
+    // run folder behind.
+    let s = Session::new(cfg)?;
+    if !resume {
         run.create_fresh(opts.force || opts.resume)?;
     }
-    let s = Session::new(cfg)?;
     let report = ParamReport::of(&s.model, &s.vs);
     if !opts.quiet {
         println!(
