@@ -267,7 +267,8 @@ pub struct TrainConfig {
     /// L2 weight decay on the trained weights.
     pub weight_decay: f64,
     pub epochs: usize,
-    /// Stop each epoch after this many steps (0: the whole training set).
+    /// Stop each epoch after this many steps (0: the whole training set). The next epoch
+    /// continues where this one stopped, so short epochs still walk through the corpus.
     pub max_steps_per_epoch: usize,
     pub batch_size: usize,
     pub eval_batch_size: usize,

@@ -613,6 +613,12 @@ impl Trainer<'_> {
             }
         }
         bar.finish_and_clear();
+        // The next epoch starts where this one stopped (an epoch cut short by
+        // max_steps_per_epoch does not replay the same batches), from the top once the
+        // whole training set has been seen.
+        if i >= rows - 1 {
+            self.st.position = 0;
+        }
         Ok(())
     }
 
@@ -711,7 +717,6 @@ impl Trainer<'_> {
             "asgd": self.averages.is_some(),
         }))?;
         self.st.epoch += 1;
-        self.st.position = 0;
         self.st.epoch_step = 0;
         self.st.wall_seconds = wall_start.elapsed().as_secs_f64();
         self.save_last()
