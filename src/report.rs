@@ -23,6 +23,7 @@ use crate::train::ParamReport;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters_backend::{BackendColor, BackendCoord};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -866,6 +867,166 @@ fn color(i: usize) -> RGBColor {
     COLORS[i % COLORS.len()]
 }
 
+/// The bitmap backend with text drawn glyph by glyph from the bundled font: plotters'
+/// `ab_glyph` text ignores the glyphs' side bearings (uneven letter spacing); this lays
+/// text out glyph by glyph, at the size plotters measures it with.
+struct TextBitmap<'a> {
+    inner: BitMapBackend<'a>,
+    font: ab_glyph::FontRef<'static>,
+}
+
+type BitmapError = <BitMapBackend<'static> as DrawingBackend>::ErrorType;
+type BackendResult<T = ()> =
+    std::result::Result<T, plotters_backend::DrawingErrorKind<BitmapError>>;
+
+impl TextBitmap<'_> {
+    /// The font at plotters' text size: `size` pixels from descent to ascent (the size the
+    /// chart layout measures text with; the SVG backend writes `font-size: size / 1.24`).
+    fn scaled(&self, size: f64) -> ab_glyph::PxScaleFont<&ab_glyph::FontRef<'static>> {
+        use ab_glyph::Font;
+        (&self.font).into_scaled(ab_glyph::PxScale::from(size as f32))
+    }
+
+    /// Glyphs of a line of text at their pen positions (baseline at the ascent), and the
+    /// line's width and height.
+    fn layout(&self, text: &str, size: f64) -> (Vec<ab_glyph::Glyph>, f32, f32) {
+        use ab_glyph::ScaleFont;
+        let font = self.scaled(size);
+        let mut glyphs = Vec::with_capacity(text.len());
+        let mut x = 0.0f32;
+        let mut prev = None;
+        for c in text.chars() {
+            let id = font.glyph_id(c);
+            if let Some(p) = prev {
+                x += font.kern(p, id);
+            }
+            glyphs
+                .push(id.with_scale_and_position(font.scale(), ab_glyph::point(x, font.ascent())));
+            x += font.h_advance(id);
+            prev = Some(id);
+        }
+        (glyphs, x, font.height())
+    }
+}
+
+impl DrawingBackend for TextBitmap<'_> {
+    type ErrorType = BitmapError;
+
+    fn get_size(&self) -> (u32, u32) {
+        self.inner.get_size()
+    }
+    fn ensure_prepared(&mut self) -> BackendResult {
+        self.inner.ensure_prepared()
+    }
+    fn present(&mut self) -> BackendResult {
+        self.inner.present()
+    }
+    fn draw_pixel(&mut self, point: BackendCoord, color: BackendColor) -> BackendResult {
+        self.inner.draw_pixel(point, color)
+    }
+    fn draw_line<S: plotters_backend::BackendStyle>(
+        &mut self,
+        from: BackendCoord,
+        to: BackendCoord,
+        style: &S,
+    ) -> BackendResult {
+        self.inner.draw_line(from, to, style)
+    }
+    fn draw_rect<S: plotters_backend::BackendStyle>(
+        &mut self,
+        upper_left: BackendCoord,
+        bottom_right: BackendCoord,
+        style: &S,
+        fill: bool,
+    ) -> BackendResult {
+        self.inner.draw_rect(upper_left, bottom_right, style, fill)
+    }
+    fn draw_path<S: plotters_backend::BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        path: I,
+        style: &S,
+    ) -> BackendResult {
+        self.inner.draw_path(path, style)
+    }
+    fn draw_circle<S: plotters_backend::BackendStyle>(
+        &mut self,
+        center: BackendCoord,
+        radius: u32,
+        style: &S,
+        fill: bool,
+    ) -> BackendResult {
+        self.inner.draw_circle(center, radius, style, fill)
+    }
+    fn fill_polygon<S: plotters_backend::BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        vert: I,
+        style: &S,
+    ) -> BackendResult {
+        self.inner.fill_polygon(vert, style)
+    }
+    fn blit_bitmap(&mut self, pos: BackendCoord, size: (u32, u32), src: &[u8]) -> BackendResult {
+        self.inner.blit_bitmap(pos, size, src)
+    }
+    fn estimate_text_size<TStyle: plotters_backend::BackendTextStyle>(
+        &self,
+        text: &str,
+        style: &TStyle,
+    ) -> BackendResult<(u32, u32)> {
+        let (_, w, h) = self.layout(text, style.size());
+        Ok((w.ceil() as u32, h.ceil() as u32))
+    }
+    fn draw_text<TStyle: plotters_backend::BackendTextStyle>(
+        &mut self,
+        text: &str,
+        style: &TStyle,
+        pos: BackendCoord,
+    ) -> BackendResult {
+        use ab_glyph::Font;
+        let color = style.color();
+        if color.alpha == 0.0 {
+            return Ok(());
+        }
+        let (glyphs, w, h) = self.layout(text, style.size());
+        let (w, h) = (w.round() as i32, h.round() as i32);
+        let dx = match style.anchor().h_pos {
+            HPos::Left => 0,
+            HPos::Right => -w,
+            HPos::Center => -w / 2,
+        };
+        let dy = match style.anchor().v_pos {
+            VPos::Top => 0,
+            VPos::Center => -h / 2,
+            VPos::Bottom => -h,
+        };
+        let trans = style.transform();
+        let (width, height) = self.get_size();
+        let mut pixels = Vec::new();
+        for g in glyphs {
+            if let Some(outline) = self.font.outline_glyph(g) {
+                let b = outline.px_bounds();
+                let (x0, y0) = (b.min.x.floor() as i32, b.min.y.floor() as i32);
+                outline.draw(|x, y, cov| {
+                    if cov > 0.0 {
+                        pixels.push((x0 + x as i32, y0 + y as i32, cov.min(1.0)));
+                    }
+                });
+            }
+        }
+        for (x, y, cov) in pixels {
+            let (x, y) = trans.transform(x + dx, y + dy);
+            let (x, y) = (pos.0 + x, pos.1 + y);
+            if x >= 0 && x < width as i32 && y >= 0 && y < height as i32 {
+                let c = BackendColor {
+                    alpha: color.alpha * cov as f64,
+                    rgb: color.rgb,
+                };
+                self.inner.draw_pixel((x, y), c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn render_png(
     t: &ReportTable,
     plot: Plot,
@@ -874,7 +1035,13 @@ fn render_png(
     ensure_fonts()?;
     let mut buf = vec![0u8; w as usize * h as usize * 3];
     {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let font = ab_glyph::FontRef::try_from_slice(FONT)
+            .map_err(|e| PlotError(format!("the bundled font: {e}")))?;
+        let root = TextBitmap {
+            inner: BitMapBackend::with_buffer(&mut buf, (w, h)),
+            font,
+        }
+        .into_drawing_area();
         draw_plot(t, plot, &root)?;
         root.present()?;
     }
@@ -951,7 +1118,7 @@ where
                 root,
                 &title("Training loss"),
                 "training step",
-                "training loss (cross-entropy, nats)",
+                "training loss (mean of each log interval)",
                 &series,
                 false,
                 "no training loss logged yet (train.log_interval)",
@@ -996,7 +1163,7 @@ where
     root.draw(&Text::new(
         title.to_string(),
         (w as i32 / 2, 30),
-        ("sans-serif", 24)
+        ("sans-serif", 28)
             .into_font()
             .into_text_style(root)
             .pos(center),
@@ -1004,7 +1171,7 @@ where
     root.draw(&Text::new(
         note.to_string(),
         (w as i32 / 2, h as i32 / 2),
-        ("sans-serif", 18)
+        ("sans-serif", 21)
             .into_font()
             .color(&RGBColor(90, 90, 90))
             .pos(center),
@@ -1022,7 +1189,7 @@ fn padded(lo: f64, hi: f64, log: bool) -> (f64, f64) {
             (lo / 1.05, hi * 1.05)
         }
     } else if hi - lo < 1e-9 * (1.0 + hi.abs()) {
-        let d = 0.1 * hi.abs().max(1.0);
+        let d = if hi.abs() >= 1.0 { 0.5 } else { 0.1 };
         (lo - d, hi + d)
     } else {
         let d = 0.05 * (hi - lo);
@@ -1030,23 +1197,150 @@ fn padded(lo: f64, hi: f64, log: bool) -> (f64, f64) {
     }
 }
 
-fn label_formatter(v: &f64) -> String {
-    let a = v.abs();
-    if a >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if a >= 1e4 {
-        format!("{:.0}k", v / 1e3)
-    } else if a >= 100.0 || (v.fract() == 0.0 && a >= 1.0) {
-        format!("{v:.0}")
-    } else if a >= 1.0 {
-        format!("{v:.1}")
+/// The fewest decimals that write every value exactly (up to 6).
+fn decimals_needed(values: &[f64]) -> usize {
+    (0..6)
+        .find(|&d| {
+            let f = 10f64.powi(d as i32);
+            values
+                .iter()
+                .all(|v| ((v * f) - (v * f).round()).abs() < 1e-6 * (v * f).abs().max(1.0))
+        })
+        .unwrap_or(6)
+}
+
+/// A label formatter for an axis with these ticks: as many decimals as the ticks need,
+/// `k` / `M` for large values.
+fn tick_formatter(ticks: &[f64]) -> impl Fn(&f64) -> String {
+    let top = ticks.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+    let (div, suffix) = if top >= 1e7 {
+        (1e6, "M")
+    } else if top >= 1e5 {
+        (1e3, "k")
     } else {
-        format!("{v:.2}")
+        (1.0, "")
+    };
+    let scaled: Vec<f64> = ticks.iter().map(|t| t / div).collect();
+    let d = decimals_needed(&scaled);
+    move |v: &f64| {
+        if v.abs() < 1e-12 * div {
+            "0".to_string()
+        } else {
+            format!("{:.d$}{suffix}", v / div)
+        }
+    }
+}
+
+/// Round tick values covering `lo..hi` (about `target` of them, `min_step` apart at least).
+fn nice_ticks(lo: f64, hi: f64, target: usize, min_step: f64) -> Vec<f64> {
+    let span = hi - lo;
+    if !(span.is_finite() && span > 0.0) {
+        return vec![lo];
+    }
+    let raw = span / target.max(1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|&s| s >= raw)
+        .unwrap_or(10.0 * mag)
+        .max(min_step);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last).map(|k| k as f64 * step).collect()
+}
+
+/// Ticks for a log axis over `lo..hi` (values > 0): 1-2-5 per decade over a wide range,
+/// round linear ticks within about a decade.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if hi / lo < 10.0 {
+        return nice_ticks(lo, hi, 6, 0.0);
+    }
+    let decades = (hi / lo).log10();
+    let mantissas: &[f64] = if decades > 4.0 {
+        &[1.0]
+    } else {
+        &[1.0, 2.0, 5.0]
+    };
+    let mut ticks = Vec::new();
+    let mut d = 10f64.powf(lo.log10().floor());
+    while d <= hi {
+        for m in mantissas {
+            let v = m * d;
+            if v >= lo && v <= hi {
+                ticks.push(v);
+            }
+        }
+        d *= 10.0;
+    }
+    ticks
+}
+
+/// Where the legend covers the fewest points: the emptier top corner.
+fn legend_corner(
+    points: &[(f64, f64)],
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> SeriesLabelPosition {
+    let (xm, ym) = ((x0 + x1) / 2.0, y0 + 0.55 * (y1 - y0));
+    let upper = points.iter().filter(|p| p.1 > ym);
+    let (left, right) = upper.fold(
+        (0, 0),
+        |(l, r), p| if p.0 < xm { (l + 1, r) } else { (l, r + 1) },
+    );
+    if right <= left {
+        SeriesLabelPosition::UpperRight
+    } else {
+        SeriesLabelPosition::UpperLeft
+    }
+}
+
+/// A linear f64 axis whose ticks are given (plotters' `WithKeyPoints` over f64 cannot be
+/// formatted by a custom label formatter).
+#[derive(Clone)]
+struct TickedAxis {
+    lo: f64,
+    hi: f64,
+    ticks: Vec<f64>,
+}
+
+impl TickedAxis {
+    fn new(lo: f64, hi: f64, ticks: Vec<f64>) -> Self {
+        Self { lo, hi, ticks }
+    }
+}
+
+impl plotters::coord::ranged1d::Ranged for TickedAxis {
+    type FormatOption = plotters::coord::ranged1d::DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
+        if self.hi == self.lo {
+            return (limit.0 + limit.1) / 2;
+        }
+        let t = (v - self.lo) / (self.hi - self.lo);
+        let len = (limit.1 - limit.0) as f64;
+        if !t.is_finite() {
+            return if t > 0.0 { limit.1 } else { limit.0 };
+        }
+        limit.0 + (len * t).round() as i32
+    }
+
+    fn key_points<Hint: plotters::coord::ranged1d::KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.lo..self.hi
     }
 }
 
 /// Line chart of several runs (markers on every point when a run has few, so that a
-/// single point still shows).
+/// single point still shows). A log y axis is drawn as ln(y) with ticks labelled in y.
 fn draw_lines<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
@@ -1059,79 +1353,89 @@ fn draw_lines<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let points = series
+    let keep = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!log_y || p.1 > 0.0);
+    let to_chart = |p: (f64, f64)| if log_y { (p.0, p.1.ln()) } else { p };
+    let series: Vec<(&str, Vec<(f64, f64)>)> = series
         .iter()
-        .flat_map(|s| s.1.iter())
-        .filter(|p| p.0.is_finite() && p.1.is_finite() && (!log_y || p.1 > 0.0));
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    let mut any = false;
-    for &(x, y) in points {
-        any = true;
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
-    }
-    if !any {
+        .map(|(label, pts)| {
+            let pts = pts.iter().copied().filter(keep).collect();
+            (label.as_str(), pts)
+        })
+        .collect();
+    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
+    if all.is_empty() {
         return draw_note(root, title, empty_note);
     }
-    let (x0, x1) = padded(x0, x1, false);
-    let (y0, y1) = padded(y0, y1, log_y);
-    let clean = |pts: &[(f64, f64)]| -> Vec<(f64, f64)> {
-        pts.iter()
-            .copied()
-            .filter(|p| p.0.is_finite() && p.1.is_finite() && (!log_y || p.1 > 0.0))
-            .collect()
+    let fold = |f: fn(f64, f64) -> f64, init: f64, y: bool| {
+        all.iter().map(|p| if y { p.1 } else { p.0 }).fold(init, f)
     };
-    let mut builder = ChartBuilder::on(root);
-    builder
-        .caption(title, ("sans-serif", 24))
+    let (x0, x1) = padded(
+        fold(f64::min, f64::MAX, false),
+        fold(f64::max, f64::MIN, false),
+        false,
+    );
+    let (v0, v1) = padded(
+        fold(f64::min, f64::MAX, true),
+        fold(f64::max, f64::MIN, true),
+        log_y,
+    );
+    // Epochs and steps are whole numbers: no ticks between them.
+    let whole_x = all.iter().all(|p| p.0.fract() == 0.0);
+    let x_ticks = nice_ticks(x0, x1, 10, if whole_x { 1.0 } else { 0.0 });
+    let (y0, y1, y_ticks) = if log_y {
+        let ticks = log_ticks(v0, v1).into_iter().map(f64::ln).collect();
+        (v0.ln(), v1.ln(), ticks)
+    } else {
+        (v0, v1, nice_ticks(v0, v1, 8, 0.0))
+    };
+    let x_label = tick_formatter(&x_ticks);
+    let y_label = {
+        let values: Vec<f64> = y_ticks
+            .iter()
+            .map(|&t| if log_y { t.exp() } else { t })
+            .collect();
+        let f = tick_formatter(&values);
+        move |v: &f64| f(&if log_y { v.exp() } else { *v })
+    };
+    let chart_points: Vec<(f64, f64)> = all.iter().map(|&p| to_chart(p)).collect();
+    let corner = legend_corner(&chart_points, (x0, x1), (y0, y1));
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 28))
         .margin(16)
         .x_label_area_size(48)
-        .y_label_area_size(72);
-    let label_style = ("sans-serif", 15);
-    let desc_style = ("sans-serif", 17);
-    macro_rules! body {
-        ($chart:ident) => {{
-            $chart
-                .configure_mesh()
-                .x_desc(x_desc)
-                .y_desc(y_desc)
-                .label_style(label_style)
-                .axis_desc_style(desc_style)
-                .x_label_formatter(&label_formatter)
-                .y_label_formatter(&label_formatter)
-                .light_line_style(RGBColor(235, 235, 235))
-                .draw()?;
-            for (i, (label, pts)) in series.iter().enumerate() {
-                let pts = clean(pts);
-                let c = color(i);
-                $chart
-                    .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?
-                    .label(label.as_str())
-                    .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3))
-                    });
-                if pts.len() <= 60 {
-                    $chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
-                }
-            }
-            $chart
-                .configure_series_labels()
-                .label_font(("sans-serif", 15))
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(160, 160, 160))
-                .position(SeriesLabelPosition::UpperRight)
-                .draw()?;
-        }};
+        .y_label_area_size(72)
+        .build_cartesian_2d(
+            TickedAxis::new(x0, x1, x_ticks),
+            TickedAxis::new(y0, y1, y_ticks),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 17))
+        .axis_desc_style(("sans-serif", 19))
+        .x_label_formatter(&x_label)
+        .y_label_formatter(&y_label)
+        .bold_line_style(RGBColor(225, 225, 225))
+        .draw()?;
+    for (i, (label, pts)) in series.iter().enumerate() {
+        let pts: Vec<(f64, f64)> = pts.iter().map(|&p| to_chart(p)).collect();
+        let c = color(i);
+        chart
+            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?
+            .label(*label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
+        if pts.len() <= 60 {
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
+        }
     }
-    if log_y {
-        let mut chart = builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale())?;
-        body!(chart);
-    } else {
-        let mut chart = builder.build_cartesian_2d(x0..x1, y0..y1)?;
-        body!(chart);
-    }
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 17))
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(160, 160, 160))
+        .position(corner)
+        .draw()?;
     Ok(())
 }
 
@@ -1144,99 +1448,105 @@ fn draw_params<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let bars: Vec<(String, f64, f64)> = runs
+    let rows: Vec<&RunRow> = runs
         .iter()
-        .filter_map(|r| {
-            Some((
-                r.mode.clone(),
-                r.params_trainable? as f64 / 1e6,
-                r.params_fixed? as f64 / 1e6,
-            ))
-        })
+        .filter(|r| r.params_trainable.is_some() && r.params_fixed.is_some())
         .collect();
-    if bars.is_empty() {
+    if rows.is_empty() {
         return draw_note(root, title, "no parameter counts: no run has started");
     }
+    let m = |n: Option<i64>| n.unwrap_or(0) as f64 / 1e6;
     // Label by mode; by run when two runs share a mode.
-    let modes_unique = bars
+    let modes_unique = rows
         .iter()
         .enumerate()
-        .all(|(i, b)| bars.iter().skip(i + 1).all(|o| o.0 != b.0));
-    let labels: Vec<String> = if modes_unique {
-        bars.iter().map(|b| b.0.clone()).collect()
-    } else {
-        runs.iter()
-            .filter(|r| r.params_trainable.is_some() && r.params_fixed.is_some())
-            .map(|r| r.run.clone())
-            .collect()
-    };
-    let n = bars.len();
-    let top = bars.iter().map(|b| b.1 + b.2).fold(0.0, f64::max).max(1e-6) * 1.15;
+        .all(|(i, r)| rows.iter().skip(i + 1).all(|o| o.mode != r.mode));
+    let labels: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            if modes_unique {
+                r.mode.clone()
+            } else {
+                r.run.clone()
+            }
+        })
+        .collect();
+    let n = rows.len();
+    let top = rows
+        .iter()
+        .map(|r| m(r.params_trainable) + m(r.params_fixed))
+        .fold(0.0, f64::max)
+        .max(1e-6)
+        * 1.18;
+    let centers: Vec<f64> = (0..n).map(|i| i as f64 + 0.5).collect();
+    let y_ticks = nice_ticks(0.0, top, 8, 0.0);
+    let y_label = tick_formatter(&y_ticks);
     let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 24))
+        .caption(title, ("sans-serif", 28))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(72)
-        .build_cartesian_2d((0..n).into_segmented(), 0.0..top)?;
-    let label_of = |v: &SegmentValue<usize>| match v {
-        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
-            labels.get(*i).cloned().unwrap_or_default()
+        .build_cartesian_2d(
+            TickedAxis::new(0.0, n as f64, centers),
+            TickedAxis::new(0.0, top, y_ticks.clone()),
+        )?;
+    let label_of = |v: &f64| {
+        let i = (v - 0.5).round();
+        if i >= 0.0 {
+            labels.get(i as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
         }
-        SegmentValue::Last => String::new(),
     };
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(n)
         .x_label_formatter(&label_of)
+        .y_label_formatter(&y_label)
         .y_desc("parameters (millions)")
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 17))
-        .light_line_style(RGBColor(235, 235, 235))
+        .label_style(("sans-serif", 17))
+        .axis_desc_style(("sans-serif", 19))
+        .bold_line_style(RGBColor(225, 225, 225))
         .draw()?;
     let (trainable_c, fixed_c) = (color(0), RGBColor(190, 190, 190));
     let bar = |i: usize, y0: f64, y1: f64, c: RGBColor| {
-        let mut r = Rectangle::new(
-            [
-                (SegmentValue::Exact(i), y0),
-                (SegmentValue::Exact(i + 1), y1),
-            ],
-            c.filled(),
-        );
-        r.set_margin(0, 0, 18, 18);
-        r
+        Rectangle::new([(i as f64 + 0.2, y0), (i as f64 + 0.8, y1)], c.filled())
     };
     chart
         .draw_series(
-            bars.iter()
+            rows.iter()
                 .enumerate()
-                .map(|(i, b)| bar(i, 0.0, b.1, trainable_c)),
+                .map(|(i, r)| bar(i, 0.0, m(r.params_trainable), trainable_c)),
         )?
         .label("trainable")
         .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], trainable_c.filled()));
     chart
-        .draw_series(
-            bars.iter()
-                .enumerate()
-                .map(|(i, b)| bar(i, b.1, b.1 + b.2, fixed_c)),
-        )?
+        .draw_series(rows.iter().enumerate().map(|(i, r)| {
+            let t = m(r.params_trainable);
+            bar(i, t, t + m(r.params_fixed), fixed_c)
+        }))?
         .label("fixed (not trained)")
         .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], fixed_c.filled()));
-    let text_style = ("sans-serif", 14)
+    let text_style = ("sans-serif", 16)
         .into_font()
         .into_text_style(root)
         .pos(Pos::new(HPos::Center, VPos::Bottom));
-    chart.draw_series(bars.iter().enumerate().map(|(i, b)| {
+    chart.draw_series(rows.iter().enumerate().map(|(i, r)| {
+        let t = m(r.params_trainable);
+        let text = match r.share_removed.filter(|s| *s > 0.0005) {
+            Some(s) => format!("{t:.2} M trainable ({:.0}% fewer)", 100.0 * s),
+            None => format!("{t:.2} M trainable"),
+        };
         Text::new(
-            format!("{:.2} M trainable", b.1),
-            (SegmentValue::CenterOf(i), b.1 + b.2 + top * 0.01),
+            text,
+            (i as f64 + 0.5, t + m(r.params_fixed) + top * 0.01),
             text_style.clone(),
         )
     }))?;
     chart
         .configure_series_labels()
-        .label_font(("sans-serif", 15))
-        .background_style(WHITE.mix(0.85))
+        .label_font(("sans-serif", 17))
+        .background_style(WHITE.mix(0.9))
         .border_style(RGBColor(160, 160, 160))
         .position(SeriesLabelPosition::UpperRight)
         .draw()?;
@@ -1551,6 +1861,28 @@ mod tests {
         assert_eq!(fmt_duration(Some(7380.0)), "2h 03m");
         assert_eq!(fmt_duration(Some(f64::NAN)), "–");
         assert_eq!(fmt_count(2_088_628.0), "2.09 M");
+        assert_eq!(
+            nice_ticks(0.0, 43.0, 8, 0.0),
+            vec![0.0, 10.0, 20.0, 30.0, 40.0]
+        );
+        assert_eq!(
+            log_ticks(140.0, 420.0),
+            vec![150.0, 200.0, 250.0, 300.0, 350.0, 400.0]
+        );
+        assert_eq!(
+            log_ticks(30.0, 2000.0),
+            vec![50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0]
+        );
+        assert_eq!(nice_ticks(0.5, 1.5, 10, 1.0), vec![1.0]);
+        let f = tick_formatter(&[0.0, 2.5, 5.0]);
+        assert_eq!(
+            (f(&0.0), f(&2.5), f(&5.0000000001)),
+            ("0".into(), "2.5".into(), "5.0".into())
+        );
+        let f = tick_formatter(&[150.00000000001, 200.0]);
+        assert_eq!(f(&150.00000000001), "150");
+        let f = tick_formatter(&[0.0, 100_000.0, 200_000.0]);
+        assert_eq!(f(&100_000.0), "100k");
         assert_eq!(csv_cell("a,b"), "\"a,b\"");
         assert_eq!(optf(Some(f64::NAN)), "");
         assert_eq!(optf(Some(1.5)), "1.5");
