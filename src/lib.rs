@@ -7,6 +7,7 @@ pub mod error;
 pub mod fsutil;
 pub mod lm;
 pub mod optim;
+pub mod report;
 pub mod run;
 pub mod train;
 pub mod vectors;

@@ -58,6 +58,18 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
     },
+    /// Report over run folders: results.{md,csv,json} and plots (PNG + SVG).
+    Report {
+        /// Run folders (runs/<name>).
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Output folder (default: reports/<title>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Report title (default: report).
+        #[arg(long)]
+        title: Option<String>,
+    },
     /// libtorch version, CUDA availability, threads.
     Info,
     /// Benchmarks.
@@ -133,6 +145,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let report = fixclf::train::describe_config(&cfg)?;
             println!("{}", report.describe(cfg.output.mode));
             println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Report { runs, out, title } => {
+            let title = title.unwrap_or_else(|| "report".into());
+            let out = out.unwrap_or_else(|| PathBuf::from("reports").join(&title));
+            let table = fixclf::report::write_report(&runs, &out, &title)?;
+            println!("{}", fixclf::report::render_markdown(&table));
+            println!("report written to {}", out.display());
         }
         Command::Info => {
             println!("fixclf {}", env!("CARGO_PKG_VERSION"));
