@@ -1,4 +1,5 @@
 //! fixclf: fixed-classifier experiments (Hoffer, Hubara, Soudry, ICLR 2018) on libtorch.
+pub mod embed;
 pub mod error;
 pub mod fsutil;
 pub mod vectors;
