@@ -352,8 +352,12 @@ pub fn compute(
                 train_word2vec(&loaded.tokens, v, p, &|d, t, r| progress.update(d, t, r))?;
             progress.finish();
             eprintln!(
-                "word2vec: {:.0} words/s ({} kernel, {} threads)",
-                st.words_per_sec, st.kernel, p.threads
+                "word2vec: {:.0} words/s, {:.1}s wall, {:.1} CPU-s ({} kernel, {} threads)",
+                st.words_per_sec,
+                st.seconds,
+                st.cpu_seconds.unwrap_or(f64::NAN),
+                st.kernel,
+                p.threads
             );
             let wps = st.words_per_sec;
             (

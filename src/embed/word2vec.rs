@@ -15,6 +15,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub const SENTENCE_LEN: usize = 1000;
 const EXP_TABLE_SIZE: usize = 1000;
 const MAX_EXP: f32 = 6.0;
+/// How much of each row to prefetch explicitly (the hardware prefetcher follows on).
+const PREFETCH_FLOATS: usize = 64;
+/// Prefetch the rows of the job this many jobs ahead.
+const PREFETCH_AHEAD: usize = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Word2VecParams {
@@ -103,6 +107,18 @@ pub struct Word2VecStats {
     pub words_per_sec: f64,
     /// "avx2+fma" or "portable": which compiled inner loop ran.
     pub kernel: &'static str,
+    /// Process CPU seconds (user + system) spent in training (Linux; None elsewhere).
+    pub cpu_seconds: Option<f64>,
+}
+
+/// This process's CPU time (user + system) from /proc/self/stat, in seconds.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = s.get(s.rfind(')')? + 2..)?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the command name.
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// A raw pointer shared between Hogwild threads.
@@ -188,6 +204,7 @@ pub fn train_word2vec(
         threads,
     };
     let use_avx2 = has_avx2_fma();
+    let cpu0 = process_cpu_seconds();
     let start = std::time::Instant::now();
     std::thread::scope(|s| {
         for id in 0..threads {
@@ -196,6 +213,10 @@ pub fn train_word2vec(
         }
     });
     let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = match (cpu0, process_cpu_seconds()) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
     let words = shared.total;
     Ok((
         syn0,
@@ -204,6 +225,7 @@ pub fn train_word2vec(
             seconds,
             words_per_sec: words as f64 / seconds.max(1e-9),
             kernel: if use_avx2 { "avx2+fma" } else { "portable" },
+            cpu_seconds,
         },
     ))
 }
@@ -241,7 +263,8 @@ fn has_avx2_fma() -> bool {
 
 /// The unigram^0.75 table used to draw negatives (word2vec.c's InitUnigramTable).
 fn unigram_table(counts: &[u64]) -> Vec<u32> {
-    let size = (counts.len() * 300).clamp(1_000_000, 100_000_000);
+    // Small enough to stay in cache (word2vec.c uses 1e8 entries): 30 slots per word.
+    let size = (counts.len() * 30).clamp(1_000_000, 100_000_000);
     let power = 0.75f64;
     let total: f64 = counts.iter().map(|&c| (c as f64).powf(power)).sum();
     let last = counts.iter().rposition(|&c| c > 0).unwrap_or(0);
@@ -290,17 +313,22 @@ unsafe fn run_thread_avx2(
     thread_body::<true>(sh, id, start, progress);
 }
 
-/// `sum a[i] * b[i]` with 16 independent accumulators so that it vectorizes.
+/// `sum a[i] * b[i]` with 32 independent accumulators so that it vectorizes.
 #[inline(always)]
 fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: FMA is only true inside run_thread_avx2, which requires avx2 and fma.
+        return unsafe { dot_avx2(a, b) };
+    }
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 16];
-    let ca = a.chunks_exact(16);
-    let cb = b.chunks_exact(16);
+    let mut acc = [0f32; 32];
+    let ca = a.chunks_exact(32);
+    let cb = b.chunks_exact(32);
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
-        for k in 0..16 {
+        for k in 0..32 {
             acc[k] = if FMA {
                 x[k].mul_add(y[k], acc[k])
             } else {
@@ -314,9 +342,56 @@ fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
     }
     let mut h = [0f32; 8];
     for k in 0..8 {
-        h[k] = acc[k] + acc[k + 8];
+        h[k] = (acc[k] + acc[k + 8]) + (acc[k + 16] + acc[k + 24]);
     }
     s + (h[0] + h[4]) + (h[1] + h[5]) + (h[2] + h[6]) + (h[3] + h[7])
+}
+
+/// The dot product with explicit 256-bit FMAs (4 independent accumulators).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (k, acc) in acc.iter_mut().enumerate() {
+            let x = _mm256_loadu_ps(pa.add(i + 8 * k));
+            let y = _mm256_loadu_ps(pb.add(i + 8 * k));
+            *acc = _mm256_fmadd_ps(x, y, *acc);
+        }
+        i += 32;
+    }
+    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let lo = _mm256_castps256_ps128(s);
+    let hi = _mm256_extractf128_ps(s, 1);
+    let q = _mm_add_ps(lo, hi);
+    let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    let q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
+    let mut r = _mm_cvtss_f32(q);
+    while i < n {
+        r += a[i] * b[i];
+        i += 1;
+    }
+    r
+}
+
+/// Asks the CPU to start loading a row (every 64-byte line) into the cache.
+#[inline(always)]
+fn prefetch_row(ptr: *const f32, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for off in (0..len.min(PREFETCH_FLOATS)).step_by(16) {
+        // SAFETY: prefetch never faults; the addresses are inside the row anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                ptr.add(off) as *const i8,
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (ptr, len);
 }
 
 /// `y += g * x`.
@@ -346,6 +421,7 @@ fn thread_body<const FMA: bool>(
     let my_tokens = &sh.tokens[lo..hi];
     let mut next_random: u64 = (id as u64).wrapping_add(p.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut neu1e = vec![0f32; dim];
+    let mut jobs: Vec<u32> = Vec::new();
     let mut sen: Vec<u32> = Vec::with_capacity(SENTENCE_LEN);
     let starting_alpha = p.alpha;
     let mut alpha = starting_alpha;
@@ -391,7 +467,12 @@ fn thread_body<const FMA: bool>(
                 }
                 sen.push(w);
             }
+            // Plan the sentence's (context, targets) jobs first (same RNG use as
+            // word2vec.c per pair), then run them while prefetching the rows of the job
+            // PREFETCH_AHEAD ahead, so that the random-row cache misses overlap.
             let len = sen.len();
+            let stride = p.negative + 3; // context word, target count, 1 + negative targets
+            jobs.clear();
             for pos in 0..len {
                 let word = sen[pos] as usize;
                 next_random = lcg(next_random);
@@ -405,41 +486,58 @@ fn thread_body<const FMA: bool>(
                     if c < 0 || c >= len as i64 {
                         continue;
                     }
-                    let last_word = sen[c as usize] as usize;
-                    // SAFETY: see SharedMut; last_word < vocab_size.
-                    let l1 =
-                        unsafe { std::slice::from_raw_parts_mut(syn0.0.add(last_word * dim), dim) };
-                    neu1e.fill(0.0);
-                    for d in 0..=p.negative {
-                        let (target, label) = if d == 0 {
-                            (word, 1.0f32)
-                        } else {
-                            next_random = lcg(next_random);
-                            let t = sh.table[((next_random >> 16) % table_len) as usize] as usize;
-                            if t == word {
-                                continue;
-                            }
-                            (t, 0.0f32)
-                        };
-                        // SAFETY: see SharedMut; target < vocab_size.
-                        let l2 = unsafe {
-                            std::slice::from_raw_parts_mut(syn1.0.add(target * dim), dim)
-                        };
-                        let f = dot::<FMA>(l1, l2);
-                        let g = if f > MAX_EXP {
-                            (label - 1.0) * alpha
-                        } else if f < -MAX_EXP {
-                            label * alpha
-                        } else {
-                            let idx =
-                                ((f + MAX_EXP) * (EXP_TABLE_SIZE as f32 / MAX_EXP / 2.0)) as usize;
-                            (label - sh.exp_table[idx.min(EXP_TABLE_SIZE - 1)]) * alpha
-                        };
-                        axpy::<FMA>(g, l2, &mut neu1e);
-                        axpy::<FMA>(g, l1, l2);
+                    let start = jobs.len();
+                    jobs.resize(start + stride, 0);
+                    jobs[start] = sen[c as usize];
+                    jobs[start + 2] = word as u32;
+                    let mut nt = 1;
+                    for _ in 0..p.negative {
+                        next_random = lcg(next_random);
+                        let t = sh.table[((next_random >> 16) % table_len) as usize];
+                        if t as usize != word {
+                            jobs[start + 2 + nt] = t;
+                            nt += 1;
+                        }
                     }
-                    axpy::<FMA>(1.0, &neu1e, l1);
+                    jobs[start + 1] = nt as u32;
                 }
+            }
+            let n_jobs = jobs.len() / stride;
+            for j in 0..n_jobs {
+                if j + PREFETCH_AHEAD < n_jobs {
+                    let ahead = &jobs[(j + PREFETCH_AHEAD) * stride..][..stride];
+                    // SAFETY: ids < vocab_size, so the rows are inside syn0/syn1.
+                    prefetch_row(unsafe { syn0.0.add(ahead[0] as usize * dim) }, dim);
+                    for &t in &ahead[2..2 + ahead[1] as usize] {
+                        prefetch_row(unsafe { syn1.0.add(t as usize * dim) }, dim);
+                    }
+                }
+                let job = &jobs[j * stride..][..stride];
+                let last_word = job[0] as usize;
+                // SAFETY: see SharedMut; last_word < vocab_size.
+                let l1 =
+                    unsafe { std::slice::from_raw_parts_mut(syn0.0.add(last_word * dim), dim) };
+                neu1e.fill(0.0);
+                for (d, &target) in job[2..2 + job[1] as usize].iter().enumerate() {
+                    let label = if d == 0 { 1.0f32 } else { 0.0 };
+                    // SAFETY: see SharedMut; target < vocab_size.
+                    let l2 = unsafe {
+                        std::slice::from_raw_parts_mut(syn1.0.add(target as usize * dim), dim)
+                    };
+                    let f = dot::<FMA>(l1, l2);
+                    let g = if f > MAX_EXP {
+                        (label - 1.0) * alpha
+                    } else if f < -MAX_EXP {
+                        label * alpha
+                    } else {
+                        let idx =
+                            ((f + MAX_EXP) * (EXP_TABLE_SIZE as f32 / MAX_EXP / 2.0)) as usize;
+                        (label - sh.exp_table[idx.min(EXP_TABLE_SIZE - 1)]) * alpha
+                    };
+                    axpy::<FMA>(g, l2, &mut neu1e);
+                    axpy::<FMA>(g, l1, l2);
+                }
+                axpy::<FMA>(1.0, &neu1e, l1);
             }
         }
     }
