@@ -48,4 +48,5 @@ with open(a.out[:-4] + ".vocab", "w", encoding="utf-8") as f:
     f.write("\n".join(vocab) + "\n")
 print(json.dumps({"tool": "scipy", "vocab": V, "count_nnz": int(M.nnz), "ppmi_nnz": int(P.nnz),
                   "seconds_counts": t1 - t0, "seconds_ppmi": t2 - t1, "seconds_svd": t3 - t2,
-                  "seconds": t3 - t0, "top_singular_values": s[:5].tolist()}))
+                  "seconds": t3 - t0, "top_singular_values": s[:5].tolist(),
+                  "last_singular_value": float(s[-1])}))

@@ -423,8 +423,8 @@ pub struct PmiStats {
     pub seconds_counts: f64,
     pub seconds_ppmi: f64,
     pub seconds_svd: f64,
-    /// The largest singular values (up to 10).
-    pub top_singular_values: Vec<f32>,
+    /// All `dim` singular values, descending.
+    pub singular_values: Vec<f32>,
 }
 
 /// The whole pipeline: counts, PPMI, randomized SVD, `U * S^p`. Returns V x dim row-major.
@@ -493,7 +493,7 @@ pub fn ppmi_svd(
                 seconds_counts,
                 seconds_ppmi,
                 seconds_svd,
-                top_singular_values: svd.s.iter().take(10).copied().collect(),
+                singular_values: svd.s.clone(),
             },
         ))
     })

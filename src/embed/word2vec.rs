@@ -16,9 +16,9 @@ pub const SENTENCE_LEN: usize = 1000;
 const EXP_TABLE_SIZE: usize = 1000;
 const MAX_EXP: f32 = 6.0;
 /// How much of each row to prefetch explicitly (the hardware prefetcher follows on).
-const PREFETCH_FLOATS: usize = 64;
+const PREFETCH_FLOATS: usize = 512;
 /// Prefetch the rows of the job this many jobs ahead.
-const PREFETCH_AHEAD: usize = 2;
+const PREFETCH_AHEAD: usize = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Word2VecParams {
@@ -386,12 +386,29 @@ fn prefetch_row(ptr: *const f32, len: usize) {
         // SAFETY: prefetch never faults; the addresses are inside the row anyway.
         unsafe {
             std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                ptr.add(off) as *const i8,
+                ptr.add(off) as *const i8
             )
         };
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (ptr, len);
+}
+
+/// `e += g * l2; l2 += g * l1` in one pass (word2vec.c's two loops, fused).
+#[inline(always)]
+fn axpy2<const FMA: bool>(g: f32, l1: &[f32], l2: &mut [f32], e: &mut [f32]) {
+    let n = l1.len().min(l2.len()).min(e.len());
+    let (l1, l2, e) = (&l1[..n], &mut l2[..n], &mut e[..n]);
+    for i in 0..n {
+        let v = l2[i];
+        if FMA {
+            e[i] = g.mul_add(v, e[i]);
+            l2[i] = g.mul_add(l1[i], v);
+        } else {
+            e[i] += g * v;
+            l2[i] = v + g * l1[i];
+        }
+    }
 }
 
 /// `y += g * x`.
@@ -534,8 +551,7 @@ fn thread_body<const FMA: bool>(
                             ((f + MAX_EXP) * (EXP_TABLE_SIZE as f32 / MAX_EXP / 2.0)) as usize;
                         (label - sh.exp_table[idx.min(EXP_TABLE_SIZE - 1)]) * alpha
                     };
-                    axpy::<FMA>(g, l2, &mut neu1e);
-                    axpy::<FMA>(g, l1, l2);
+                    axpy2::<FMA>(g, l1, l2, &mut neu1e);
                 }
                 axpy::<FMA>(1.0, &neu1e, l1);
             }
