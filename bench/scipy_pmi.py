@@ -41,7 +41,7 @@ P = sp.csr_matrix((vals[keep].astype(np.float32), (P.row[keep], P.col[keep])), s
 t2 = time.time()
 u, s, vt = svds(P, k=a.dim)
 o = np.argsort(-s); u, s = u[:, o], s[o]
-W = (u * s ** a.eig_p).astype("<f4")
+W = np.ascontiguousarray((u * s ** a.eig_p).astype("<f4"))
 t3 = time.time()
 np.save(a.out, W)
 with open(a.out[:-4] + ".vocab", "w", encoding="utf-8") as f:

@@ -19,6 +19,27 @@ pub use cli::{run, EmbedCommand};
 pub use pmi::{ppmi_svd, PmiParams};
 pub use word2vec::{train_word2vec, Word2VecParams};
 
+/// A zeroed f32 buffer whose pages are marked for transparent huge pages (Linux): the
+/// embedding matrices are read by random rows, and 4 KiB pages make that a TLB miss per row.
+/// (numpy does the same for large arrays.) Elsewhere just a zeroed Vec.
+pub fn hugepage_vec(len: usize) -> Vec<f32> {
+    let v = vec![0f32; len];
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = v.as_ptr() as usize;
+        let end = start + len * std::mem::size_of::<f32>();
+        let a = start.div_ceil(PAGE) * PAGE;
+        let b = end / PAGE * PAGE;
+        if b > a + (2 << 20) {
+            // SAFETY: [a, b) lies inside v's allocation and is page-aligned; MADV_HUGEPAGE
+            // only changes how the kernel backs the pages, not their content.
+            unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_HUGEPAGE) };
+        }
+    }
+    v
+}
+
 /// Which embedding and its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]

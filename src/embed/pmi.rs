@@ -145,7 +145,7 @@ impl Csr {
     /// `self (rows x cols) * x (cols x k, row-major)` -> rows x k, row-major.
     pub fn mul_dense(&self, x: &[f32], k: usize) -> Vec<f32> {
         assert_eq!(x.len(), self.cols * k);
-        let mut out = vec![0f32; self.rows * k];
+        let mut out = super::hugepage_vec(self.rows * k);
         let avx2 = has_avx2_fma();
         out.par_chunks_mut(k.max(1) * 64)
             .enumerate()
@@ -332,8 +332,11 @@ fn to_tensor(x: &[f32], rows: usize, cols: usize) -> Result<Tensor> {
 }
 
 fn from_tensor(t: &Tensor) -> Result<Vec<f32>> {
-    let t = t.f_to_kind(Kind::Float)?.f_contiguous()?.f_flatten(0, -1)?;
-    Ok(Vec::<f32>::try_from(&t)?)
+    let t = t.f_to_kind(Kind::Float)?.f_contiguous()?;
+    let n = t.numel();
+    let mut v = super::hugepage_vec(n);
+    t.f_copy_data(&mut v, n)?;
+    Ok(v)
 }
 
 /// Orthonormal basis of the columns of `y` (rows x cols), by libtorch's QR.

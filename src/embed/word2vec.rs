@@ -157,8 +157,8 @@ pub fn train_word2vec(
     let train_words = tokens.len() as u64;
 
     // word2vec.c: syn0 uniform in [-0.5, 0.5) / dim, syn1neg zero.
-    let mut syn0 = vec![0f32; vocab_size * dim];
-    let mut syn1 = vec![0f32; vocab_size * dim];
+    let mut syn0 = super::hugepage_vec(vocab_size * dim);
+    let mut syn1 = super::hugepage_vec(vocab_size * dim);
     let mut rng = params.seed.wrapping_add(1);
     for x in syn0.iter_mut() {
         rng = lcg(rng);
