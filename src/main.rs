@@ -1,3 +1,196 @@
-fn main() {
-    println!("fixclf {}", env!("CARGO_PKG_VERSION"));
+//! The `fixclf` command line: parses arguments, loads the config, calls the library, and
+//! maps errors to exit codes (2: bad input or a failed run, with a one-line message).
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use fixclf::config::{self, OptimizerKind};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "fixclf",
+    version,
+    about = "Fixed-classifier experiments (Hoffer et al., ICLR 2018) on libtorch"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a language model described by a config; writes runs/<name>/.
+    Train {
+        /// The config file (configs/*.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// Override a config field, e.g. --set train.lr=1e-3 --set output.mode=tied.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Continue the run from its last.safetensors.
+        #[arg(long)]
+        resume: bool,
+        /// Start over even if the run folder exists.
+        #[arg(long)]
+        force: bool,
+        /// cpu or cuda (overrides train.device).
+        #[arg(long)]
+        device: Option<String>,
+        /// Only print errors.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Evaluate a run's best checkpoint: loss and perplexity on a split.
+    Eval {
+        /// The run folder (runs/<name>).
+        #[arg(long)]
+        run: PathBuf,
+        /// train, valid or test.
+        #[arg(long, default_value = "test")]
+        split: String,
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Print the model's parameter counts for a config, without training.
+    Params {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// libtorch version, CUDA availability, threads.
+    Info,
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Training and evaluation tokens/s of the LM at paper size, one JSON line per mode
+    /// (same keys as ../shared/bench/torch_lm_bench.py).
+    Lm {
+        /// Comma-separated output modes (`fixed` = fixed-orthogonal).
+        #[arg(long, default_value = "learned,tied,fixed-orthogonal")]
+        modes: String,
+        #[arg(long, value_enum, default_value = "sgd")]
+        optimizer: OptArg,
+        /// CPU threads (0: libtorch's default).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Timed steps (after 2 warm-up steps).
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        #[arg(long, default_value_t = 33_278)]
+        vocab: i64,
+        #[arg(long, default_value_t = 512)]
+        emb: i64,
+        #[arg(long, default_value_t = 512)]
+        hidden: i64,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OptArg {
+    Sgd,
+    Adam,
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Train {
+            config,
+            mut set,
+            resume,
+            force,
+            device,
+            quiet,
+        } => {
+            if let Some(d) = device {
+                set.push(format!("train.device={d}"));
+            }
+            let cfg = config::load(&config, &set)?;
+            fixclf::train::train(
+                &cfg,
+                &fixclf::train::TrainOptions {
+                    resume,
+                    force,
+                    quiet,
+                },
+            )?;
+        }
+        Command::Eval { run, split, device } => {
+            let (loss, ppl) = fixclf::train::eval_run(&run, &split, device.as_deref())?;
+            println!(
+                "{}: {split} loss {loss:.4} | {split} ppl {ppl:.2}",
+                run.display()
+            );
+        }
+        Command::Params { config, set } => {
+            let cfg = config::load(&config, &set)?;
+            let report = fixclf::train::describe_config(&cfg)?;
+            println!("{}", report.describe(cfg.output.mode));
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Info => {
+            println!("fixclf {}", env!("CARGO_PKG_VERSION"));
+            println!("libtorch 2.11.0 (tch 0.24.0)");
+            println!("cuda available: {}", tch::Cuda::is_available());
+            println!("cuda devices: {}", tch::Cuda::device_count());
+            println!("cudnn available: {}", tch::Cuda::cudnn_is_available());
+            println!("threads: {}", tch::get_num_threads());
+            println!(
+                "cpu cores: {}",
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            );
+        }
+        Command::Bench(BenchCommand::Lm {
+            modes,
+            optimizer,
+            threads,
+            steps,
+            vocab,
+            emb,
+            hidden,
+            device,
+        }) => {
+            let b = fixclf::bench::LmBench {
+                modes: fixclf::bench::parse_modes(&modes)?,
+                optimizer: match optimizer {
+                    OptArg::Sgd => OptimizerKind::Sgd,
+                    OptArg::Adam => OptimizerKind::Adam,
+                },
+                threads,
+                steps,
+                vocab,
+                emb,
+                hidden,
+                device: fixclf::train::resolve_device(&device)?,
+                ..Default::default()
+            };
+            for mode in b.modes.clone() {
+                let line =
+                    fixclf::bench::bench_mode(&b, mode).with_context(|| format!("bench {mode}"))?;
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain of causes, outermost first.
+            let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("error: {}", msg.join(": "));
+            ExitCode::from(2)
+        }
+    }
 }

@@ -7,11 +7,11 @@ pub mod eval;
 pub mod pmi;
 pub mod word2vec;
 
+use crate::corpus::Vocab;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{sha256_file, write_bytes_atomic};
 use crate::vectors::{write_npy_with_vocab, WordVectors};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -88,98 +88,60 @@ pub struct LoadedCorpus {
     pub tokens: Vec<u32>,
 }
 
-/// Splits a text file into whitespace tokens with `<eos>` after every line (the LM's
-/// tokenization of WikiText/PTB).
-fn read_words(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).at(path)?;
-    let mut out = Vec::new();
-    for line in text.lines() {
-        out.extend(line.split_whitespace().map(str::to_string));
-        out.push("<eos>".to_string());
-    }
-    Ok(out)
-}
-
-/// Loads the vocabulary of a `tokenizers` WordLevel tokenizer.json, in id order.
-fn tokenizer_words(path: &Path) -> Result<Vec<String>> {
-    let tok = tokenizers::Tokenizer::from_file(path).map_err(|e| {
-        Error::bad_file(
-            path,
-            format!("not a readable tokenizer.json ({e}); pass the LM's tokenizer.json"),
-        )
-    })?;
-    let vocab = tok.get_vocab(true);
-    let n = vocab.len();
-    let mut words = vec![None; n];
-    for (w, id) in vocab {
-        let slot = words
-            .get_mut(id as usize)
-            .ok_or_else(|| Error::bad_file(path, format!("token ids are not 0..{n}")))?;
-        *slot = Some(w);
-    }
-    words
-        .into_iter()
-        .collect::<Option<Vec<String>>>()
-        .ok_or_else(|| Error::bad_file(path, "token ids have gaps"))
-}
-
-/// Reads the corpus and maps it to ids: with a tokenizer, its vocabulary (every corpus word
-/// must be in it); without, a vocabulary built from the corpus (decreasing count, ties by
-/// first occurrence).
+/// Reads the corpus and maps it to ids with [`crate::corpus::Vocab`]: with a tokenizer, the
+/// LM's vocabulary (a corpus word missing from it is an error naming how many and the
+/// first); without, the vocabulary built from the corpus (first-appearance order, as the LM
+/// builds it).
 pub fn load_corpus(spec: &CorpusSpec) -> Result<LoadedCorpus> {
-    let text = read_words(&spec.corpus)?;
-    if text.iter().all(|w| w == "<eos>") {
+    let vocab = match &spec.tokenizer {
+        Some(tok) => {
+            let vocab = Vocab::load(tok)?;
+            check_covered(&vocab, &spec.corpus, tok)?;
+            vocab
+        }
+        None => Vocab::build(&[spec.corpus.as_path()])?,
+    };
+    let tokens = vocab.encode_file(&spec.corpus, None)?.to_vec();
+    let eos = vocab.id(crate::corpus::EOS);
+    if tokens.iter().all(|&t| Some(t) == eos) {
         return Err(Error::bad_file(
             &spec.corpus,
             "the corpus is empty (no words); pass a non-empty text file with --corpus",
         ));
     }
-    let words = match &spec.tokenizer {
-        Some(tok) => tokenizer_words(tok)?,
-        None => {
-            let mut count: HashMap<&str, (usize, usize)> = HashMap::new();
-            for (i, w) in text.iter().enumerate() {
-                count.entry(w).or_insert((0, i)).0 += 1;
-            }
-            let mut v: Vec<(&str, (usize, usize))> = count.into_iter().collect();
-            v.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.1 .1.cmp(&b.1 .1)));
-            v.into_iter().map(|(w, _)| w.to_string()).collect()
-        }
-    };
-    let index: HashMap<&str, u32> = words
-        .iter()
-        .enumerate()
-        .map(|(i, w)| (w.as_str(), i as u32))
-        .collect();
-    let mut tokens = Vec::with_capacity(text.len());
-    let mut missing: Vec<&str> = Vec::new();
-    let mut missing_tokens = 0usize;
-    let mut seen = std::collections::HashSet::new();
-    for w in &text {
-        match index.get(w.as_str()) {
-            Some(&id) => tokens.push(id),
-            None => {
-                missing_tokens += 1;
-                if seen.insert(w.as_str()) {
-                    missing.push(w);
-                }
+    Ok(LoadedCorpus {
+        words: vocab.words().to_vec(),
+        tokens,
+    })
+}
+
+/// Every corpus word must be in the tokenizer's vocabulary: says how many are not and the
+/// first one.
+fn check_covered(vocab: &Vocab, corpus: &Path, tokenizer: &Path) -> Result<()> {
+    let text = crate::corpus::read_corpus_text(corpus)?;
+    let mut missing = std::collections::HashSet::new();
+    let mut first = None;
+    let mut n_tokens = 0usize;
+    for w in text.split_whitespace() {
+        if vocab.id(w).is_none() {
+            n_tokens += 1;
+            if missing.insert(w) && first.is_none() {
+                first = Some(w);
             }
         }
     }
-    if !missing.is_empty() {
-        let tok = spec.tokenizer.as_deref().unwrap_or(Path::new("?"));
-        return Err(Error::bad_file(
-            &spec.corpus,
+    match first {
+        None => Ok(()),
+        Some(first) => Err(Error::bad_file(
+            corpus,
             format!(
-                "{} distinct words ({missing_tokens} tokens) are not in the vocabulary of {}, \
-                 first {:?}; pass the corpus the tokenizer was built from, or drop --tokenizer",
+                "{} distinct words ({n_tokens} tokens) are not in the vocabulary of {}, first \
+                 {first:?}; pass the corpus the tokenizer was built from, or drop --tokenizer",
                 missing.len(),
-                tok.display(),
-                missing[0]
+                tokenizer.display()
             ),
-        ));
+        )),
     }
-    Ok(LoadedCorpus { words, tokens })
 }
 
 /// `embeddings/NAME` (or `embeddings/NAME.npy`) -> the three output files.
@@ -609,17 +571,9 @@ mod tests {
         );
 
         // A tokenizer that lacks corpus words.
-        let vocab: HashMap<String, u32> = [("x", 0), ("y", 1), ("<eos>", 2)]
-            .map(|(w, i)| (w.to_string(), i))
-            .into();
-        let model = tokenizers::models::wordlevel::WordLevel::builder()
-            .vocab(vocab.into_iter().collect())
-            .unk_token("<unk>".into())
-            .build()
-            .unwrap();
-        let tok = tokenizers::Tokenizer::new(model);
+        let vocab = Vocab::from_words(vec!["x".into(), "y".into(), "<eos>".into()]).unwrap();
         let tok_path = dir.path().join("tokenizer.json");
-        tok.save(&tok_path, false).unwrap();
+        vocab.save(&tok_path).unwrap();
         let spec_tok = CorpusSpec {
             corpus: small.clone(),
             tokenizer: Some(tok_path),

@@ -1,0 +1,183 @@
+//! `fixclf bench lm`: training and evaluation speed of the language model at paper size on
+//! random token ids (speed does not depend on them), one JSON line per output mode, with the
+//! keys of `../shared/bench/torch_lm_bench.py` so that the two compare line by line.
+use crate::config::{Config, OptimizerKind, OutputMode};
+use crate::error::{Error, Result};
+use crate::lm::LanguageModel;
+use crate::optim::{Optimizer, Param};
+use serde_json::json;
+use std::time::Instant;
+use tch::{nn, Device, Kind, Tensor};
+
+#[derive(Debug, Clone)]
+pub struct LmBench {
+    pub modes: Vec<OutputMode>,
+    pub optimizer: OptimizerKind,
+    pub threads: usize,
+    pub steps: usize,
+    pub warmup: usize,
+    pub vocab: i64,
+    pub emb: i64,
+    pub hidden: i64,
+    pub layers: i64,
+    pub dropout: f64,
+    pub batch: i64,
+    pub eval_batch: i64,
+    pub bptt: i64,
+    pub device: Device,
+}
+
+impl Default for LmBench {
+    fn default() -> Self {
+        Self {
+            modes: vec![
+                OutputMode::Learned,
+                OutputMode::Tied,
+                OutputMode::FixedOrthogonal,
+            ],
+            optimizer: OptimizerKind::Sgd,
+            threads: 0,
+            steps: 10,
+            warmup: 2,
+            vocab: 33_278,
+            emb: 512,
+            hidden: 512,
+            layers: 2,
+            dropout: 0.5,
+            batch: 20,
+            eval_batch: 10,
+            bptt: 35,
+            device: Device::Cpu,
+        }
+    }
+}
+
+/// Parses a comma-separated mode list; `fixed` is the reference script's name for
+/// `fixed-orthogonal`.
+pub fn parse_modes(list: &str) -> Result<Vec<OutputMode>> {
+    list.split(',')
+        .map(|m| match m.trim() {
+            "fixed" => Ok(OutputMode::FixedOrthogonal),
+            name => OutputMode::parse(name).ok_or_else(|| {
+                Error::arg(
+                    "--modes",
+                    format!(
+                        "unknown mode `{name}`; use {}",
+                        OutputMode::ALL.map(|m| m.name()).join(", ")
+                    ),
+                )
+            }),
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Benchmarks one mode; returns the JSON line.
+pub fn bench_mode(b: &LmBench, mode: OutputMode) -> Result<serde_json::Value> {
+    if b.threads > 0 {
+        tch::set_num_threads(b.threads as i32);
+    }
+    tch::manual_seed(0);
+    let mut cfg = Config::default();
+    cfg.model.emb_size = b.emb;
+    cfg.model.hidden_size = b.hidden;
+    cfg.model.layers = b.layers;
+    cfg.model.dropout_input = b.dropout;
+    cfg.model.dropout_hidden = b.dropout;
+    cfg.model.dropout_output = b.dropout;
+    cfg.output.mode = mode;
+    if mode.needs_embeddings() {
+        return Err(Error::arg(
+            "--modes",
+            format!(
+                "{mode} runs at the speed of fixed-orthogonal (same shapes); bench that instead"
+            ),
+        ));
+    }
+    let vs = nn::VarStore::new(b.device);
+    let model = LanguageModel::new(&vs, &cfg, b.vocab, None)?;
+    let mut vars: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    vars.sort_by(|a, c| a.0.cmp(&c.0));
+    let trainable: i64 = vars.iter().map(|(_, t)| t.numel() as i64).sum();
+    let params = vars
+        .into_iter()
+        .map(|(name, tensor)| Param {
+            name,
+            tensor,
+            weight_decay: 0.0,
+        })
+        .collect();
+    let lr = match b.optimizer {
+        OptimizerKind::Sgd => 20.0,
+        OptimizerKind::Adam => 1e-3,
+    };
+    let mut opt = Optimizer::new(b.optimizer, lr, params);
+    let opts = (Kind::Int64, b.device);
+    let mut state = model.zero_state(b.batch);
+    let mut times = Vec::new();
+    for step in 0..b.warmup + b.steps {
+        let x = Tensor::randint(b.vocab, [b.bptt, b.batch], opts);
+        let y = Tensor::randint(b.vocab, [b.bptt * b.batch], opts);
+        let t0 = Instant::now();
+        state = state.detach();
+        let f = model.forward(&x, &state, true);
+        let loss = model.loss(&f.output, &y);
+        loss.backward();
+        opt.step(0.25, 1.0);
+        state = f.state;
+        if b.device != Device::Cpu {
+            tch::Cuda::synchronize(0);
+        }
+        if step >= b.warmup {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    let mut eval_times = Vec::new();
+    tch::no_grad(|| {
+        let mut state = model.zero_state(b.eval_batch);
+        for step in 0..b.warmup + b.steps {
+            let x = Tensor::randint(b.vocab, [b.bptt, b.eval_batch], opts);
+            let y = Tensor::randint(b.vocab, [b.bptt * b.eval_batch], opts);
+            let t0 = Instant::now();
+            let f = model.forward(&x, &state, false);
+            let _ = model.loss(&f.output, &y).double_value(&[]);
+            state = f.state;
+            if step >= b.warmup {
+                eval_times.push(t0.elapsed().as_secs_f64());
+            }
+        }
+    });
+    let step_s = median(times);
+    let eval_s = median(eval_times);
+    Ok(json!({
+        "impl": "fixclf",
+        "torch": "2.11.0",
+        "mode": mode.name(),
+        "optimizer": match b.optimizer { OptimizerKind::Sgd => "sgd", OptimizerKind::Adam => "adam" },
+        "threads": tch::get_num_threads(),
+        "vocab": b.vocab, "emb": b.emb, "hidden": b.hidden, "layers": b.layers,
+        "batch": b.batch, "bptt": b.bptt, "steps": b.steps,
+        "trainable_params": trainable,
+        "train_step_ms_median": (step_s * 1e5).round() / 100.0,
+        "train_tokens_per_s": ((b.bptt * b.batch) as f64 / step_s * 10.0).round() / 10.0,
+        "eval_tokens_per_s": ((b.bptt * b.eval_batch) as f64 / eval_s * 10.0).round() / 10.0,
+        "optimizer_state_floats": opt.state_numel(),
+        "peak_rss_mb": crate::run::peak_rss_mb(),
+    }))
+}

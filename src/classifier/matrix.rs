@@ -1,0 +1,516 @@
+//! The fixed matrices `Q` (C x N, unit rows) and the spec that regenerates them.
+use super::hadamard::Hadamard;
+use crate::error::{Error, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// Which fixed matrix.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FixedKind {
+    Orthogonal,
+    Hadamard,
+    Simplex,
+    Pretrained,
+}
+
+impl std::fmt::Display for FixedKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FixedKind::Orthogonal => "orthogonal",
+            FixedKind::Hadamard => "hadamard",
+            FixedKind::Simplex => "simplex",
+            FixedKind::Pretrained => "pretrained",
+        })
+    }
+}
+
+/// Everything needed to regenerate `Q` bit for bit, so checkpoints store this, never `Q`.
+/// `seed` is used by `orthogonal` and by `hadamard` when `C > next_power_of_two(N)`;
+/// `source` and `source_sha256` only by `pretrained` (`build` checks the hash when present).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct FixedSpec {
+    pub kind: FixedKind,
+    pub rows: i64,
+    pub cols: i64,
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub source: Option<PathBuf>,
+    #[serde(default)]
+    pub source_sha256: Option<String>,
+}
+
+impl FixedSpec {
+    fn new(kind: FixedKind, rows: i64, cols: i64, seed: u64) -> Self {
+        Self {
+            kind,
+            rows,
+            cols,
+            seed,
+            source: None,
+            source_sha256: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Repr {
+    /// `C x N`, contiguous, float, no grad.
+    Dense(Tensor),
+    Hadamard(Hadamard),
+}
+
+/// A fixed `C x N` matrix with unit rows; never requires grad. See the module docs for each
+/// kind. `clone` is cheap (shares the tensors, which are never modified in place), e.g. to
+/// use the same `Q` as the LM's fixed input embedding and its classifier.
+#[derive(Debug)]
+pub struct FixedMatrix {
+    spec: FixedSpec,
+    repr: Repr,
+}
+
+impl Clone for FixedMatrix {
+    fn clone(&self) -> Self {
+        let repr = match &self.repr {
+            Repr::Dense(q) => Repr::Dense(q.shallow_clone()),
+            Repr::Hadamard(h) => Repr::Hadamard(h.to_device(h.device())),
+        };
+        Self {
+            spec: self.spec.clone(),
+            repr,
+        }
+    }
+}
+
+fn check_shape(what: &str, c: i64, n: i64) -> Result<()> {
+    if c < 1 || n < 1 {
+        return Err(Error::arg(
+            what,
+            format!("needs at least one row (class) and one column (feature), got {c} x {n}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `rows x cols` standard normal f64 (Box-Muller on a ChaCha8 stream), row-major.
+fn gaussian(rows: i64, cols: i64, rng: &mut ChaCha8Rng) -> Tensor {
+    let len = (rows * cols) as usize;
+    let mut v = Vec::with_capacity(len + 1);
+    while v.len() < len {
+        let u1: f64 = 1.0 - rng.gen::<f64>(); // (0, 1]
+        let u2: f64 = rng.gen::<f64>();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let t = std::f64::consts::TAU * u2;
+        v.push(r * t.cos());
+        v.push(r * t.sin());
+    }
+    v.truncate(len);
+    Tensor::from_slice(&v).view([rows, cols])
+}
+
+/// Orthonormal columns of a tall (or square) `a` (f64): the `Q` of `a = QR` with `R`'s
+/// diagonal positive, which makes it unique. Very tall matrices (rows >= 4 cols, e.g. the LM's
+/// 33,278 x 512) use Cholesky QR (`Q = a L^-T`, `L L^T = a^T a`: BLAS-3 only, 2.6x faster than
+/// Householder at that size; a tall Gaussian is so well conditioned, cond < 3, that the
+/// squared condition number costs nothing in f64); others use Householder QR with the signs
+/// fixed. Both give the same `Q` up to f64 rounding (measured 2e-15 at the LM size).
+fn orthonormal_columns(a: &Tensor) -> Tensor {
+    let (rows, cols) = a.size2().unwrap_or((0, 0));
+    if rows >= 4 * cols {
+        let gram = a.tr().matmul(a);
+        if let Ok(l) = gram.f_linalg_cholesky(false) {
+            // Solve Q L^T = a, i.e. L Q^T = a^T (lower triangular, left side).
+            if let Ok(qt) = l.f_linalg_solve_triangular(&a.tr(), false, true, false) {
+                return qt.tr();
+            }
+        }
+    }
+    householder_q(a)
+}
+
+/// Householder QR's `Q` with the column signs fixed so that `diag(R) >= 0`.
+fn householder_q(a: &Tensor) -> Tensor {
+    let (q, r) = Tensor::linalg_qr(a, "reduced");
+    let d = r.diagonal(0, -2, -1).sign();
+    let d = d.where_self(&d.ne(0.0), &d.ones_like());
+    q * d.unsqueeze(0)
+}
+
+fn unit_rows(q: &Tensor) -> Tensor {
+    let norms = q.norm_scalaropt_dim(2.0, [1i64], true);
+    q / norms.clamp_min(1e-30)
+}
+
+impl FixedMatrix {
+    fn dense_from(spec: FixedSpec, q: Tensor) -> Self {
+        let q = q.to_kind(Kind::Float).contiguous().set_requires_grad(false);
+        Self {
+            spec,
+            repr: Repr::Dense(q),
+        }
+    }
+
+    /// Random orthogonal `Q` from a seeded Gaussian matrix (QR in f64 on the CPU, so the same
+    /// `(c, n, seed)` gives the same `Q` on any device). `C <= N`: orthonormal rows.
+    /// `C > N`: the Gaussian is `C x N`, its QR gives orthonormal columns, then rows are scaled
+    /// to unit norm (rows cannot be mutually orthogonal then; the columns are no longer
+    /// exactly orthonormal after the row scaling; the rows are uniformly spread directions).
+    pub fn orthogonal(c: i64, n: i64, seed: u64) -> Result<Self> {
+        check_shape("orthogonal", c, n)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let q = if c <= n {
+            orthonormal_columns(&gaussian(n, c, &mut rng)).tr()
+        } else {
+            unit_rows(&orthonormal_columns(&gaussian(c, n, &mut rng)))
+        };
+        Ok(Self::dense_from(
+            FixedSpec::new(FixedKind::Orthogonal, c, n, seed),
+            q,
+        ))
+    }
+
+    /// Truncated Sylvester-Hadamard with seeded sign blocks for `C > N'`; see
+    /// [`super::hadamard`]. Entries are +-1/sqrt(N); `Q` is never stored.
+    pub fn hadamard(c: i64, n: i64, seed: u64) -> Result<Self> {
+        check_shape("hadamard", c, n)?;
+        Ok(Self {
+            spec: FixedSpec::new(FixedKind::Hadamard, c, n, seed),
+            repr: Repr::Hadamard(Hadamard::new(c, n, seed)?),
+        })
+    }
+
+    /// Simplex equiangular tight frame: `C <= N + 1` unit rows with pairwise inner products
+    /// `-1/(C-1)`. Closed form: rows of `sqrt(C/(C-1)) (I - 11^T/C)` written in the Helmert
+    /// basis of the plane orthogonal to `1`, i.e. column `k` (1-based, `k < C`) has
+    /// `1/sqrt(k(k+1))` in rows `0..k`, `-k/sqrt(k(k+1))` in row `k`, zeros below, all times
+    /// `sqrt(C/(C-1))`; columns `C-1..N` are zero. Deterministic (no seed).
+    pub fn simplex(c: i64, n: i64) -> Result<Self> {
+        check_shape("simplex", c, n)?;
+        if c < 2 {
+            return Err(Error::arg(
+                "simplex",
+                format!("a simplex needs at least 2 classes, got {c}"),
+            ));
+        }
+        if c > n + 1 {
+            return Err(Error::arg(
+                "simplex",
+                format!(
+                    "a simplex of {c} classes needs at least {} features (C <= N + 1), got \
+                     {n}; use orthogonal or hadamard for C > N + 1",
+                    c - 1
+                ),
+            ));
+        }
+        let (cu, nu) = (c as usize, n as usize);
+        let scale = (c as f64 / (c - 1) as f64).sqrt();
+        let mut q = vec![0f64; cu * nu];
+        for k in 1..cu {
+            let kf = k as f64;
+            let denom = (kf * (kf + 1.0)).sqrt();
+            for row in q.chunks_mut(nu).take(k) {
+                row[k - 1] = scale / denom;
+            }
+            q[k * nu + k - 1] = -scale * kf / denom;
+        }
+        let q = Tensor::from_slice(&q).view([c, n]);
+        Ok(Self::dense_from(
+            FixedSpec::new(FixedKind::Simplex, c, n, 0),
+            q,
+        ))
+    }
+
+    /// Pretrained word vectors as `Q`: row `i` is the L2-normalized vector of `vocab[i]`, read
+    /// with [`crate::vectors::read_any`]. Returns the matrix and the file's SHA-256 (also in
+    /// `spec().source_sha256`). Errors name the file and the offending words.
+    pub fn pretrained(path: &Path, vocab: &[String], n: i64) -> Result<(Self, String)> {
+        let (q, sha) = super::pretrained::load(path, vocab, n)?;
+        let mut spec = FixedSpec::new(FixedKind::Pretrained, vocab.len() as i64, n, 0);
+        spec.source = Some(path.to_path_buf());
+        spec.source_sha256 = Some(sha.clone());
+        Ok((Self::dense_from(spec, q), sha))
+    }
+
+    /// Regenerates `Q` from its spec. `vocab` is needed (and must have `spec.rows` words) for
+    /// `pretrained`; when the spec records a SHA-256, the file must still have it.
+    pub fn build(spec: &FixedSpec, vocab: Option<&[String]>) -> Result<Self> {
+        match spec.kind {
+            FixedKind::Orthogonal => Self::orthogonal(spec.rows, spec.cols, spec.seed),
+            FixedKind::Hadamard => Self::hadamard(spec.rows, spec.cols, spec.seed),
+            FixedKind::Simplex => Self::simplex(spec.rows, spec.cols),
+            FixedKind::Pretrained => {
+                let source = spec.source.as_deref().ok_or_else(|| {
+                    Error::arg("pretrained", "the spec names no source embeddings file")
+                })?;
+                let vocab = vocab.ok_or_else(|| {
+                    Error::arg(
+                        "pretrained",
+                        "a pretrained fixed matrix needs the model's vocabulary",
+                    )
+                })?;
+                if vocab.len() as i64 != spec.rows {
+                    return Err(Error::arg(
+                        "pretrained",
+                        format!(
+                            "the spec has {} rows but the vocabulary has {} words",
+                            spec.rows,
+                            vocab.len()
+                        ),
+                    ));
+                }
+                let (m, sha) = Self::pretrained(source, vocab, spec.cols)?;
+                if let Some(want) = &spec.source_sha256 {
+                    if *want != sha {
+                        return Err(Error::bad_file(
+                            source,
+                            format!(
+                                "SHA-256 is {sha} but the checkpoint was trained with {want}; \
+                                 the embeddings file changed since"
+                            ),
+                        ));
+                    }
+                }
+                Ok(m)
+            }
+        }
+    }
+
+    /// The spec that regenerates this matrix (store it in checkpoints).
+    pub fn spec(&self) -> &FixedSpec {
+        &self.spec
+    }
+
+    pub fn kind(&self) -> FixedKind {
+        self.spec.kind
+    }
+
+    /// `C`, the number of classes.
+    pub fn rows(&self) -> i64 {
+        self.spec.rows
+    }
+
+    /// `N`, the number of features.
+    pub fn cols(&self) -> i64 {
+        self.spec.cols
+    }
+
+    pub fn device(&self) -> Device {
+        match &self.repr {
+            Repr::Dense(q) => q.device(),
+            Repr::Hadamard(h) => h.device(),
+        }
+    }
+
+    /// A copy on `device` (a cheap shallow copy when already there).
+    pub fn to_device(&self, device: Device) -> Self {
+        let repr = match &self.repr {
+            Repr::Dense(q) => Repr::Dense(q.to_device(device).set_requires_grad(false)),
+            Repr::Hadamard(h) => Repr::Hadamard(h.to_device(device)),
+        };
+        Self {
+            spec: self.spec.clone(),
+            repr,
+        }
+    }
+
+    /// `x [.., N] -> x Q^T [.., C]`, in `x`'s kind (Q is cast when `x` is not f32).
+    /// Panics (as tch modules do) when the last dimension of `x` is not `N`.
+    pub fn project(&self, x: &Tensor) -> Tensor {
+        self.project_with_bias(x, None)
+    }
+
+    /// `x Q^T + bias`, with the bias fused into the matmul for dense kinds.
+    pub fn project_with_bias(&self, x: &Tensor, bias: Option<&Tensor>) -> Tensor {
+        match &self.repr {
+            Repr::Dense(q) => {
+                if q.kind() == x.kind() {
+                    x.linear(q, bias)
+                } else {
+                    x.linear(&q.to_kind(x.kind()), bias)
+                }
+            }
+            Repr::Hadamard(h) => {
+                let y = h.project(x);
+                match bias {
+                    Some(b) => y + b,
+                    None => y,
+                }
+            }
+        }
+    }
+
+    /// Rows of `Q` for class ids of any shape: `[..] -> [.., N]` f32 (no grad). The language
+    /// model uses this as a fixed input embedding. Hadamard rows are computed, not looked up.
+    pub fn rows_for(&self, ids: &Tensor) -> Tensor {
+        match &self.repr {
+            Repr::Dense(q) => {
+                let size = ids.size();
+                let rows = q.index_select(0, &ids.reshape([-1]).to_kind(Kind::Int64));
+                let mut out = size;
+                out.push(self.cols());
+                rows.reshape(out)
+            }
+            Repr::Hadamard(h) => h.rows_for(ids),
+        }
+    }
+
+    /// The whole `C x N` matrix (f32), for tests and inspection.
+    pub fn dense(&self) -> Tensor {
+        match &self.repr {
+            Repr::Dense(q) => q.shallow_clone(),
+            Repr::Hadamard(h) => h.dense(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn max_abs(t: &Tensor) -> f64 {
+        t.abs().max().double_value(&[])
+    }
+
+    fn eye(n: i64) -> Tensor {
+        Tensor::eye(n, (Kind::Float, Device::Cpu))
+    }
+
+    fn assert_unit_rows(q: &Tensor) {
+        let norms = q.square().sum_dim_intlist(1, false, Kind::Float);
+        assert!(max_abs(&(norms - 1.0)) < 1e-5, "rows are not unit norm");
+    }
+
+    #[test]
+    fn classifier_orthogonal_rows_when_c_le_n() {
+        for (c, n) in [(10, 32), (32, 32), (1, 5)] {
+            let m = FixedMatrix::orthogonal(c, n, 7).unwrap();
+            let q = m.dense();
+            assert_eq!(q.size(), vec![c, n]);
+            assert!(!q.requires_grad());
+            assert!(max_abs(&(q.matmul(&q.tr()) - eye(c))) < 1e-5);
+        }
+    }
+
+    #[test]
+    fn classifier_orthogonal_columns_when_c_gt_n() {
+        let (c, n) = (200, 16);
+        let m = FixedMatrix::orthogonal(c, n, 7).unwrap();
+        let q = m.dense();
+        assert_eq!(q.size(), vec![c, n]);
+        assert_unit_rows(&q);
+        // Undo the row scaling: the QR factor had orthonormal columns. Rebuild it here.
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let a = gaussian(c, n, &mut rng);
+        let raw = orthonormal_columns(&a); // Cholesky QR path (200 >= 4 * 16)
+        assert!(max_abs(&(&raw - householder_q(&a))) < 1e-12);
+        let raw = raw.to_kind(Kind::Float);
+        assert!(max_abs(&(raw.tr().matmul(&raw) - eye(n))) < 1e-5);
+        assert!(max_abs(&(unit_rows(&raw) - &q)) < 1e-5);
+        // Rows are distinct directions.
+        let gram = q.matmul(&q.tr()) - eye(c) * 2.0;
+        assert!(gram.max().double_value(&[]) < 0.999);
+    }
+
+    #[test]
+    fn classifier_orthogonal_reproducible_by_seed() {
+        let a = FixedMatrix::orthogonal(50, 8, 1).unwrap().dense();
+        let b = FixedMatrix::orthogonal(50, 8, 1).unwrap().dense();
+        let c = FixedMatrix::orthogonal(50, 8, 2).unwrap().dense();
+        assert!(a.equal(&b));
+        assert!(!a.equal(&c));
+    }
+
+    #[test]
+    fn classifier_simplex_gram() {
+        for (c, n) in [(2, 1), (10, 9), (10, 32), (5, 4)] {
+            let q = FixedMatrix::simplex(c, n).unwrap().dense();
+            assert_eq!(q.size(), vec![c, n]);
+            let gram = q.matmul(&q.tr());
+            let off = -1.0 / (c - 1) as f64;
+            let want = eye(c) * (1.0 - off) + off;
+            assert!(max_abs(&(gram - want)) < 1e-6, "{c}x{n}");
+        }
+        let err = FixedMatrix::simplex(11, 9).unwrap_err().to_string();
+        assert!(err.contains("C <= N + 1"), "{err}");
+        assert!(FixedMatrix::simplex(1, 9).is_err());
+    }
+
+    #[test]
+    fn classifier_hadamard_via_matrix() {
+        let m = FixedMatrix::hadamard(300, 48, 1).unwrap();
+        let q = m.dense();
+        assert_unit_rows(&q);
+        let x = Tensor::randn([4, 48], (Kind::Float, Device::Cpu));
+        let diff = max_abs(&(m.project(&x) - x.matmul(&q.tr())));
+        assert!(diff < 1e-4, "{diff}");
+        let ids = Tensor::from_slice(&[0i64, 299, 64, 5]).view([2, 2]);
+        let rows = m.rows_for(&ids);
+        assert_eq!(rows.size(), vec![2, 2, 48]);
+        assert!(rows.get(1).get(0).equal(&q.get(64)));
+    }
+
+    #[test]
+    fn classifier_rows_for_and_project_dense() {
+        let m = FixedMatrix::orthogonal(20, 8, 3).unwrap();
+        let q = m.dense();
+        let ids = Tensor::from_slice(&[3i64, 0, 19]);
+        let rows = m.rows_for(&ids);
+        assert!(rows.get(2).equal(&q.get(19)));
+        let x = Tensor::randn([2, 3, 8], (Kind::Double, Device::Cpu));
+        let y = m.project(&x);
+        assert_eq!(y.size(), vec![2, 3, 20]);
+        assert_eq!(y.kind(), Kind::Double);
+    }
+
+    #[test]
+    fn classifier_spec_round_trip_and_build() {
+        for m in [
+            FixedMatrix::orthogonal(30, 8, 4).unwrap(),
+            FixedMatrix::hadamard(30, 8, 4).unwrap(),
+            FixedMatrix::simplex(9, 8).unwrap(),
+        ] {
+            let json = serde_json::to_string(m.spec()).unwrap();
+            let spec: FixedSpec = serde_json::from_str(&json).unwrap();
+            assert_eq!(&spec, m.spec());
+            let again = FixedMatrix::build(&spec, None).unwrap();
+            assert!(again.dense().equal(&m.dense()));
+            let copy = m.clone().to_device(Device::Cpu);
+            assert!(copy.dense().equal(&m.dense()) && copy.spec() == m.spec());
+        }
+        let spec: FixedSpec =
+            toml::from_str("kind = \"hadamard\"\nrows = 5\ncols = 4\nseed = 2").unwrap();
+        assert_eq!(spec.kind, FixedKind::Hadamard);
+        assert!(FixedMatrix::orthogonal(0, 8, 0).is_err());
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore]
+    fn classifier_bench_orthogonal_build() {
+        let (c, n) = (33_278i64, 512i64);
+        let t0 = Instant::now();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let a = gaussian(c, n, &mut rng);
+        let t1 = Instant::now();
+        let q = householder_q(&a);
+        let t2 = Instant::now();
+        let q2 = orthonormal_columns(&a);
+        let t3 = Instant::now();
+        let diff = (&q - &q2).abs().max().double_value(&[]);
+        println!(
+            "gaussian {:.0} ms, householder QR {:.0} ms, cholesky QR {:.0} ms, max diff {diff:e}",
+            (t1 - t0).as_secs_f64() * 1e3,
+            (t2 - t1).as_secs_f64() * 1e3,
+            (t3 - t2).as_secs_f64() * 1e3
+        );
+    }
+}

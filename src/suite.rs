@@ -1,0 +1,193 @@
+//! `fixclf suite`: one command for a whole comparison. A suite file names a base run config
+//! and per-run overrides, and the embeddings the fixed pretrained modes need. The suite
+//! computes missing or stale embeddings, trains and evaluates every run (skipping finished
+//! ones, resuming an interrupted one from its last checkpoint), then writes the report.
+use crate::config::{self, Config};
+use crate::embed::{compute_if_stale, CorpusSpec, EmbedSpec};
+use crate::error::{Error, IoContext, Result};
+use crate::run::RunDir;
+use crate::train::{train, TrainOptions};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// A suite file (`configs/*.toml` with `[base]` and `[[runs]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteConfig {
+    /// Suite name: runs go to `<runs_dir>/<name>/<run>`, the report to `<reports_dir>/<name>`.
+    pub name: String,
+    /// Title of the report.
+    #[serde(default)]
+    pub title: String,
+    #[serde(default = "default_runs_dir")]
+    pub runs_dir: PathBuf,
+    #[serde(default = "default_reports_dir")]
+    pub reports_dir: PathBuf,
+    /// Embeddings to compute (or reuse) before training.
+    #[serde(default)]
+    pub embeddings: Vec<EmbeddingJob>,
+    /// The run config every run starts from (same fields as a run config file).
+    #[serde(default)]
+    pub base: toml::Table,
+    pub runs: Vec<SuiteRun>,
+}
+
+fn default_runs_dir() -> PathBuf {
+    "runs".into()
+}
+fn default_reports_dir() -> PathBuf {
+    "reports".into()
+}
+
+/// One embedding to precompute: `out` (`embeddings/NAME`, giving NAME.npy/.vocab/.json),
+/// the corpus (default: the base config's training file), and the method's parameters
+/// (`kind = "word2vec"` or `"pmi"` plus its fields).
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmbeddingJob {
+    pub out: PathBuf,
+    #[serde(default)]
+    pub corpus: Option<PathBuf>,
+    #[serde(flatten)]
+    pub spec: EmbedSpec,
+}
+
+/// One run: a name and `key=value` overrides of the base config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteRun {
+    pub name: String,
+    #[serde(default)]
+    pub set: Vec<String>,
+}
+
+impl SuiteConfig {
+    pub fn load(path: &Path) -> Result<SuiteConfig> {
+        let text = std::fs::read_to_string(path).at(path)?;
+        let origin = path.display().to_string();
+        let value: toml::Value = toml::from_str(&text)
+            .map_err(|e| Error::config(&origin, "", format!("invalid TOML: {}", e.message())))?;
+        let suite: SuiteConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+            Error::config(&origin, e.path().to_string(), e.inner().to_string())
+        })?;
+        if suite.runs.is_empty() {
+            return Err(Error::config(&origin, "runs", "a suite needs at least one [[runs]] entry"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for r in &suite.runs {
+            if !seen.insert(r.name.as_str()) {
+                return Err(Error::config(&origin, "runs.name", format!("run `{}` appears twice", r.name)));
+            }
+        }
+        Ok(suite)
+    }
+
+    /// The resolved config of every run (validated), in order.
+    pub fn run_configs(&self, origin: &str, overrides: &[String]) -> Result<Vec<Config>> {
+        self.runs
+            .iter()
+            .map(|r| {
+                let mut value = toml::Value::Table(self.base.clone());
+                let mut sets: Vec<String> = overrides.to_vec();
+                sets.extend(r.set.iter().cloned());
+                sets.push(format!("name=\"{}\"", r.name));
+                sets.push(format!(
+                    "runs_dir=\"{}\"",
+                    self.runs_dir.join(&self.name).display()
+                ));
+                config::apply_overrides(&mut value, &sets)?;
+                let text = toml::to_string(&value).unwrap_or_default();
+                config::from_toml_str(&text, &format!("{origin} [run {}]", r.name))
+            })
+            .collect()
+    }
+}
+
+/// Options of a suite invocation.
+#[derive(Debug, Clone, Default)]
+pub struct SuiteOptions {
+    /// Overrides applied to the base config of every run.
+    pub overrides: Vec<String>,
+    /// Only these runs (by name); empty: all.
+    pub only: Vec<String>,
+    pub quiet: bool,
+}
+
+/// Runs a suite; returns the run folders and the report folder.
+pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, PathBuf)> {
+    let suite = SuiteConfig::load(path)?;
+    let origin = path.display().to_string();
+    // Resolve and validate every run before spending any time.
+    let configs = suite.run_configs(&origin, &opts.overrides)?;
+    for name in &opts.only {
+        if !suite.runs.iter().any(|r| &r.name == name) {
+            return Err(Error::arg("--only", format!("no run named `{name}` in {origin}")));
+        }
+    }
+    let start = std::time::Instant::now();
+    let base = &configs[0];
+    if !suite.embeddings.is_empty() {
+        // The LM's vocabulary (tokenizer.json) fixes the embeddings' rows.
+        let corpus = crate::train::load_corpus(base)?;
+        drop(corpus);
+        let tokenizer = base.data.tokenizer_path();
+        for job in &suite.embeddings {
+            let corpus = job
+                .corpus
+                .clone()
+                .unwrap_or_else(|| base.data.dir.join("train.txt"));
+            let spec = CorpusSpec {
+                corpus,
+                tokenizer: Some(tokenizer.clone()),
+            };
+            if let Some(dir) = job.out.parent() {
+                std::fs::create_dir_all(dir).at(dir)?;
+            }
+            let rep = compute_if_stale(&job.spec, &spec, &job.out)?;
+            println!(
+                "| embeddings {}: {} ({:.1}s)",
+                job.out.display(),
+                if rep.reused { "up to date, reused" } else { "computed" },
+                rep.seconds
+            );
+        }
+    }
+    let mut dirs = Vec::new();
+    for (run, cfg) in suite.runs.iter().zip(&configs) {
+        let dir = RunDir::new(cfg.run_dir());
+        dirs.push(dir.path.clone());
+        if !opts.only.is_empty() && !opts.only.contains(&run.name) {
+            continue;
+        }
+        if dir.is_finished() {
+            println!("| run {}: finished, reused ({})", run.name, dir.path.display());
+            continue;
+        }
+        let resume = dir.has_last();
+        println!(
+            "| run {}: {} ({})",
+            run.name,
+            if resume { "resuming" } else { "training" },
+            dir.path.display()
+        );
+        train(
+            cfg,
+            &TrainOptions {
+                resume,
+                // A folder without a checkpoint holds nothing worth keeping.
+                force: !resume,
+                quiet: opts.quiet,
+            },
+        )?;
+    }
+    let title = if suite.title.is_empty() { suite.name.clone() } else { suite.title.clone() };
+    let out = suite.reports_dir.join(&suite.name);
+    let table = crate::report::write_report(&dirs, &out, &title)?;
+    println!("{}", crate::report::render_markdown(&table));
+    println!(
+        "| suite {} done in {:.1} min; report in {}",
+        suite.name,
+        start.elapsed().as_secs_f64() / 60.0,
+        out.display()
+    );
+    Ok((dirs, out))
+}

@@ -1,0 +1,155 @@
+//! Bad input through the command line: each gives exit code 2 and one line on stderr that
+//! names the file and the field, and leaves no run folder that looks complete.
+mod common;
+
+use common::{fixclf, tiny_config};
+use std::path::Path;
+
+/// Runs `fixclf train` on a config; asserts exit 2 and a one-line error containing `want`.
+fn train_fails(config: &Path, set: &[&str], want: &[&str]) -> String {
+    let mut args = vec!["train", "--config", config.to_str().unwrap(), "--quiet"];
+    for s in set {
+        args.push("--set");
+        args.push(s);
+    }
+    let (code, _, err) = fixclf(&args);
+    assert_eq!(code, 2, "{args:?}: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
+    for w in want {
+        assert!(err.contains(w), "{args:?}: `{w}` not in: {err}");
+    }
+    err
+}
+
+#[test]
+fn bad_config_values_name_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(dir.path(), "bad", "");
+    let name = cfg.to_str().unwrap();
+    train_fails(
+        &cfg,
+        &["train.lrr=1"],
+        &[name, "train.lrr", "unknown field"],
+    );
+    train_fails(
+        &cfg,
+        &["model.layers=\"two\""],
+        &[name, "model.layers", "invalid type"],
+    );
+    train_fails(
+        &cfg,
+        &["model.hidden_size=0"],
+        &[name, "model.hidden_size", "positive"],
+    );
+    train_fails(&cfg, &["model.emb_size=-3"], &[name, "model.emb_size"]);
+    train_fails(&cfg, &["train.batch_size=0"], &[name, "train.batch_size"]);
+    train_fails(&cfg, &["train.bptt=-1"], &[name, "train.bptt"]);
+    train_fails(
+        &cfg,
+        &["output.mode=tied", "model.hidden_size=32"],
+        &[
+            name,
+            "output.mode",
+            "tied needs model.hidden_size == model.emb_size",
+        ],
+    );
+    train_fails(
+        &cfg,
+        &["output.mode=fixed-pmi"],
+        &["output.embeddings", "fixclf embed"],
+    );
+    assert!(!dir.path().join("runs/bad").exists());
+    // A syntax error names the line.
+    std::fs::write(dir.path().join("broken.toml"), "[train]\nlr = = 3\n").unwrap();
+    train_fails(
+        &dir.path().join("broken.toml"),
+        &[],
+        &["broken.toml", "line 2"],
+    );
+    // A missing config file.
+    train_fails(&dir.path().join("nope.toml"), &[], &["nope.toml"]);
+}
+
+#[test]
+fn missing_or_empty_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(dir.path(), "c", "");
+    let missing = dir.path().join("nowhere");
+    let set = format!("data.dir=\"{}\"", missing.display());
+    train_fails(&cfg, &[&set], &["nowhere/train.txt", "data/fetch.sh"]);
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for f in ["train.txt", "valid.txt", "test.txt"] {
+        std::fs::write(empty.join(f), "\n \n").unwrap();
+    }
+    let set = format!("data.dir=\"{}\"", empty.display());
+    train_fails(&cfg, &[&set], &["empty/train.txt", "empty"]);
+    assert!(
+        !dir.path().join("runs/c").exists(),
+        "bad input left a run folder"
+    );
+}
+
+#[test]
+fn missing_embeddings_file_for_a_pretrained_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(dir.path(), "p", "");
+    train_fails(
+        &cfg,
+        &[
+            "output.mode=fixed-word2vec",
+            "output.embeddings=\"embeddings/none.npy\"",
+        ],
+        &["none.npy"],
+    );
+}
+
+#[test]
+fn unwritable_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(dir.path(), "w", "epochs = 1");
+    // A file where the runs folder should be: nothing can be created below it (even as root).
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "").unwrap();
+    let set = format!("runs_dir=\"{}\"", blocker.display());
+    train_fails(&cfg, &[&set], &["file/w", "run folder"]);
+}
+
+#[test]
+fn existing_run_needs_resume_or_force_and_truncated_checkpoints_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(dir.path(), "t", "epochs = 1");
+    let (code, _, err) = fixclf(&["train", "--config", cfg.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{err}");
+    train_fails(&cfg, &[], &["runs/t", "--resume", "--force"]);
+    let run = dir.path().join("runs/t");
+    for name in ["best.safetensors", "last.safetensors"] {
+        let p = run.join(name);
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    }
+    let (code, _, err) = fixclf(&["eval", "--run", run.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("best.safetensors") && err.contains("truncated"),
+        "{err}"
+    );
+    let (code, _, err) = fixclf(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--quiet",
+        "--resume",
+        "--set",
+        "train.epochs=2",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("last.safetensors") && err.contains("truncated"),
+        "{err}"
+    );
+    // Not a run folder at all.
+    let (code, _, err) = fixclf(&["eval", "--run", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a run folder"), "{err}");
+}

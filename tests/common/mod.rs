@@ -1,0 +1,96 @@
+//! Tiny corpora and configs for the end-to-end tests.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+
+/// A small, very regular corpus (about 20 words) that a tiny LSTM can learn.
+pub fn tiny_corpus(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let subjects = ["the cat", "a dog", "the bird", "my fish"];
+    let verbs = ["sees", "likes", "eats", "finds"];
+    let objects = ["the mat", "a ball", "some food", "the tree"];
+    let mut lines = Vec::new();
+    for i in 0..240 {
+        lines.push(format!(
+            "{} {} {} .",
+            subjects[i % 4],
+            verbs[(i / 4) % 4],
+            objects[(i / 16) % 4]
+        ));
+    }
+    let text = lines.join("\n") + "\n";
+    std::fs::write(data.join("train.txt"), &text).unwrap();
+    std::fs::write(data.join("valid.txt"), lines[..60].join("\n") + "\n").unwrap();
+    std::fs::write(data.join("test.txt"), lines[60..120].join("\n") + "\n").unwrap();
+    data
+}
+
+/// A config for a tiny model on the tiny corpus, with everything under `dir`. `extra`
+/// holds `key = value` lines for `[train]` that replace the defaults below.
+pub fn tiny_config(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let data = tiny_corpus(dir);
+    let mut train: Vec<(String, String)> = [
+        ("optimizer", "\"adam\""),
+        ("lr", "0.01"),
+        ("lr_decay", "1.0"),
+        ("clip", "1.0"),
+        ("epochs", "2"),
+        ("batch_size", "4"),
+        ("eval_batch_size", "4"),
+        ("bptt", "10"),
+        ("log_interval", "10"),
+        ("threads", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for line in extra.lines().filter(|l| l.contains('=')) {
+        let (k, v) = line.split_once('=').unwrap();
+        let (k, v) = (k.trim().to_string(), v.trim().to_string());
+        match train.iter_mut().find(|(key, _)| *key == k) {
+            Some(slot) => slot.1 = v,
+            None => train.push((k, v)),
+        }
+    }
+    let train: Vec<String> = train.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    let text = format!(
+        r#"name = "{name}"
+runs_dir = "{runs}"
+
+[data]
+dir = "{data}"
+cache_dir = "{cache}"
+
+[model]
+emb_size = 16
+hidden_size = 16
+layers = 2
+dropout_input = 0.0
+dropout_hidden = 0.0
+dropout_output = 0.0
+
+[train]
+{train}
+"#,
+        runs = dir.join("runs").display(),
+        data = data.display(),
+        cache = dir.join("cache").display(),
+        train = train.join("\n"),
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs the fixclf binary; returns (exit code, stdout, stderr).
+pub fn fixclf(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fixclf"))
+        .args(args)
+        .output()
+        .expect("run fixclf");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
