@@ -3,6 +3,7 @@ pub mod bench;
 pub mod classifier;
 pub mod config;
 pub mod corpus;
+pub mod embed;
 pub mod error;
 pub mod fsutil;
 pub mod lm;

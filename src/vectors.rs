@@ -1,9 +1,11 @@
 //! Word vectors on disk: the `.npy` (f32, V x dim, C order) + `.vocab` (one word per line)
 //! pair that `fixclf embed` writes and the fixed pretrained classifier reads.
-//! (The word2vec text/binary and GloVe formats are added by the embedding tool.)
+//! Also the word2vec text (`V dim` header, then `word v1 ... vd`) and binary (header line,
+//! then `word ` + dim little-endian f32 + `\n`) formats, readable by gensim's
+//! `KeyedVectors.load_word2vec_format`, and GloVe text (no header) for reading.
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::write_atomic;
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 /// A word-vector table: row `i` of `data` (length `dim`) belongs to `words[i]`.
@@ -74,15 +76,194 @@ pub fn read_npy_with_vocab(npy: &Path) -> Result<WordVectors> {
 }
 
 /// Reads word vectors in any supported format, chosen by the file name:
-/// `.npy` (+ `.vocab` beside it). Other formats are added by the embedding tool.
+/// `.npy` (+ `.vocab` beside it); `.txt`/`.vec`: word2vec text if the first line is
+/// `<int> <int>`, else GloVe text; `.bin`: word2vec binary.
 pub fn read_any(path: &Path) -> Result<WordVectors> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("npy") => read_npy_with_vocab(path),
+        Some("txt") | Some("vec") => read_text_any(path),
+        Some("bin") => read_word2vec_bin(path),
         _ => Err(Error::bad_file(
             path,
-            "unknown word-vector format; expected NAME.npy with NAME.vocab beside it",
+            "unknown word-vector format; expected NAME.npy (with NAME.vocab beside it), \
+             NAME.txt/NAME.vec (word2vec or GloVe text) or NAME.bin (word2vec binary)",
         )),
     }
+}
+
+/// Writes word vectors in the format chosen by the extension (see [`read_any`]); `.txt` and
+/// `.vec` are written as word2vec text (with the `V dim` header).
+pub fn write_any(path: &Path, vectors: &WordVectors) -> Result<()> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("npy") => write_npy_with_vocab(path, vectors),
+        Some("txt") | Some("vec") => write_word2vec_text(path, vectors),
+        Some("bin") => write_word2vec_bin(path, vectors),
+        _ => Err(Error::arg(
+            path.display().to_string(),
+            "unknown word-vector format; name the output NAME.npy, NAME.txt, NAME.vec or NAME.bin",
+        )),
+    }
+}
+
+fn check_words_writable(path: &Path, vectors: &WordVectors) -> Result<()> {
+    if let Some(w) = vectors
+        .words
+        .iter()
+        .find(|w| w.is_empty() || w.contains(char::is_whitespace))
+    {
+        return Err(Error::arg(
+            path.display().to_string(),
+            format!("word {w:?} is empty or contains whitespace; the word2vec formats cannot hold it (use .npy)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes the word2vec text format. Values use f32 `Display`, which round-trips exactly.
+pub fn write_word2vec_text(path: &Path, vectors: &WordVectors) -> Result<()> {
+    check_words_writable(path, vectors)?;
+    write_atomic(path, |w| {
+        writeln!(w, "{} {}", vectors.len(), vectors.dim)?;
+        for (i, word) in vectors.words.iter().enumerate() {
+            w.write_all(word.as_bytes())?;
+            for x in vectors.row(i) {
+                write!(w, " {x}")?;
+            }
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes the word2vec binary format (as word2vec.c and gensim write it).
+pub fn write_word2vec_bin(path: &Path, vectors: &WordVectors) -> Result<()> {
+    check_words_writable(path, vectors)?;
+    write_atomic(path, |w| {
+        writeln!(w, "{} {}", vectors.len(), vectors.dim)?;
+        for (i, word) in vectors.words.iter().enumerate() {
+            w.write_all(word.as_bytes())?;
+            w.write_all(b" ")?;
+            let bytes: Vec<u8> = vectors
+                .row(i)
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect();
+            w.write_all(&bytes)?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })
+}
+
+fn parse_header(line: &str) -> Option<(usize, usize)> {
+    let mut it = line.split_whitespace();
+    let v = it.next()?.parse().ok()?;
+    let d = it.next()?.parse().ok()?;
+    it.next().is_none().then_some((v, d))
+}
+
+/// Reads a `.txt`/`.vec` file: word2vec text if the first line is `<int> <int>`, else GloVe.
+pub fn read_text_any(path: &Path) -> Result<WordVectors> {
+    let file = std::fs::File::open(path).at(path)?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut first = String::new();
+    reader.read_line(&mut first).at(path)?;
+    let header = parse_header(&first);
+    let mut words = Vec::new();
+    let mut data = Vec::new();
+    let mut dim = header.map(|h| h.1);
+    let mut parse_line = |line: &str, lineno: usize| -> Result<()> {
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            return Ok(());
+        }
+        let mut it = line.split(' ').filter(|s| !s.is_empty());
+        let word = it.next().unwrap_or_default();
+        let start = data.len();
+        for tok in it {
+            let x: f32 = tok.parse().map_err(|_| {
+                Error::bad_file(path, format!("line {lineno}: {tok:?} is not a number"))
+            })?;
+            data.push(x);
+        }
+        let n = data.len() - start;
+        match dim {
+            None => dim = Some(n),
+            Some(d) if d != n => {
+                return Err(Error::bad_file(
+                    path,
+                    format!("line {lineno}: {n} values for {word:?}, expected {d}"),
+                ))
+            }
+            _ => {}
+        }
+        words.push(word.to_string());
+        Ok(())
+    };
+    if header.is_none() {
+        parse_line(&first, 1)?;
+    }
+    for (i, line) in reader.lines().enumerate() {
+        parse_line(&line.at(path)?, i + 2)?;
+    }
+    let dim = dim.unwrap_or(0);
+    if let Some((v, _)) = header {
+        if v != words.len() {
+            return Err(Error::bad_file(
+                path,
+                format!("header says {v} words but the file has {}", words.len()),
+            ));
+        }
+    }
+    if words.is_empty() || dim == 0 {
+        return Err(Error::bad_file(path, "no word vectors in the file"));
+    }
+    Ok(WordVectors::new(words, dim, data))
+}
+
+/// Reads the word2vec binary format.
+pub fn read_word2vec_bin(path: &Path) -> Result<WordVectors> {
+    let bytes = std::fs::read(path).at(path)?;
+    let nl = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| Error::bad_file(path, "no header line; not a word2vec binary file"))?;
+    let (v, dim) = std::str::from_utf8(&bytes[..nl])
+        .ok()
+        .and_then(parse_header)
+        .ok_or_else(|| {
+            Error::bad_file(
+                path,
+                "first line must be `<vocab size> <dim>` (word2vec binary)",
+            )
+        })?;
+    let mut pos = nl + 1;
+    let mut words = Vec::with_capacity(v);
+    let mut data = Vec::with_capacity(v * dim);
+    for i in 0..v {
+        while pos < bytes.len() && (bytes[pos] == b'\n' || bytes[pos] == b'\r') {
+            pos += 1;
+        }
+        let sp = bytes[pos..]
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or_else(|| Error::bad_file(path, format!("truncated at word {i} of {v}")))?;
+        let word = String::from_utf8_lossy(&bytes[pos..pos + sp]).into_owned();
+        pos += sp + 1;
+        let body = bytes.get(pos..pos + 4 * dim).ok_or_else(|| {
+            Error::bad_file(
+                path,
+                format!("truncated in the vector of word {i} ({word:?})"),
+            )
+        })?;
+        data.extend(
+            body.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
+        pos += 4 * dim;
+        words.push(word);
+    }
+    Ok(WordVectors::new(words, dim, data))
 }
 
 /// Writes a 2-D little-endian f32 `.npy` (format 1.0) atomically.
@@ -184,6 +365,64 @@ mod tests {
         let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
         assert_eq!((10 + header_len) % 64, 0);
         assert_eq!(read_npy_with_vocab(&path).unwrap(), v);
+    }
+
+    fn sample() -> WordVectors {
+        WordVectors::new(
+            vec!["a".into(), "<eos>".into(), "é".into()],
+            3,
+            vec![
+                0.1,
+                -2.5e-8,
+                3.4e38,
+                1.0 / 3.0,
+                -0.0,
+                7.0,
+                f32::MIN_POSITIVE,
+                1e-45,
+                -1.25,
+            ],
+        )
+    }
+
+    #[test]
+    fn embed_formats_round_trip_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = sample();
+        for name in ["e.txt", "e.vec", "e.bin", "e.npy"] {
+            let path = dir.path().join(name);
+            write_any(&path, &v).unwrap();
+            let back = read_any(&path).unwrap();
+            assert_eq!(back.words, v.words, "{name}");
+            let a: Vec<u32> = back.data.iter().map(|x| x.to_bits()).collect();
+            let b: Vec<u32> = v.data.iter().map(|x| x.to_bits()).collect();
+            assert_eq!(a, b, "{name}");
+        }
+    }
+
+    #[test]
+    fn embed_formats_glove_text_without_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.txt");
+        std::fs::write(&path, "the 0.5 -1\nof 2 3e-2\n").unwrap();
+        let v = read_any(&path).unwrap();
+        assert_eq!(v.words, ["the", "of"]);
+        assert_eq!(v.dim, 2);
+        assert_eq!(v.data, [0.5, -1.0, 2.0, 0.03]);
+        std::fs::write(&path, "the 0.5 -1\nof 2\n").unwrap();
+        let err = read_any(&path).unwrap_err().to_string();
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn embed_formats_truncated_bin_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.bin");
+        write_any(&path, &sample()).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
+        let err = read_any(&path).unwrap_err().to_string();
+        assert!(err.contains("truncated"), "{err}");
     }
 
     #[test]
