@@ -10,6 +10,7 @@ pub mod lm;
 pub mod optim;
 pub mod report;
 pub mod run;
+pub mod suite;
 pub mod train;
 pub mod vectors;
 

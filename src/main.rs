@@ -70,6 +70,25 @@ enum Command {
         #[arg(long)]
         title: Option<String>,
     },
+    /// Precompute word embeddings aligned to the LM's vocabulary (word2vec, PPMI + SVD),
+    /// export them, evaluate them.
+    #[command(subcommand)]
+    Embed(fixclf::embed::EmbedCommand),
+    /// Run a suite: embeddings, every run (finished ones reused, unfinished resumed), report.
+    Suite {
+        /// The suite file (configs/wt2-quick.toml, ...).
+        #[arg(long)]
+        config: PathBuf,
+        /// Override a field of the base run config of every run.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Only these runs (by name; repeatable). The report still covers every finished run.
+        #[arg(long)]
+        only: Vec<String>,
+        /// Only print progress lines between runs, and errors.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// libtorch version, CUDA availability, threads.
     Info,
     /// Benchmarks.
@@ -152,6 +171,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let table = fixclf::report::write_report(&runs, &out, &title)?;
             println!("{}", fixclf::report::render_markdown(&table));
             println!("report written to {}", out.display());
+        }
+        Command::Embed(cmd) => fixclf::embed::run(&cmd)?,
+        Command::Suite {
+            config,
+            set,
+            only,
+            quiet,
+        } => {
+            fixclf::suite::run_suite(
+                &config,
+                &fixclf::suite::SuiteOptions {
+                    overrides: set,
+                    only,
+                    quiet,
+                },
+            )?;
         }
         Command::Info => {
             println!("fixclf {}", env!("CARGO_PKG_VERSION"));

@@ -66,16 +66,23 @@ impl SuiteConfig {
         let origin = path.display().to_string();
         let value: toml::Value = toml::from_str(&text)
             .map_err(|e| Error::config(&origin, "", format!("invalid TOML: {}", e.message())))?;
-        let suite: SuiteConfig = serde_path_to_error::deserialize(value).map_err(|e| {
-            Error::config(&origin, e.path().to_string(), e.inner().to_string())
-        })?;
+        let suite: SuiteConfig = serde_path_to_error::deserialize(value)
+            .map_err(|e| Error::config(&origin, e.path().to_string(), e.inner().to_string()))?;
         if suite.runs.is_empty() {
-            return Err(Error::config(&origin, "runs", "a suite needs at least one [[runs]] entry"));
+            return Err(Error::config(
+                &origin,
+                "runs",
+                "a suite needs at least one [[runs]] entry",
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for r in &suite.runs {
             if !seen.insert(r.name.as_str()) {
-                return Err(Error::config(&origin, "runs.name", format!("run `{}` appears twice", r.name)));
+                return Err(Error::config(
+                    &origin,
+                    "runs.name",
+                    format!("run `{}` appears twice", r.name),
+                ));
             }
         }
         Ok(suite)
@@ -120,7 +127,10 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
     let configs = suite.run_configs(&origin, &opts.overrides)?;
     for name in &opts.only {
         if !suite.runs.iter().any(|r| &r.name == name) {
-            return Err(Error::arg("--only", format!("no run named `{name}` in {origin}")));
+            return Err(Error::arg(
+                "--only",
+                format!("no run named `{name}` in {origin}"),
+            ));
         }
     }
     let start = std::time::Instant::now();
@@ -146,7 +156,11 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
             println!(
                 "| embeddings {}: {} ({:.1}s)",
                 job.out.display(),
-                if rep.reused { "up to date, reused" } else { "computed" },
+                if rep.reused {
+                    "up to date, reused"
+                } else {
+                    "computed"
+                },
                 rep.seconds
             );
         }
@@ -159,7 +173,11 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
             continue;
         }
         if dir.is_finished() {
-            println!("| run {}: finished, reused ({})", run.name, dir.path.display());
+            println!(
+                "| run {}: finished, reused ({})",
+                run.name,
+                dir.path.display()
+            );
             continue;
         }
         let resume = dir.has_last();
@@ -179,7 +197,11 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
             },
         )?;
     }
-    let title = if suite.title.is_empty() { suite.name.clone() } else { suite.title.clone() };
+    let title = if suite.title.is_empty() {
+        suite.name.clone()
+    } else {
+        suite.title.clone()
+    };
     let out = suite.reports_dir.join(&suite.name);
     let table = crate::report::write_report(&dirs, &out, &title)?;
     println!("{}", crate::report::render_markdown(&table));

@@ -1,0 +1,163 @@
+//! A tiny suite end to end: embeddings, all five modes, the report; then the same suite
+//! again, which must reuse every finished run instead of training it again.
+mod common;
+
+use common::{fixclf, tiny_corpus};
+use serial_test::serial;
+
+#[test]
+#[serial]
+fn tiny_suite_trains_reports_and_reuses_finished_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = tiny_corpus(d);
+    let suite = format!(
+        r#"name = "tiny"
+title = "tiny suite"
+runs_dir = "{runs}"
+reports_dir = "{reports}"
+
+[[embeddings]]
+out = "{emb}/w2v"
+kind = "word2vec"
+dim = 16
+window = 3
+negative = 3
+sample = 0.0
+alpha = 0.025
+epochs = 2
+threads = 1
+seed = 1
+
+[[embeddings]]
+out = "{emb}/pmi"
+kind = "pmi"
+dim = 16
+window = 3
+distance_weighted = false
+cds = 0.75
+neg = 1.0
+eig_p = 0.5
+oversample = 4
+power_iters = 2
+threads = 1
+seed = 1
+
+[base.data]
+dir = "{data}"
+cache_dir = "{cache}"
+
+[base.model]
+emb_size = 16
+hidden_size = 16
+dropout_input = 0.0
+dropout_hidden = 0.0
+dropout_output = 0.0
+
+[base.train]
+optimizer = "adam"
+lr = 0.01
+epochs = 2
+batch_size = 4
+eval_batch_size = 4
+bptt = 10
+log_interval = 5
+threads = 1
+
+[[runs]]
+name = "learned"
+set = ["output.mode=learned"]
+
+[[runs]]
+name = "tied"
+set = ["output.mode=tied"]
+
+[[runs]]
+name = "fixed-orthogonal"
+set = ["output.mode=fixed-orthogonal"]
+
+[[runs]]
+name = "fixed-word2vec"
+set = ["output.mode=fixed-word2vec", "output.embeddings=\"{emb}/w2v.npy\""]
+
+[[runs]]
+name = "fixed-pmi"
+set = ["output.mode=fixed-pmi", "output.embeddings=\"{emb}/pmi.npy\""]
+"#,
+        runs = d.join("runs").display(),
+        reports = d.join("reports").display(),
+        emb = d.join("emb").display(),
+        data = data.display(),
+        cache = d.join("cache").display(),
+    );
+    let path = d.join("tiny.toml");
+    std::fs::write(&path, suite).unwrap();
+    let (code, out, err) = fixclf(&["suite", "--config", path.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("| run learned: training"), "{out}");
+
+    let report = d.join("reports/tiny");
+    let csv = std::fs::read_to_string(report.join("results.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().starts_with(
+        "run,mode,params_total,params_trainable,params_fixed,share_removed,best_val_ppl,test_ppl,epochs,wall_s,train_tokens_per_s,peak_rss_mb"
+    ));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 5, "{csv}");
+    let modes: Vec<&str> = rows.iter().map(|r| r[1]).collect();
+    assert_eq!(
+        modes,
+        [
+            "learned",
+            "tied",
+            "fixed-orthogonal",
+            "fixed-word2vec",
+            "fixed-pmi"
+        ]
+    );
+    for r in &rows {
+        for v in &r[2..12] {
+            let x: f64 = v.parse().unwrap_or_else(|_| panic!("`{v}` in {r:?}"));
+            assert!(x.is_finite(), "{r:?}");
+        }
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("results.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["runs"].as_array().unwrap().len(), 5);
+    assert!(std::fs::read_to_string(report.join("results.md"))
+        .unwrap()
+        .contains("| fixed-pmi"));
+    for plot in ["val_ppl", "train_loss", "alpha", "params"] {
+        let png = std::fs::read(report.join(format!("{plot}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{plot}.png");
+        assert_eq!(&png[12..16], b"IHDR");
+        let w = u32::from_be_bytes([png[16], png[17], png[18], png[19]]);
+        assert!(w >= 100, "{plot}.png width {w}");
+        let svg = std::fs::read_to_string(report.join(format!("{plot}.svg"))).unwrap();
+        assert!(svg.contains("<svg"), "{plot}.svg");
+    }
+
+    // Again: nothing is trained or computed anew.
+    let before = std::fs::metadata(d.join("runs/tiny/learned/best.safetensors"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let (code, out, err) = fixclf(&["suite", "--config", path.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(out.matches("finished, reused").count(), 5, "{out}");
+    assert_eq!(out.matches("up to date, reused").count(), 2, "{out}");
+    let after = std::fs::metadata(d.join("runs/tiny/learned/best.safetensors"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(before, after);
+
+    // An interrupted run (no summary.json yet, a last checkpoint) is resumed, not restarted.
+    std::fs::remove_file(d.join("runs/tiny/tied/summary.json")).unwrap();
+    let (code, out, err) = fixclf(&["suite", "--config", path.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("| run tied: resuming"), "{out}");
+    assert_eq!(out.matches("finished, reused").count(), 4, "{out}");
+    assert!(d.join("runs/tiny/tied/summary.json").exists());
+}
