@@ -215,13 +215,16 @@ struct EpochRec {
     peak_rss_mb: Option<f64>,
 }
 
+type LogRec = (Option<f64>, Option<f64>, Option<f64>);
+
 /// What `metrics.jsonl` says. Later lines win over earlier ones for the same step or epoch
 /// (a resumed run repeats the steps after its last checkpoint).
 #[derive(Default)]
 struct MetricsDigest {
     params: Option<ParamReport>,
     device: Option<String>,
-    logs: BTreeMap<u64, (Option<f64>, Option<f64>, Option<f64>)>,
+    /// By step: (loss, alpha, elapsed_s).
+    logs: BTreeMap<u64, LogRec>,
     epochs: BTreeMap<u64, EpochRec>,
     test: Option<(Option<f64>, Option<f64>)>,
     diverged: bool,
@@ -415,7 +418,11 @@ fn load_run(path: &Path) -> Result<LoadedRun> {
         row.epochs = get_u64(s, "epochs").map(|e| e as usize).or(row.epochs);
         row.wall_s = f("wall_s").or(row.wall_s);
         row.train_tokens_per_s = f("train_tokens_per_s").or(row.train_tokens_per_s);
-        row.peak_rss_mb = f("peak_rss_mb").filter(|&x| x > 0.0).or(row.peak_rss_mb);
+        // The summary has the last process's peak; a resumed run had earlier ones.
+        row.peak_rss_mb = match (f("peak_rss_mb").filter(|&x| x > 0.0), row.peak_rss_mb) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         row.train_tokens = get_u64(s, "train_tokens").or(row.train_tokens);
         row.final_alpha = f("final_alpha");
         row.steps = get_u64(s, "steps").or(row.steps);
@@ -1579,8 +1586,10 @@ mod tests {
     fn fake_run(dir: &Path, name: &str, mode: OutputMode, epochs: u64, finished: bool) -> PathBuf {
         let run = dir.join(name);
         std::fs::create_dir_all(&run).unwrap();
-        let mut cfg = Config::default();
-        cfg.name = name.into();
+        let mut cfg = Config {
+            name: name.into(),
+            ..Config::default()
+        };
         cfg.output.mode = mode;
         if mode.needs_embeddings() {
             cfg.output.embeddings = "embeddings/w2v.npy".into();
@@ -1852,6 +1861,30 @@ mod tests {
         let e = write_report(&[good], &out, "x").unwrap_err().to_string();
         assert!(e.contains("summary.json"), "{e}");
         assert!(!out.exists());
+    }
+
+    #[test]
+    fn report_metrics_of_a_resumed_run_keep_the_last_timeline() {
+        let events = vec![
+            json!({"event": "start", "params": params(true), "device": "Cpu"}),
+            json!({"event": "log", "step": 10, "loss": 7.0, "alpha": 10.0}),
+            json!({"event": "epoch", "epoch": 1, "step": 10, "val_loss": 6.0, "val_ppl": 403.4}),
+            json!({"event": "log", "step": 20, "loss": 6.5, "alpha": 11.0}),
+            json!({"event": "epoch", "epoch": 2, "step": 20, "val_loss": 5.9, "val_ppl": 365.0}),
+            json!({"event": "diverged", "epoch": 3, "step": 25, "value": "NaN"}),
+            // Resumed from the end of epoch 1: steps 11..20 and epoch 2 again.
+            json!({"event": "resume", "epoch": 2, "step": 10, "lr": 20.0}),
+            json!({"event": "log", "step": 20, "loss": 6.4, "alpha": 12.0}),
+            json!({"event": "epoch", "epoch": 2, "step": 20, "val_loss": 5.8, "val_ppl": 330.3}),
+        ];
+        let m = MetricsDigest::of(&events);
+        assert!(!m.diverged);
+        assert_eq!(m.logs.len(), 2);
+        assert_eq!(m.logs[&20].0, Some(6.4));
+        assert_eq!(m.epochs.len(), 2);
+        assert_eq!(m.best_val(), Some((5.8, 330.3)));
+        assert_eq!(m.last_alpha(), Some(12.0));
+        assert_eq!(m.params.as_ref().map(|p| p.fixed), Some(1_500_000));
     }
 
     #[test]
