@@ -148,6 +148,12 @@ pub fn read_metrics(path: &Path) -> Result<Vec<serde_json::Value>> {
         .collect())
 }
 
+/// Resets the peak-resident-memory mark to the current resident size (Linux; a no-op
+/// elsewhere), so that each run of a suite reports its own peak.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// Peak resident memory of this process, in MB (Linux `VmHWM`; 0 elsewhere).
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")

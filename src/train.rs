@@ -310,6 +310,7 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
     }
     // Load data and build the model before touching the run folder: bad input leaves no
     // run folder behind.
+    crate::run::reset_peak_rss();
     let s = Session::new(cfg)?;
     if !resume {
         run.create_fresh(opts.force || opts.resume)?;
