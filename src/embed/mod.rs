@@ -2,6 +2,16 @@
 //! LM's vocabulary, in the LM's id order (every word gets a row, `<eos>` and rare words
 //! included), written as `NAME.npy` + `NAME.vocab` + `NAME.json` (parameters, corpus hash,
 //! timings). See [`compute`] and [`is_up_to_date`] for the library entry points.
+//!
+//! `NAME.json` holds `params` (the [`EmbedSpec`] as JSON, `kind` included, `threads`
+//! excluded), `threads`, `corpus` + `corpus_sha256`, `tokenizer` + `tokenizer_sha256`,
+//! `vocab_size`, `dim`, `tokens`, `seconds`, `words_per_sec` (word2vec) and `stats`
+//! (word2vec: words/s, CPU seconds, kernel; pmi: non-zeros, phase timings, all singular
+//! values). It is written last, so its presence means the `.npy`/`.vocab` are complete.
+//!
+//! Measured on WikiText-2 train (2 shared cores, dim 512, window 5, 2 threads; see
+//! `bench/embed.sh`): word2vec ~1.2x gensim's words/s; PPMI+SVD ~20 s and ~0.9 GB peak RSS
+//! against ~145 s and 1.3 GB for scipy `svds(k=512)`, with the same WS353/analogy scores.
 pub mod cli;
 pub mod eval;
 pub mod pmi;
