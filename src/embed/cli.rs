@@ -109,7 +109,7 @@ pub struct PmiArgs {
     #[arg(long, default_value_t = 16)]
     pub oversample: usize,
     /// Power (subspace) iterations of the randomized SVD.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 4)]
     pub power_iters: usize,
 }
 

@@ -1,8 +1,9 @@
 //! Intrinsic evaluation of word vectors: cosine nearest neighbours, Spearman correlation on a
 //! word-similarity file (`word1 word2 score`), and analogy accuracy with 3CosAdd
 //! (`: section` headers, `a b c d` lines; a, b, c excluded from the answers).
-//! Lookups are case-insensitive by default (as gensim's evaluators): a word then maps to the
-//! first vocabulary entry with the same lowercase form.
+//! Lookups are case-insensitive by default (as gensim's evaluators): a word maps to the
+//! vocabulary entry spelled exactly so if there is one, else to the first entry with the
+//! same lowercase form (so the result does not depend on the vocabulary's order).
 use crate::error::{Error, IoContext, Result};
 use crate::vectors::WordVectors;
 use serde::Serialize;
@@ -16,6 +17,7 @@ pub struct Normalized {
     pub dim: usize,
     pub unit: Vec<f32>,
     index: HashMap<String, usize>,
+    lower: HashMap<String, usize>,
     case_insensitive: bool,
 }
 
@@ -29,28 +31,28 @@ impl Normalized {
             }
         }
         let mut index = HashMap::new();
+        let mut lower = HashMap::new();
         for (i, w) in v.words.iter().enumerate() {
-            let key = if case_insensitive {
-                w.to_lowercase()
-            } else {
-                w.clone()
-            };
-            index.entry(key).or_insert(i);
+            index.entry(w.clone()).or_insert(i);
+            if case_insensitive {
+                lower.entry(w.to_lowercase()).or_insert(i);
+            }
         }
         Self {
             words: v.words.clone(),
             dim: v.dim,
             unit,
             index,
+            lower,
             case_insensitive,
         }
     }
 
     pub fn id(&self, w: &str) -> Option<usize> {
-        if self.case_insensitive {
-            self.index.get(&w.to_lowercase()).copied()
-        } else {
-            self.index.get(w).copied()
+        match self.index.get(w) {
+            Some(&i) => Some(i),
+            None if self.case_insensitive => self.lower.get(&w.to_lowercase()).copied(),
+            None => None,
         }
     }
 

@@ -2,6 +2,19 @@
 //! LM's vocabulary, in the LM's id order (every word gets a row, `<eos>` and rare words
 //! included), written as `NAME.npy` + `NAME.vocab` + `NAME.json` (parameters, corpus hash,
 //! timings). See [`compute`] and [`is_up_to_date`] for the library entry points.
+//!
+//! `NAME.json` holds `params` (the [`EmbedSpec`] as JSON, `kind` included, `threads`
+//! excluded), `threads`, `corpus` + `corpus_sha256`, `tokenizer` + `tokenizer_sha256`,
+//! `vocab_size`, `dim`, `tokens`, `seconds`, `words_per_sec` (word2vec) and `stats`
+//! (word2vec: words/s, CPU seconds, kernel; pmi: non-zeros, phase timings, all singular
+//! values). It is written last, so its presence means the `.npy`/`.vocab` are complete.
+//!
+//! Measured on WikiText-2 train (2-core AMD EPYC shared with other jobs, dim 512, window 5,
+//! 2 threads; see `bench/embed.sh`). Quiet machine: word2vec 5 epochs 243k words/s vs
+//! gensim 4.4 147k (1.65x; 84 vs 140 CPU-s); PPMI+SVD 14.2 s / 0.89 GB peak RSS vs scipy
+//! `svds(k=512)` 75.7 s / 1.33 GB (5.3x), same WS353/analogy scores as the exact SVD.
+//! Loaded machine (load ~4): 1.2x and 7x.
+
 pub mod cli;
 pub mod eval;
 pub mod pmi;

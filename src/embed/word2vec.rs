@@ -9,7 +9,7 @@
 //! gets a row; words absent from the corpus keep their random initialisation).
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Tokens per "sentence" (word2vec.c's MAX_SENTENCE_LENGTH).
 pub const SENTENCE_LEN: usize = 1000;
@@ -200,7 +200,6 @@ pub fn train_word2vec(
         syn1: SharedMut(syn1.as_mut_ptr()),
         word_count_actual: AtomicU64::new(0),
         total: params.epochs as u64 * train_words,
-        stop: AtomicBool::new(false),
         threads,
     };
     let use_avx2 = has_avx2_fma();
@@ -241,7 +240,6 @@ struct Shared<'a> {
     syn1: SharedMut,
     word_count_actual: AtomicU64,
     total: u64,
-    stop: AtomicBool,
     threads: usize,
 }
 
@@ -452,9 +450,6 @@ fn thread_body<const FMA: bool>(
     let syn1 = sh.syn1;
     for _epoch in 0..p.epochs {
         for chunk in my_tokens.chunks(SENTENCE_LEN) {
-            if sh.stop.load(Ordering::Relaxed) {
-                return;
-            }
             // Learning-rate update every 10,000 words, as word2vec.c.
             if word_count - last_word_count > 10_000 {
                 let done = sh
