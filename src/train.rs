@@ -584,11 +584,11 @@ impl Trainer<'_> {
                 let secs = interval_start.elapsed().as_secs_f64();
                 let cur = interval_loss / interval_steps as f64;
                 let line = format!(
-                    "| epoch {:3} | {:5}/{:5} batches | lr {:05.2} | ms/batch {:5.2} | loss {:5.2} | ppl {:8.2}",
+                    "| epoch {:3} | {:5}/{:5} batches | lr {} | ms/batch {:5.2} | loss {:5.2} | ppl {:8.2}",
                     self.st.epoch,
                     self.st.epoch_step,
                     limit,
-                    self.opt.lr,
+                    format_lr(self.opt.lr),
                     secs * 1000.0 / interval_steps as f64,
                     cur,
                     cur.exp()
@@ -761,6 +761,16 @@ impl Session {
             .into_iter()
             .map(|(n, t)| (n, t.detach().copy()))
             .collect()
+    }
+}
+
+/// The learning rate as the PyTorch example prints it (`20.00`), or in scientific notation
+/// when that would show nothing (Adam's `2.00e-3`).
+fn format_lr(lr: f64) -> String {
+    if lr >= 0.01 {
+        format!("{lr:05.2}")
+    } else {
+        format!("{lr:.2e}")
     }
 }
 

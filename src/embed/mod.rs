@@ -53,6 +53,20 @@ pub fn hugepage_vec(len: usize) -> Vec<f32> {
     v
 }
 
+/// Checks that a token stream is non-empty and within the vocabulary (both methods need it).
+pub fn check_tokens(tokens: &[u32], vocab_size: usize) -> Result<()> {
+    if tokens.is_empty() {
+        return Err(Error::arg("--corpus", "the corpus has no tokens"));
+    }
+    if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab_size) {
+        return Err(Error::arg(
+            "tokens",
+            format!("token id {bad} is outside the vocabulary of {vocab_size} words"),
+        ));
+    }
+    Ok(())
+}
+
 /// Which embedding and its parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]

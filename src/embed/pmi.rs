@@ -501,15 +501,7 @@ pub fn ppmi_svd(
     log: &(dyn Fn(&str) + Sync),
 ) -> Result<(Vec<f32>, PmiStats)> {
     params.validate(vocab_size)?;
-    if tokens.is_empty() {
-        return Err(Error::arg("--corpus", "the corpus has no tokens"));
-    }
-    if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab_size) {
-        return Err(Error::arg(
-            "tokens",
-            format!("token id {bad} is outside the vocabulary of {vocab_size} words"),
-        ));
-    }
+    super::check_tokens(tokens, vocab_size)?;
     tch::set_num_threads(params.threads as i32);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(params.threads)

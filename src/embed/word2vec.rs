@@ -140,15 +140,7 @@ pub fn train_word2vec(
     progress: &(dyn Fn(u64, u64, f64) + Sync),
 ) -> Result<(Vec<f32>, Word2VecStats)> {
     params.validate(vocab_size)?;
-    if tokens.is_empty() {
-        return Err(Error::arg("--corpus", "the corpus has no tokens"));
-    }
-    if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab_size) {
-        return Err(Error::arg(
-            "tokens",
-            format!("token id {bad} is outside the vocabulary of {vocab_size} words"),
-        ));
-    }
+    super::check_tokens(tokens, vocab_size)?;
     let dim = params.dim;
     let mut counts = vec![0u64; vocab_size];
     for &t in tokens {
