@@ -138,8 +138,7 @@ pub fn bench_mode(b: &LmBench, mode: OutputMode) -> Result<serde_json::Value> {
         state = state.detach();
         let f = model.forward(&x, &state, true);
         let loss = model.loss(&f.output, &y);
-        loss.backward();
-        opt.step(0.25, 1.0);
+        opt.backward_step(&loss, 0.25, 1.0);
         state = f.state;
         if b.device != Device::Cpu {
             tch::Cuda::synchronize(0);

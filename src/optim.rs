@@ -1,14 +1,15 @@
 //! SGD and Adam over an explicit list of trainable tensors, with gradient-norm clipping.
 //!
 //! Why not `tch::nn::Optimizer`: its state (Adam's moments) cannot be saved, so a run could
-//! not resume exactly; and on the CPU a fused update is measurably faster. The CPU path
-//! does, in one pass over each parameter, what PyTorch does in several: apply the clipping
-//! coefficient, weight decay, the update, and zero the gradient. Other devices use
-//! ordinary tensor ops. Only tensors handed to [`Optimizer::new`] are ever touched, so a
-//! fixed classifier's matrix has no optimizer state by construction.
+//! not resume exactly, and it pays for more passes over the weights than needed. Here the
+//! gradients come from `torch::autograd::grad` (`Tensor::run_backward`) as fresh tensors:
+//! nothing accumulates into `.grad`, so nothing has to be zeroed (PyTorch's
+//! `zero_grad(set_to_none=True)`), the clipping coefficient is folded into the step size, and
+//! SGD's update is one in-place `addcmul_` per parameter. All work stays in libtorch's own
+//! thread pool. Only tensors handed to [`Optimizer::new`] are ever touched, so a fixed
+//! classifier's matrix has no optimizer state by construction.
 use crate::config::OptimizerKind;
-use rayon::prelude::*;
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 
 /// One trainable tensor and its weight decay.
 pub struct Param {
@@ -28,21 +29,6 @@ pub struct Optimizer {
     beta1: f64,
     beta2: f64,
     eps: f64,
-}
-
-const CHUNK: usize = 1 << 14;
-
-/// The tensor's data as a mutable f32 slice when it is a contiguous f32 CPU tensor.
-///
-/// Safety: the caller must not hold two slices of the same storage at once.
-// The tensor is a handle: mutating its storage through a shared handle is how libtorch works.
-#[allow(clippy::mut_from_ref)]
-unsafe fn cpu_slice(t: &Tensor) -> Option<&mut [f32]> {
-    if t.device() != Device::Cpu || t.kind() != Kind::Float || !t.is_contiguous() {
-        return None;
-    }
-    let n = t.numel();
-    Some(std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, n))
 }
 
 impl Optimizer {
@@ -78,34 +64,55 @@ impl Optimizer {
             .sum()
     }
 
-    /// Global L2 norm of all gradients.
-    pub fn grad_norm(&self) -> f64 {
-        tch::no_grad(|| {
-            let sq: Vec<Tensor> = self
-                .params
-                .iter()
-                .map(|p| p.tensor.grad())
-                .filter(|g| g.defined())
-                .map(|g| g.square().sum(Kind::Float))
-                .collect();
-            if sq.is_empty() {
-                return 0.0;
+    /// Gradients of `loss` with respect to every parameter (undefined for a parameter the
+    /// loss does not reach, e.g. alpha under the cosine loss).
+    fn gradients(&self, loss: &Tensor) -> Vec<Tensor> {
+        let inputs: Vec<&Tensor> = self.params.iter().map(|p| &p.tensor).collect();
+        match Tensor::f_run_backward(&[loss], &inputs, false, false) {
+            Ok(grads) => grads,
+            Err(_) => {
+                // Some parameter is unused: fall back to accumulating into `.grad`.
+                loss.backward();
+                self.params
+                    .iter()
+                    .map(|p| {
+                        let mut g = p.tensor.grad();
+                        if g.defined() {
+                            let out = g.detach().copy();
+                            let _ = g.zero_();
+                            out
+                        } else {
+                            g
+                        }
+                    })
+                    .collect()
             }
-            Tensor::stack(&sq, 0)
-                .sum(Kind::Float)
-                .sqrt()
-                .double_value(&[])
-        })
+        }
     }
 
-    /// One update with the gradients present, scaled so their global norm is at most
-    /// `clip` (0: no clipping), with the learning rate multiplied by `lr_scale` (variable
-    /// BPTT). Gradients are zeroed afterwards. Returns the gradient norm before clipping.
-    /// A non-finite gradient norm skips the update (the weights stay as they were).
-    pub fn step(&mut self, clip: f64, lr_scale: f64) -> f64 {
-        let norm = self.grad_norm();
+    /// Backpropagates `loss` and updates every parameter, with the gradients scaled so their
+    /// global norm is at most `clip` (0: no clipping) and the learning rate multiplied by
+    /// `lr_scale` (variable BPTT). Returns the gradient norm before clipping; when it is not
+    /// finite nothing is updated (the caller stops training).
+    pub fn backward_step(&mut self, loss: &Tensor, clip: f64, lr_scale: f64) -> f64 {
+        let grads = self.gradients(loss);
+        tch::no_grad(|| self.apply(grads, clip, lr_scale))
+    }
+
+    fn apply(&mut self, grads: Vec<Tensor>, clip: f64, lr_scale: f64) -> f64 {
+        // A parameter the loss does not reach (alpha under the cosine loss) has an undefined
+        // gradient: it is left as it is.
+        let norms: Vec<Tensor> = grads
+            .iter()
+            .filter(|g| g.defined())
+            .map(|g| g.norm())
+            .collect();
+        let norm = if norms.is_empty() {
+            0.0
+        } else {
+            Tensor::stack(&norms, 0).norm().double_value(&[])
+        };
         if !norm.is_finite() {
-            self.zero_grad();
             return norm;
         }
         let coef = if clip > 0.0 && norm > clip {
@@ -117,87 +124,48 @@ impl Optimizer {
         self.steps += 1;
         let t = self.steps as f64;
         let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
-        let bc1 = 1.0 - b1.powf(t);
-        let bc2 = 1.0 - b2.powf(t);
-        tch::no_grad(|| {
-            for (i, p) in self.params.iter().enumerate() {
-                let mut grad = p.tensor.grad();
-                if !grad.defined() {
-                    continue;
-                }
-                let wd = p.weight_decay;
-                // Safety: param, grad and moments are distinct tensors.
-                let fast = unsafe {
-                    match self.kind {
-                        OptimizerKind::Sgd => cpu_slice(&p.tensor)
-                            .zip(cpu_slice(&grad))
-                            .map(|(w, g)| sgd_cpu(w, g, lr, coef, wd)),
-                        OptimizerKind::Adam => {
-                            let (m, v) = &self.moments[i];
-                            match (
-                                cpu_slice(&p.tensor),
-                                cpu_slice(&grad),
-                                cpu_slice(m),
-                                cpu_slice(v),
-                            ) {
-                                (Some(w), Some(g), Some(m), Some(v)) => {
-                                    adam_cpu(
-                                        w,
-                                        g,
-                                        m,
-                                        v,
-                                        AdamStep {
-                                            lr,
-                                            coef,
-                                            wd,
-                                            b1,
-                                            b2,
-                                            eps,
-                                            bc1,
-                                            bc2,
-                                        },
-                                    );
-                                    Some(())
-                                }
-                                _ => None,
-                            }
-                        }
-                    }
-                };
-                if fast.is_none() {
-                    let mut g = &grad * coef;
-                    if wd > 0.0 {
-                        g += &p.tensor * wd;
-                    }
-                    let mut w = p.tensor.shallow_clone();
-                    match self.kind {
-                        OptimizerKind::Sgd => {
-                            let _ = w.g_sub_(&(g * lr));
-                        }
-                        OptimizerKind::Adam => {
-                            let (m, v) = &self.moments[i];
-                            let (mut m, mut v) = (m.shallow_clone(), v.shallow_clone());
-                            let _ = m.lerp_(&g, 1.0 - b1);
-                            let _ = v.lerp_(&g.square(), 1.0 - b2);
-                            let denom = (&v / bc2).sqrt() + eps;
-                            let _ = w.g_sub_(&((&m / &denom) * (lr / bc1)));
-                        }
-                    }
-                    let _ = grad.zero_();
-                }
+        for (i, (p, mut g)) in self.params.iter().zip(grads).enumerate() {
+            if !g.defined() {
+                continue;
             }
-        });
-        norm
-    }
-
-    /// Zeroes every gradient (the step does this itself; needed after a skipped step).
-    pub fn zero_grad(&mut self) {
-        for p in &mut self.params {
-            let mut g = p.tensor.grad();
-            if g.defined() {
-                let _ = g.zero_();
+            let mut w = p.tensor.shallow_clone();
+            match self.kind {
+                OptimizerKind::Sgd => {
+                    if p.weight_decay > 0.0 {
+                        let _ = w.g_mul_scalar_(1.0 - lr * p.weight_decay);
+                    }
+                    // w += g * (-lr * coef): one pass, no temporary.
+                    let step = Tensor::from(-lr * coef)
+                        .to_kind(w.kind())
+                        .to_device(w.device());
+                    let _ = w.addcmul_(&g, &step);
+                }
+                OptimizerKind::Adam => {
+                    if coef != 1.0 {
+                        let _ = g.g_mul_scalar_(coef);
+                    }
+                    if p.weight_decay > 0.0 {
+                        g += &w * p.weight_decay;
+                    }
+                    let (m, v) = &self.moments[i];
+                    let (mut m, mut v) = (m.shallow_clone(), v.shallow_clone());
+                    let _ = m.lerp_(&g, 1.0 - b1);
+                    let _ = v.g_mul_scalar_(b2);
+                    let _ = g.g_mul_scalar_((1.0 - b2).sqrt());
+                    let _ = v.addcmul_(&g, &g);
+                    let bc1 = 1.0 - b1.powf(t);
+                    let bc2 = 1.0 - b2.powf(t);
+                    let step = lr / bc1;
+                    // denom = -(sqrt(v / bc2) + eps) / step, so w += m / denom is Adam's update.
+                    let mut denom = v.sqrt();
+                    let _ = denom.g_mul_scalar_(1.0 / bc2.sqrt());
+                    let _ = denom.g_add_scalar_(eps);
+                    let _ = denom.g_mul_scalar_(-1.0 / step);
+                    let _ = w.addcdiv_(&m, &denom);
+                }
             }
         }
+        norm
     }
 
     /// Restores the state saved by [`Optimizer::state_tensors`].
@@ -224,52 +192,10 @@ impl Optimizer {
     }
 }
 
-fn sgd_cpu(w: &mut [f32], g: &mut [f32], lr: f64, coef: f64, wd: f64) {
-    let (s, d) = ((lr * coef) as f32, (lr * wd) as f32);
-    w.par_chunks_mut(CHUNK)
-        .zip(g.par_chunks_mut(CHUNK))
-        .for_each(|(w, g)| {
-            for (w, g) in w.iter_mut().zip(g.iter_mut()) {
-                *w -= s * *g + d * *w;
-                *g = 0.0;
-            }
-        });
-}
-
-#[derive(Clone, Copy)]
-struct AdamStep {
-    lr: f64,
-    coef: f64,
-    wd: f64,
-    b1: f64,
-    b2: f64,
-    eps: f64,
-    bc1: f64,
-    bc2: f64,
-}
-
-fn adam_cpu(w: &mut [f32], g: &mut [f32], m: &mut [f32], v: &mut [f32], a: AdamStep) {
-    let (coef, wd) = (a.coef as f32, a.wd as f32);
-    let (b1, b2, eps) = (a.b1 as f32, a.b2 as f32, a.eps as f32);
-    let step = (a.lr / a.bc1) as f32;
-    let inv_sqrt_bc2 = (1.0 / a.bc2.sqrt()) as f32;
-    w.par_chunks_mut(CHUNK)
-        .zip(g.par_chunks_mut(CHUNK))
-        .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
-        .for_each(|((w, g), (m, v))| {
-            for i in 0..w.len() {
-                let gi = g[i] * coef + wd * w[i];
-                m[i] = b1 * m[i] + (1.0 - b1) * gi;
-                v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
-                w[i] -= step * m[i] / (v[i].sqrt() * inv_sqrt_bc2 + eps);
-                g[i] = 0.0;
-            }
-        });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
 
     fn param(values: &[f32]) -> Param {
         Param {
@@ -279,59 +205,69 @@ mod tests {
         }
     }
 
-    fn set_grad(p: &Tensor, g: &[f32]) {
-        let loss = (p * Tensor::from_slice(g)).sum(Kind::Float);
-        loss.backward();
+    /// loss = sum(w * g): its gradient is g.
+    fn linear_loss(w: &Tensor, g: &[f32]) -> Tensor {
+        (w * Tensor::from_slice(g)).sum(Kind::Float)
+    }
+
+    fn values(t: &Tensor) -> Vec<f32> {
+        Vec::<f32>::try_from(&t.detach()).unwrap()
     }
 
     #[test]
     fn sgd_with_clipping_matches_the_formula() {
         let mut opt = Optimizer::new(OptimizerKind::Sgd, 0.5, vec![param(&[1.0, 2.0])]);
         let w = opt.params()[0].tensor.shallow_clone();
-        set_grad(&w, &[3.0, 4.0]); // norm 5
-        let norm = opt.step(1.0, 1.0);
+        let norm = opt.backward_step(&linear_loss(&w, &[3.0, 4.0]), 1.0, 1.0); // norm 5
         assert!((norm - 5.0).abs() < 1e-6);
-        let got = Vec::<f32>::try_from(&w.detach()).unwrap();
+        let got = values(&w);
         // clipped grad = (0.6, 0.8); w - 0.5 * g
         assert!(
             (got[0] - 0.7).abs() < 1e-5 && (got[1] - 1.6).abs() < 1e-5,
             "{got:?}"
         );
-        // Gradient zeroed.
-        assert_eq!(w.grad().abs().sum(Kind::Float).double_value(&[]), 0.0);
+        assert!(!w.grad().defined(), "no gradient accumulates in .grad");
     }
 
     #[test]
-    fn adam_fast_path_matches_tensor_ops() {
-        // Same updates through the fused CPU loop and the generic path (non-contiguous).
-        let init: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).sin()).collect();
-        let grads: Vec<f32> = (0..64).map(|i| (i as f32 * 0.11).cos()).collect();
-        let mut fast = Optimizer::new(OptimizerKind::Adam, 0.01, vec![param(&init)]);
-        let slow_t = Tensor::from_slice(&init)
-            .view([8, 8])
-            .tr()
-            .set_requires_grad(true);
-        let mut slow = Optimizer::new(
-            OptimizerKind::Adam,
-            0.01,
-            vec![Param {
-                name: "w".into(),
-                tensor: slow_t.shallow_clone(),
-                weight_decay: 0.0,
-            }],
-        );
-        let gt = Tensor::from_slice(&grads);
-        for _ in 0..3 {
-            let w = fast.params()[0].tensor.shallow_clone();
-            (&w * &gt).sum(Kind::Float).backward();
-            fast.step(0.5, 1.0);
-            (&slow_t * gt.view([8, 8]).tr()).sum(Kind::Float).backward();
-            slow.step(0.5, 1.0);
+    fn adam_matches_the_reference_formula() {
+        let init = [0.3f32, -1.2, 2.0];
+        let grads = [[0.5f32, -0.1, 2.0], [0.4, 0.3, -1.0], [-0.2, 0.2, 0.1]];
+        let lr = 0.01;
+        let mut opt = Optimizer::new(OptimizerKind::Adam, lr, vec![param(&init)]);
+        let w = opt.params()[0].tensor.shallow_clone();
+        let (mut m, mut v, mut x) = ([0f64; 3], [0f64; 3], init.map(f64::from));
+        for (t, g) in grads.iter().enumerate() {
+            opt.backward_step(&linear_loss(&w, g), 0.0, 1.0);
+            let t = (t + 1) as f64;
+            for i in 0..3 {
+                let gi = g[i] as f64;
+                m[i] = 0.9 * m[i] + 0.1 * gi;
+                v[i] = 0.999 * v[i] + 0.001 * gi * gi;
+                let mh = m[i] / (1.0 - 0.9f64.powf(t));
+                let vh = v[i] / (1.0 - 0.999f64.powf(t));
+                x[i] -= lr * mh / (vh.sqrt() + 1e-8);
+            }
         }
-        let a = fast.params()[0].tensor.detach();
-        let b = slow_t.detach().tr().reshape([-1]);
-        let diff = (a - b).abs().max().double_value(&[]);
-        assert!(diff < 1e-6, "{diff}");
-        assert_eq!(fast.state_numel(), 128);
+        let got = values(&w);
+        for i in 0..3 {
+            assert!((got[i] as f64 - x[i]).abs() < 1e-6, "{got:?} vs {x:?}");
+        }
+        assert_eq!(opt.state_numel(), 6);
+    }
+
+    #[test]
+    fn unused_parameter_gets_no_update_and_no_error() {
+        let used = param(&[1.0]);
+        let unused = Param {
+            name: "alpha".into(),
+            tensor: Tensor::from_slice(&[10.0f32]).set_requires_grad(true),
+            weight_decay: 0.0,
+        };
+        let mut opt = Optimizer::new(OptimizerKind::Sgd, 1.0, vec![used, unused]);
+        let w = opt.params()[0].tensor.shallow_clone();
+        opt.backward_step(&linear_loss(&w, &[2.0]), 0.0, 1.0);
+        assert_eq!(values(&w), [-1.0]);
+        assert_eq!(values(&opt.params()[1].tensor), [10.0]);
     }
 }

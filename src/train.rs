@@ -555,8 +555,9 @@ impl Trainer<'_> {
                 let d = r.narrow(0, 1, len as i64 - 1) - r.narrow(0, 0, len as i64 - 1);
                 loss += d.square().mean(Kind::Float) * t.tar;
             }
-            loss.backward();
-            let norm = self.opt.step(t.clip, len as f64 / t.bptt as f64);
+            let norm = self
+                .opt
+                .backward_step(&loss, t.clip, len as f64 / t.bptt as f64);
             if !norm.is_finite() {
                 return Err(self.diverged(norm));
             }
