@@ -41,7 +41,7 @@ fn default_reports_dir() -> PathBuf {
 
 /// One embedding to precompute: `out` (`embeddings/NAME`, giving NAME.npy/.vocab/.json),
 /// the corpus (default: the base config's training file), and the method's parameters
-/// (`kind = "word2vec"` or `"pmi"` plus its fields).
+/// (`kind = "word2vec"` or `"pmi"` plus its fields; `threads = 0`: all cores).
 #[derive(Debug, Clone, Deserialize)]
 pub struct EmbeddingJob {
     pub out: PathBuf,
@@ -133,6 +133,20 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
             ));
         }
     }
+    for job in &suite.embeddings {
+        // The vocabulary size is not known yet; the dimension is checked against it later.
+        job.spec
+            .clone()
+            .with_default_threads()
+            .validate(usize::MAX)
+            .map_err(|e| {
+                Error::config(
+                    &origin,
+                    format!("embeddings ({})", job.out.display()),
+                    e.to_string(),
+                )
+            })?;
+    }
     let start = std::time::Instant::now();
     let base = &configs[0];
     if !suite.embeddings.is_empty() {
@@ -152,7 +166,7 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
             if let Some(dir) = job.out.parent() {
                 std::fs::create_dir_all(dir).at(dir)?;
             }
-            let rep = compute_if_stale(&job.spec, &spec, &job.out)?;
+            let rep = compute_if_stale(&job.spec.clone().with_default_threads(), &spec, &job.out)?;
             println!(
                 "| embeddings {}: {} ({:.1}s)",
                 job.out.display(),
@@ -212,4 +226,40 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
         out.display()
     );
     Ok((dirs, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every config shipped in `configs/` parses, resolves and validates.
+    #[test]
+    fn shipped_configs_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut suites = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            if text.contains("[[runs]]") {
+                let suite = SuiteConfig::load(&path).unwrap();
+                let origin = path.display().to_string();
+                let cfgs = suite.run_configs(&origin, &[]).unwrap();
+                assert_eq!(cfgs.len(), suite.runs.len());
+                for job in &suite.embeddings {
+                    job.spec
+                        .clone()
+                        .with_default_threads()
+                        .validate(33_278)
+                        .unwrap();
+                }
+                suites += 1;
+            } else {
+                config::load(&path, &[]).unwrap();
+            }
+        }
+        assert_eq!(suites, 4);
+    }
 }

@@ -90,6 +90,26 @@ impl EmbedSpec {
         }
     }
 
+    /// Checks the parameters against a vocabulary size.
+    pub fn validate(&self, vocab_size: usize) -> Result<()> {
+        match self {
+            EmbedSpec::Word2vec(p) => p.validate(vocab_size),
+            EmbedSpec::Pmi(p) => p.validate(vocab_size),
+        }
+    }
+
+    /// The same spec with `threads = 0` read as "all cores" (suite files use 0 so that a
+    /// config runs on any machine).
+    pub fn with_default_threads(mut self) -> Self {
+        let cores = word2vec::default_threads();
+        match &mut self {
+            EmbedSpec::Word2vec(p) if p.threads == 0 => p.threads = cores,
+            EmbedSpec::Pmi(p) if p.threads == 0 => p.threads = cores,
+            _ => {}
+        }
+        self
+    }
+
     /// The parameters as stored in `NAME.json` (`params`) and compared by
     /// [`is_up_to_date`] (`threads` excluded: it does not define the result).
     pub fn params_json(&self) -> serde_json::Value {
