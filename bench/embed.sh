@@ -4,8 +4,7 @@
 # PPMI+SVD (ours vs scipy svds: wall time, peak RSS), then evaluates all four vector sets
 # (nearest neighbours, WordSim-353 Spearman, Google analogies from gensim's test data).
 # Usage: bench/embed.sh            (env: EPOCHS=1 THREADS=2 DIM=512 WINDOW=5 NEG=5 CORPUS=...)
-#        FIXCLF_EMBED="target/release/fixclf embed" by default (needs `Embed(EmbedCommand)` in
-#        main.rs; any binary that runs `fixclf::embed::run` works).
+#        FIXCLF_EMBED overrides the command (default: target/release/fixclf embed; `make build` first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPOCHS=${EPOCHS:-1}; THREADS=${THREADS:-2}; DIM=${DIM:-512}; WINDOW=${WINDOW:-5}; NEG=${NEG:-5}
