@@ -4,7 +4,7 @@
 use crate::config::{Config, OptimizerKind, OutputMode};
 use crate::error::{Error, Result};
 use crate::lm::LanguageModel;
-use crate::optim::{Optimizer, Param};
+use crate::optim::Optimizer;
 use serde_json::json;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
@@ -108,21 +108,8 @@ pub fn bench_mode(b: &LmBench, mode: OutputMode) -> Result<serde_json::Value> {
     }
     let vs = nn::VarStore::new(b.device);
     let model = LanguageModel::new(&vs, &cfg, b.vocab, None)?;
-    let mut vars: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .filter(|(_, t)| t.requires_grad())
-        .collect();
-    vars.sort_by(|a, c| a.0.cmp(&c.0));
-    let trainable: i64 = vars.iter().map(|(_, t)| t.numel() as i64).sum();
-    let params = vars
-        .into_iter()
-        .map(|(name, tensor)| Param {
-            name,
-            tensor,
-            weight_decay: 0.0,
-        })
-        .collect();
+    let params = crate::optim::params_of(&vs, |_| 0.0);
+    let trainable: i64 = params.iter().map(|p| p.tensor.numel() as i64).sum();
     let lr = match b.optimizer {
         OptimizerKind::Sgd => 20.0,
         OptimizerKind::Adam => 1e-3,

@@ -18,6 +18,24 @@ pub struct Param {
     pub weight_decay: f64,
 }
 
+/// The trainable variables of a `VarStore` in name order, each with the weight decay
+/// `weight_decay(name)` gives it.
+pub fn params_of(vs: &tch::nn::VarStore, weight_decay: impl Fn(&str) -> f64) -> Vec<Param> {
+    let mut vars: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars.into_iter()
+        .map(|(name, tensor)| Param {
+            weight_decay: weight_decay(&name),
+            name,
+            tensor,
+        })
+        .collect()
+}
+
 pub struct Optimizer {
     pub kind: OptimizerKind,
     pub lr: f64,

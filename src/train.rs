@@ -404,26 +404,13 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
 }
 
 fn trainable_params(s: &Session) -> Vec<Param> {
-    let mut vars: Vec<(String, Tensor)> =
-        s.vs.variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    vars.into_iter()
-        .map(|(name, tensor)| {
-            let weight_decay = if name.ends_with("alpha") {
-                s.cfg.output.alpha_weight_decay
-            } else {
-                s.cfg.train.weight_decay
-            };
-            Param {
-                name,
-                tensor,
-                weight_decay,
-            }
-        })
-        .collect()
+    crate::optim::params_of(&s.vs, |name| {
+        if name.ends_with("alpha") {
+            s.cfg.output.alpha_weight_decay
+        } else {
+            s.cfg.train.weight_decay
+        }
+    })
 }
 
 impl Trainer<'_> {
@@ -680,9 +667,11 @@ impl Trainer<'_> {
         self.st.val_losses.push(val_loss);
         if improved {
             self.st.best_val_loss = Some(val_loss);
+            // Written while the NT-ASGD averages (if any) sit in the model.
             let meta = self.meta(false);
-            let tensors = self.with_averages(|| self.s.model_tensors_copy());
-            save_safetensors(&self.run.file(BEST), &tensors, &meta)?;
+            self.with_averages(|| {
+                save_safetensors(&self.run.file(BEST), &self.s.model_tensors(), &meta)
+            })?;
         } else if self.averages.is_none() {
             self.opt.lr /= t.lr_decay;
         }
@@ -736,16 +725,11 @@ impl Trainer<'_> {
         m
     }
 
+    /// `self.st.lr` equals `self.opt.lr` here: both start from the config (or the resumed
+    /// state) and change together at epoch ends.
     fn save_last(&self) -> Result<()> {
-        let mut st = self.st.clone();
-        st.lr = self.opt.lr;
-        let mut meta = self.s.identity();
-        meta.insert(
-            "state".into(),
-            serde_json::to_string(&st).unwrap_or_default(),
-        );
-        meta.insert("optimizer_steps".into(), self.opt.steps.to_string());
-        let mut tensors = self.s.model_tensors_copy();
+        let meta = self.meta(true);
+        let mut tensors = self.s.model_tensors();
         tensors.extend(self.opt.state_tensors());
         if let Some(avgs) = &self.averages {
             for (p, a) in self.opt.params().iter().zip(avgs) {
@@ -753,15 +737,6 @@ impl Trainer<'_> {
             }
         }
         save_safetensors(&self.run.file(LAST), &tensors, &meta)
-    }
-}
-
-impl Session {
-    fn model_tensors_copy(&self) -> Vec<(String, Tensor)> {
-        self.model_tensors()
-            .into_iter()
-            .map(|(n, t)| (n, t.detach().copy()))
-            .collect()
     }
 }
 
