@@ -150,9 +150,9 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
     let start = std::time::Instant::now();
     let base = &configs[0];
     if !suite.embeddings.is_empty() {
-        // The LM's vocabulary (tokenizer.json) fixes the embeddings' rows.
-        let corpus = crate::train::load_corpus(base)?;
-        drop(corpus);
+        // The LM's vocabulary (tokenizer.json) fixes the embeddings' rows: loading the
+        // corpus builds and saves it when missing (and fills the token caches the runs use).
+        crate::train::load_corpus(base)?;
         let tokenizer = base.data.tokenizer_path();
         for job in &suite.embeddings {
             let corpus = job

@@ -299,7 +299,7 @@ struct Trainer<'a> {
 pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
     let run = RunDir::new(cfg.run_dir());
     let resume = opts.resume && run.has_last();
-    if opts.resume && !resume && run.path.exists() && run.is_finished() {
+    if opts.resume && !resume && run.is_finished() {
         return Err(Error::arg(
             run.path.display().to_string(),
             "this run has finished (summary.json); use --force to train it again",
