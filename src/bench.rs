@@ -84,12 +84,19 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+fn sorted_ms(v: &[f64]) -> Vec<f64> {
+    let mut ms: Vec<f64> = v.iter().map(|s| (s * 1e4).round() / 10.0).collect();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    ms
+}
+
 /// Benchmarks one mode; returns the JSON line.
 pub fn bench_mode(b: &LmBench, mode: OutputMode) -> Result<serde_json::Value> {
     if b.threads > 0 {
         tch::set_num_threads(b.threads as i32);
     }
     tch::manual_seed(0);
+    crate::memory::reset_peak_rss();
     let mut cfg = Config::default();
     cfg.model.emb_size = b.emb;
     cfg.model.hidden_size = b.hidden;
@@ -108,6 +115,7 @@ pub fn bench_mode(b: &LmBench, mode: OutputMode) -> Result<serde_json::Value> {
     }
     let vs = nn::VarStore::new(b.device);
     let model = LanguageModel::new(&vs, &cfg, b.vocab, None)?;
+    crate::memory::release_free_memory();
     let params = crate::optim::params_of(&vs, |_| 0.0);
     let trainable: i64 = params.iter().map(|p| p.tensor.numel() as i64).sum();
     let lr = match b.optimizer {
@@ -149,8 +157,8 @@ pub fn bench_mode(b: &LmBench, mode: OutputMode) -> Result<serde_json::Value> {
             }
         }
     });
-    let step_s = median(times);
-    let eval_s = median(eval_times);
+    let step_s = median(times.clone());
+    let eval_s = median(eval_times.clone());
     Ok(json!({
         "impl": "fixclf",
         "torch": "2.11.0",
@@ -164,6 +172,10 @@ pub fn bench_mode(b: &LmBench, mode: OutputMode) -> Result<serde_json::Value> {
         "train_tokens_per_s": ((b.bptt * b.batch) as f64 / step_s * 10.0).round() / 10.0,
         "eval_tokens_per_s": ((b.bptt * b.eval_batch) as f64 / eval_s * 10.0).round() / 10.0,
         "optimizer_state_floats": opt.state_numel(),
-        "peak_rss_mb": crate::run::peak_rss_mb(),
+        // Every timed step, sorted: on a shared machine the low quantiles show the cost of
+        // the work itself, the median and the tail what neighbours added.
+        "train_step_ms_all": sorted_ms(&times),
+        "eval_ms_all": sorted_ms(&eval_times),
+        "peak_rss_mb": crate::memory::peak_rss_mb(),
     }))
 }

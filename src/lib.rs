@@ -7,6 +7,7 @@ pub mod embed;
 pub mod error;
 pub mod fsutil;
 pub mod lm;
+pub mod memory;
 pub mod optim;
 pub mod report;
 pub mod run;

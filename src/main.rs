@@ -6,6 +6,11 @@ use fixclf::config::{self, OptimizerKind};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// jemalloc serves this binary and, through its unprefixed `malloc`/`free`, libtorch's tensors
+/// too; its options, and when freed memory goes back to the kernel: `fixclf::memory`.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "fixclf",

@@ -148,26 +148,6 @@ pub fn read_metrics(path: &Path) -> Result<Vec<serde_json::Value>> {
         .collect())
 }
 
-/// Resets the peak-resident-memory mark to the current resident size (Linux; a no-op
-/// elsewhere), so that each run of a suite reports its own peak.
-pub fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// Peak resident memory of this process, in MB (Linux `VmHWM`; 0 elsewhere).
-pub fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
 struct F32View {
     shape: Vec<usize>,
     bytes: Vec<u8>,

@@ -6,10 +6,11 @@ use crate::config::{Config, OutputMode};
 use crate::corpus::{batchify, get_batch, Corpus, CorpusFiles};
 use crate::error::{Error, Result};
 use crate::lm::{LanguageModel, LstmState};
+use crate::memory::peak_rss_mb;
 use crate::optim::{Optimizer, Param};
 use crate::run::{
-    peak_rss_mb, save_safetensors, Checkpoint, MetricsLog, RunDir, TrainState, BEST,
-    CHECKPOINT_FORMAT, CONFIG_FILE, LAST, SUMMARY_FILE,
+    save_safetensors, Checkpoint, MetricsLog, RunDir, TrainState, BEST, CHECKPOINT_FORMAT,
+    CONFIG_FILE, LAST, SUMMARY_FILE,
 };
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -310,8 +311,10 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
     }
     // Load data and build the model before touching the run folder: bad input leaves no
     // run folder behind.
-    crate::run::reset_peak_rss();
+    crate::memory::reset_peak_rss();
     let s = Session::new(cfg)?;
+    // Building a fixed matrix needs f64 temporaries several times its size; hand them back.
+    crate::memory::release_free_memory();
     if !resume {
         run.create_fresh(opts.force || opts.resume)?;
     }
