@@ -132,8 +132,8 @@ pub fn bench_mode(b: &LmBench, mode: OutputMode) -> Result<serde_json::Value> {
         let t0 = Instant::now();
         state = state.detach();
         let f = model.forward(&x, &state, true);
-        let loss = model.loss(&f.output, &y);
-        opt.backward_step(&loss, 0.25, 1.0);
+        let loss = model.training_loss(&f.output, &y);
+        opt.backward_step(&loss.objective, 0.25, 1.0);
         state = f.state;
         if b.device != Device::Cpu {
             tch::Cuda::synchronize(0);

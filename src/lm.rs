@@ -5,7 +5,7 @@
 //! Parameter names follow PyTorch's word_language_model (`encoder.weight`,
 //! `rnn.weight_ih_l0`, ..., `decoder.weight`, `decoder.bias`), so checkpoints load into the
 //! equivalent PyTorch module.
-use crate::classifier::{FixedClassifier, FixedMatrix, FixedSpec};
+use crate::classifier::{FixedClassifier, FixedMatrix, FixedSpec, TrainingLoss};
 use crate::config::{Config, InputEmbedding, ModelConfig, OutputMode};
 use crate::error::Result;
 use tch::nn::{self, Init};
@@ -243,6 +243,18 @@ impl LanguageModel {
                 clf.loss(&hidden.reshape([-1, self.cfg.hidden_size]), targets)
             }
             _ => self.nll(hidden, targets),
+        }
+    }
+
+    /// [`loss`](Self::loss) for training: a fixed classifier's cross-entropy is differentiated
+    /// by hand through its C-wide logits ([`FixedClassifier::training_loss`]); the learned and
+    /// tied layers, whose weight gradient autograd forms anyway, go through autograd as they are.
+    pub fn training_loss(&self, hidden: &Tensor, targets: &Tensor) -> TrainingLoss {
+        match &self.output_layer {
+            OutputLayer::Fixed(clf) => {
+                clf.training_loss(&hidden.reshape([-1, self.cfg.hidden_size]), targets)
+            }
+            _ => TrainingLoss::plain(self.nll(hidden, targets)),
         }
     }
 

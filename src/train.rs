@@ -532,8 +532,9 @@ impl Trainer<'_> {
             let len = x.size()[0] as usize;
             state = state.detach();
             let f = self.s.model.forward(&x, &state, true);
-            let mut loss = self.s.model.loss(&f.output, &y);
-            let raw_loss = loss.double_value(&[]);
+            let tl = self.s.model.training_loss(&f.output, &y);
+            let raw_loss = tl.value.double_value(&[]);
+            let mut loss = tl.objective;
             if !raw_loss.is_finite() {
                 return Err(self.diverged(raw_loss));
             }

@@ -189,6 +189,28 @@ impl Hadamard {
         y.reshape(out)
     }
 
+    /// `g [.., C] -> g Q [.., N]`. Row `r = k N' + i` of `Q` is `H[i] * d_k` (first `N`
+    /// columns), so `(g Q)[j] = sum_k d_k[j] (g_k H)[j]` with `g_k` the `k`-th `N'`-slice of `g`
+    /// (zero-padded past `C`): the same two-factor transform as [`project`](Self::project)
+    /// (`H` is symmetric), then the signs, summed over blocks.
+    pub fn project_transpose(&self, g: &Tensor) -> Tensor {
+        let mut size = g.size();
+        let k = self.signs.size()[0];
+        let kind = g.kind();
+        let (a, b) = (self.ha.size()[0], self.hb.size()[0]);
+        let mut y = g.reshape([-1, self.rows]);
+        if k * self.padded > self.rows {
+            y = y.constant_pad_nd([0, k * self.padded - self.rows]);
+        }
+        let y = y.reshape([-1, a, b]).matmul(&self.hb.to_kind(kind));
+        let y = self.ha.to_kind(kind).matmul(&y);
+        let y = y.reshape([-1, k, self.padded]).narrow(2, 0, self.cols)
+            * self.signs.to_kind(kind).unsqueeze(0);
+        size.pop();
+        size.push(self.cols);
+        y.sum_dim_intlist(1, false, kind).reshape(size)
+    }
+
     /// Rows of `Q` for class ids of any shape: `[..] -> [.., N]` (f32). With `i = r % N' =
     /// i_a * b + i_b`, row `i` of `H_{N'}` is `H_a[i_a] (x) H_b[i_b]`; times `signs[r / N']`.
     pub fn rows_for(&self, ids: &Tensor) -> Tensor {
@@ -286,8 +308,14 @@ mod tests {
             let g = Tensor::randn([3, 2, c], (Kind::Double, Device::Cpu));
             (h.project(&x) * &g).sum(Kind::Double).backward();
             let want = g.matmul(&q.to_kind(Kind::Double));
-            let diff = (x.grad() - want).abs().max().double_value(&[]);
+            let diff = (x.grad() - &want).abs().max().double_value(&[]);
             assert!(diff < 1e-12, "{c}x{n}: gradient {diff}");
+            // The transpose transform (the fused cross-entropy's backward) is g Q too.
+            let diff = (h.project_transpose(&g) - want)
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(diff < 1e-12, "{c}x{n}: project_transpose {diff}");
         }
     }
 

@@ -99,17 +99,25 @@ fn check_shape(what: &str, c: i64, n: i64) -> Result<()> {
 /// `rows x cols` standard normal f64 (Box-Muller on a ChaCha8 stream), row-major.
 fn gaussian(rows: i64, cols: i64, rng: &mut ChaCha8Rng) -> Tensor {
     let len = (rows * cols) as usize;
-    let mut v = Vec::with_capacity(len + 1);
-    while v.len() < len {
+    // Written straight into the tensor's buffer: at the LM size (33,278 x 512 f64, 136 MB) a
+    // Vec and its copy would double the peak memory of the setup.
+    let t = Tensor::empty([rows, cols], (Kind::Double, Device::Cpu));
+    // SAFETY: `t` is a fresh contiguous f64 CPU tensor of exactly `len` elements, and nothing
+    // else refers to its storage while the slice lives.
+    let v = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f64, len) };
+    let mut i = 0;
+    while i < len {
         let u1: f64 = 1.0 - rng.gen::<f64>(); // (0, 1]
         let u2: f64 = rng.gen::<f64>();
         let r = (-2.0 * u1.ln()).sqrt();
         let t = std::f64::consts::TAU * u2;
-        v.push(r * t.cos());
-        v.push(r * t.sin());
+        v[i] = r * t.cos();
+        if i + 1 < len {
+            v[i + 1] = r * t.sin();
+        }
+        i += 2;
     }
-    v.truncate(len);
-    Tensor::from_slice(&v).view([rows, cols])
+    t
 }
 
 /// Orthonormal columns of a tall (or square) `a` (f64): the `Q` of `a = QR` with `R`'s
@@ -140,14 +148,20 @@ fn householder_q(a: &Tensor) -> Tensor {
     q * d.unsqueeze(0)
 }
 
-fn unit_rows(q: &Tensor) -> Tensor {
-    let norms = q.norm_scalaropt_dim(2.0, [1i64], true);
-    q / norms.clamp_min(1e-30)
+/// Scales the rows of `q` to unit norm, in place.
+fn unit_rows(mut q: Tensor) -> Tensor {
+    let norms = q.norm_scalaropt_dim(2.0, [1i64], true).clamp_min(1e-30);
+    let _ = q.g_div_(&norms);
+    q
 }
 
 impl FixedMatrix {
     fn dense_from(spec: FixedSpec, q: Tensor) -> Self {
-        let q = q.to_kind(Kind::Float).contiguous().set_requires_grad(false);
+        // One pass to a contiguous f32 copy (q may be f64 and column-major).
+        let mut dense = Tensor::empty(q.size(), (Kind::Float, q.device()));
+        dense.copy_(&q);
+        drop(q);
+        let q = dense.set_requires_grad(false);
         Self {
             spec,
             repr: Repr::Dense(q),
@@ -165,7 +179,8 @@ impl FixedMatrix {
         let q = if c <= n {
             orthonormal_columns(&gaussian(n, c, &mut rng)).tr()
         } else {
-            unit_rows(&orthonormal_columns(&gaussian(c, n, &mut rng)))
+            let columns = orthonormal_columns(&gaussian(c, n, &mut rng));
+            unit_rows(columns)
         };
         Ok(Self::dense_from(
             FixedSpec::new(FixedKind::Orthogonal, c, n, seed),
@@ -343,6 +358,27 @@ impl FixedMatrix {
         }
     }
 
+    /// `g [.., C] -> g Q [.., N]`: the transpose of [`project`](Self::project), which maps a
+    /// gradient of the logits back to the features. Dense kinds are one GEMM with the stored
+    /// `Q`; Hadamard is the same fast transform as the forward (`H` is symmetric).
+    pub fn project_transpose(&self, g: &Tensor) -> Tensor {
+        match &self.repr {
+            Repr::Dense(q) => {
+                let mut size = g.size();
+                let flat = g.reshape([-1, self.rows()]);
+                let y = if q.kind() == g.kind() {
+                    flat.mm(q)
+                } else {
+                    flat.mm(&q.to_kind(g.kind()))
+                };
+                size.pop();
+                size.push(self.cols());
+                y.reshape(size)
+            }
+            Repr::Hadamard(h) => h.project_transpose(g),
+        }
+    }
+
     /// Rows of `Q` for class ids of any shape: `[..] -> [.., N]` f32 (no grad). The language
     /// model uses this as a fixed input embedding. Hadamard rows are computed, not looked up.
     pub fn rows_for(&self, ids: &Tensor) -> Tensor {
@@ -409,7 +445,7 @@ mod tests {
         assert!(max_abs(&(&raw - householder_q(&a))) < 1e-12);
         let raw = raw.to_kind(Kind::Float);
         assert!(max_abs(&(raw.tr().matmul(&raw) - eye(n))) < 1e-5);
-        assert!(max_abs(&(unit_rows(&raw) - &q)) < 1e-5);
+        assert!(max_abs(&(unit_rows(raw.copy()) - &q)) < 1e-5);
         // Rows are distinct directions.
         let gram = q.matmul(&q.tr()) - eye(c) * 2.0;
         assert!(gram.max().double_value(&[]) < 0.999);

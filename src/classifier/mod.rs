@@ -123,6 +123,43 @@ pub fn cosine_loss(x: &Tensor, targets: &Tensor, matrix: &FixedMatrix) -> Tensor
     (1f64 - cos).mean(x.kind())
 }
 
+/// A training loss split in two: `value`, the loss itself (detached, for logging and the NaN
+/// check), and `objective`, a scalar whose gradient with respect to every trainable tensor is
+/// the loss's gradient (its value need not equal the loss). Backpropagate `objective`.
+pub struct TrainingLoss {
+    pub value: Tensor,
+    pub objective: Tensor,
+}
+
+impl TrainingLoss {
+    /// A loss that autograd differentiates as it is.
+    pub fn plain(loss: Tensor) -> Self {
+        Self {
+            value: loss.detach(),
+            objective: loss,
+        }
+    }
+}
+
+/// Mean softmax cross-entropy of `logits [n, C]` against `targets [n]`, and the residual
+/// `softmax(logits) - onehot(targets)` (`[n, C]`, the gradient of the *summed* loss with
+/// respect to the logits). Consumes `logits`; the residual is built in place in the buffer of
+/// the log-probabilities, so at most two `[n, C]` buffers exist at once (autograd's
+/// log_softmax + nll_loss keeps the log-probabilities, a zero-filled gradient of the
+/// log-probabilities and the gradient of the logits: four with the logits). Call it without a
+/// graph (`tch::no_grad`, or on logits computed from detached inputs).
+pub fn softmax_cross_entropy(logits: Tensor, targets: &Tensor) -> (Tensor, Tensor) {
+    let kind = logits.kind();
+    let t = targets.reshape([-1, 1]).to_kind(Kind::Int64);
+    let mut residual = logits.log_softmax(-1, kind);
+    drop(logits);
+    let picked = residual.gather(1, &t, false); // log p(target), [n, 1]
+    let loss = -picked.mean(kind);
+    let _ = residual.exp_();
+    let _ = residual.scatter_(1, &t, &(picked.exp() - 1.0));
+    (loss, residual)
+}
+
 /// `logits = alpha * Q (x / ||x||) + b` with a fixed `Q`.
 #[derive(Debug)]
 pub struct FixedClassifier {
@@ -181,6 +218,38 @@ impl FixedClassifier {
                 .cross_entropy_for_logits(&targets.reshape([-1]).to_kind(Kind::Int64)),
             LossKind::Cosine => cosine_loss(x, targets, &self.matrix),
         }
+    }
+
+    /// The configured training loss, [`TrainingLoss`]. Cross-entropy is differentiated by hand
+    /// through the C-wide part: the logits are computed without a graph, their gradient
+    /// (`softmax - onehot`, [`softmax_cross_entropy`]) is projected back through `Q`
+    /// ([`FixedMatrix::project_transpose`]) and summed for the bias, and `objective =
+    /// sum(z * dz) + sum(b * db)` with `z = alpha x_hat` hands those gradients to autograd for
+    /// the N-wide rest (normalization, alpha, and the network below). The gradient is the
+    /// same as autograd's through `loss` (tested); what is saved is memory traffic and two
+    /// `[n, C]` buffers per step. The cosine loss is plain autograd.
+    pub fn training_loss(&self, x: &Tensor, targets: &Tensor) -> TrainingLoss {
+        if self.loss == LossKind::Cosine {
+            return TrainingLoss::plain(self.loss(x, targets));
+        }
+        let kind = x.kind();
+        let n_feat = self.matrix.cols();
+        let x = x.reshape([-1, n_feat]);
+        let z = normalize(&x) * self.alpha.to_kind(kind);
+        let n = z.size()[0].max(1) as f64;
+        let (value, dz, db) = tch::no_grad(|| {
+            let bias = self.bias.as_ref().map(|b| b.detach().to_kind(kind));
+            let logits = self.matrix.project_with_bias(&z.detach(), bias.as_ref());
+            let (loss, residual) = softmax_cross_entropy(logits, targets);
+            let dz = self.matrix.project_transpose(&residual) / n;
+            let db = bias.map(|_| residual.sum_dim_intlist(0, false, kind) / n);
+            (loss, dz, db)
+        });
+        let mut objective = (&z * dz).sum(kind);
+        if let (Some(b), Some(db)) = (&self.bias, db) {
+            objective += (b.to_kind(kind) * db).sum(kind);
+        }
+        TrainingLoss { value, objective }
     }
 
     /// The current scale.
@@ -351,6 +420,77 @@ mod tests {
         let at = q.index_select(0, &t) * 3.0;
         assert!(cosine_loss(&at, &t, &m).double_value(&[]).abs() < 1e-6); // Q is f32
         assert!((cosine_loss(&(-at), &t, &m).double_value(&[]) - 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn classifier_softmax_cross_entropy_matches_torch() {
+        let logits = Tensor::randn([7, 13], (Kind::Double, Device::Cpu)) * 3.0;
+        let t = Tensor::from_slice(&[0i64, 12, 5, 5, 1, 7, 3]);
+        let ce =
+            |l: &Tensor| l.cross_entropy_loss::<Tensor>(&t, None, tch::Reduction::Mean, -100, 0.0);
+        let want = ce(&logits).double_value(&[]);
+        let l = logits.detach().set_requires_grad(true);
+        ce(&l).backward();
+        let (loss, residual) = softmax_cross_entropy(logits.copy(), &t);
+        assert!((loss.double_value(&[]) - want).abs() < 1e-12);
+        let max = (residual / 7.0 - l.grad()).abs().max().double_value(&[]);
+        assert!(max < 1e-12, "{max}");
+    }
+
+    /// The hand-differentiated cross-entropy gives autograd's loss and gradients for x, alpha
+    /// and the bias, for a dense and a Hadamard matrix (C > N', N not a power of two), with
+    /// and without bias.
+    #[test]
+    fn classifier_training_loss_gradient_equals_autograd() {
+        let cases = [
+            (FixedMatrix::orthogonal(37, 6, 3).unwrap(), true),
+            (FixedMatrix::orthogonal(37, 6, 3).unwrap(), false),
+            (FixedMatrix::hadamard(37, 6, 4).unwrap(), true),
+            (FixedMatrix::hadamard(37, 6, 4).unwrap(), false),
+            (FixedMatrix::hadamard(64, 16, 4).unwrap(), true),
+        ];
+        for (m, bias) in cases {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let cfg = FixedClassifierConfig {
+                alpha_init: 2.5,
+                bias,
+                ..Default::default()
+            };
+            let c = m.rows();
+            let n = m.cols();
+            let clf = FixedClassifier::new(&vs.root(), m, &cfg).unwrap();
+            if let Some(b) = clf.bias() {
+                let mut b = b.shallow_clone();
+                tch::no_grad(|| b.copy_(&(Tensor::randn([c], (Kind::Float, Device::Cpu)) * 0.3)));
+            }
+            let x0 = Tensor::randn([3, 4, n], (Kind::Float, Device::Cpu));
+            let t = Tensor::randint(c, [12], (Kind::Int64, Device::Cpu));
+            let vars = vs.trainable_variables();
+            let grads = |loss: &Tensor, x: &Tensor| {
+                let mut inputs = vec![x.shallow_clone()];
+                inputs.extend(vars.iter().map(|v| v.shallow_clone()));
+                Tensor::run_backward(&[loss], &inputs, false, false)
+            };
+            let x = x0.copy().set_requires_grad(true);
+            let plain = clf.loss(&x, &t);
+            let want = grads(&plain, &x);
+            let x = x0.copy().set_requires_grad(true);
+            let tl = clf.training_loss(&x, &t);
+            assert!(!tl.value.requires_grad());
+            let diff = (tl.value.double_value(&[]) - plain.double_value(&[])).abs();
+            assert!(diff < 1e-5, "loss differs by {diff}");
+            let got = grads(&tl.objective, &x);
+            assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(g.size(), w.size());
+                let err = (g - w).abs().max().double_value(&[]);
+                let scale = w.abs().max().double_value(&[]).max(1e-3);
+                assert!(
+                    err / scale < 1e-4,
+                    "gradient {i} (bias {bias}): {err} vs {scale}"
+                );
+            }
+        }
     }
 
     #[test]
