@@ -35,19 +35,21 @@
 //! row of `H_a` by a row of `H_b` (Kronecker), so neither path ever builds `Q`.
 //!
 //! # Speed
-//! At the LM size (C = 33,278, N = N' = 512, K = 65 blocks, 700 rows of x, f32, CPU with 2
-//! threads shared with another job, best of 3; `classifier_bench_lm_size`):
+//! At the LM size (C = 33,278, N = N' = 512, K = 65 blocks, 700 rows of x, f32, 2-core AMD
+//! EPYC with AVX2, 2 threads, jemalloc as in the binary, best of 2 x 3 runs;
+//! `cargo test --release --lib classifier_bench_lm_size -- --ignored --nocapture`):
 //!
-//! | forward of `x Q^T`               | fwd      | fwd + bwd |
-//! |----------------------------------|----------|-----------|
-//! | dense `linear` with a stored Q   | 720 ms   | 1430 ms   |
-//! | log2(N')-level butterfly FWHT    | 1820 ms  | 4800 ms   |
-//! | two-factor 16 x 32 (used here)   | 270 ms   | 820 ms    |
+//! | `x Q^T`                          | fwd      | fwd + autograd bwd | `g Q` alone |
+//! |----------------------------------|----------|--------------------|-------------|
+//! | dense `linear` with a stored Q   | 239 ms   | 408 ms             | 169 ms      |
+//! | log2(N')-level butterfly FWHT    | 340 ms   | 935 ms             |             |
+//! | two-factor 16 x 32 (used here)   | 59 ms    | 172 ms             | 85 ms       |
 //!
 //! The plain butterfly (one view + add + sub + stack per level, [`fwht`]) copies the whole
 //! `[700, 65, 512]` tensor nine times and loses to the dense GEMM; the two-factor form reads it
-//! about four times and does ~10x fewer flops than the dense product, so it is used. (GPU not
-//! measured: the crate's libtorch here is CPU-only.)
+//! about four times and does ~10x fewer flops than the dense product, so it is used, forward
+//! and (`project_transpose`, the fused cross-entropy's backward) backward. (GPU not
+//! measured: no GPU was available.)
 
 use crate::error::{Error, Result};
 use rand::{Rng, SeedableRng};
@@ -479,6 +481,14 @@ mod bench {
                 });
                 println!("[{round}] {name:<30} fwd {fwd:7.1} ms   fwd+bwd {both:7.1} ms");
             }
+        }
+        // The backward of the fused cross-entropy: g Q, without autograd.
+        let oq_matrix = orth;
+        let hm = crate::classifier::FixedMatrix::hadamard(c, n, 1).unwrap();
+        for round in 0..2 {
+            let dense = time(3, || oq_matrix.project_transpose(&g));
+            let fast = time(3, || hm.project_transpose(&g));
+            println!("[{round}] g Q: dense GEMM {dense:7.1} ms   2-factor transform {fast:7.1} ms");
         }
         let ids = Tensor::randint(c, [700], (Kind::Int64, Device::Cpu));
         let ms = time(5, || h.rows_for(&ids));

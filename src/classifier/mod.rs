@@ -37,12 +37,14 @@
 //! their initial values), and the prediction is still `argmax_i q_i . x_hat` (the logits'
 //! argmax when the bias is zero).
 //!
-//! # Speed (C = 33,278, N = 512, 700 rows of x, CPU)
-//! Dense kinds are one fused `linear` with the contiguous `Q` (about 0.7 s forward, 1.4 s
-//! forward + backward on the shared 2-core CPU). Hadamard uses a two-factor fast
-//! Walsh-Hadamard transform, about 2.6x faster forward and 1.7x forward + backward than the
-//! dense product (table in [`hadamard`]). Building the orthogonal `Q` at that size takes about
-//! 1.5 s (Gaussian 0.6-0.9 s + Cholesky QR), once per run.
+//! # Speed (C = 33,278, N = 512, 700 rows of x, CPU, 2 threads)
+//! Dense kinds are one fused `linear` with the contiguous `Q` (239 ms forward, 408 ms forward +
+//! backward on the 2-core benchmark machine); Hadamard uses a two-factor fast Walsh-Hadamard
+//! transform, 4x faster forward and 2.4x forward + backward (table in [`hadamard`]). Training
+//! uses [`FixedClassifier::training_loss`], which differentiates the cross-entropy through the
+//! C-wide logits by hand ([`softmax_cross_entropy`], [`FixedMatrix::project_transpose`]).
+//! Building the orthogonal `Q` at that size takes about 1.4 s (Gaussian + Cholesky QR in f64),
+//! once per run.
 pub mod hadamard;
 mod matrix;
 mod pretrained;
