@@ -102,6 +102,9 @@ fn gaussian(rows: i64, cols: i64, rng: &mut ChaCha8Rng) -> Tensor {
     // Written straight into the tensor's buffer: at the LM size (33,278 x 512 f64, 136 MB) a
     // Vec and its copy would double the peak memory of the setup.
     let t = Tensor::empty([rows, cols], (Kind::Double, Device::Cpu));
+    if len == 0 {
+        return t; // no buffer to write into (its pointer may be null)
+    }
     // SAFETY: `t` is a fresh contiguous f64 CPU tensor of exactly `len` elements, and nothing
     // else refers to its storage while the slice lives.
     let v = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f64, len) };
