@@ -94,7 +94,10 @@ mod tests {
         assert!(touched - before > 900.0, "{before} -> {touched}");
         drop(std::hint::black_box(v));
         let freed = rss_mb();
-        assert!(touched - freed < 100.0, "freed pages were purged: {touched} -> {freed}");
+        assert!(
+            touched - freed < 100.0,
+            "freed pages were purged: {touched} -> {freed}"
+        );
         release_free_memory();
         let after = rss_mb();
         assert!(touched - after > 700.0, "{touched} -> {after}");
