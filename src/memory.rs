@@ -52,25 +52,21 @@ pub fn reset_peak_rss() {
 /// Peak resident memory of this process since the last [`reset_peak_rss`], in MB (Linux
 /// `VmHWM`; 0 elsewhere).
 pub fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
+    proc_status_mb("VmHWM:")
 }
 
 /// Current resident memory in MB (Linux `VmRSS`; 0 elsewhere).
 pub fn rss_mb() -> f64 {
+    proc_status_mb("VmRSS:")
+}
+
+/// A kB line of `/proc/self/status` (`key` with its colon), in MB; 0 where there is none.
+fn proc_status_mb(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
         })
         .and_then(|kb| kb.parse::<f64>().ok())

@@ -177,18 +177,25 @@ impl Hadamard {
         let lead = &size[..size.len() - 1];
         let k = self.signs.size()[0];
         let kind = x.kind();
-        let (a, b) = (self.ha.size()[0], self.hb.size()[0]);
         // [M, K, N]: each block sees its own sign flips of x.
         let mut z = x.reshape([-1, 1, self.cols]) * self.signs.to_kind(kind).unsqueeze(0);
         if self.padded > self.cols {
             z = z.constant_pad_nd([0, self.padded - self.cols]);
         }
-        let y = z.reshape([-1, a, b]).matmul(&self.hb.to_kind(kind));
-        let y = self.ha.to_kind(kind).matmul(&y);
+        let y = self.transform(&z);
         let y = y.reshape([-1, k * self.padded]).narrow(1, 0, self.rows);
         let mut out = lead.to_vec();
         out.push(self.rows);
         y.reshape(out)
+    }
+
+    /// `y H_{N'}` for every `N'`-slice of `y` (any shape whose element count is a multiple of
+    /// `N'`), as `H_a Y H_b` on each slice reshaped to `[a, b]`; returns `[slices, a, b]`.
+    fn transform(&self, y: &Tensor) -> Tensor {
+        let kind = y.kind();
+        let (a, b) = (self.ha.size()[0], self.hb.size()[0]);
+        let y = y.reshape([-1, a, b]).matmul(&self.hb.to_kind(kind));
+        self.ha.to_kind(kind).matmul(&y)
     }
 
     /// `g [.., C] -> g Q [.., N]`. Row `r = k N' + i` of `Q` is `H[i] * d_k` (first `N`
@@ -199,13 +206,11 @@ impl Hadamard {
         let mut size = g.size();
         let k = self.signs.size()[0];
         let kind = g.kind();
-        let (a, b) = (self.ha.size()[0], self.hb.size()[0]);
         let mut y = g.reshape([-1, self.rows]);
         if k * self.padded > self.rows {
             y = y.constant_pad_nd([0, k * self.padded - self.rows]);
         }
-        let y = y.reshape([-1, a, b]).matmul(&self.hb.to_kind(kind));
-        let y = self.ha.to_kind(kind).matmul(&y);
+        let y = self.transform(&y);
         let y = y.reshape([-1, k, self.padded]).narrow(2, 0, self.cols)
             * self.signs.to_kind(kind).unsqueeze(0);
         size.pop();
