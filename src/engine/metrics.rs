@@ -1,0 +1,401 @@
+//! What a run records, as types: the events of `metrics.jsonl` ([`Event`], one JSON object a
+//! line, tagged by `event`) and `summary.json` ([`Summary`]). The engine writes them and the
+//! report reads them back with the same types, so no key is spelled twice. Task-specific
+//! values (perplexity and tokens for the language model; accuracy and images for image
+//! classification) are optional fields, absent from the JSON when `None`.
+//!
+//! Run folders written before these types (fixclf 0.1) use the same keys and still load.
+use crate::error::{Error, IoContext, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Parameter counts of a model, and the share its fixed head removes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ParamReport {
+    pub total: i64,
+    pub trainable: i64,
+    /// Values of fixed matrices (regenerated, not stored) and frozen scalars.
+    pub fixed: i64,
+    /// Parameters of the same network with everything learned (classifier, and for the
+    /// language model its input embedding too).
+    pub learned_total: i64,
+    /// Share of `learned_total` that a fixed head can remove: the classifier (the language
+    /// model: embedding + classifier, the paper's 34 M of 38 M).
+    #[serde(alias = "learned_emb_classifier_share")]
+    pub classifier_share: f64,
+    /// Share of `learned_total` that this model does not train.
+    pub share_removed: f64,
+}
+
+impl ParamReport {
+    /// Counts the variables of `vs` (trainable or frozen) plus `fixed_matrix_numel` values of
+    /// fixed matrices kept outside it; `learned_total` and `removable` (the parameters a fixed
+    /// head replaces) come from the task's formula for the all-learned network.
+    pub fn new(
+        vs: &tch::nn::VarStore,
+        fixed_matrix_numel: i64,
+        learned_total: i64,
+        removable: i64,
+    ) -> ParamReport {
+        let trainable: i64 = vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum();
+        let all: i64 = vs.variables().values().map(|t| t.numel() as i64).sum();
+        let fixed = (all - trainable) + fixed_matrix_numel;
+        ParamReport {
+            total: trainable + fixed,
+            trainable,
+            fixed,
+            learned_total,
+            classifier_share: removable as f64 / learned_total.max(1) as f64,
+            share_removed: 1.0 - trainable as f64 / learned_total.max(1) as f64,
+        }
+    }
+
+    /// One line for the console; `removable` names what `classifier_share` covers.
+    pub fn describe(&self, mode: &str, removable: &str) -> String {
+        let m = |n: i64| format!("{:.2} M", n as f64 / 1e6);
+        format!(
+            "parameters ({mode}): total {}, trainable {}, fixed {}; with a learned {removable} \
+             this network has {}, {:.0}% of them in the {removable}; this mode trains {:.1}% fewer",
+            m(self.total),
+            m(self.trainable),
+            m(self.fixed),
+            m(self.learned_total),
+            100.0 * self.classifier_share,
+            100.0 * self.share_removed
+        )
+    }
+}
+
+/// The amount of training data, in the task's unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unit {
+    Tokens,
+    Images,
+}
+
+/// Counts and rates of training data: filled in the field of the run's [`Unit`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_images: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images_per_s: Option<f64>,
+}
+
+impl Throughput {
+    pub fn new(unit: Unit, count: u64, per_s: f64) -> Self {
+        match unit {
+            Unit::Tokens => Self {
+                train_tokens: Some(count),
+                tokens_per_s: Some(per_s),
+                ..Self::default()
+            },
+            Unit::Images => Self {
+                train_images: Some(count),
+                images_per_s: Some(per_s),
+                ..Self::default()
+            },
+        }
+    }
+
+    pub fn count(&self) -> Option<u64> {
+        self.train_tokens.or(self.train_images)
+    }
+
+    pub fn per_s(&self) -> Option<f64> {
+        self.tokens_per_s.or(self.images_per_s)
+    }
+}
+
+/// Quality on one split: loss always; perplexity for the language model, accuracy (a
+/// fraction) for image classification.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub loss: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppl: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acc: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top5: Option<f64>,
+}
+
+/// `log` event: the mean training loss over the last `log_interval` steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEvent {
+    pub epoch: usize,
+    pub step: u64,
+    /// Step within the epoch, and the epoch's length.
+    pub batch: usize,
+    pub batches: usize,
+    pub lr: f64,
+    pub ms_per_batch: f64,
+    pub loss: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ppl: Option<f64>,
+    /// Training accuracy over the interval (image classification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acc: Option<f64>,
+    #[serde(flatten)]
+    pub throughput: Throughput,
+    pub elapsed_s: f64,
+    pub alpha: Option<f64>,
+}
+
+/// `epoch` event: validation after an epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochEvent {
+    pub epoch: usize,
+    pub step: u64,
+    pub val_loss: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_ppl: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_acc: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_top5: Option<f64>,
+    /// Mean training loss and accuracy over the epoch's steps (absent in fixclf 0.1 runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_loss: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_acc: Option<f64>,
+    /// Learning rate for the next epoch.
+    pub lr: f64,
+    pub epoch_s: f64,
+    pub elapsed_s: f64,
+    #[serde(flatten)]
+    pub throughput: Throughput,
+    pub alpha: Option<f64>,
+    pub peak_rss_mb: f64,
+    /// NT-ASGD averaging is on.
+    #[serde(default)]
+    pub asgd: bool,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A fresh run starts.
+    Start {
+        params: ParamReport,
+        device: String,
+        /// `lm` or `vision` (absent in fixclf 0.1 runs: `lm`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<String>,
+    },
+    Log(LogEvent),
+    Epoch(EpochEvent),
+    /// The best checkpoint on the test split.
+    Test {
+        test_loss: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test_ppl: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test_acc: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        test_top5: Option<f64>,
+    },
+    /// Training continues from `last.safetensors`.
+    Resume { epoch: usize, step: u64, lr: f64 },
+    /// A non-finite loss, gradient or validation loss stopped training.
+    Diverged {
+        epoch: usize,
+        step: u64,
+        /// The offending value as text (JSON has no NaN).
+        value: String,
+    },
+}
+
+/// Appends one [`Event`] a line to `metrics.jsonl`.
+pub struct MetricsLog {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl MetricsLog {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .at(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    pub fn write(&mut self, event: &Event) -> Result<()> {
+        let mut line = serde_json::to_string(event)
+            .map_err(|e| Error::bad_file(&self.path, format!("cannot encode an event: {e}")))?;
+        line.push('\n');
+        self.file.write_all(line.as_bytes()).at(&self.path)
+    }
+}
+
+/// Reads the events of a metrics file. A torn last line (a process killed mid-write) is
+/// skipped; any other line that is not an event is an error naming the line.
+pub fn read_events(path: &Path) -> Result<Vec<Event>> {
+    let text = std::fs::read_to_string(path).at(path)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut events = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Event>(line) {
+            Ok(e) => events.push(e),
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => {}
+            Err(e) => {
+                return Err(Error::bad_file(
+                    path,
+                    format!(
+                        "line {} is not a fixclf metrics event ({e}); the file is damaged: \
+                         delete the line or the run folder",
+                        i + 1
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(events)
+}
+
+/// What a finished run reports (`summary.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub run: String,
+    /// `lm` or `vision` (absent in fixclf 0.1 summaries: `lm`).
+    #[serde(default = "default_task")]
+    pub task: String,
+    /// The head's mode, as in the config (`learned`, `fixed-orthogonal`, ...).
+    pub mode: String,
+    pub params: ParamReport,
+    pub best_val_loss: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_val_ppl: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_val_acc: Option<f64>,
+    pub test_loss: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_ppl: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_acc: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_top5: Option<f64>,
+    pub epochs: usize,
+    pub steps: u64,
+    pub wall_s: f64,
+    pub train_s: f64,
+    /// Training data seen, and its rate over training time (evaluation excluded), in the
+    /// task's unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_tokens_per_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_images: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_images_per_s: Option<f64>,
+    pub peak_rss_mb: f64,
+    pub optimizer_state_floats: i64,
+    pub checkpoint_bytes: u64,
+    pub final_alpha: Option<f64>,
+    pub device: String,
+    pub threads: i32,
+}
+
+fn default_task() -> String {
+    "lm".into()
+}
+
+impl Summary {
+    /// Reads `summary.json`, with an error that names the file and the fix.
+    pub fn load(path: &Path) -> Result<Summary> {
+        let text = std::fs::read_to_string(path).at(path)?;
+        serde_json::from_str(&text).map_err(|e| {
+            Error::bad_file(
+                path,
+                format!(
+                    "not a fixclf run summary ({e}); delete it and run `fixclf eval` or train \
+                     the run again with --resume to rewrite it"
+                ),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines as fixclf 0.1 wrote them still parse, into the same fields.
+    #[test]
+    fn events_of_old_runs_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("metrics.jsonl");
+        std::fs::write(
+            &p,
+            concat!(
+                r#"{"device":"Cpu","event":"start","params":{"fixed":0,"learned_emb_classifier_share":0.8,"learned_total":10,"share_removed":0.0,"total":10,"trainable":10}}"#,
+                "\n",
+                r#"{"alpha":null,"batch":50,"batches":120,"elapsed_s":12.0,"epoch":1,"event":"log","loss":6.5,"lr":0.002,"ms_per_batch":240.0,"ppl":665.1,"step":50,"tokens_per_s":2900.0}"#,
+                "\n",
+                r#"{"alpha":9.5,"asgd":false,"elapsed_s":30.0,"epoch":1,"epoch_s":29.0,"event":"epoch","lr":0.002,"peak_rss_mb":500.0,"step":120,"tokens_per_s":2900.0,"train_tokens":84000,"val_loss":6.0,"val_ppl":403.4}"#,
+                "\n",
+                r#"{"event":"test","test_loss":6.1,"test_ppl":445.9}"#,
+                "\n",
+                r#"{"event":"diverged","epoch":2,"step":130,"value":"NaN"}"#,
+                "\n",
+                r#"{"event":"resume","epoch":2,"step":120,"lr":0.002}"#,
+                "\n",
+                r#"{"event":"epo"#,
+            ),
+        )
+        .unwrap();
+        let events = read_events(&p).unwrap();
+        assert_eq!(events.len(), 6, "the torn last line is skipped");
+        match &events[0] {
+            Event::Start { params, .. } => assert_eq!(params.classifier_share, 0.8),
+            e => panic!("{e:?}"),
+        }
+        match &events[2] {
+            Event::Epoch(e) => {
+                assert_eq!(e.throughput.train_tokens, Some(84_000));
+                assert_eq!(e.val_ppl, Some(403.4));
+                assert_eq!(e.alpha, Some(9.5));
+            }
+            e => panic!("{e:?}"),
+        }
+        // A damaged line in the middle is an error naming the line.
+        std::fs::write(&p, "{\"event\":\"test\",\"test_loss\":1}\nnot json\n{}\n").unwrap();
+        let e = read_events(&p).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("metrics.jsonl"), "{e}");
+    }
+
+    #[test]
+    fn events_round_trip_without_absent_keys() {
+        let e = Event::Test {
+            test_loss: 0.5,
+            test_ppl: None,
+            test_acc: Some(0.9),
+            test_top5: None,
+        };
+        let s = serde_json::to_string(&e).unwrap();
+        assert_eq!(s, r#"{"event":"test","test_loss":0.5,"test_acc":0.9}"#);
+        assert_eq!(serde_json::from_str::<Event>(&s).unwrap(), e);
+    }
+}
