@@ -1,9 +1,13 @@
 //! The typed experiment config: the single source of every hyperparameter. Loaded from TOML
 //! (`configs/*.toml`), overridden field by field with `--set section.key=value`, validated
-//! with errors that name the file and the field. Every field has a default, so a config
-//! file only states what differs from the PyTorch word_language_model recipe.
-pub use crate::classifier::LossKind;
+//! with errors that name the file and the field. Sections by concern, each with defaults:
+//! `[train]` (the engine: optimizer, schedule, epochs, device), `[head]` (the classifier,
+//! [`HeadConfig`]) and one task section (`[lm]`, [`LmConfig`]). Every default is the paper's
+//! language-model recipe, so a config only states what differs.
+pub use crate::classifier::{HeadConfig, HeadMode, LossKind};
 use crate::error::{Error, IoContext, Result};
+pub use crate::lm::config::{InputEmbedding, LmConfig};
+pub use crate::optim::OptimizerKind;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -14,10 +18,11 @@ pub struct Config {
     pub name: String,
     /// Folder that holds run folders.
     pub runs_dir: PathBuf,
-    pub data: DataConfig,
-    pub model: ModelConfig,
-    pub output: OutputConfig,
     pub train: TrainConfig,
+    pub head: HeadConfig,
+    /// The language-model task (the only task so far; its section must be present).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lm: Option<LmConfig>,
 }
 
 impl Default for Config {
@@ -25,272 +30,60 @@ impl Default for Config {
         Self {
             name: "run".into(),
             runs_dir: "runs".into(),
-            data: DataConfig::default(),
-            model: ModelConfig::default(),
-            output: OutputConfig::default(),
             train: TrainConfig::default(),
+            head: HeadConfig::default(),
+            lm: None,
         }
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct DataConfig {
-    /// Folder with `train.txt`, `valid.txt`, `test.txt` (one sentence or paragraph a line).
-    pub dir: PathBuf,
-    /// The vocabulary (`tokenizer.json`); built from the three files when missing.
-    /// Empty: `<cache_dir>/<corpus folder name>-tokenizer.json`.
-    pub tokenizer: PathBuf,
-    /// Where token-id caches and built tokenizers go.
-    pub cache_dir: PathBuf,
-    /// Use only the first N training tokens (0: all). For quick, reduced-scale runs.
-    pub train_tokens: usize,
-    /// Use only the first N validation tokens (0: all).
-    pub valid_tokens: usize,
-    /// Use only the first N test tokens (0: all).
-    pub test_tokens: usize,
-}
-
-impl Default for DataConfig {
-    fn default() -> Self {
-        Self {
-            dir: "data/wikitext-2".into(),
-            tokenizer: PathBuf::new(),
-            cache_dir: "data/cache".into(),
-            train_tokens: 0,
-            valid_tokens: 0,
-            test_tokens: 0,
-        }
-    }
-}
-
-impl DataConfig {
-    pub fn tokenizer_path(&self) -> PathBuf {
-        if !self.tokenizer.as_os_str().is_empty() {
-            return self.tokenizer.clone();
-        }
-        let corpus = self
-            .dir
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "corpus".into());
-        self.cache_dir.join(format!("{corpus}-tokenizer.json"))
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelConfig {
-    /// Word embedding size (the paper: 512).
-    pub emb_size: i64,
-    /// LSTM hidden size = classifier input size N (the paper: 512).
-    pub hidden_size: i64,
-    /// LSTM layers (the paper: 2).
-    pub layers: i64,
-    /// Dropout on the embedded input.
-    pub dropout_input: f64,
-    /// Dropout between LSTM layers.
-    pub dropout_hidden: f64,
-    /// Dropout on the LSTM output, before the classifier.
-    pub dropout_output: f64,
-    /// Embedding dropout (Merity et al. 2017): drops whole words from the embedding matrix.
-    pub dropout_embedding: f64,
-    /// Weight-drop (DropConnect) on the hidden-to-hidden LSTM weights (Merity et al. 2017).
-    pub weight_drop: f64,
-}
-
-impl Default for ModelConfig {
-    fn default() -> Self {
-        Self {
-            emb_size: 512,
-            hidden_size: 512,
-            layers: 2,
-            dropout_input: 0.5,
-            dropout_hidden: 0.5,
-            dropout_output: 0.5,
-            dropout_embedding: 0.0,
-            weight_drop: 0.0,
-        }
-    }
-}
-
-/// The output layer of the language model.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
-#[serde(rename_all = "kebab-case")]
-pub enum OutputMode {
-    /// Own embedding, own `Linear` with bias.
-    Learned,
-    /// Output weight is the input embedding (Press & Wolf 2017), own bias.
-    Tied,
-    /// Fixed random matrix with orthonormal columns, unit rows.
-    FixedOrthogonal,
-    /// Fixed truncated Hadamard matrix (fast transform).
-    FixedHadamard,
-    /// Fixed simplex equiangular tight frame (needs V <= N + 1).
-    FixedSimplex,
-    /// Fixed word2vec vectors (`output.embeddings`).
-    FixedWord2vec,
-    /// Fixed PPMI + SVD vectors (`output.embeddings`).
-    FixedPmi,
-    /// Fixed vectors from any supported file (`output.embeddings`).
-    FixedPretrained,
-}
-
-impl OutputMode {
-    pub const ALL: [OutputMode; 8] = [
-        OutputMode::Learned,
-        OutputMode::Tied,
-        OutputMode::FixedOrthogonal,
-        OutputMode::FixedHadamard,
-        OutputMode::FixedSimplex,
-        OutputMode::FixedWord2vec,
-        OutputMode::FixedPmi,
-        OutputMode::FixedPretrained,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            OutputMode::Learned => "learned",
-            OutputMode::Tied => "tied",
-            OutputMode::FixedOrthogonal => "fixed-orthogonal",
-            OutputMode::FixedHadamard => "fixed-hadamard",
-            OutputMode::FixedSimplex => "fixed-simplex",
-            OutputMode::FixedWord2vec => "fixed-word2vec",
-            OutputMode::FixedPmi => "fixed-pmi",
-            OutputMode::FixedPretrained => "fixed-pretrained",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<OutputMode> {
-        Self::ALL.into_iter().find(|m| m.name() == s)
-    }
-
-    pub fn is_fixed(self) -> bool {
-        !matches!(self, OutputMode::Learned | OutputMode::Tied)
-    }
-
-    /// Modes whose matrix comes from an embeddings file.
-    /// The fixed matrix of a fixed mode.
-    pub fn fixed_kind(self) -> Option<crate::classifier::FixedKind> {
-        use crate::classifier::FixedKind;
-        match self {
-            OutputMode::Learned | OutputMode::Tied => None,
-            OutputMode::FixedOrthogonal => Some(FixedKind::Orthogonal),
-            OutputMode::FixedHadamard => Some(FixedKind::Hadamard),
-            OutputMode::FixedSimplex => Some(FixedKind::Simplex),
-            OutputMode::FixedWord2vec | OutputMode::FixedPmi | OutputMode::FixedPretrained => {
-                Some(FixedKind::Pretrained)
-            }
-        }
-    }
-
-    pub fn needs_embeddings(self) -> bool {
-        matches!(
-            self,
-            OutputMode::FixedWord2vec | OutputMode::FixedPmi | OutputMode::FixedPretrained
-        )
-    }
-}
-
-impl std::fmt::Display for OutputMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
+/// How the learning rate changes over epochs.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-pub enum InputEmbedding {
-    /// For fixed modes: the fixed matrix is also the input embedding (no trained weights in
-    /// embedding + classifier, as in the paper).
-    Fixed,
-    /// A learned input embedding, whatever the output layer.
-    Learned,
+pub enum Schedule {
+    /// Divide by `lr_decay` after an epoch whose validation loss is not the best so far
+    /// (PyTorch's word_language_model).
+    Plateau,
+    /// Divide by `lr_decay` after each epoch listed in `milestones` (He et al.'s CIFAR regime).
+    MultiStep,
+    /// Cosine annealing from `lr` to 0 over `epochs`, set at the start of each epoch.
+    Cosine,
+    /// Never change it.
+    Constant,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct OutputConfig {
-    pub mode: OutputMode,
-    /// Input embedding of the fixed modes (learned and tied always learn it).
-    pub input_embedding: InputEmbedding,
-    /// Embeddings file for fixed-word2vec / fixed-pmi / fixed-pretrained
-    /// (`.npy` + `.vocab`, word2vec `.txt`/`.bin`, GloVe `.txt`).
-    pub embeddings: PathBuf,
-    /// Seed of the random fixed matrices (orthogonal, hadamard sign flips).
-    pub matrix_seed: u64,
-    /// Initial value of the learned scale alpha (inverse softmax temperature).
-    pub alpha_init: f64,
-    /// Learn alpha (true) or keep it fixed at `alpha_init` (the paper's ablation: 0.1, 1, 10).
-    pub learn_alpha: bool,
-    /// Weight decay on alpha (the paper uses the classifier's weight decay).
-    pub alpha_weight_decay: f64,
-    /// Learned bias on the fixed classifier's logits.
-    pub bias: bool,
-    /// Loss of the fixed classifier: `cross-entropy`, or the paper's `cosine` angle loss.
-    pub loss: LossKind,
-}
-
-impl Default for OutputConfig {
-    fn default() -> Self {
-        Self {
-            mode: OutputMode::Learned,
-            input_embedding: InputEmbedding::Fixed,
-            embeddings: PathBuf::new(),
-            matrix_seed: 0,
-            alpha_init: 10.0,
-            learn_alpha: true,
-            alpha_weight_decay: 0.0,
-            bias: true,
-            loss: LossKind::CrossEntropy,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum OptimizerKind {
-    Sgd,
-    Adam,
-}
-
+/// The `[train]` section: what the engine needs, whatever the task.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     pub optimizer: OptimizerKind,
-    /// Initial learning rate (PyTorch example: 20 for SGD; use about 1e-3 for Adam).
+    /// Initial learning rate (the LM recipe: 20 for SGD; use about 1e-3 for Adam).
     pub lr: f64,
-    /// Divide the learning rate by this when validation loss does not improve (1: never).
+    /// SGD momentum (0: plain SGD).
+    pub momentum: f64,
+    /// Nesterov momentum (SGD with momentum > 0).
+    pub nesterov: bool,
+    pub schedule: Schedule,
+    /// Divisor of the learning rate at each decay of the schedule (plateau, multi-step).
     pub lr_decay: f64,
+    /// Epochs after which `multi-step` divides the learning rate.
+    pub milestones: Vec<usize>,
     /// Gradient-norm clipping (0: off).
     pub clip: f64,
-    /// L2 weight decay on the trained weights.
+    /// Weight decay on the trained weights (L2 for sgd and adam, decoupled for adamw).
     pub weight_decay: f64,
     pub epochs: usize,
     /// Stop each epoch after this many steps (0: the whole training set). The next epoch
-    /// continues where this one stopped, so short epochs still walk through the corpus.
+    /// continues where this one stopped, so short epochs still walk through the data.
     pub max_steps_per_epoch: usize,
     pub batch_size: usize,
     pub eval_batch_size: usize,
-    /// Truncated-BPTT length.
-    pub bptt: usize,
-    /// Variable BPTT length (Merity et al. 2017): bptt, halved with probability 0.05, then
-    /// jittered with std 5; the learning rate is scaled by len / bptt.
-    pub variable_bptt: bool,
-    /// Activation regularization (AR) coefficient on the last layer's dropped output.
-    pub ar: f64,
-    /// Temporal activation regularization (TAR) coefficient on the last layer's output.
-    pub tar: f64,
-    /// Non-monotonically triggered averaged SGD (Merity et al. 2017), SGD only.
-    pub asgd: bool,
-    /// NT-ASGD trigger: switch when validation is no better than `nonmono` epochs ago.
-    pub nonmono: usize,
     pub seed: u64,
     /// Log every this many steps.
     pub log_interval: usize,
     /// Also write `last.safetensors` every this many steps (0: at epoch ends only).
     pub checkpoint_interval: usize,
-    /// `auto` (CUDA when available), `cpu` or `cuda`.
+    /// `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`.
     pub device: String,
     /// CPU threads for libtorch (0: libtorch's default).
     pub threads: usize,
@@ -301,19 +94,17 @@ impl Default for TrainConfig {
         Self {
             optimizer: OptimizerKind::Sgd,
             lr: 20.0,
+            momentum: 0.0,
+            nesterov: false,
+            schedule: Schedule::Plateau,
             lr_decay: 4.0,
+            milestones: Vec::new(),
             clip: 0.25,
             weight_decay: 0.0,
             epochs: 40,
             max_steps_per_epoch: 0,
             batch_size: 20,
             eval_batch_size: 10,
-            bptt: 35,
-            variable_bptt: false,
-            ar: 0.0,
-            tar: 0.0,
-            asgd: false,
-            nonmono: 5,
             seed: 1111,
             log_interval: 200,
             checkpoint_interval: 0,
@@ -323,13 +114,116 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        let err = |field: &str, msg: String| Err(Error::config(origin, field, msg));
+        for (field, v) in [
+            ("train.epochs", self.epochs),
+            ("train.batch_size", self.batch_size),
+            ("train.eval_batch_size", self.eval_batch_size),
+            ("train.log_interval", self.log_interval),
+        ] {
+            if v == 0 {
+                return err(field, "must be a positive integer, got 0".into());
+            }
+        }
+        for (field, v) in [("train.lr", self.lr), ("train.lr_decay", self.lr_decay)] {
+            if !(v.is_finite() && v > 0.0) {
+                return err(field, format!("must be a positive number, got {v}"));
+            }
+        }
+        for (field, v) in [
+            ("train.clip", self.clip),
+            ("train.weight_decay", self.weight_decay),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return err(field, format!("must be zero or positive, got {v}"));
+            }
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return err(
+                "train.momentum",
+                format!("must be in [0, 1), got {}", self.momentum),
+            );
+        }
+        if self.momentum > 0.0 && self.optimizer != OptimizerKind::Sgd {
+            return err(
+                "train.momentum",
+                format!(
+                    "momentum is an SGD setting; set it to 0 for optimizer {}",
+                    self.optimizer.name()
+                ),
+            );
+        }
+        if self.nesterov && !(self.optimizer == OptimizerKind::Sgd && self.momentum > 0.0) {
+            return err(
+                "train.nesterov",
+                "Nesterov needs optimizer = \"sgd\" and momentum > 0".into(),
+            );
+        }
+        if self.schedule == Schedule::MultiStep && self.milestones.is_empty() {
+            return err(
+                "train.milestones",
+                "the multi-step schedule needs epochs to decay after, e.g. [81, 122]".into(),
+            );
+        }
+        if self.schedule != Schedule::MultiStep && !self.milestones.is_empty() {
+            return err(
+                "train.milestones",
+                "only the multi-step schedule uses milestones; set schedule = \"multi-step\" \
+                 or remove them"
+                    .into(),
+            );
+        }
+        let d = self.device.as_str();
+        if !["auto", "cpu", "cuda"].contains(&d)
+            && !d
+                .strip_prefix("cuda:")
+                .is_some_and(|i| i.parse::<usize>().is_ok())
+        {
+            return err(
+                "train.device",
+                format!("`{d}`: use auto, cpu, cuda or cuda:N"),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Parses `text` (TOML) into a config; errors name `origin` and the field path.
 pub fn from_toml_str(text: &str, origin: &str) -> Result<Config> {
     let value: toml::Value = toml::from_str(text).map_err(|e| toml_error(origin, text, &e))?;
     from_value(value, origin)
 }
 
+/// The sections of the fixclf 0.1 layout, and where they went.
+const LEGACY_SECTIONS: [(&str, &str); 3] = [
+    ("data", "[lm.data]"),
+    ("model", "[lm.model]"),
+    ("output", "[head] (input_embedding: lm.model)"),
+];
+/// `train` fields of fixclf 0.1 that belong to the language model now (`[lm]`).
+const LEGACY_TRAIN_LM: [&str; 6] = ["bptt", "variable_bptt", "ar", "tar", "asgd", "nonmono"];
+
 fn from_value(value: toml::Value, origin: &str) -> Result<Config> {
+    if let Some(table) = value.as_table() {
+        let old: Vec<String> = LEGACY_SECTIONS
+            .iter()
+            .filter(|(k, _)| table.contains_key(*k))
+            .map(|(k, to)| format!("[{k}] to {to}"))
+            .collect();
+        if !old.is_empty() {
+            return Err(Error::config(
+                origin,
+                "",
+                format!(
+                    "this config has the fixclf 0.1 layout; move {}, and train.bptt, \
+                     variable_bptt, ar, tar, asgd, nonmono to [lm] (configs/README.md)",
+                    old.join(", ")
+                ),
+            ));
+        }
+    }
     let cfg: Config = serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
         let msg = one_line(&e.inner().to_string());
@@ -342,6 +236,41 @@ fn from_value(value: toml::Value, origin: &str) -> Result<Config> {
     })?;
     cfg.validate(origin)?;
     Ok(cfg)
+}
+
+/// Rewrites a config of the fixclf 0.1 layout (as run folders of that version hold) into
+/// today's; returns whether anything moved.
+pub fn migrate_legacy(value: &mut toml::Value) -> bool {
+    let Some(table) = value.as_table_mut() else {
+        return false;
+    };
+    if !LEGACY_SECTIONS.iter().any(|(k, _)| table.contains_key(*k)) {
+        return false;
+    }
+    let mut lm = toml::Table::new();
+    if let Some(data) = table.remove("data") {
+        lm.insert("data".into(), data);
+    }
+    let mut model = match table.remove("model") {
+        Some(toml::Value::Table(t)) => t,
+        _ => toml::Table::new(),
+    };
+    if let Some(toml::Value::Table(mut output)) = table.remove("output") {
+        if let Some(ie) = output.remove("input_embedding") {
+            model.insert("input_embedding".into(), ie);
+        }
+        table.insert("head".into(), toml::Value::Table(output));
+    }
+    lm.insert("model".into(), toml::Value::Table(model));
+    if let Some(toml::Value::Table(train)) = table.get_mut("train") {
+        for key in LEGACY_TRAIN_LM {
+            if let Some(v) = train.remove(key) {
+                lm.insert(key.into(), v);
+            }
+        }
+    }
+    table.insert("lm".into(), toml::Value::Table(lm));
+    true
 }
 
 fn one_line(s: &str) -> String {
@@ -365,6 +294,20 @@ fn toml_error(origin: &str, text: &str, e: &toml::de::Error) -> Error {
 /// Loads a config file and applies `--set key=value` overrides (dotted keys, TOML values;
 /// a value that is not valid TOML is taken as a string).
 pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
+    let (value, origin) = read_toml(path, overrides)?;
+    from_value(value, &origin)
+}
+
+/// Loads the `config.toml` of a run folder, written by this or an earlier fixclf (whose
+/// layout is migrated).
+pub fn load_run_config(path: &Path, overrides: &[String]) -> Result<Config> {
+    let (mut value, origin) = read_toml(path, &[])?;
+    migrate_legacy(&mut value);
+    apply_overrides(&mut value, overrides)?;
+    from_value(value, &origin)
+}
+
+fn read_toml(path: &Path, overrides: &[String]) -> Result<(toml::Value, String)> {
     let text = std::fs::read_to_string(path).at(path)?;
     let origin = path.display().to_string();
     let mut value: toml::Value =
@@ -375,7 +318,7 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
     } else {
         format!("{origin} (with --set)")
     };
-    from_value(value, &origin)
+    Ok((value, origin))
 }
 
 /// Applies `key=value` overrides to a TOML tree.
@@ -416,132 +359,33 @@ pub fn apply_overrides(value: &mut toml::Value, overrides: &[String]) -> Result<
 impl Config {
     /// Checks values serde cannot: sizes, probabilities, combinations.
     pub fn validate(&self, origin: &str) -> Result<()> {
-        let err = |field: &str, msg: String| Err(Error::config(origin, field, msg));
         if self.name.is_empty() || self.name.contains('/') || self.name.contains('\\') {
-            return err(
+            return Err(Error::config(
+                origin,
                 "name",
                 format!(
                     "`{}` must be a non-empty folder name without slashes",
                     self.name
                 ),
-            );
+            ));
         }
-        let m = &self.model;
-        for (field, v) in [
-            ("model.emb_size", m.emb_size),
-            ("model.hidden_size", m.hidden_size),
-            ("model.layers", m.layers),
-        ] {
-            if v <= 0 {
-                return err(field, format!("must be a positive integer, got {v}"));
-            }
+        self.train.validate(origin)?;
+        self.head.validate(origin)?;
+        match &self.lm {
+            Some(lm) => lm.validate(origin, &self.train, &self.head),
+            None => Err(Error::config(
+                origin,
+                "lm",
+                "the config names no task; add an [lm] section (configs/lm-wt2.toml)",
+            )),
         }
-        for (field, p) in [
-            ("model.dropout_input", m.dropout_input),
-            ("model.dropout_hidden", m.dropout_hidden),
-            ("model.dropout_output", m.dropout_output),
-            ("model.dropout_embedding", m.dropout_embedding),
-            ("model.weight_drop", m.weight_drop),
-        ] {
-            if !(0.0..1.0).contains(&p) {
-                return err(field, format!("must be a probability in [0, 1), got {p}"));
-            }
-        }
-        let t = &self.train;
-        for (field, v) in [
-            ("train.epochs", t.epochs),
-            ("train.batch_size", t.batch_size),
-            ("train.eval_batch_size", t.eval_batch_size),
-            ("train.bptt", t.bptt),
-            ("train.log_interval", t.log_interval),
-        ] {
-            if v == 0 {
-                return err(field, "must be a positive integer, got 0".into());
-            }
-        }
-        for (field, v) in [("train.lr", t.lr), ("train.lr_decay", t.lr_decay)] {
-            if !(v.is_finite() && v > 0.0) {
-                return err(field, format!("must be a positive number, got {v}"));
-            }
-        }
-        for (field, v) in [
-            ("train.clip", t.clip),
-            ("train.weight_decay", t.weight_decay),
-            ("train.ar", t.ar),
-            ("train.tar", t.tar),
-            ("output.alpha_weight_decay", self.output.alpha_weight_decay),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return err(field, format!("must be zero or positive, got {v}"));
-            }
-        }
-        if t.asgd && t.optimizer != OptimizerKind::Sgd {
-            return err(
-                "train.asgd",
-                "averaged SGD needs train.optimizer = \"sgd\"".into(),
-            );
-        }
-        if !["auto", "cpu", "cuda"].contains(&t.device.as_str()) && !t.device.starts_with("cuda:") {
-            return err(
-                "train.device",
-                format!("`{}`: use auto, cpu, cuda or cuda:N", t.device),
-            );
-        }
-        let o = &self.output;
-        if !(o.alpha_init.is_finite() && o.alpha_init > 0.0) {
-            return err(
-                "output.alpha_init",
-                format!("must be a positive number, got {}", o.alpha_init),
-            );
-        }
-        if o.mode == OutputMode::Tied && m.emb_size != m.hidden_size {
-            return err(
-                "output.mode",
-                format!(
-                    "tied needs model.hidden_size == model.emb_size (got {} and {}); set both to the same size",
-                    m.hidden_size, m.emb_size
-                ),
-            );
-        }
-        if o.mode.is_fixed()
-            && o.input_embedding == InputEmbedding::Fixed
-            && m.emb_size != m.hidden_size
-        {
-            return err(
-                "output.input_embedding",
-                format!(
-                    "a fixed matrix serves as input embedding only when model.emb_size == model.hidden_size \
-                     (got {} and {}); set them equal or use input_embedding = \"learned\"",
-                    m.emb_size, m.hidden_size
-                ),
-            );
-        }
-        if o.mode.needs_embeddings() && o.embeddings.as_os_str().is_empty() {
-            return err(
-                "output.embeddings",
-                format!(
-                    "mode {} needs an embeddings file (make one with `fixclf embed`)",
-                    o.mode
-                ),
-            );
-        }
-        if o.loss == LossKind::Cosine && !o.mode.is_fixed() {
-            return err(
-                "output.loss",
-                "the cosine loss needs a fixed output mode".into(),
-            );
-        }
-        Ok(())
     }
 
-    /// The fixed classifier's settings, from `[output]`.
-    pub fn fixed_classifier(&self) -> crate::classifier::FixedClassifierConfig {
-        crate::classifier::FixedClassifierConfig {
-            alpha_init: self.output.alpha_init,
-            learn_alpha: self.output.learn_alpha,
-            bias: self.output.bias,
-            loss: self.output.loss,
-        }
+    /// The language-model section (validated configs always have one).
+    pub fn lm(&self) -> Result<&LmConfig> {
+        self.lm
+            .as_ref()
+            .ok_or_else(|| Error::config(&self.name, "lm", "the config has no [lm] section"))
     }
 
     pub fn to_toml(&self) -> String {
@@ -557,22 +401,28 @@ impl Config {
 mod tests {
     use super::*;
 
+    const LM: &str = "[lm]\n";
+
     #[test]
-    fn defaults_are_the_pytorch_example_recipe() {
-        let c = from_toml_str("", "x.toml").unwrap();
+    fn defaults_are_the_paper_lm_recipe() {
+        let c = from_toml_str(LM, "x.toml").unwrap();
         assert_eq!(c.train.lr, 20.0);
         assert_eq!(c.train.clip, 0.25);
-        assert_eq!(c.train.bptt, 35);
         assert_eq!(c.train.batch_size, 20);
         assert_eq!(c.train.eval_batch_size, 10);
-        assert_eq!(c.model.dropout_output, 0.5);
+        let lm = c.lm().unwrap();
+        assert_eq!(lm.bptt, 35);
+        assert_eq!(lm.model.dropout_output, 0.5);
+        assert_eq!(lm.model.hidden_size, 512);
         // Round trip through the resolved TOML.
         assert_eq!(from_toml_str(&c.to_toml(), "y").unwrap(), c);
+        let e = from_toml_str("", "z.toml").unwrap_err().to_string();
+        assert!(e.contains("z.toml") && e.contains("[lm]"), "{e}");
     }
 
     #[test]
     fn unknown_key_names_file_and_field() {
-        let e = from_toml_str("[train]\nlrr = 3\n", "configs/a.toml")
+        let e = from_toml_str("[lm]\n[train]\nlrr = 3\n", "configs/a.toml")
             .unwrap_err()
             .to_string();
         assert!(
@@ -583,11 +433,11 @@ mod tests {
 
     #[test]
     fn wrong_type_names_field() {
-        let e = from_toml_str("[model]\nlayers = \"two\"\n", "a.toml")
+        let e = from_toml_str("[lm.model]\nlayers = \"two\"\n", "a.toml")
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("model.layers") && e.contains("invalid type"),
+            e.contains("lm.model.layers") && e.contains("invalid type"),
             "{e}"
         );
     }
@@ -595,17 +445,29 @@ mod tests {
     #[test]
     fn bad_values_name_the_field() {
         for (text, field) in [
-            ("[model]\nhidden_size = 0", "model.hidden_size"),
-            ("[model]\nemb_size = -5", "model.emb_size"),
-            ("[train]\nbatch_size = 0", "train.batch_size"),
-            ("[train]\nlr = -1.0", "train.lr"),
-            ("[model]\ndropout_output = 1.5", "model.dropout_output"),
+            ("[lm.model]\nhidden_size = 0", "lm.model.hidden_size"),
+            ("[lm.model]\nemb_size = -5", "lm.model.emb_size"),
+            ("[lm]\n[train]\nbatch_size = 0", "train.batch_size"),
+            ("[lm]\n[train]\nlr = -1.0", "train.lr"),
+            ("[lm]\n[train]\nmomentum = 1.5", "train.momentum"),
+            ("[lm]\n[train]\nnesterov = true", "train.nesterov"),
             (
-                "[output]\nmode = \"tied\"\n[model]\nemb_size = 256",
-                "output.mode",
+                "[lm]\n[train]\nschedule = \"multi-step\"",
+                "train.milestones",
             ),
-            ("[output]\nmode = \"fixed-pmi\"", "output.embeddings"),
-            ("[output]\nmode = \"nope\"", "output.mode"),
+            ("[lm]\n[train]\ndevice = \"cuda:x\"", "train.device"),
+            (
+                "[lm.model]\ndropout_output = 1.5",
+                "lm.model.dropout_output",
+            ),
+            ("[lm]\nbptt = 0", "lm.bptt"),
+            (
+                "[head]\nmode = \"tied\"\n[lm.model]\nemb_size = 256",
+                "head.mode",
+            ),
+            ("[lm]\n[head]\nmode = \"fixed-pmi\"", "head.embeddings"),
+            ("[lm]\n[head]\nmode = \"nope\"", "head.mode"),
+            ("[lm]\n[head]\nalpha_init = -1", "head.alpha_init"),
         ] {
             let e = from_toml_str(text, "c.toml").unwrap_err().to_string();
             assert!(e.contains(field) && e.contains("c.toml"), "{text}: {e}");
@@ -616,22 +478,48 @@ mod tests {
     fn overrides_set_nested_fields() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
-        std::fs::write(&p, "name = \"a\"\n[train]\nlr = 1.0\n").unwrap();
+        std::fs::write(&p, "name = \"a\"\n[train]\nlr = 1.0\n[lm]\n").unwrap();
         let c = load(
             &p,
             &[
                 "train.lr=0.5".into(),
-                "output.mode=fixed-orthogonal".into(),
-                "model.layers=3".into(),
+                "head.mode=fixed-orthogonal".into(),
+                "lm.model.layers=3".into(),
             ],
         )
         .unwrap();
         assert_eq!(c.train.lr, 0.5);
-        assert_eq!(c.output.mode, OutputMode::FixedOrthogonal);
-        assert_eq!(c.model.layers, 3);
+        assert_eq!(c.head.mode, HeadMode::FixedOrthogonal);
+        assert_eq!(c.lm().unwrap().model.layers, 3);
         let e = load(&p, &["train.bogus=1".into()]).unwrap_err().to_string();
         assert!(e.contains("train.bogus") && e.contains("--set"), "{e}");
         let e = load(&p, &["nonsense".into()]).unwrap_err().to_string();
         assert!(e.contains("--set"), "{e}");
+    }
+
+    /// A config file of the old layout is refused with the moves to make; a run folder's
+    /// config of that layout is migrated.
+    #[test]
+    fn legacy_layout_is_refused_in_files_and_migrated_in_run_folders() {
+        let old = "name = \"r\"\n[data]\ndir = \"data/ptb\"\n[model]\nemb_size = 64\n\
+                   hidden_size = 64\n[output]\nmode = \"fixed-orthogonal\"\n\
+                   input_embedding = \"learned\"\n[train]\nlr = 2.0\nbptt = 12\nasgd = true\n";
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        std::fs::write(&p, old).unwrap();
+        let e = load(&p, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("config.toml") && e.contains("[lm.data]") && e.contains("[head]"),
+            "{e}"
+        );
+        let c = load_run_config(&p, &[]).unwrap();
+        let lm = c.lm().unwrap();
+        assert_eq!(lm.data.dir, PathBuf::from("data/ptb"));
+        assert_eq!(lm.model.emb_size, 64);
+        assert_eq!(lm.model.input_embedding, InputEmbedding::Learned);
+        assert_eq!(lm.bptt, 12);
+        assert!(lm.asgd);
+        assert_eq!(c.head.mode, HeadMode::FixedOrthogonal);
+        assert_eq!(c.train.lr, 2.0);
     }
 }

@@ -2,7 +2,8 @@
 //! maps errors to exit codes (2: bad input or a failed run, with a one-line message).
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use fixclf::config::{self, OptimizerKind};
+use fixclf::config;
+use fixclf::optim::OptimizerKind;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -24,12 +25,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a language model described by a config; writes runs/<name>/.
+    /// Train the model a config describes; writes runs/<name>/.
     Train {
         /// The config file (configs/*.toml).
         #[arg(long)]
         config: PathBuf,
-        /// Override a config field, e.g. --set train.lr=1e-3 --set output.mode=tied.
+        /// Override a config field, e.g. --set train.lr=1e-3 --set head.mode=tied.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
         /// Continue the run from its last.safetensors.
@@ -45,7 +46,7 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
-    /// Evaluate a run's best checkpoint: loss and perplexity on a split.
+    /// Evaluate a run's best checkpoint: loss and perplexity (or accuracy) on a split.
     Eval {
         /// The run folder (runs/<name>).
         #[arg(long)]
@@ -110,7 +111,7 @@ enum BenchCommand {
         #[arg(long, default_value = "learned,tied,fixed-orthogonal")]
         modes: String,
         #[arg(long, value_enum, default_value = "sgd")]
-        optimizer: OptArg,
+        optimizer: OptimizerKind,
         /// CPU threads (0: libtorch's default).
         #[arg(long, default_value_t = 0)]
         threads: usize,
@@ -128,12 +129,6 @@ enum BenchCommand {
     },
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum OptArg {
-    Sgd,
-    Adam,
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train {
@@ -148,9 +143,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 set.push(format!("train.device={d}"));
             }
             let cfg = config::load(&config, &set)?;
-            fixclf::train::train(
+            fixclf::tasks::train(
                 &cfg,
-                &fixclf::train::TrainOptions {
+                &fixclf::engine::TrainOptions {
                     resume,
                     force,
                     quiet,
@@ -158,16 +153,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
         }
         Command::Eval { run, split, device } => {
-            let (loss, ppl) = fixclf::train::eval_run(&run, &split, device.as_deref())?;
-            println!(
-                "{}: {split} loss {loss:.4} | {split} ppl {ppl:.2}",
-                run.display()
-            );
+            let e = fixclf::tasks::eval_run(&run, &split, device.as_deref())?;
+            let mut line = format!("{}: {split} loss {:.4}", run.display(), e.loss);
+            if let Some(ppl) = e.ppl {
+                line.push_str(&format!(" | {split} ppl {ppl:.2}"));
+            }
+            if let Some(acc) = e.acc {
+                line.push_str(&format!(" | {split} acc {:.2}%", 100.0 * acc));
+            }
+            println!("{line}");
         }
         Command::Params { config, set } => {
             let cfg = config::load(&config, &set)?;
-            let report = fixclf::train::describe_config(&cfg)?;
-            println!("{}", report.describe(cfg.output.mode));
+            let (report, removable) = fixclf::tasks::describe_config(&cfg)?;
+            println!("{}", report.describe(cfg.head.mode.name(), &removable));
             println!("{}", serde_json::to_string(&report)?);
         }
         Command::Report { runs, out, title } => {
@@ -217,23 +216,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             hidden,
             device,
         }) => {
-            let b = fixclf::bench::LmBench {
-                modes: fixclf::bench::parse_modes(&modes)?,
-                optimizer: match optimizer {
-                    OptArg::Sgd => OptimizerKind::Sgd,
-                    OptArg::Adam => OptimizerKind::Adam,
-                },
+            let b = fixclf::lm::bench::LmBench {
+                modes: fixclf::lm::bench::parse_modes(&modes)?,
+                optimizer,
                 threads,
                 steps,
                 vocab,
                 emb,
                 hidden,
-                device: fixclf::train::resolve_device(&device)?,
+                device: fixclf::engine::resolve_device(&device)?,
                 ..Default::default()
             };
             for mode in b.modes.clone() {
-                let line =
-                    fixclf::bench::bench_mode(&b, mode).with_context(|| format!("bench {mode}"))?;
+                let line = fixclf::lm::bench::bench_mode(&b, mode)
+                    .with_context(|| format!("bench {mode}"))?;
                 println!("{line}");
             }
         }

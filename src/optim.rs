@@ -1,15 +1,42 @@
-//! SGD and Adam over an explicit list of trainable tensors, with gradient-norm clipping.
+//! Optimizers over an explicit list of trainable tensors, with gradient-norm clipping:
+//! SGD (momentum, Nesterov), Adam and AdamW, behind one [`Optimizer`] trait shaped like
+//! candle's (`backward_step`, `learning_rate`, `set_learning_rate`) plus what resuming needs
+//! (state tensors in and out).
 //!
-//! Why not `tch::nn::Optimizer`: its state (Adam's moments) cannot be saved, so a run could
-//! not resume exactly, and it pays for more passes over the weights than needed. Here the
-//! gradients come from `torch::autograd::grad` (`Tensor::run_backward`) as fresh tensors:
-//! nothing accumulates into `.grad`, so nothing has to be zeroed (PyTorch's
+//! Why not `tch::nn::Optimizer`: its state (momentum buffers, Adam's moments) cannot be
+//! saved, so a run could not resume exactly, and it pays for more passes over the weights
+//! than needed. Here the gradients come from `torch::autograd::grad` (`Tensor::run_backward`)
+//! as fresh tensors: nothing accumulates into `.grad`, so nothing has to be zeroed (PyTorch's
 //! `zero_grad(set_to_none=True)`), the clipping coefficient is folded into the step size, and
-//! SGD's update is one in-place `addcmul_` per parameter. All work stays in libtorch's own
-//! thread pool. Only tensors handed to [`Optimizer::new`] are ever touched, so a fixed
+//! plain SGD's update is one in-place `addcmul_` per parameter. All work stays in libtorch's
+//! own thread pool. Only tensors handed to [`build`] are ever touched, so a fixed
 //! classifier's matrix has no optimizer state by construction.
-use crate::config::OptimizerKind;
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use tch::Tensor;
+
+/// Which optimizer (`train.optimizer`; also the CLI's `--optimizer`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    /// SGD, with `train.momentum` and `train.nesterov`; weight decay as L2 on the gradient.
+    Sgd,
+    /// Adam with L2 weight decay on the gradient (PyTorch's `Adam(weight_decay=...)`).
+    Adam,
+    /// Adam with decoupled weight decay (Loshchilov & Hutter 2019; PyTorch's `AdamW`).
+    Adamw,
+}
+
+impl OptimizerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::Adamw => "adamw",
+        }
+    }
+}
 
 /// One trainable tensor and its weight decay.
 pub struct Param {
@@ -36,52 +63,74 @@ pub fn params_of(vs: &tch::nn::VarStore, weight_decay: impl Fn(&str) -> f64) -> 
         .collect()
 }
 
-pub struct Optimizer {
+/// The settings every optimizer is built from (`[train]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OptimizerConfig {
     pub kind: OptimizerKind,
     pub lr: f64,
-    params: Vec<Param>,
-    /// Adam's first and second moments, one pair per parameter.
-    moments: Vec<(Tensor, Tensor)>,
-    /// Adam's step count.
-    pub steps: i64,
-    beta1: f64,
-    beta2: f64,
-    eps: f64,
+    /// Global gradient-norm clipping (0: off).
+    pub clip: f64,
+    /// SGD only.
+    pub momentum: f64,
+    pub nesterov: bool,
 }
 
-impl Optimizer {
-    pub fn new(kind: OptimizerKind, lr: f64, params: Vec<Param>) -> Self {
-        let moments = match kind {
-            OptimizerKind::Adam => params
-                .iter()
-                .map(|p| (p.tensor.zeros_like(), p.tensor.zeros_like()))
-                .collect(),
-            OptimizerKind::Sgd => Vec::new(),
-        };
-        Self {
-            kind,
-            lr,
-            params,
-            moments,
-            steps: 0,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        }
+/// An optimizer: backpropagates a loss and updates its parameters.
+pub trait Optimizer {
+    /// Backpropagates `loss` and updates every parameter with the learning rate times
+    /// `lr_scale` (variable BPTT scales it per step), the gradients scaled so that their
+    /// global norm is at most the clip. Returns the gradient norm before clipping; when it is
+    /// not finite nothing is updated (the caller stops training).
+    fn backward_step_scaled(&mut self, loss: &Tensor, lr_scale: f64) -> f64;
+
+    /// [`backward_step_scaled`](Self::backward_step_scaled) at the learning rate itself.
+    fn backward_step(&mut self, loss: &Tensor) -> f64 {
+        self.backward_step_scaled(loss, 1.0)
     }
 
-    pub fn params(&self) -> &[Param] {
-        &self.params
-    }
+    fn learning_rate(&self) -> f64;
+    fn set_learning_rate(&mut self, lr: f64);
+    fn params(&self) -> &[Param];
+    /// Updates taken (Adam's bias correction needs it; saved with the state).
+    fn steps(&self) -> i64;
+    /// State to checkpoint as `(name, tensor)` pairs (momentum buffers, moments).
+    fn state_tensors(&self) -> Vec<(String, Tensor)>;
+    /// Restores what [`state_tensors`](Self::state_tensors) saved, and the step count.
+    fn load_state(&mut self, ckpt: &crate::engine::Checkpoint, steps: i64) -> Result<()>;
 
-    /// Number of f32 values of optimizer state (Adam moments; SGD has none).
-    pub fn state_numel(&self) -> i64 {
-        self.moments
+    /// Number of f32 values of optimizer state.
+    fn state_numel(&self) -> i64 {
+        self.state_tensors()
             .iter()
-            .map(|(m, v)| m.numel() as i64 + v.numel() as i64)
+            .map(|(_, t)| t.numel() as i64)
             .sum()
     }
+}
 
+/// The optimizer of `cfg` over `params`.
+pub fn build(cfg: &OptimizerConfig, params: Vec<Param>) -> Box<dyn Optimizer> {
+    let common = Common {
+        params,
+        lr: cfg.lr,
+        clip: cfg.clip,
+        steps: 0,
+    };
+    match cfg.kind {
+        OptimizerKind::Sgd => Box::new(Sgd::new(common, cfg.momentum, cfg.nesterov)),
+        OptimizerKind::Adam => Box::new(Adam::new(common, false)),
+        OptimizerKind::Adamw => Box::new(Adam::new(common, true)),
+    }
+}
+
+/// What every optimizer has: the parameters, the learning rate, the clip, the step count.
+struct Common {
+    params: Vec<Param>,
+    lr: f64,
+    clip: f64,
+    steps: i64,
+}
+
+impl Common {
     /// Gradients of `loss` with respect to every parameter (undefined for a parameter the
     /// loss does not reach, e.g. alpha under the cosine loss).
     fn gradients(&self, loss: &Tensor) -> Vec<Tensor> {
@@ -108,18 +157,8 @@ impl Optimizer {
         }
     }
 
-    /// Backpropagates `loss` and updates every parameter, with the gradients scaled so their
-    /// global norm is at most `clip` (0: no clipping) and the learning rate multiplied by
-    /// `lr_scale` (variable BPTT). Returns the gradient norm before clipping; when it is not
-    /// finite nothing is updated (the caller stops training).
-    pub fn backward_step(&mut self, loss: &Tensor, clip: f64, lr_scale: f64) -> f64 {
-        let grads = self.gradients(loss);
-        tch::no_grad(|| self.apply(grads, clip, lr_scale))
-    }
-
-    fn apply(&mut self, grads: Vec<Tensor>, clip: f64, lr_scale: f64) -> f64 {
-        // A parameter the loss does not reach (alpha under the cosine loss) has an undefined
-        // gradient: it is left as it is.
+    /// The global gradient norm and the clipping coefficient to multiply gradients by.
+    fn norm_and_coef(&self, grads: &[Tensor]) -> (f64, f64) {
         let norms: Vec<Tensor> = grads
             .iter()
             .filter(|g| g.defined())
@@ -130,25 +169,75 @@ impl Optimizer {
         } else {
             Tensor::stack(&norms, 0).norm().double_value(&[])
         };
-        if !norm.is_finite() {
-            return norm;
-        }
-        let coef = if clip > 0.0 && norm > clip {
-            clip / (norm + 1e-6)
+        let coef = if self.clip > 0.0 && norm > self.clip {
+            self.clip / (norm + 1e-6)
         } else {
             1.0
         };
-        let lr = self.lr * lr_scale;
-        self.steps += 1;
-        let t = self.steps as f64;
-        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
-        for (i, (p, mut g)) in self.params.iter().zip(grads).enumerate() {
-            if !g.defined() {
-                continue;
-            }
-            let mut w = p.tensor.shallow_clone();
-            match self.kind {
-                OptimizerKind::Sgd => {
+        (norm, coef)
+    }
+
+    /// One zero buffer per parameter.
+    fn zeros(&self) -> Vec<Tensor> {
+        self.params.iter().map(|p| p.tensor.zeros_like()).collect()
+    }
+
+    fn named<'a>(&'a self, prefix: &'a str, bufs: &'a [Tensor]) -> Vec<(String, Tensor)> {
+        self.params
+            .iter()
+            .zip(bufs)
+            .map(|(p, b)| (format!("optimizer.{prefix}.{}", p.name), b.shallow_clone()))
+            .collect()
+    }
+}
+
+/// Copies the named state tensors of a checkpoint into `state`.
+fn load_named(ckpt: &crate::engine::Checkpoint, state: Vec<(String, Tensor)>) -> Result<()> {
+    ckpt.copy_into(&state.into_iter().collect::<HashMap<_, _>>())
+}
+
+/// SGD as PyTorch's `torch.optim.SGD` (dampening 0): `d = g + wd w`, `buf = m buf + d`,
+/// `w -= lr (d + m buf)` with Nesterov, `w -= lr buf` without.
+struct Sgd {
+    c: Common,
+    momentum: f64,
+    nesterov: bool,
+    /// Momentum buffers (empty without momentum).
+    buffers: Vec<Tensor>,
+}
+
+impl Sgd {
+    fn new(c: Common, momentum: f64, nesterov: bool) -> Self {
+        let buffers = if momentum > 0.0 {
+            c.zeros()
+        } else {
+            Vec::new()
+        };
+        Self {
+            c,
+            momentum,
+            nesterov,
+            buffers,
+        }
+    }
+}
+
+impl Optimizer for Sgd {
+    fn backward_step_scaled(&mut self, loss: &Tensor, lr_scale: f64) -> f64 {
+        let grads = self.c.gradients(loss);
+        let (norm, coef) = self.c.norm_and_coef(&grads);
+        if !norm.is_finite() {
+            return norm;
+        }
+        let lr = self.c.lr * lr_scale;
+        self.c.steps += 1;
+        tch::no_grad(|| {
+            for (i, (p, mut g)) in self.c.params.iter().zip(grads).enumerate() {
+                if !g.defined() {
+                    continue;
+                }
+                let mut w = p.tensor.shallow_clone();
+                if self.momentum == 0.0 {
                     if p.weight_decay > 0.0 {
                         let _ = w.g_mul_scalar_(1.0 - lr * p.weight_decay);
                     }
@@ -157,49 +246,145 @@ impl Optimizer {
                         .to_kind(w.kind())
                         .to_device(w.device());
                     let _ = w.addcmul_(&g, &step);
+                    continue;
                 }
-                OptimizerKind::Adam => {
-                    if coef != 1.0 {
-                        let _ = g.g_mul_scalar_(coef);
-                    }
-                    if p.weight_decay > 0.0 {
-                        g += &w * p.weight_decay;
-                    }
-                    let (m, v) = &self.moments[i];
-                    let (mut m, mut v) = (m.shallow_clone(), v.shallow_clone());
-                    let _ = m.lerp_(&g, 1.0 - b1);
-                    let _ = v.g_mul_scalar_(b2);
-                    let _ = g.g_mul_scalar_((1.0 - b2).sqrt());
-                    let _ = v.addcmul_(&g, &g);
-                    let bc1 = 1.0 - b1.powf(t);
-                    let bc2 = 1.0 - b2.powf(t);
-                    let step = lr / bc1;
-                    // denom = -(sqrt(v / bc2) + eps) / step, so w += m / denom is Adam's update.
-                    let mut denom = v.sqrt();
-                    let _ = denom.g_mul_scalar_(1.0 / bc2.sqrt());
-                    let _ = denom.g_add_scalar_(eps);
-                    let _ = denom.g_mul_scalar_(-1.0 / step);
-                    let _ = w.addcdiv_(&m, &denom);
+                if coef != 1.0 {
+                    let _ = g.g_mul_scalar_(coef);
+                }
+                if p.weight_decay > 0.0 {
+                    let _ = g.g_add_(&(&w * p.weight_decay));
+                }
+                let mut buf = self.buffers[i].shallow_clone();
+                if self.c.steps == 1 {
+                    // PyTorch starts the buffer at the first gradient.
+                    let _ = buf.copy_(&g);
+                } else {
+                    let _ = buf.g_mul_scalar_(self.momentum);
+                    let _ = buf.g_add_(&g);
+                }
+                if self.nesterov {
+                    let _ = g.g_add_(&(&buf * self.momentum));
+                    let _ = w.g_add_(&(g * -lr));
+                } else {
+                    let _ = w.g_add_(&(&buf * -lr));
                 }
             }
-        }
+        });
         norm
     }
 
-    /// Restores the state saved by [`Optimizer::state_tensors`].
-    pub fn load_state(&mut self, ckpt: &crate::run::Checkpoint, steps: i64) -> crate::Result<()> {
-        self.steps = steps;
-        let mut vars = std::collections::HashMap::new();
-        for (name, t) in self.state_tensors() {
-            vars.insert(name, t);
+    fn learning_rate(&self) -> f64 {
+        self.c.lr
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.c.lr = lr;
+    }
+    fn params(&self) -> &[Param] {
+        &self.c.params
+    }
+    fn steps(&self) -> i64 {
+        self.c.steps
+    }
+    fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        self.c.named("momentum_buffer", &self.buffers)
+    }
+    fn load_state(&mut self, ckpt: &crate::engine::Checkpoint, steps: i64) -> Result<()> {
+        self.c.steps = steps;
+        load_named(ckpt, self.state_tensors())
+    }
+}
+
+/// Adam (L2 weight decay on the gradient) or AdamW (decoupled weight decay), betas 0.9 and
+/// 0.999, eps 1e-8, as PyTorch's.
+struct Adam {
+    c: Common,
+    decoupled: bool,
+    exp_avg: Vec<Tensor>,
+    exp_avg_sq: Vec<Tensor>,
+}
+
+const BETA1: f64 = 0.9;
+const BETA2: f64 = 0.999;
+const EPS: f64 = 1e-8;
+
+impl Adam {
+    fn new(c: Common, decoupled: bool) -> Self {
+        let (exp_avg, exp_avg_sq) = (c.zeros(), c.zeros());
+        Self {
+            c,
+            decoupled,
+            exp_avg,
+            exp_avg_sq,
         }
-        ckpt.copy_into(&vars)
+    }
+}
+
+impl Optimizer for Adam {
+    fn backward_step_scaled(&mut self, loss: &Tensor, lr_scale: f64) -> f64 {
+        let grads = self.c.gradients(loss);
+        let (norm, coef) = self.c.norm_and_coef(&grads);
+        if !norm.is_finite() {
+            return norm;
+        }
+        let lr = self.c.lr * lr_scale;
+        self.c.steps += 1;
+        let t = self.c.steps as f64;
+        tch::no_grad(|| {
+            for (i, (p, mut g)) in self.c.params.iter().zip(grads).enumerate() {
+                if !g.defined() {
+                    continue;
+                }
+                let mut w = p.tensor.shallow_clone();
+                if coef != 1.0 {
+                    let _ = g.g_mul_scalar_(coef);
+                }
+                if p.weight_decay > 0.0 {
+                    if self.decoupled {
+                        let _ = w.g_mul_scalar_(1.0 - lr * p.weight_decay);
+                    } else {
+                        g += &w * p.weight_decay;
+                    }
+                }
+                let mut m = self.exp_avg[i].shallow_clone();
+                let mut v = self.exp_avg_sq[i].shallow_clone();
+                let _ = m.lerp_(&g, 1.0 - BETA1);
+                let _ = v.g_mul_scalar_(BETA2);
+                let _ = g.g_mul_scalar_((1.0 - BETA2).sqrt());
+                let _ = v.addcmul_(&g, &g);
+                let bc1 = 1.0 - BETA1.powf(t);
+                let bc2 = 1.0 - BETA2.powf(t);
+                let step = lr / bc1;
+                // denom = -(sqrt(v / bc2) + eps) / step, so w += m / denom is Adam's update.
+                let mut denom = v.sqrt();
+                let _ = denom.g_mul_scalar_(1.0 / bc2.sqrt());
+                let _ = denom.g_add_scalar_(EPS);
+                let _ = denom.g_mul_scalar_(-1.0 / step);
+                let _ = w.addcdiv_(&m, &denom);
+            }
+        });
+        norm
     }
 
-    /// Optimizer state to checkpoint, as `(name, tensor)` pairs.
-    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+    fn learning_rate(&self) -> f64 {
+        self.c.lr
+    }
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.c.lr = lr;
+    }
+    fn params(&self) -> &[Param] {
+        &self.c.params
+    }
+    fn steps(&self) -> i64 {
+        self.c.steps
+    }
+    fn state_tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
-        for (p, (m, v)) in self.params.iter().zip(&self.moments) {
+        for (p, (m, v)) in self
+            .c
+            .params
+            .iter()
+            .zip(self.exp_avg.iter().zip(&self.exp_avg_sq))
+        {
             out.push((format!("optimizer.exp_avg.{}", p.name), m.shallow_clone()));
             out.push((
                 format!("optimizer.exp_avg_sq.{}", p.name),
@@ -207,6 +392,10 @@ impl Optimizer {
             ));
         }
         out
+    }
+    fn load_state(&mut self, ckpt: &crate::engine::Checkpoint, steps: i64) -> Result<()> {
+        self.c.steps = steps;
+        load_named(ckpt, self.state_tensors())
     }
 }
 
@@ -223,6 +412,17 @@ mod tests {
         }
     }
 
+    fn opt(kind: OptimizerKind, lr: f64, clip: f64, params: Vec<Param>) -> Box<dyn Optimizer> {
+        let cfg = OptimizerConfig {
+            kind,
+            lr,
+            clip,
+            momentum: 0.0,
+            nesterov: false,
+        };
+        build(&cfg, params)
+    }
+
     /// loss = sum(w * g): its gradient is g.
     fn linear_loss(w: &Tensor, g: &[f32]) -> Tensor {
         (w * Tensor::from_slice(g)).sum(Kind::Float)
@@ -234,9 +434,9 @@ mod tests {
 
     #[test]
     fn sgd_with_clipping_matches_the_formula() {
-        let mut opt = Optimizer::new(OptimizerKind::Sgd, 0.5, vec![param(&[1.0, 2.0])]);
+        let mut opt = opt(OptimizerKind::Sgd, 0.5, 1.0, vec![param(&[1.0, 2.0])]);
         let w = opt.params()[0].tensor.shallow_clone();
-        let norm = opt.backward_step(&linear_loss(&w, &[3.0, 4.0]), 1.0, 1.0); // norm 5
+        let norm = opt.backward_step(&linear_loss(&w, &[3.0, 4.0])); // norm 5
         assert!((norm - 5.0).abs() < 1e-6);
         let got = values(&w);
         // clipped grad = (0.6, 0.8); w - 0.5 * g
@@ -245,33 +445,80 @@ mod tests {
             "{got:?}"
         );
         assert!(!w.grad().defined(), "no gradient accumulates in .grad");
+        assert_eq!(opt.state_numel(), 0);
+    }
+
+    /// Momentum and Nesterov follow torch.optim.SGD (dampening 0, weight decay as L2).
+    #[test]
+    fn sgd_momentum_and_nesterov_match_pytorch() {
+        let grads = [[0.5f32, -1.0], [0.2, 0.4], [-0.3, 0.1]];
+        for nesterov in [false, true] {
+            let (lr, mu, wd) = (0.1, 0.9, 0.01);
+            let cfg = OptimizerConfig {
+                kind: OptimizerKind::Sgd,
+                lr,
+                clip: 0.0,
+                momentum: mu,
+                nesterov,
+            };
+            let mut p = param(&[1.0, -2.0]);
+            p.weight_decay = wd;
+            let mut opt = build(&cfg, vec![p]);
+            let w = opt.params()[0].tensor.shallow_clone();
+            let (mut x, mut buf) = ([1.0f64, -2.0], [0f64; 2]);
+            for (t, g) in grads.iter().enumerate() {
+                opt.backward_step(&linear_loss(&w, g));
+                for i in 0..2 {
+                    let d = g[i] as f64 + wd * x[i];
+                    buf[i] = if t == 0 { d } else { mu * buf[i] + d };
+                    x[i] -= lr * if nesterov { d + mu * buf[i] } else { buf[i] };
+                }
+            }
+            let got = values(&w);
+            for i in 0..2 {
+                assert!((got[i] as f64 - x[i]).abs() < 1e-6, "{got:?} vs {x:?}");
+            }
+            assert_eq!(opt.state_numel(), 2);
+        }
     }
 
     #[test]
-    fn adam_matches_the_reference_formula() {
+    fn adam_and_adamw_match_the_reference_formula() {
         let init = [0.3f32, -1.2, 2.0];
         let grads = [[0.5f32, -0.1, 2.0], [0.4, 0.3, -1.0], [-0.2, 0.2, 0.1]];
-        let lr = 0.01;
-        let mut opt = Optimizer::new(OptimizerKind::Adam, lr, vec![param(&init)]);
-        let w = opt.params()[0].tensor.shallow_clone();
-        let (mut m, mut v, mut x) = ([0f64; 3], [0f64; 3], init.map(f64::from));
-        for (t, g) in grads.iter().enumerate() {
-            opt.backward_step(&linear_loss(&w, g), 0.0, 1.0);
-            let t = (t + 1) as f64;
-            for i in 0..3 {
-                let gi = g[i] as f64;
-                m[i] = 0.9 * m[i] + 0.1 * gi;
-                v[i] = 0.999 * v[i] + 0.001 * gi * gi;
-                let mh = m[i] / (1.0 - 0.9f64.powf(t));
-                let vh = v[i] / (1.0 - 0.999f64.powf(t));
-                x[i] -= lr * mh / (vh.sqrt() + 1e-8);
+        let (lr, wd) = (0.01, 0.1);
+        for kind in [OptimizerKind::Adam, OptimizerKind::Adamw] {
+            let mut p = param(&init);
+            p.weight_decay = wd;
+            let mut opt = opt(kind, lr, 0.0, vec![p]);
+            let w = opt.params()[0].tensor.shallow_clone();
+            let (mut m, mut v, mut x) = ([0f64; 3], [0f64; 3], init.map(f64::from));
+            for (t, g) in grads.iter().enumerate() {
+                opt.backward_step(&linear_loss(&w, g));
+                let t = (t + 1) as f64;
+                for i in 0..3 {
+                    let mut gi = g[i] as f64;
+                    if kind == OptimizerKind::Adamw {
+                        x[i] *= 1.0 - lr * wd;
+                    } else {
+                        gi += wd * x[i];
+                    }
+                    m[i] = 0.9 * m[i] + 0.1 * gi;
+                    v[i] = 0.999 * v[i] + 0.001 * gi * gi;
+                    let mh = m[i] / (1.0 - 0.9f64.powf(t));
+                    let vh = v[i] / (1.0 - 0.999f64.powf(t));
+                    x[i] -= lr * mh / (vh.sqrt() + 1e-8);
+                }
             }
+            let got = values(&w);
+            for i in 0..3 {
+                assert!(
+                    (got[i] as f64 - x[i]).abs() < 1e-6,
+                    "{kind:?}: {got:?} vs {x:?}"
+                );
+            }
+            assert_eq!(opt.state_numel(), 6);
         }
-        let got = values(&w);
-        for i in 0..3 {
-            assert!((got[i] as f64 - x[i]).abs() < 1e-6, "{got:?} vs {x:?}");
-        }
-        assert_eq!(opt.state_numel(), 6);
     }
 
     #[test]
@@ -282,10 +529,20 @@ mod tests {
             tensor: Tensor::from_slice(&[10.0f32]).set_requires_grad(true),
             weight_decay: 0.0,
         };
-        let mut opt = Optimizer::new(OptimizerKind::Sgd, 1.0, vec![used, unused]);
+        let mut opt = opt(OptimizerKind::Sgd, 1.0, 0.0, vec![used, unused]);
         let w = opt.params()[0].tensor.shallow_clone();
-        opt.backward_step(&linear_loss(&w, &[2.0]), 0.0, 1.0);
+        opt.backward_step(&linear_loss(&w, &[2.0]));
         assert_eq!(values(&w), [-1.0]);
         assert_eq!(values(&opt.params()[1].tensor), [10.0]);
+    }
+
+    #[test]
+    fn learning_rate_is_read_and_set() {
+        let mut opt = opt(OptimizerKind::Sgd, 0.5, 0.0, vec![param(&[1.0])]);
+        assert_eq!(opt.learning_rate(), 0.5);
+        opt.set_learning_rate(0.25);
+        let w = opt.params()[0].tensor.shallow_clone();
+        opt.backward_step(&linear_loss(&w, &[2.0]));
+        assert_eq!(values(&w), [0.5]);
     }
 }

@@ -16,10 +16,9 @@
 //! as in `summary.json`; times in seconds, memory in MB), an empty cell for a missing or
 //! non-finite value.
 use crate::config::Config;
+use crate::engine::{ParamReport, RunDir, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
 use crate::error::{Error, Result};
 use crate::fsutil::write_bytes_atomic;
-use crate::run::{read_metrics, RunDir, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
-use crate::train::ParamReport;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -320,10 +319,13 @@ fn load_run(path: &Path) -> Result<LoadedRun> {
             },
         ));
     }
-    let cfg = crate::config::load(&cfg_path, &[])?;
+    let cfg = crate::config::load_run_config(&cfg_path, &[])?;
     let metrics_path = run.file(METRICS_FILE);
     let events = if metrics_path.exists() {
-        read_metrics(&metrics_path)?
+        crate::engine::metrics::read_events(&metrics_path)?
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap_or_default())
+            .collect()
     } else {
         Vec::new()
     };
@@ -358,7 +360,7 @@ fn load_run(path: &Path) -> Result<LoadedRun> {
         .map(|n| n.to_string_lossy().into_owned())
         .filter(|n| !n.is_empty() && n != "." && n != "..")
         .unwrap_or_else(|| cfg.name.clone());
-    let mode = cfg.output.mode.name().to_string();
+    let mode = cfg.head.mode.name().to_string();
     let params = summary_params.as_ref().or(m.params.as_ref());
     let last_epoch = m.epochs.values().next_back();
     let last_elapsed = m
@@ -391,7 +393,7 @@ fn load_run(path: &Path) -> Result<LoadedRun> {
             }),
         status: if m.diverged { "diverged" } else { "unfinished" }.into(),
         train_tokens: last_epoch.and_then(|r| r.train_tokens),
-        train_tokens_limit: cfg.data.train_tokens,
+        train_tokens_limit: cfg.lm.as_ref().unwrap().data.train_tokens,
         final_alpha: m.last_alpha(),
         best_val_loss: best.map(|b| b.0),
         test_loss: m.test.and_then(|t| t.0),
@@ -435,7 +437,7 @@ fn load_run(path: &Path) -> Result<LoadedRun> {
             .or(row.device);
         row.threads = s.get("threads").and_then(Value::as_i64).or(row.threads);
     }
-    let fixed = cfg.output.mode.is_fixed();
+    let fixed = cfg.head.mode.is_fixed();
     let mut alpha: BTreeMap<u64, f64> = m
         .epochs
         .values()
@@ -466,7 +468,11 @@ fn load_run(path: &Path) -> Result<LoadedRun> {
 
 /// Vocabulary size from the parameter count of the learned-output network.
 fn vocab_of(cfg: &Config, learned_total: i64) -> Option<i64> {
-    let (e, h, l) = (cfg.model.emb_size, cfg.model.hidden_size, cfg.model.layers);
+    let (e, h, l) = (
+        cfg.lm.as_ref().unwrap().model.emb_size,
+        cfg.lm.as_ref().unwrap().model.hidden_size,
+        cfg.lm.as_ref().unwrap().model.layers,
+    );
     let lstm: i64 = (0..l)
         .map(|i| 4 * h * (if i == 0 { e } else { h }) + 4 * h * h + 8 * h)
         .sum();
@@ -488,7 +494,10 @@ fn scale_of(runs: &[LoadedRun]) -> Scale {
     };
     for r in runs {
         let c = &r.cfg;
-        push_distinct(&mut s.corpus, c.data.dir.display().to_string());
+        push_distinct(
+            &mut s.corpus,
+            c.lm.as_ref().unwrap().data.dir.display().to_string(),
+        );
         if let Some(v) = r
             .row
             .params_learned_total
@@ -496,11 +505,14 @@ fn scale_of(runs: &[LoadedRun]) -> Scale {
         {
             push_distinct(&mut s.vocab, v);
         }
-        push_distinct(&mut s.train_tokens_limit, c.data.train_tokens);
+        push_distinct(
+            &mut s.train_tokens_limit,
+            c.lm.as_ref().unwrap().data.train_tokens,
+        );
         s.train_tokens_trained.push(r.row.train_tokens);
-        push_distinct(&mut s.emb_size, c.model.emb_size);
-        push_distinct(&mut s.hidden_size, c.model.hidden_size);
-        push_distinct(&mut s.layers, c.model.layers);
+        push_distinct(&mut s.emb_size, c.lm.as_ref().unwrap().model.emb_size);
+        push_distinct(&mut s.hidden_size, c.lm.as_ref().unwrap().model.hidden_size);
+        push_distinct(&mut s.layers, c.lm.as_ref().unwrap().model.layers);
         let opt = serde_json::to_value(c.train.optimizer)
             .ok()
             .and_then(|v| v.as_str().map(String::from))
@@ -510,7 +522,7 @@ fn scale_of(runs: &[LoadedRun]) -> Scale {
         push_distinct(&mut s.epochs, c.train.epochs);
         push_distinct(&mut s.max_steps_per_epoch, c.train.max_steps_per_epoch);
         push_distinct(&mut s.batch_size, c.train.batch_size);
-        push_distinct(&mut s.bptt, c.train.bptt);
+        push_distinct(&mut s.bptt, c.lm.as_ref().unwrap().bptt);
         push_distinct(
             &mut s.device,
             r.row
@@ -1563,8 +1575,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::OutputMode;
-    use crate::train::Summary;
+    use crate::config::HeadMode;
+    use crate::engine::Summary;
     use serde_json::json;
 
     fn params(fixed_mode: bool) -> ParamReport {
@@ -1576,25 +1588,26 @@ mod tests {
             trainable,
             fixed,
             learned_total,
-            learned_emb_classifier_share: 0.75,
+            classifier_share: 0.75,
             share_removed: 1.0 - trainable as f64 / learned_total as f64,
         }
     }
 
     /// Writes a fake run folder: config, metrics of `epochs` epochs, and a summary when
     /// `finished`.
-    fn fake_run(dir: &Path, name: &str, mode: OutputMode, epochs: u64, finished: bool) -> PathBuf {
+    fn fake_run(dir: &Path, name: &str, mode: HeadMode, epochs: u64, finished: bool) -> PathBuf {
         let run = dir.join(name);
         std::fs::create_dir_all(&run).unwrap();
         let mut cfg = Config {
             name: name.into(),
+            lm: Some(Default::default()),
             ..Config::default()
         };
-        cfg.output.mode = mode;
+        cfg.head.mode = mode;
         if mode.needs_embeddings() {
-            cfg.output.embeddings = "embeddings/w2v.npy".into();
+            cfg.head.embeddings = "embeddings/w2v.npy".into();
         }
-        cfg.data.train_tokens = 50_000;
+        cfg.lm.as_mut().unwrap().data.train_tokens = 50_000;
         cfg.train.epochs = epochs as usize;
         cfg.train.threads = 2;
         std::fs::write(run.join(CONFIG_FILE), cfg.to_toml()).unwrap();
@@ -1626,18 +1639,25 @@ mod tests {
             let best = 6.5 - epochs as f64 * 0.2;
             let s = Summary {
                 run: name.into(),
+                task: "lm".into(),
                 mode: mode.name().into(),
+                classes: Some(33_278),
                 params: params(fixed),
                 best_val_loss: best,
-                best_val_ppl: best.exp(),
+                best_val_ppl: Some(best.exp()),
+                best_val_acc: None,
                 test_loss: best + 0.05,
-                test_ppl: (best + 0.05).exp(),
+                test_ppl: Some((best + 0.05).exp()),
+                test_acc: None,
+                test_top5: None,
                 epochs: epochs as usize,
                 steps: step,
-                train_tokens: step * 700,
+                train_tokens: Some(step * 700),
+                train_images: None,
+                train_images_per_s: None,
                 wall_s: 95.5,
                 train_s: 90.0,
-                train_tokens_per_s: 6100.0,
+                train_tokens_per_s: Some(6100.0),
                 peak_rss_mb: 512.0,
                 optimizer_state_floats: 0,
                 checkpoint_bytes: 16_000_000,
@@ -1676,9 +1696,9 @@ mod tests {
     fn report_of_three_runs_writes_every_file() {
         let dir = tempfile::tempdir().unwrap();
         let runs = vec![
-            fake_run(dir.path(), "lm-learned", OutputMode::Learned, 3, true),
-            fake_run(dir.path(), "lm-tied", OutputMode::Tied, 3, true),
-            fake_run(dir.path(), "lm-fixed", OutputMode::FixedOrthogonal, 3, true),
+            fake_run(dir.path(), "lm-learned", HeadMode::Learned, 3, true),
+            fake_run(dir.path(), "lm-tied", HeadMode::Tied, 3, true),
+            fake_run(dir.path(), "lm-fixed", HeadMode::FixedOrthogonal, 3, true),
         ];
         let out = dir.path().join("reports").join("quick");
         let t = write_report(&runs, &out, "quick").unwrap();
@@ -1760,8 +1780,8 @@ mod tests {
     fn report_unfinished_run_from_metrics() {
         let dir = tempfile::tempdir().unwrap();
         let runs = vec![
-            fake_run(dir.path(), "done", OutputMode::FixedWord2vec, 2, true),
-            fake_run(dir.path(), "half", OutputMode::FixedPmi, 1, false),
+            fake_run(dir.path(), "done", HeadMode::FixedWord2vec, 2, true),
+            fake_run(dir.path(), "half", HeadMode::FixedPmi, 1, false),
         ];
         let out = dir.path().join("r");
         let t = write_report(&runs, &out, "partial").unwrap();
@@ -1790,13 +1810,13 @@ mod tests {
     #[test]
     fn report_run_folder_without_metrics_or_with_nan() {
         let dir = tempfile::tempdir().unwrap();
-        let run = fake_run(dir.path(), "nan", OutputMode::Learned, 1, true);
+        let run = fake_run(dir.path(), "nan", HeadMode::Learned, 1, true);
         // A summary with non-finite numbers, as serde_json writes them (null).
         let text = std::fs::read_to_string(run.join(SUMMARY_FILE)).unwrap();
         let mut s: Summary = serde_json::from_str(&text).unwrap();
-        s.test_ppl = f64::NAN;
+        s.test_ppl = Some(f64::NAN);
         s.test_loss = f64::NAN;
-        s.best_val_ppl = f64::INFINITY;
+        s.best_val_ppl = Some(f64::INFINITY);
         std::fs::write(run.join(SUMMARY_FILE), serde_json::to_string(&s).unwrap()).unwrap();
         let out = dir.path().join("o");
         let t = write_report(std::slice::from_ref(&run), &out, "t").unwrap();
@@ -1838,7 +1858,7 @@ mod tests {
     #[test]
     fn report_rejects_a_folder_that_is_not_a_run() {
         let dir = tempfile::tempdir().unwrap();
-        let good = fake_run(dir.path(), "good", OutputMode::Tied, 1, true);
+        let good = fake_run(dir.path(), "good", HeadMode::Tied, 1, true);
         let bad = dir.path().join("not-a-run");
         std::fs::create_dir_all(&bad).unwrap();
         let out = dir.path().join("out");
@@ -1919,7 +1939,10 @@ mod tests {
         assert_eq!(csv_cell("a,b"), "\"a,b\"");
         assert_eq!(optf(Some(f64::NAN)), "");
         assert_eq!(optf(Some(1.5)), "1.5");
-        let cfg = Config::default();
+        let cfg = Config {
+            lm: Some(Default::default()),
+            ..Config::default()
+        };
         // 33,278 words at the paper's size.
         let (v, e, h) = (33_278i64, 512i64, 512i64);
         let lstm = 2 * (4 * h * e + 4 * h * h + 8 * h);

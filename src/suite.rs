@@ -4,9 +4,9 @@
 //! ones, resuming an interrupted one from its last checkpoint), then writes the report.
 use crate::config::{self, Config};
 use crate::embed::{compute_if_stale, CorpusSpec, EmbedSpec};
+use crate::engine::{RunDir, TrainOptions};
 use crate::error::{Error, IoContext, Result};
-use crate::run::RunDir;
-use crate::train::{train, TrainOptions};
+use crate::tasks::train;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -152,13 +152,14 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
     if !suite.embeddings.is_empty() {
         // The LM's vocabulary (tokenizer.json) fixes the embeddings' rows: loading the
         // corpus builds and saves it when missing (and fills the token caches the runs use).
-        crate::train::load_corpus(base)?;
-        let tokenizer = base.data.tokenizer_path();
+        let lm = base.lm()?;
+        crate::lm::task::load_corpus(lm)?;
+        let tokenizer = lm.data.tokenizer_path();
         for job in &suite.embeddings {
             let corpus = job
                 .corpus
                 .clone()
-                .unwrap_or_else(|| base.data.dir.join("train.txt"));
+                .unwrap_or_else(|| lm.data.dir.join("train.txt"));
             let spec = CorpusSpec {
                 corpus,
                 tokenizer: Some(tokenizer.clone()),

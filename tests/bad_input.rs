@@ -33,30 +33,34 @@ fn bad_config_values_name_file_and_field() {
     );
     train_fails(
         &cfg,
-        &["model.layers=\"two\""],
-        &[name, "model.layers", "invalid type"],
+        &["lm.model.layers=\"two\""],
+        &[name, "lm.model.layers", "invalid type"],
     );
     train_fails(
         &cfg,
-        &["model.hidden_size=0"],
-        &[name, "model.hidden_size", "positive"],
+        &["lm.model.hidden_size=0"],
+        &[name, "lm.model.hidden_size", "positive"],
     );
-    train_fails(&cfg, &["model.emb_size=-3"], &[name, "model.emb_size"]);
+    train_fails(
+        &cfg,
+        &["lm.model.emb_size=-3"],
+        &[name, "lm.model.emb_size"],
+    );
     train_fails(&cfg, &["train.batch_size=0"], &[name, "train.batch_size"]);
-    train_fails(&cfg, &["train.bptt=-1"], &[name, "train.bptt"]);
+    train_fails(&cfg, &["lm.bptt=-1"], &[name, "lm.bptt"]);
     train_fails(
         &cfg,
-        &["output.mode=tied", "model.hidden_size=32"],
+        &["head.mode=tied", "lm.model.hidden_size=32"],
         &[
             name,
-            "output.mode",
-            "tied needs model.hidden_size == model.emb_size",
+            "head.mode",
+            "tied needs lm.model.hidden_size == lm.model.emb_size",
         ],
     );
     train_fails(
         &cfg,
-        &["output.mode=fixed-pmi"],
-        &["output.embeddings", "fixclf embed"],
+        &["head.mode=fixed-pmi"],
+        &["head.embeddings", "fixclf embed"],
     );
     assert!(!dir.path().join("runs/bad").exists());
     // A syntax error names the line.
@@ -75,14 +79,14 @@ fn missing_or_empty_corpus() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = tiny_config(dir.path(), "c", "");
     let missing = dir.path().join("nowhere");
-    let set = format!("data.dir=\"{}\"", missing.display());
+    let set = format!("lm.data.dir=\"{}\"", missing.display());
     train_fails(&cfg, &[&set], &["nowhere/train.txt", "data/fetch.sh"]);
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     for f in ["train.txt", "valid.txt", "test.txt"] {
         std::fs::write(empty.join(f), "\n \n").unwrap();
     }
-    let set = format!("data.dir=\"{}\"", empty.display());
+    let set = format!("lm.data.dir=\"{}\"", empty.display());
     train_fails(&cfg, &[&set], &["empty/train.txt", "empty"]);
     assert!(
         !dir.path().join("runs/c").exists(),
@@ -97,8 +101,8 @@ fn missing_embeddings_file_for_a_pretrained_mode() {
     train_fails(
         &cfg,
         &[
-            "output.mode=fixed-word2vec",
-            "output.embeddings=\"embeddings/none.npy\"",
+            "head.mode=fixed-word2vec",
+            "head.embeddings=\"embeddings/none.npy\"",
         ],
         &["none.npy"],
     );

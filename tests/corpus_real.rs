@@ -1,5 +1,5 @@
 //! Vocabulary and token counts on the real WikiText-2 and PTB (placed by `make data`).
-use fixclf::corpus::{Corpus, CorpusFiles};
+use fixclf::lm::corpus::{Corpus, CorpusFiles};
 use std::path::Path;
 
 fn files(dir: &str) -> CorpusFiles {

@@ -3,13 +3,31 @@
 mod common;
 
 use common::{fixclf, tiny_config};
-use fixclf::config::{self, Config, OutputMode};
-use fixclf::corpus::batchify;
-use fixclf::lm::LanguageModel;
-use fixclf::run::{read_metrics, Checkpoint};
-use fixclf::train::{evaluate, train, Session, TrainOptions};
+use fixclf::classifier::HeadConfig;
+use fixclf::config;
+use fixclf::engine::metrics::{read_events, Event};
+use fixclf::engine::{load_weights, Checkpoint, TrainOptions};
+use fixclf::lm::corpus::batchify;
+use fixclf::lm::task::evaluate;
+use fixclf::lm::{LanguageModel, LmConfig, LmTask};
+use fixclf::tasks::train;
 use serial_test::serial;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Device, Tensor};
+
+fn events(run: &std::path::Path) -> Vec<Event> {
+    read_events(&run.join("metrics.jsonl")).unwrap()
+}
+
+/// Logged training losses, in order.
+fn logged_losses(run: &std::path::Path) -> Vec<f64> {
+    events(run)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some(l.loss),
+            _ => None,
+        })
+        .collect()
+}
 
 fn quiet() -> TrainOptions {
     TrainOptions {
@@ -25,12 +43,7 @@ fn tiny_model_overfits_tiny_corpus() {
     let cfg = config::load(&tiny_config(dir.path(), "fit", "epochs = 8"), &[]).unwrap();
     let s = train(&cfg, &quiet()).unwrap();
     let v = 18.0f64; // 17 words + <eos>
-    let metrics = read_metrics(&cfg.run_dir().join("metrics.jsonl")).unwrap();
-    let first = metrics
-        .iter()
-        .find(|m| m["event"] == "log")
-        .and_then(|m| m["loss"].as_f64())
-        .unwrap();
+    let first = logged_losses(&cfg.run_dir())[0];
     assert!(first > 0.5 * v.ln(), "first logged loss {first}");
     assert!(
         s.best_val_loss < 0.4 * v.ln(),
@@ -38,7 +51,8 @@ fn tiny_model_overfits_tiny_corpus() {
         s.best_val_loss,
         v.ln()
     );
-    assert!(s.test_ppl.is_finite() && s.test_ppl < 5.0, "{}", s.test_ppl);
+    let test_ppl = s.test_ppl.unwrap();
+    assert!(test_ppl.is_finite() && test_ppl < 5.0, "{test_ppl}");
     for f in [
         "config.toml",
         "metrics.jsonl",
@@ -53,11 +67,11 @@ fn tiny_model_overfits_tiny_corpus() {
 #[test]
 #[serial]
 fn zero_output_layer_gives_perplexity_v() {
-    let mut cfg = Config::default();
-    cfg.model.emb_size = 8;
-    cfg.model.hidden_size = 8;
+    let mut lm = LmConfig::default();
+    lm.model.emb_size = 8;
+    lm.model.hidden_size = 8;
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = LanguageModel::new(&vs, &cfg, 50, None).unwrap();
+    let model = LanguageModel::new(&vs, &lm, &HeadConfig::default(), 50, None).unwrap();
     tch::no_grad(|| {
         for (name, mut t) in vs.variables() {
             if name.starts_with("decoder.") {
@@ -76,11 +90,11 @@ fn checkpoint_round_trip_gives_identical_logits() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config::load(&tiny_config(dir.path(), "rt", "epochs = 1"), &[]).unwrap();
     train(&cfg, &quiet()).unwrap();
-    let a = Session::new(&cfg).unwrap();
-    let b = Session::new(&cfg).unwrap();
+    let a = LmTask::new(&cfg).unwrap();
+    let b = LmTask::new(&cfg).unwrap();
     let ckpt = Checkpoint::load(&cfg.run_dir().join("best.safetensors")).unwrap();
-    a.load_weights(&ckpt).unwrap();
-    b.load_weights(&ckpt).unwrap();
+    load_weights(&a, &ckpt).unwrap();
+    load_weights(&b, &ckpt).unwrap();
     let ids = Tensor::from_slice(&[1i64, 2, 3, 4, 5, 6, 7, 8]).view([4, 2]);
     let la = a
         .model
@@ -90,7 +104,7 @@ fn checkpoint_round_trip_gives_identical_logits() {
         .logits(&b.model.forward(&ids, &b.model.zero_state(2), false).output);
     assert!(la.equal(&lb));
     // And the loaded logits differ from a fresh model's (the load did something).
-    let c = Session::new(&cfg.clone()).unwrap();
+    let c = LmTask::new(&cfg.clone()).unwrap();
     tch::manual_seed(99);
     let lc = c
         .model
@@ -110,13 +124,14 @@ fn resume_continues_from_the_same_step_and_lr() {
     // Interrupted after 1 epoch, then resumed to 3.
     let first = config::load(&path, &["train.epochs=1".into(), "name=split".into()]).unwrap();
     train(&first, &quiet()).unwrap();
-    let m = read_metrics(&first.run_dir().join("metrics.jsonl")).unwrap();
-    let end1 = m
-        .iter()
+    let end1 = events(&first.run_dir())
+        .into_iter()
         .rev()
-        .find(|e| e["event"] == "epoch")
-        .unwrap()
-        .clone();
+        .find_map(|e| match e {
+            Event::Epoch(e) => Some(e),
+            _ => None,
+        })
+        .unwrap();
     let again = config::load(&path, &["train.epochs=3".into(), "name=split".into()]).unwrap();
     let opts = TrainOptions {
         resume: true,
@@ -124,11 +139,16 @@ fn resume_continues_from_the_same_step_and_lr() {
         ..Default::default()
     };
     let s2 = train(&again, &opts).unwrap();
-    let m = read_metrics(&again.run_dir().join("metrics.jsonl")).unwrap();
-    let resume = m.iter().find(|e| e["event"] == "resume").unwrap();
-    assert_eq!(resume["step"], end1["step"]);
-    assert_eq!(resume["epoch"], 2);
-    assert_eq!(resume["lr"], end1["lr"]);
+    let (epoch, step, lr) = events(&again.run_dir())
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Resume { epoch, step, lr } => Some((epoch, step, lr)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(step, end1.step);
+    assert_eq!(epoch, 2);
+    assert_eq!(lr, end1.lr);
     assert_eq!(s1.steps, s2.steps);
     // Same seeds per epoch: the resumed run reproduces the uninterrupted one.
     assert!(
@@ -178,6 +198,7 @@ fn eval_command_reports_the_test_perplexity() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     let want = format!("{:.2}", summary["test_ppl"].as_f64().unwrap());
+    assert_eq!(summary["task"], "lm");
     assert!(out.contains(&want), "{out} vs {want}");
 }
 
@@ -192,12 +213,13 @@ fn checkpoint_of_another_model_or_vocabulary_is_refused() {
     // Another size.
     let other = config::load(
         &path,
-        &["model.hidden_size=12".into(), "model.emb_size=12".into()],
+        &[
+            "lm.model.hidden_size=12".into(),
+            "lm.model.emb_size=12".into(),
+        ],
     )
     .unwrap();
-    let e = Session::new(&other)
-        .unwrap()
-        .load_weights(&ckpt)
+    let e = load_weights(&LmTask::new(&other).unwrap(), &ckpt)
         .err()
         .unwrap()
         .to_string();
@@ -205,41 +227,30 @@ fn checkpoint_of_another_model_or_vocabulary_is_refused() {
         e.contains("another model") && e.contains("best.safetensors"),
         "{e}"
     );
-    // Another output mode.
-    let tied = config::load(&path, &["output.mode=tied".into()]).unwrap();
-    let e = Session::new(&tied)
-        .unwrap()
-        .load_weights(&ckpt)
+    // Another head mode.
+    let tied = config::load(&path, &["head.mode=tied".into()]).unwrap();
+    let e = load_weights(&LmTask::new(&tied).unwrap(), &ckpt)
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("output mode"), "{e}");
+    assert!(e.contains("head mode"), "{e}");
     // Another vocabulary.
     let data = dir.path().join("data2");
     std::fs::create_dir_all(&data).unwrap();
     for f in ["train.txt", "valid.txt", "test.txt"] {
         std::fs::write(data.join(f), "other words here\n").unwrap();
     }
-    let vocab = config::load(&path, &[format!("data.dir=\"{}\"", data.display())]).unwrap();
-    let e = Session::new(&vocab)
-        .unwrap()
-        .load_weights(&ckpt)
+    let vocab = config::load(&path, &[format!("lm.data.dir=\"{}\"", data.display())]).unwrap();
+    let e = load_weights(&LmTask::new(&vocab).unwrap(), &ckpt)
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("another vocabulary"), "{e}");
-    let _ = OutputMode::Learned;
-    let _ = Kind::Float;
 }
 
 /// Loss of the first and last logged intervals of a run.
 fn first_and_last_loss(run: &std::path::Path) -> (f64, f64) {
-    let m = read_metrics(&run.join("metrics.jsonl")).unwrap();
-    let losses: Vec<f64> = m
-        .iter()
-        .filter(|e| e["event"] == "log")
-        .filter_map(|e| e["loss"].as_f64())
-        .collect();
+    let losses = logged_losses(run);
     (losses[0], *losses.last().unwrap())
 }
 
@@ -248,7 +259,7 @@ fn first_and_last_loss(run: &std::path::Path) -> (f64, f64) {
 fn fixed_orthogonal_lm_trains_with_nothing_trained_in_embedding_and_classifier() {
     let dir = tempfile::tempdir().unwrap();
     let path = tiny_config(dir.path(), "orth", "epochs = 4\nlog_interval = 5");
-    let cfg = config::load(&path, &["output.mode=fixed-orthogonal".into()]).unwrap();
+    let cfg = config::load(&path, &["head.mode=fixed-orthogonal".into()]).unwrap();
     let s = train(&cfg, &quiet()).unwrap();
     let (first, last) = first_and_last_loss(&cfg.run_dir());
     assert!(last < first - 0.5, "loss {first} -> {last}");
@@ -263,12 +274,12 @@ fn fixed_orthogonal_lm_trains_with_nothing_trained_in_embedding_and_classifier()
     assert!(names.iter().all(|n| !n.starts_with("encoder")), "{names:?}");
     assert!(ckpt.meta("fixed_matrix").unwrap().contains("orthogonal"));
     // Evaluation from the checkpoint reproduces the summary's test perplexity.
-    let (_, ppl) = fixclf::train::eval_run(&cfg.run_dir(), "test", None).unwrap();
-    assert!(
-        (ppl - s.test_ppl).abs() < 1e-6 * ppl,
-        "{ppl} vs {}",
-        s.test_ppl
-    );
+    let ppl = fixclf::tasks::eval_run(&cfg.run_dir(), "test", None)
+        .unwrap()
+        .ppl
+        .unwrap();
+    let want = s.test_ppl.unwrap();
+    assert!((ppl - want).abs() < 1e-6 * ppl, "{ppl} vs {want}");
 }
 
 #[test]
@@ -278,7 +289,9 @@ fn fixed_pretrained_lm_trains_from_an_embeddings_file() {
     let path = tiny_config(dir.path(), "pre", "epochs = 4\nlog_interval = 5");
     // Vectors for the tiny vocabulary (plus an extra word the loader must ignore).
     let cfg0 = config::load(&path, &[]).unwrap();
-    let vocab = fixclf::train::load_corpus(&cfg0).unwrap().vocab;
+    let vocab = fixclf::lm::task::load_corpus(cfg0.lm().unwrap())
+        .unwrap()
+        .vocab;
     let mut words: Vec<String> = vocab.words().to_vec();
     words.push("unused".into());
     let data: Vec<f32> = (0..words.len() * 16)
@@ -293,8 +306,8 @@ fn fixed_pretrained_lm_trains_from_an_embeddings_file() {
     let cfg = config::load(
         &path,
         &[
-            "output.mode=fixed-word2vec".into(),
-            format!("output.embeddings=\"{}\"", npy.display()),
+            "head.mode=fixed-word2vec".into(),
+            format!("head.embeddings=\"{}\"", npy.display()),
         ],
     )
     .unwrap();
@@ -305,7 +318,7 @@ fn fixed_pretrained_lm_trains_from_an_embeddings_file() {
     let mut v = fixclf::vectors::read_any(&npy).unwrap();
     v.data[0] += 1.0;
     fixclf::vectors::write_npy_with_vocab(&npy, &v).unwrap();
-    let e = fixclf::train::eval_run(&cfg.run_dir(), "test", None)
+    let e = fixclf::tasks::eval_run(&cfg.run_dir(), "test", None)
         .err()
         .unwrap()
         .to_string();

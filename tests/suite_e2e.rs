@@ -43,11 +43,14 @@ power_iters = 2
 threads = 1
 seed = 1
 
-[base.data]
+[base.lm]
+bptt = 10
+
+[base.lm.data]
 dir = "{data}"
 cache_dir = "{cache}"
 
-[base.model]
+[base.lm.model]
 emb_size = 16
 hidden_size = 16
 dropout_input = 0.0
@@ -60,29 +63,28 @@ lr = 0.01
 epochs = 2
 batch_size = 4
 eval_batch_size = 4
-bptt = 10
 log_interval = 5
 threads = 1
 
 [[runs]]
 name = "learned"
-set = ["output.mode=learned"]
+set = ["head.mode=learned"]
 
 [[runs]]
 name = "tied"
-set = ["output.mode=tied"]
+set = ["head.mode=tied"]
 
 [[runs]]
 name = "fixed-orthogonal"
-set = ["output.mode=fixed-orthogonal"]
+set = ["head.mode=fixed-orthogonal"]
 
 [[runs]]
 name = "fixed-word2vec"
-set = ["output.mode=fixed-word2vec", "output.embeddings=\"{emb}/w2v.npy\""]
+set = ["head.mode=fixed-word2vec", "head.embeddings=\"{emb}/w2v.npy\""]
 
 [[runs]]
 name = "fixed-pmi"
-set = ["output.mode=fixed-pmi", "output.embeddings=\"{emb}/pmi.npy\""]
+set = ["head.mode=fixed-pmi", "head.embeddings=\"{emb}/pmi.npy\""]
 "#,
         runs = d.join("runs").display(),
         reports = d.join("reports").display(),

@@ -45,6 +45,12 @@ pub struct FixedSpec {
 }
 
 impl FixedSpec {
+    /// The spec of a matrix to build with [`FixedMatrix::build`] (a pretrained one also needs
+    /// `source`; its SHA-256 is filled in when it is built).
+    pub fn request(kind: FixedKind, rows: i64, cols: i64, seed: u64) -> Self {
+        Self::new(kind, rows, cols, seed)
+    }
+
     fn new(kind: FixedKind, rows: i64, cols: i64, seed: u64) -> Self {
         Self {
             kind,

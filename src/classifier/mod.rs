@@ -46,12 +46,14 @@
 //! Building the orthogonal `Q` at that size takes about 1.4 s (Gaussian + Cholesky QR in f64),
 //! once per run.
 pub mod hadamard;
+mod head;
 mod matrix;
 mod pretrained;
 
+pub use head::{Head, HeadConfig, HeadMode};
 pub use matrix::{FixedKind, FixedMatrix, FixedSpec};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
@@ -67,48 +69,6 @@ pub enum LossKind {
     CrossEntropy,
     /// `1 - cos(angle between x and the target's row)`, see [`cosine_loss`].
     Cosine,
-}
-
-/// The `[output]` settings of a fixed classifier.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct FixedClassifierConfig {
-    /// Initial (or fixed) scale; must be finite and > 0. Default 10.
-    pub alpha_init: f64,
-    /// Learn alpha (default) or keep it fixed at `alpha_init`.
-    pub learn_alpha: bool,
-    /// Add a learned per-class bias (default true).
-    pub bias: bool,
-    pub loss: LossKind,
-}
-
-impl Default for FixedClassifierConfig {
-    fn default() -> Self {
-        Self {
-            alpha_init: 10.0,
-            learn_alpha: true,
-            bias: true,
-            loss: LossKind::CrossEntropy,
-        }
-    }
-}
-
-impl FixedClassifierConfig {
-    /// Checks the values; errors name `output.<field>` in `file`.
-    pub fn validate(&self, file: &str) -> Result<()> {
-        if !self.alpha_init.is_finite() || self.alpha_init <= 0.0 {
-            return Err(Error::config(
-                file,
-                "output.alpha_init",
-                format!(
-                    "must be a finite number > 0 (the logits lie in [-alpha, alpha]; 10 is a \
-                     good start), got {}",
-                    self.alpha_init
-                ),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// `x / ||x||` over the last dimension (norms clamped at [`NORM_EPS`]).
@@ -175,8 +135,8 @@ pub struct FixedClassifier {
 impl FixedClassifier {
     /// Registers `alpha` (`[1]`; trainable only when `learn_alpha`, but saved either way) and
     /// `bias` (`[C]`, zeros, when enabled) under `p`, and moves `matrix` to `p`'s device.
-    pub fn new(p: &nn::Path, matrix: FixedMatrix, cfg: &FixedClassifierConfig) -> Result<Self> {
-        cfg.validate("classifier config")?;
+    /// `cfg` is a validated [`HeadConfig`] ([`HeadConfig::validate`]).
+    pub fn new(p: &nn::Path, matrix: FixedMatrix, cfg: &HeadConfig) -> Result<Self> {
         let init = Tensor::from_slice(&[cfg.alpha_init as f32]);
         let alpha = if cfg.learn_alpha {
             p.f_var_copy("alpha", &init)?
@@ -288,7 +248,7 @@ mod tests {
     use tch::nn::{Module, OptimizerConfig};
     use tch::Device;
 
-    fn tiny(cfg: &FixedClassifierConfig) -> (nn::VarStore, nn::Linear, FixedClassifier) {
+    fn tiny(cfg: &HeadConfig) -> (nn::VarStore, nn::Linear, FixedClassifier) {
         let vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
         let body = nn::linear(&root / "body", 6, 8, Default::default());
@@ -309,7 +269,7 @@ mod tests {
 
     #[test]
     fn classifier_q_fixed_alpha_learned() {
-        let cfg = FixedClassifierConfig::default();
+        let cfg = HeadConfig::default();
         let (vs, body, clf) = tiny(&cfg);
         let q0 = clf.matrix().dense().copy();
         assert!(clf.learns_alpha());
@@ -329,7 +289,7 @@ mod tests {
 
     #[test]
     fn classifier_fixed_alpha_stays_and_is_saved() {
-        let cfg = FixedClassifierConfig {
+        let cfg = HeadConfig {
             alpha_init: 3.5,
             learn_alpha: false,
             ..Default::default()
@@ -342,7 +302,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ck.safetensors");
         vs.save(&path).unwrap();
-        let (mut vs2, _, clf2) = tiny(&FixedClassifierConfig {
+        let (mut vs2, _, clf2) = tiny(&HeadConfig {
             alpha_init: 1.0,
             learn_alpha: false,
             ..Default::default()
@@ -353,7 +313,7 @@ mod tests {
 
     #[test]
     fn classifier_forward_formula_and_no_bias() {
-        let cfg = FixedClassifierConfig {
+        let cfg = HeadConfig {
             alpha_init: 2.0,
             bias: false,
             ..Default::default()
@@ -373,21 +333,22 @@ mod tests {
 
     #[test]
     fn classifier_config_defaults_and_validation() {
-        let cfg: FixedClassifierConfig = toml::from_str("").unwrap();
-        assert_eq!(cfg, FixedClassifierConfig::default());
+        let cfg: HeadConfig = toml::from_str("").unwrap();
+        assert_eq!(cfg, HeadConfig::default());
         assert_eq!(cfg.alpha_init, 10.0);
-        let cfg: FixedClassifierConfig =
-            toml::from_str("loss = \"cosine\"\nlearn_alpha = false").unwrap();
+        let cfg: HeadConfig =
+            toml::from_str("mode = \"fixed-hadamard\"\nloss = \"cosine\"\nlearn_alpha = false")
+                .unwrap();
         assert_eq!(cfg.loss, LossKind::Cosine);
-        assert!(toml::from_str::<FixedClassifierConfig>("alpha = 3.0").is_err());
+        assert!(toml::from_str::<HeadConfig>("alpha = 3.0").is_err());
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            let cfg = FixedClassifierConfig {
+            let cfg = HeadConfig {
                 alpha_init: bad,
                 ..Default::default()
             };
             let err = cfg.validate("run.toml").unwrap_err().to_string();
             assert!(
-                err.contains("run.toml") && err.contains("output.alpha_init"),
+                err.contains("run.toml") && err.contains("head.alpha_init"),
                 "{err}"
             );
         }
@@ -453,7 +414,7 @@ mod tests {
         ];
         for (m, bias) in cases {
             let vs = nn::VarStore::new(Device::Cpu);
-            let cfg = FixedClassifierConfig {
+            let cfg = HeadConfig {
                 alpha_init: 2.5,
                 bias,
                 ..Default::default()
@@ -497,7 +458,7 @@ mod tests {
 
     #[test]
     fn classifier_cosine_loss_trains() {
-        let cfg = FixedClassifierConfig {
+        let cfg = HeadConfig {
             loss: LossKind::Cosine,
             ..Default::default()
         };

@@ -20,9 +20,9 @@ pub mod eval;
 pub mod pmi;
 pub mod word2vec;
 
-use crate::corpus::Vocab;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{sha256_file, write_bytes_atomic};
+use crate::lm::corpus::Vocab;
 use crate::vectors::{write_npy_with_vocab, WordVectors};
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
@@ -135,7 +135,7 @@ pub struct LoadedCorpus {
     pub tokens: Vec<u32>,
 }
 
-/// Reads the corpus and maps it to ids with [`crate::corpus::Vocab`]: with a tokenizer, the
+/// Reads the corpus and maps it to ids with [`crate::lm::corpus::Vocab`]: with a tokenizer, the
 /// LM's vocabulary (a corpus word missing from it is an error naming how many and the
 /// first); without, the vocabulary built from the corpus (first-appearance order, as the LM
 /// builds it).
@@ -149,7 +149,7 @@ pub fn load_corpus(spec: &CorpusSpec) -> Result<LoadedCorpus> {
         None => Vocab::build(&[spec.corpus.as_path()])?,
     };
     let tokens = vocab.encode_file(&spec.corpus, None)?.to_vec();
-    let eos = vocab.id(crate::corpus::EOS);
+    let eos = vocab.id(crate::lm::corpus::EOS);
     if tokens.iter().all(|&t| Some(t) == eos) {
         return Err(Error::bad_file(
             &spec.corpus,
@@ -165,7 +165,7 @@ pub fn load_corpus(spec: &CorpusSpec) -> Result<LoadedCorpus> {
 /// Every corpus word must be in the tokenizer's vocabulary: says how many are not and the
 /// first one.
 fn check_covered(vocab: &Vocab, corpus: &Path, tokenizer: &Path) -> Result<()> {
-    let text = crate::corpus::read_corpus_text(corpus)?;
+    let text = crate::lm::corpus::read_corpus_text(corpus)?;
     let mut missing = std::collections::HashSet::new();
     let mut first = None;
     let mut n_tokens = 0usize;

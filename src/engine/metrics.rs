@@ -195,6 +195,9 @@ pub enum Event {
         task: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mode: Option<String>,
+        /// Number of classes C (the language model: its vocabulary).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        classes: Option<i64>,
     },
     Log(LogEvent),
     Epoch(EpochEvent),
@@ -209,7 +212,11 @@ pub enum Event {
         test_top5: Option<f64>,
     },
     /// Training continues from `last.safetensors`.
-    Resume { epoch: usize, step: u64, lr: f64 },
+    Resume {
+        epoch: usize,
+        step: u64,
+        lr: f64,
+    },
     /// A non-finite loss, gradient or validation loss stopped training.
     Diverged {
         epoch: usize,
@@ -283,6 +290,9 @@ pub struct Summary {
     pub task: String,
     /// The head's mode, as in the config (`learned`, `fixed-orthogonal`, ...).
     pub mode: String,
+    /// Number of classes C (the language model: its vocabulary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<i64>,
     pub params: ParamReport,
     pub best_val_loss: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -25,8 +25,12 @@ pub fn tiny_corpus(dir: &Path) -> PathBuf {
     data
 }
 
+/// Keys of `extra` that belong to `[lm]` rather than `[train]`.
+const LM_KEYS: [&str; 6] = ["bptt", "variable_bptt", "ar", "tar", "asgd", "nonmono"];
+
 /// A config for a tiny model on the tiny corpus, with everything under `dir`. `extra`
-/// holds `key = value` lines for `[train]` that replace the defaults below.
+/// holds `key = value` lines for `[train]` (or `[lm]`: bptt, ar, asgd, ...) that replace the
+/// defaults below.
 pub fn tiny_config(dir: &Path, name: &str, extra: &str) -> PathBuf {
     let data = tiny_corpus(dir);
     let mut train: Vec<(String, String)> = [
@@ -37,7 +41,6 @@ pub fn tiny_config(dir: &Path, name: &str, extra: &str) -> PathBuf {
         ("epochs", "2"),
         ("batch_size", "4"),
         ("eval_batch_size", "4"),
-        ("bptt", "10"),
         ("log_interval", "10"),
         ("threads", "1"),
     ]
@@ -52,16 +55,26 @@ pub fn tiny_config(dir: &Path, name: &str, extra: &str) -> PathBuf {
             None => train.push((k, v)),
         }
     }
+    if !train.iter().any(|(k, _)| k == "bptt") {
+        train.push(("bptt".into(), "10".into()));
+    }
+    let (lm, train): (Vec<_>, Vec<_>) = train
+        .iter()
+        .partition(|(k, _)| LM_KEYS.contains(&k.as_str()));
+    let lm: Vec<String> = lm.iter().map(|(k, v)| format!("{k} = {v}")).collect();
     let train: Vec<String> = train.iter().map(|(k, v)| format!("{k} = {v}")).collect();
     let text = format!(
         r#"name = "{name}"
 runs_dir = "{runs}"
 
-[data]
+[lm]
+{lm}
+
+[lm.data]
 dir = "{data}"
 cache_dir = "{cache}"
 
-[model]
+[lm.model]
 emb_size = 16
 hidden_size = 16
 layers = 2
@@ -76,6 +89,7 @@ dropout_output = 0.0
         data = data.display(),
         cache = dir.join("cache").display(),
         train = train.join("\n"),
+        lm = lm.join("\n"),
     );
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text).unwrap();

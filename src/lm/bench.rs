@@ -1,17 +1,18 @@
 //! `fixclf bench lm`: training and evaluation speed of the language model at paper size on
 //! random token ids (speed does not depend on them), one JSON line per output mode, with the
 //! keys of `../shared/bench/torch_lm_bench.py` so that the two compare line by line.
-use crate::config::{Config, OptimizerKind, OutputMode};
+use super::config::LmConfig;
+use super::model::LanguageModel;
+use crate::classifier::{HeadConfig, HeadMode};
 use crate::error::{Error, Result};
-use crate::lm::LanguageModel;
-use crate::optim::Optimizer;
+use crate::optim::{self, OptimizerConfig, OptimizerKind};
 use serde_json::json;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
 #[derive(Debug, Clone)]
 pub struct LmBench {
-    pub modes: Vec<OutputMode>,
+    pub modes: Vec<HeadMode>,
     pub optimizer: OptimizerKind,
     pub threads: usize,
     pub steps: usize,
@@ -30,11 +31,7 @@ pub struct LmBench {
 impl Default for LmBench {
     fn default() -> Self {
         Self {
-            modes: vec![
-                OutputMode::Learned,
-                OutputMode::Tied,
-                OutputMode::FixedOrthogonal,
-            ],
+            modes: vec![HeadMode::Learned, HeadMode::Tied, HeadMode::FixedOrthogonal],
             optimizer: OptimizerKind::Sgd,
             threads: 0,
             steps: 10,
@@ -54,16 +51,16 @@ impl Default for LmBench {
 
 /// Parses a comma-separated mode list; `fixed` is the reference script's name for
 /// `fixed-orthogonal`.
-pub fn parse_modes(list: &str) -> Result<Vec<OutputMode>> {
+pub fn parse_modes(list: &str) -> Result<Vec<HeadMode>> {
     list.split(',')
         .map(|m| match m.trim() {
-            "fixed" => Ok(OutputMode::FixedOrthogonal),
-            name => OutputMode::parse(name).ok_or_else(|| {
+            "fixed" => Ok(HeadMode::FixedOrthogonal),
+            name => HeadMode::parse(name).ok_or_else(|| {
                 Error::arg(
                     "--modes",
                     format!(
                         "unknown mode `{name}`; use {}",
-                        OutputMode::ALL.map(|m| m.name()).join(", ")
+                        HeadMode::ALL.map(|m| m.name()).join(", ")
                     ),
                 )
             }),
@@ -91,20 +88,23 @@ fn sorted_ms(v: &[f64]) -> Vec<f64> {
 }
 
 /// Benchmarks one mode; returns the JSON line.
-pub fn bench_mode(b: &LmBench, mode: OutputMode) -> Result<serde_json::Value> {
+pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
     if b.threads > 0 {
         tch::set_num_threads(b.threads as i32);
     }
     tch::manual_seed(0);
     crate::memory::reset_peak_rss();
-    let mut cfg = Config::default();
-    cfg.model.emb_size = b.emb;
-    cfg.model.hidden_size = b.hidden;
-    cfg.model.layers = b.layers;
-    cfg.model.dropout_input = b.dropout;
-    cfg.model.dropout_hidden = b.dropout;
-    cfg.model.dropout_output = b.dropout;
-    cfg.output.mode = mode;
+    let mut lm = LmConfig::default();
+    lm.model.emb_size = b.emb;
+    lm.model.hidden_size = b.hidden;
+    lm.model.layers = b.layers;
+    lm.model.dropout_input = b.dropout;
+    lm.model.dropout_hidden = b.dropout;
+    lm.model.dropout_output = b.dropout;
+    let head = HeadConfig {
+        mode,
+        ..Default::default()
+    };
     if mode.needs_embeddings() {
         return Err(Error::arg(
             "--modes",
@@ -114,15 +114,24 @@ pub fn bench_mode(b: &LmBench, mode: OutputMode) -> Result<serde_json::Value> {
         ));
     }
     let vs = nn::VarStore::new(b.device);
-    let model = LanguageModel::new(&vs, &cfg, b.vocab, None)?;
+    let model = LanguageModel::new(&vs, &lm, &head, b.vocab, None)?;
     crate::memory::release_free_memory();
-    let params = crate::optim::params_of(&vs, |_| 0.0);
+    let params = optim::params_of(&vs, |_| 0.0);
     let trainable: i64 = params.iter().map(|p| p.tensor.numel() as i64).sum();
     let lr = match b.optimizer {
         OptimizerKind::Sgd => 20.0,
-        OptimizerKind::Adam => 1e-3,
+        OptimizerKind::Adam | OptimizerKind::Adamw => 1e-3,
     };
-    let mut opt = Optimizer::new(b.optimizer, lr, params);
+    let mut opt = optim::build(
+        &OptimizerConfig {
+            kind: b.optimizer,
+            lr,
+            clip: 0.25,
+            momentum: 0.0,
+            nesterov: false,
+        },
+        params,
+    );
     let opts = (Kind::Int64, b.device);
     let mut state = model.zero_state(b.batch);
     let mut times = Vec::new();
@@ -133,7 +142,7 @@ pub fn bench_mode(b: &LmBench, mode: OutputMode) -> Result<serde_json::Value> {
         state = state.detach();
         let f = model.forward(&x, &state, true);
         let loss = model.training_loss(&f.output, &y);
-        opt.backward_step(&loss.objective, 0.25, 1.0);
+        opt.backward_step(&loss.objective);
         state = f.state;
         if b.device != Device::Cpu {
             tch::Cuda::synchronize(0);
@@ -150,7 +159,7 @@ pub fn bench_mode(b: &LmBench, mode: OutputMode) -> Result<serde_json::Value> {
             let y = Tensor::randint(b.vocab, [b.bptt * b.eval_batch], opts);
             let t0 = Instant::now();
             let f = model.forward(&x, &state, false);
-            let _ = model.loss(&f.output, &y).double_value(&[]);
+            let _ = model.nll(&f.output, &y).double_value(&[]);
             state = f.state;
             if step >= b.warmup {
                 eval_times.push(t0.elapsed().as_secs_f64());
@@ -163,7 +172,7 @@ pub fn bench_mode(b: &LmBench, mode: OutputMode) -> Result<serde_json::Value> {
         "impl": "fixclf",
         "torch": "2.11.0",
         "mode": mode.name(),
-        "optimizer": match b.optimizer { OptimizerKind::Sgd => "sgd", OptimizerKind::Adam => "adam" },
+        "optimizer": b.optimizer.name(),
         "threads": tch::get_num_threads(),
         "vocab": b.vocab, "emb": b.emb, "hidden": b.hidden, "layers": b.layers,
         "batch": b.batch, "bptt": b.bptt, "steps": b.steps,

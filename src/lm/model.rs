@@ -1,25 +1,17 @@
-//! The LSTM language model: embedding -> dropout -> L-layer LSTM -> dropout -> output layer,
-//! with the output layer a pluggable mode ([`OutputLayer`]) and the regularizers of
-//! Merity et al. 2017 (embedding dropout, weight-drop) as options.
+//! The LSTM language model: embedding -> dropout -> L-layer LSTM -> dropout -> classifier
+//! [`Head`] (learned, tied or fixed), with the regularizers of Merity et al. 2017 (embedding
+//! dropout, weight-drop) as options. The backbone's output (`Forward::output`) is the head's
+//! N = hidden_size features.
 //!
 //! Parameter names follow PyTorch's word_language_model (`encoder.weight`,
 //! `rnn.weight_ih_l0`, ..., `decoder.weight`, `decoder.bias`), so checkpoints load into the
 //! equivalent PyTorch module.
-use crate::classifier::{FixedClassifier, FixedMatrix, FixedSpec, TrainingLoss};
-use crate::config::{Config, InputEmbedding, ModelConfig, OutputMode};
+use super::config::{InputEmbedding, LmConfig, LstmConfig};
+use super::corpus::Vocab;
+use crate::classifier::{FixedMatrix, Head, HeadConfig, HeadMode, TrainingLoss};
 use crate::error::Result;
 use tch::nn::{self, Init};
-use tch::{Device, Kind, Reduction, Tensor};
-
-/// The output layer: maps `[n, H]` hidden states to `[n, V]` logits.
-pub enum OutputLayer {
-    /// Own `Linear(H, V)` with bias.
-    Learned { weight: Tensor, bias: Tensor },
-    /// The input embedding's weight, own bias.
-    Tied { bias: Tensor },
-    /// `alpha * Q x_hat + b` with a fixed `Q` (see [`crate::classifier`]).
-    Fixed(FixedClassifier),
-}
+use tch::{Device, Kind, Tensor};
 
 /// The input embedding.
 pub enum InputLayer {
@@ -52,42 +44,40 @@ pub struct Forward {
     pub state: LstmState,
 }
 
+/// The LSTM backbone (embedding, LSTM, dropouts) with a classifier [`Head`] on top.
 pub struct LanguageModel {
     pub vocab: i64,
-    pub cfg: ModelConfig,
-    pub mode: OutputMode,
+    pub cfg: LstmConfig,
+    pub mode: HeadMode,
     pub input: InputLayer,
     /// Per layer: weight_ih, weight_hh, bias_ih, bias_hh.
     pub rnn: Vec<[Tensor; 4]>,
-    pub output_layer: OutputLayer,
+    pub head: Head,
     pub device: Device,
 }
 
 impl LanguageModel {
-    /// Builds the model's variables in `vs` (trainable ones only, by construction).
+    /// Builds the model's variables in `vs` (trainable ones only, by construction), in the
+    /// order of PyTorch's example (encoder, rnn, decoder), which fixes their random init.
     /// `words` (the vocabulary in id order) is needed by the pretrained fixed modes.
     pub fn new(
         vs: &nn::VarStore,
-        cfg: &Config,
+        lm: &LmConfig,
+        head_cfg: &HeadConfig,
         vocab: i64,
-        words: Option<&crate::corpus::Vocab>,
+        words: Option<&Vocab>,
     ) -> Result<LanguageModel> {
-        let fixed = match cfg.output.mode.fixed_kind() {
-            None => None,
-            Some(kind) => Some(build_fixed_matrix(cfg, kind, vocab, words)?.to_device(vs.device())),
-        };
-        let m = &cfg.model;
-        let root = vs.root();
+        let m = &lm.model;
         let (v, e, h) = (vocab, m.emb_size, m.hidden_size);
+        let fixed = head_cfg
+            .fixed_matrix(v, h, words.map(Vocab::words))?
+            .map(|q| q.to_device(vs.device()));
+        let root = vs.root();
         let uniform = |r: f64| Init::Uniform { lo: -r, up: r };
         let enc = root.sub("encoder");
-        let input = match (cfg.output.mode.is_fixed(), cfg.output.input_embedding) {
-            (false, _) | (true, InputEmbedding::Learned) => {
-                InputLayer::Learned(enc.var("weight", &[v, e], uniform(0.1)))
-            }
-            (true, InputEmbedding::Fixed) => {
-                InputLayer::Fixed(fixed.clone().expect("fixed modes build a matrix"))
-            }
+        let input = match (&fixed, m.input_embedding) {
+            (Some(q), InputEmbedding::Fixed) => InputLayer::Fixed(q.clone()),
+            _ => InputLayer::Learned(enc.var("weight", &[v, e], uniform(0.1))),
         };
         let rnn_path = root.sub("rnn");
         let k = 1.0 / (h as f64).sqrt();
@@ -103,29 +93,20 @@ impl LanguageModel {
             })
             .collect();
         let dec = root.sub("decoder");
-        let output_layer = match cfg.output.mode {
-            OutputMode::Learned => OutputLayer::Learned {
-                weight: dec.var("weight", &[v, h], uniform(0.1)),
-                bias: dec.var("bias", &[v], Init::Const(0.0)),
-            },
-            OutputMode::Tied => OutputLayer::Tied {
-                bias: dec.var("bias", &[v], Init::Const(0.0)),
-            },
-            _ => {
-                let matrix = fixed.expect("fixed modes build a matrix");
-                let origin = "config";
-                let clf_cfg = cfg.fixed_classifier();
-                clf_cfg.validate(origin)?;
-                OutputLayer::Fixed(FixedClassifier::new(&dec, matrix, &clf_cfg)?)
+        let head = match (fixed, &input) {
+            (Some(q), _) => Head::fixed(&dec, q, head_cfg)?,
+            (None, InputLayer::Learned(w)) if head_cfg.mode == HeadMode::Tied => {
+                Head::tied(&dec, w)
             }
+            (None, _) => Head::learned(&dec, v, h, uniform(0.1), Init::Const(0.0)),
         };
         Ok(LanguageModel {
             vocab,
             cfg: m.clone(),
-            mode: cfg.output.mode,
+            mode: head_cfg.mode,
             input,
             rnn,
-            output_layer,
+            head,
             device: vs.device(),
         })
     }
@@ -192,99 +173,49 @@ impl LanguageModel {
         }
     }
 
+    /// Features `[.., H]` as the head takes them, `[n, H]`.
+    fn features(&self, hidden: &Tensor) -> Tensor {
+        hidden.reshape([-1, self.cfg.hidden_size])
+    }
+
     /// Logits `[n, V]` of hidden states `[.., H]`.
     pub fn logits(&self, hidden: &Tensor) -> Tensor {
-        let x = hidden.reshape([-1, self.cfg.hidden_size]);
-        match (&self.output_layer, &self.input) {
-            (OutputLayer::Learned { weight, bias }, _) => x.linear(weight, Some(bias)),
-            (OutputLayer::Tied { bias }, InputLayer::Learned(w)) => x.linear(w, Some(bias)),
-            (OutputLayer::Fixed(clf), _) => clf.forward(&x),
-            (OutputLayer::Tied { .. }, InputLayer::Fixed(_)) => {
-                unreachable!("tied mode always has a learned embedding")
-            }
-        }
+        self.head.logits(&self.features(hidden))
     }
 
     /// Number of values in fixed matrices (regenerated, never stored or trained).
     pub fn fixed_matrix_numel(&self) -> i64 {
-        match (&self.output_layer, &self.input) {
-            (OutputLayer::Fixed(clf), _) => clf.matrix().rows() * clf.matrix().cols(),
-            (_, InputLayer::Fixed(q)) => q.rows() * q.cols(),
-            _ => 0,
+        match (&self.input, self.head.fixed_numel()) {
+            (InputLayer::Fixed(q), 0) => q.rows() * q.cols(),
+            (_, n) => n,
         }
     }
 
-    /// How to regenerate the fixed matrix, for checkpoint metadata.
-    pub fn fixed_spec_json(&self) -> Option<String> {
-        self.fixed_spec()
-            .and_then(|spec| serde_json::to_string(spec).ok())
-    }
-
-    pub fn fixed_spec(&self) -> Option<&FixedSpec> {
-        match &self.output_layer {
-            OutputLayer::Fixed(clf) => Some(clf.matrix().spec()),
-            _ => None,
-        }
-    }
-
-    /// The fixed classifier's scale alpha, if any.
-    pub fn alpha(&self) -> Option<f64> {
-        match &self.output_layer {
-            OutputLayer::Fixed(clf) => Some(clf.alpha()),
-            _ => None,
-        }
-    }
-
-    /// Mean training loss of hidden states `[T, B, H]` against targets `[T * B]`: the
-    /// cross-entropy, or the cosine loss when a fixed classifier is configured with it.
-    pub fn loss(&self, hidden: &Tensor, targets: &Tensor) -> Tensor {
-        match &self.output_layer {
-            OutputLayer::Fixed(clf) => {
-                clf.loss(&hidden.reshape([-1, self.cfg.hidden_size]), targets)
-            }
-            _ => self.nll(hidden, targets),
-        }
-    }
-
-    /// [`loss`](Self::loss) for training: a fixed classifier's cross-entropy is differentiated
-    /// by hand through its C-wide logits ([`FixedClassifier::training_loss`]); the learned and
-    /// tied layers, whose weight gradient autograd forms anyway, go through autograd as they are.
+    /// The training loss of hidden states `[T, B, H]` against targets `[T * B]`
+    /// ([`Head::training_loss`]).
     pub fn training_loss(&self, hidden: &Tensor, targets: &Tensor) -> TrainingLoss {
-        match &self.output_layer {
-            OutputLayer::Fixed(clf) => {
-                clf.training_loss(&hidden.reshape([-1, self.cfg.hidden_size]), targets)
-            }
-            _ => TrainingLoss::plain(self.nll(hidden, targets)),
-        }
+        self.head.training_loss(&self.features(hidden), targets)
     }
 
     /// Mean cross-entropy (negative log-likelihood per token): what perplexity measures.
     pub fn nll(&self, hidden: &Tensor, targets: &Tensor) -> Tensor {
-        self.logits(hidden)
-            .cross_entropy_loss::<Tensor>(targets, None, Reduction::Mean, -100, 0.0)
+        self.head.cross_entropy(&self.features(hidden), targets)
     }
-}
 
-/// The fixed matrix of a fixed mode: `vocab x hidden_size`.
-fn build_fixed_matrix(
-    cfg: &Config,
-    kind: crate::classifier::FixedKind,
-    vocab: i64,
-    words: Option<&crate::corpus::Vocab>,
-) -> Result<FixedMatrix> {
-    use crate::classifier::FixedKind;
-    let n = cfg.model.hidden_size;
-    let seed = cfg.output.matrix_seed;
-    match kind {
-        FixedKind::Orthogonal => FixedMatrix::orthogonal(vocab, n, seed),
-        FixedKind::Hadamard => FixedMatrix::hadamard(vocab, n, seed),
-        FixedKind::Simplex => FixedMatrix::simplex(vocab, n),
-        FixedKind::Pretrained => {
-            let words = words.ok_or_else(|| {
-                crate::Error::arg("output.embeddings", "pretrained modes need the vocabulary")
-            })?;
-            Ok(FixedMatrix::pretrained(&cfg.output.embeddings, words.words(), n)?.0)
-        }
+    /// Parameters of this network with a learned embedding and classifier, and how many of
+    /// them are in embedding + classifier (what the fixed modes can remove).
+    pub fn learned_param_counts(&self) -> (i64, i64) {
+        let (v, e, h, l) = (
+            self.vocab,
+            self.cfg.emb_size,
+            self.cfg.hidden_size,
+            self.cfg.layers,
+        );
+        let lstm: i64 = (0..l)
+            .map(|i| 4 * h * (if i == 0 { e } else { h }) + 4 * h * h + 8 * h)
+            .sum();
+        let emb_cls = v * e + h * v + v;
+        (lstm + emb_cls, emb_cls)
     }
 }
 
@@ -294,9 +225,15 @@ mod tests {
 
     #[test]
     fn paper_size_parameter_count() {
-        let cfg = Config::default();
         let vs = nn::VarStore::new(Device::Cpu);
-        let _m = LanguageModel::new(&vs, &cfg, 33_278, None).unwrap();
+        let m = LanguageModel::new(
+            &vs,
+            &LmConfig::default(),
+            &HeadConfig::default(),
+            33_278,
+            None,
+        )
+        .unwrap();
         let n: i64 = vs
             .trainable_variables()
             .iter()
@@ -305,6 +242,7 @@ mod tests {
         // 2 x 33,278 x 512 + 33,278 + 2 x 4 x 512 x (512 + 512 + 2)
         assert_eq!(n, 2 * 33_278 * 512 + 33_278 + 2 * 4 * 512 * (1024 + 2));
         assert!((n as f64 / 1e6 - 38.3).abs() < 0.05, "{n}");
+        assert_eq!(m.learned_param_counts().0, n);
         let names: Vec<String> = vs.variables().into_keys().collect();
         for want in [
             "encoder.weight",
@@ -318,12 +256,15 @@ mod tests {
 
     #[test]
     fn shapes_of_a_forward_pass() {
-        let mut cfg = Config::default();
-        cfg.model.emb_size = 8;
-        cfg.model.hidden_size = 8;
-        cfg.output.mode = OutputMode::Tied;
+        let mut lm = LmConfig::default();
+        lm.model.emb_size = 8;
+        lm.model.hidden_size = 8;
+        let head = HeadConfig {
+            mode: HeadMode::Tied,
+            ..Default::default()
+        };
         let vs = nn::VarStore::new(Device::Cpu);
-        let m = LanguageModel::new(&vs, &cfg, 11, None).unwrap();
+        let m = LanguageModel::new(&vs, &lm, &head, 11, None).unwrap();
         let ids = Tensor::from_slice(&[1i64, 2, 3, 4, 5, 6]).view([3, 2]);
         let f = m.forward(&ids, &m.zero_state(2), true);
         assert_eq!(f.output.size(), [3, 2, 8]);

@@ -1,0 +1,195 @@
+//! The task-agnostic training engine: the loop every task shares (epochs of steps, logging,
+//! evaluation, best and last checkpoints, exact resume, divergence stop, learning-rate
+//! schedule, NT-ASGD averaging, metrics, the summary). A task (the language model, image
+//! classification) implements [`Task`]: it owns its data and model and says how to take one
+//! training step's loss and how to evaluate; the engine owns everything else.
+pub mod checkpoint;
+pub mod metrics;
+pub mod run_dir;
+mod trainer;
+
+pub use checkpoint::{save_safetensors, Checkpoint, CHECKPOINT_FORMAT};
+pub use metrics::{Evaluation, Event, MetricsLog, ParamReport, Summary, Unit};
+pub use run_dir::{RunDir, TrainState, BEST, CONFIG_FILE, LAST, METRICS_FILE, SUMMARY_FILE};
+pub use trainer::{train, TrainOptions};
+
+use crate::classifier::{Head, HeadMode};
+use crate::error::{Error, Result};
+use rand::rngs::StdRng;
+use std::collections::HashMap;
+use tch::{nn, Device, Tensor};
+
+/// A data split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Valid,
+    Test,
+}
+
+impl Split {
+    pub fn parse(s: &str) -> Result<Split> {
+        match s {
+            "train" => Ok(Split::Train),
+            "valid" => Ok(Split::Valid),
+            "test" => Ok(Split::Test),
+            other => Err(Error::arg(
+                "--split",
+                format!("`{other}`: use train, valid or test"),
+            )),
+        }
+    }
+}
+
+/// One training step's loss, as the task computed it.
+pub struct TrainStep {
+    /// The loss value (host number: logged, checked for NaN).
+    pub loss: f64,
+    /// The scalar to backpropagate (its gradient is the loss's, regularizers included).
+    pub objective: Tensor,
+    /// Learning-rate multiplier for this step (variable BPTT), 1 otherwise.
+    pub lr_scale: f64,
+    /// Training data in this step, in the task's [`Unit`].
+    pub units: usize,
+    /// Correctly classified samples and samples, where the task counts them.
+    pub correct: Option<(u64, u64)>,
+}
+
+/// One checkpoint metadata entry that identifies a task's model or data.
+pub struct Identity {
+    pub key: &'static str,
+    pub value: String,
+    /// What a mismatch means ("vocabulary"); None: recorded, not checked.
+    pub checked_as: Option<&'static str>,
+}
+
+/// A task: its data, its model (backbone + [`Head`]) on a device, its training step and its
+/// evaluation.
+pub trait Task {
+    /// `lm` or `vision`.
+    fn name(&self) -> &'static str;
+    fn unit(&self) -> Unit;
+    fn var_store(&self) -> &nn::VarStore;
+    fn device(&self) -> Device;
+    fn head(&self) -> &Head;
+    fn head_mode(&self) -> HeadMode;
+    /// Number of classes C (the language model: its vocabulary).
+    fn classes(&self) -> i64;
+    fn params(&self) -> ParamReport;
+    /// What [`ParamReport::classifier_share`] covers ("embedding + classifier").
+    fn removable(&self) -> &'static str;
+    /// A line about the data, for the console.
+    fn describe_data(&self) -> String;
+    /// Checkpoint metadata identifying the model and data, besides the engine's own.
+    fn identity(&self) -> Vec<Identity>;
+    /// Steps in a whole pass over the training data.
+    fn steps_per_epoch(&self) -> usize;
+    /// Starts (or resumes) an epoch at `position` (as [`position`](Self::position) gave it).
+    fn start_epoch(&mut self, position: usize);
+    /// The loss of the next training batch, or None when the training data is exhausted.
+    /// `rng` is the engine's seeded stream for the task's own random choices.
+    fn train_step(&mut self, rng: &mut StdRng) -> Option<TrainStep>;
+    /// Where in the training data the next step starts.
+    fn position(&self) -> usize;
+    /// Whether the training data has been walked to its end.
+    fn exhausted(&self) -> bool;
+    fn evaluate(&self, split: Split) -> Result<Evaluation>;
+    /// Weight decay of a trainable variable (by name): alpha may have its own.
+    fn weight_decay(&self, name: &str) -> f64;
+    /// NT-ASGD's `nonmono` when the task trains with averaged SGD.
+    fn nt_asgd(&self) -> Option<usize> {
+        None
+    }
+}
+
+/// The engine's checkpoint metadata of a task, its identity included.
+pub fn identity_meta(task: &dyn Task) -> HashMap<String, String> {
+    let mut m = HashMap::from([
+        ("format".to_string(), CHECKPOINT_FORMAT.to_string()),
+        (
+            "fixclf_version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+        ("mode".to_string(), task.head_mode().name().to_string()),
+    ]);
+    for id in task.identity() {
+        m.insert(id.key.to_string(), id.value);
+    }
+    if let Some(spec) = fixed_spec_json(task.head()) {
+        m.insert("fixed_matrix".to_string(), spec);
+    }
+    m
+}
+
+fn fixed_spec_json(head: &Head) -> Option<String> {
+    head.fixed_spec()
+        .and_then(|spec| serde_json::to_string(spec).ok())
+}
+
+/// Loads model weights from a checkpoint after checking it belongs to this task's model.
+pub fn load_weights(task: &dyn Task, ckpt: &Checkpoint) -> Result<()> {
+    ckpt.expect_meta("format", CHECKPOINT_FORMAT, "program")?;
+    for id in task.identity() {
+        if let Some(what) = id.checked_as {
+            ckpt.expect_meta(id.key, &id.value, what)?;
+        }
+    }
+    ckpt.expect_meta("mode", task.head_mode().name(), "head mode")?;
+    if let Some(spec) = fixed_spec_json(task.head()) {
+        ckpt.expect_meta(
+            "fixed_matrix",
+            &spec,
+            "fixed matrix (kind, seed or embeddings file)",
+        )?;
+    }
+    ckpt.copy_into(&task.var_store().variables())
+}
+
+/// The model's tensors in name order, as checkpoints store them.
+pub fn model_tensors(task: &dyn Task) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = task.var_store().variables().into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Picks the device named by the config (`auto`: CUDA when available).
+pub fn resolve_device(name: &str) -> Result<Device> {
+    let cuda = tch::Cuda::is_available();
+    match name {
+        "auto" => Ok(if cuda { Device::Cuda(0) } else { Device::Cpu }),
+        "cpu" => Ok(Device::Cpu),
+        _ if name.starts_with("cuda") => {
+            if !cuda {
+                return Err(Error::arg(
+                    "device",
+                    "CUDA is not available: this binary was built without the `cuda` feature \
+                     or no GPU is visible; use --device cpu",
+                ));
+            }
+            let idx = name
+                .strip_prefix("cuda:")
+                .map(|i| i.parse::<usize>())
+                .transpose()
+                .map_err(|_| Error::arg("device", format!("`{name}`: use cuda or cuda:N")))?
+                .unwrap_or(0);
+            Ok(Device::Cuda(idx))
+        }
+        _ => Err(Error::arg(
+            "device",
+            format!("`{name}`: use auto, cpu or cuda"),
+        )),
+    }
+}
+
+/// Evaluates a run's best checkpoint (else its last) on a split, with `task` built from the
+/// run's config.
+pub fn eval_run(run: &RunDir, split: Split, task: &dyn Task) -> Result<Evaluation> {
+    let path = run.best_or_last().ok_or_else(|| {
+        Error::arg(
+            run.path.display().to_string(),
+            "the run has no checkpoint yet (best.safetensors or last.safetensors)",
+        )
+    })?;
+    load_weights(task, &Checkpoint::load(&path)?)?;
+    task.evaluate(split)
+}

@@ -1,0 +1,636 @@
+//! The training loop: epochs of steps over a [`Task`], as PyTorch's word_language_model runs
+//! them (log every `log_interval` steps, validate after each epoch, keep the best checkpoint,
+//! decay the learning rate), with exact resume from `last.safetensors` and a stop with the
+//! last good checkpoint kept when the loss diverges.
+use super::metrics::{EpochEvent, LogEvent, Throughput};
+use super::{
+    identity_meta, load_weights, model_tensors, save_safetensors, Checkpoint, Evaluation, Event,
+    MetricsLog, RunDir, Split, Summary, Task, TrainState, Unit, BEST, CONFIG_FILE, LAST,
+    SUMMARY_FILE,
+};
+use crate::config::{Config, Schedule};
+use crate::error::{Error, Result};
+use crate::memory::peak_rss_mb;
+use crate::optim::{self, Optimizer, OptimizerConfig};
+use rand::SeedableRng;
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+use tch::Tensor;
+
+/// How `train` treats an existing run folder, and how it talks.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    pub resume: bool,
+    pub force: bool,
+    pub quiet: bool,
+}
+
+/// Trains the task of `cfg` in `<runs_dir>/<name>`, then evaluates the best checkpoint on the
+/// test split and writes `summary.json`. `build` makes the task (data and model); it runs
+/// after the run folder is checked and before it is created, so bad input leaves no folder.
+pub fn train(
+    cfg: &Config,
+    opts: &TrainOptions,
+    build: impl FnOnce() -> Result<Box<dyn Task>>,
+) -> Result<Summary> {
+    let run = RunDir::new(cfg.run_dir());
+    let resume = opts.resume && run.has_last();
+    if opts.resume && !resume && run.is_finished() {
+        return Err(Error::arg(
+            run.path.display().to_string(),
+            "this run has finished (summary.json); use --force to train it again",
+        ));
+    }
+    if !resume {
+        run.check_fresh(opts.force || opts.resume)?;
+    }
+    crate::memory::reset_peak_rss();
+    let mut task = build()?;
+    // Building a fixed matrix needs f64 temporaries several times its size; hand them back.
+    crate::memory::release_free_memory();
+    if !resume {
+        run.create_fresh(opts.force || opts.resume)?;
+    }
+    let report = task.params();
+    if !opts.quiet {
+        println!(
+            "| {} on {:?}, {} threads | {}",
+            cfg.name,
+            task.device(),
+            tch::get_num_threads(),
+            task.describe_data()
+        );
+        println!(
+            "| {}",
+            report.describe(task.head_mode().name(), task.removable())
+        );
+    }
+    let t = &cfg.train;
+    let params = optim::params_of(task.var_store(), |name| task.weight_decay(name));
+    let opt = optim::build(
+        &OptimizerConfig {
+            kind: t.optimizer,
+            lr: t.lr,
+            clip: t.clip,
+            momentum: t.momentum,
+            nesterov: t.nesterov,
+        },
+        params,
+    );
+    let mut trainer = Trainer {
+        cfg,
+        run: run.clone(),
+        opt,
+        st: TrainState {
+            epoch: 1,
+            lr: t.lr,
+            ..TrainState::default()
+        },
+        metrics: run.metrics()?,
+        averages: None,
+        quiet: opts.quiet,
+        task: task.as_mut(),
+    };
+    if resume {
+        trainer.resume()?;
+    } else {
+        run.write_text(CONFIG_FILE, &cfg.to_toml())?;
+        trainer.metrics.write(&Event::Start {
+            params: report.clone(),
+            device: format!("{:?}", trainer.task.device()),
+            task: Some(trainer.task.name().into()),
+            mode: Some(trainer.task.head_mode().name().into()),
+            classes: Some(trainer.task.classes()),
+        })?;
+    }
+    let wall_start = Instant::now() - Duration::from_secs_f64(trainer.st.wall_seconds);
+    while trainer.st.epoch <= t.epochs {
+        let epoch_start = Instant::now();
+        trainer.train_epoch(wall_start)?;
+        let val = trainer.with_averages(|task| task.evaluate(Split::Valid))?;
+        trainer.end_epoch(&val, epoch_start, wall_start)?;
+    }
+    trainer.finish(report, wall_start)
+}
+
+struct Trainer<'a> {
+    cfg: &'a Config,
+    task: &'a mut dyn Task,
+    run: RunDir,
+    opt: Box<dyn Optimizer>,
+    st: TrainState,
+    metrics: MetricsLog,
+    /// NT-ASGD running averages of the trainable tensors, when switched on.
+    averages: Option<Vec<Tensor>>,
+    quiet: bool,
+}
+
+impl Trainer<'_> {
+    fn resume(&mut self) -> Result<()> {
+        let path = self.run.file(LAST);
+        let ckpt = Checkpoint::load(&path)?;
+        load_weights(self.task, &ckpt)?;
+        let state = ckpt
+            .meta("state")
+            .and_then(|j| serde_json::from_str::<TrainState>(j).ok())
+            .ok_or_else(|| {
+                Error::bad_file(&path, "no training state in the checkpoint metadata")
+            })?;
+        let opt_steps: i64 = ckpt
+            .meta("optimizer_steps")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        self.opt.load_state(&ckpt, opt_steps)?;
+        self.opt.set_learning_rate(state.lr);
+        if state.asgd_since.is_some() {
+            let avgs = self
+                .opt
+                .params()
+                .iter()
+                .map(|p| {
+                    ckpt.tensors
+                        .get(&format!("asgd.{}", p.name))
+                        .map(|t| t.to_device(self.task.device()))
+                        .ok_or_else(|| Error::bad_file(&path, format!("missing asgd.{}", p.name)))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            self.averages = Some(avgs);
+        }
+        if !self.quiet {
+            println!(
+                "| resuming {} at epoch {} step {} (lr {})",
+                self.run.path.display(),
+                state.epoch,
+                state.step,
+                state.lr
+            );
+        }
+        self.metrics.write(&Event::Resume {
+            epoch: state.epoch,
+            step: state.step,
+            lr: state.lr,
+        })?;
+        self.st = state;
+        Ok(())
+    }
+
+    /// Runs `f` with the NT-ASGD averages swapped into the model, if any.
+    fn with_averages<T>(&self, f: impl FnOnce(&dyn Task) -> T) -> T {
+        let Some(avgs) = &self.averages else {
+            return f(self.task);
+        };
+        let saved: Vec<Tensor> = self
+            .opt
+            .params()
+            .iter()
+            .map(|p| p.tensor.detach().copy())
+            .collect();
+        tch::no_grad(|| {
+            for (p, a) in self.opt.params().iter().zip(avgs) {
+                p.tensor.shallow_clone().copy_(a);
+            }
+        });
+        let out = f(self.task);
+        tch::no_grad(|| {
+            for (p, s) in self.opt.params().iter().zip(&saved) {
+                p.tensor.shallow_clone().copy_(s);
+            }
+        });
+        out
+    }
+
+    fn train_epoch(&mut self, wall_start: Instant) -> Result<()> {
+        let t = &self.cfg.train;
+        let n_batches = self.task.steps_per_epoch();
+        let limit = if t.max_steps_per_epoch > 0 {
+            t.max_steps_per_epoch.min(n_batches)
+        } else {
+            n_batches
+        };
+        // Random streams (dropout masks, the task's choices) restart from a seed derived from
+        // the step, so a run resumed from a checkpoint continues exactly as if uninterrupted.
+        tch::manual_seed(t.seed as i64 + self.st.step as i64);
+        let mut rng =
+            rand::rngs::StdRng::seed_from_u64(t.seed ^ (self.st.step.wrapping_mul(0x9E37_79B9)));
+        self.task.start_epoch(self.st.position);
+        let bar = progress_bar(limit as u64, self.quiet);
+        bar.set_position(self.st.epoch_step as u64);
+        let mut interval = Interval::default();
+        while self.st.epoch_step < limit {
+            let step_start = Instant::now();
+            let Some(step) = self.task.train_step(&mut rng) else {
+                break;
+            };
+            if !step.loss.is_finite() {
+                return Err(self.diverged(step.loss));
+            }
+            let norm = self
+                .opt
+                .backward_step_scaled(&step.objective, step.lr_scale);
+            if !norm.is_finite() {
+                return Err(self.diverged(norm));
+            }
+            if let Some(avgs) = &mut self.averages {
+                let since = self.st.asgd_since.unwrap_or(self.st.step);
+                let n = (self.st.step + 1 - since) as f64;
+                tch::no_grad(|| {
+                    for (a, p) in avgs.iter_mut().zip(self.opt.params()) {
+                        let _ = a.lerp_(&p.tensor, 1.0 / (n + 1.0));
+                    }
+                });
+            }
+            self.st.step += 1;
+            self.st.epoch_step += 1;
+            self.st.train_units += step.units as u64;
+            self.st.train_seconds += step_start.elapsed().as_secs_f64();
+            self.st.position = self.task.position();
+            self.st.epoch_loss_sum += step.loss;
+            if let Some((c, n)) = step.correct {
+                self.st.epoch_correct += c;
+                self.st.epoch_samples += n;
+            }
+            bar.inc(1);
+            interval.add(&step);
+            if self.st.epoch_step % t.log_interval == 0 {
+                self.log(&mut interval, limit, &bar, wall_start)?;
+            }
+            if t.checkpoint_interval > 0 && self.st.step % t.checkpoint_interval as u64 == 0 {
+                self.st.wall_seconds = wall_start.elapsed().as_secs_f64();
+                self.save_last()?;
+            }
+        }
+        bar.finish_and_clear();
+        // The next epoch starts where this one stopped (an epoch cut short by
+        // max_steps_per_epoch does not replay the same batches), from the top once the
+        // whole training set has been seen.
+        if self.task.exhausted() {
+            self.st.position = 0;
+        }
+        Ok(())
+    }
+
+    fn log(
+        &mut self,
+        interval: &mut Interval,
+        limit: usize,
+        bar: &indicatif::ProgressBar,
+        wall_start: Instant,
+    ) -> Result<()> {
+        let secs = interval.start.elapsed().as_secs_f64();
+        let ms = secs * 1000.0 / interval.steps as f64;
+        let loss = interval.loss / interval.steps as f64;
+        let unit = self.task.unit();
+        let (ppl, acc) = quality(unit, loss, interval.correct);
+        let line = format!(
+            "| epoch {:3} | {:5}/{:5} batches | lr {} | ms/batch {:5.2} | {}",
+            self.st.epoch,
+            self.st.epoch_step,
+            limit,
+            format_lr(self.opt.learning_rate()),
+            ms,
+            describe_quality("", loss, ppl, acc)
+        );
+        if !self.quiet {
+            if bar.is_hidden() {
+                println!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
+        self.metrics.write(&Event::Log(LogEvent {
+            epoch: self.st.epoch,
+            step: self.st.step,
+            batch: self.st.epoch_step,
+            batches: limit,
+            lr: self.opt.learning_rate(),
+            ms_per_batch: ms,
+            loss,
+            ppl,
+            acc,
+            throughput: Throughput::new(unit, interval.units, interval.units as f64 / secs),
+            elapsed_s: wall_start.elapsed().as_secs_f64(),
+            alpha: self.task.head().alpha(),
+        }))?;
+        *interval = Interval::default();
+        Ok(())
+    }
+
+    fn diverged(&mut self, value: f64) -> Error {
+        let _ = self.metrics.write(&Event::Diverged {
+            epoch: self.st.epoch,
+            step: self.st.step,
+            value: value.to_string(),
+        });
+        let kept = if self.run.has_last() {
+            format!(
+                "the last good checkpoint is kept in {}",
+                self.run.file(LAST).display()
+            )
+        } else {
+            "no checkpoint had been written yet".to_string()
+        };
+        Error::Diverged(format!(
+            "{}: training diverged at epoch {} step {} (loss or gradient is {value}); {kept}; \
+             lower train.lr or train.clip and start again (--force) or resume (--resume)",
+            self.run.path.display(),
+            self.st.epoch,
+            self.st.step + 1
+        ))
+    }
+
+    fn end_epoch(
+        &mut self,
+        val: &Evaluation,
+        epoch_start: Instant,
+        wall_start: Instant,
+    ) -> Result<()> {
+        let t = &self.cfg.train;
+        let epoch_s = epoch_start.elapsed().as_secs_f64();
+        if !self.quiet {
+            println!("{}", "-".repeat(89));
+            println!(
+                "| end of epoch {:3} | time: {:5.2}s | {}",
+                self.st.epoch,
+                epoch_s,
+                describe_quality("valid ", val.loss, val.ppl, val.acc)
+            );
+            println!("{}", "-".repeat(89));
+        }
+        if !val.loss.is_finite() {
+            return Err(self.diverged(val.loss));
+        }
+        let improved = self.st.best_val_loss.is_none_or(|b| val.loss < b);
+        self.st.val_losses.push(val.loss);
+        if improved {
+            self.st.best_val_loss = Some(val.loss);
+            // Written while the NT-ASGD averages (if any) sit in the model.
+            let meta = self.meta(false);
+            let best = self.run.file(BEST);
+            self.with_averages(|task| save_safetensors(&best, &model_tensors(task), &meta))?;
+        }
+        let lr = self.opt.learning_rate();
+        let next_lr = match t.schedule {
+            Schedule::Plateau if !improved && self.averages.is_none() => lr / t.lr_decay,
+            Schedule::MultiStep if t.milestones.contains(&self.st.epoch) => lr / t.lr_decay,
+            Schedule::Cosine => {
+                let progress = self.st.epoch as f64 / t.epochs as f64;
+                t.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+            _ => lr,
+        };
+        self.opt.set_learning_rate(next_lr);
+        self.maybe_start_averaging(val.loss);
+        self.st.lr = self.opt.learning_rate();
+        self.st.finished_epochs = self.st.epoch;
+        let unit = self.task.unit();
+        let steps = self.st.epoch_step.max(1) as f64;
+        let (_, train_acc) = quality(
+            unit,
+            0.0,
+            (self.st.epoch_samples > 0).then_some((self.st.epoch_correct, self.st.epoch_samples)),
+        );
+        self.metrics.write(&Event::Epoch(EpochEvent {
+            epoch: self.st.epoch,
+            step: self.st.step,
+            val_loss: val.loss,
+            val_ppl: val.ppl,
+            val_acc: val.acc,
+            val_top5: val.top5,
+            train_loss: (self.st.epoch_step > 0).then_some(self.st.epoch_loss_sum / steps),
+            train_acc,
+            lr: self.st.lr,
+            epoch_s,
+            elapsed_s: wall_start.elapsed().as_secs_f64(),
+            throughput: Throughput::new(
+                unit,
+                self.st.train_units,
+                self.st.train_units as f64 / self.st.train_seconds.max(1e-9),
+            ),
+            alpha: self.task.head().alpha(),
+            peak_rss_mb: peak_rss_mb(),
+            asgd: self.averages.is_some(),
+        }))?;
+        self.st.epoch += 1;
+        self.st.epoch_step = 0;
+        self.st.epoch_loss_sum = 0.0;
+        self.st.epoch_correct = 0;
+        self.st.epoch_samples = 0;
+        self.st.wall_seconds = wall_start.elapsed().as_secs_f64();
+        self.save_last()
+    }
+
+    /// NT-ASGD: switch to averaging when validation is no better than `nonmono` epochs ago.
+    fn maybe_start_averaging(&mut self, val_loss: f64) {
+        let Some(nonmono) = self.task.nt_asgd() else {
+            return;
+        };
+        let n = self.st.val_losses.len();
+        if self.averages.is_some() || n <= nonmono {
+            return;
+        }
+        let earlier = self.st.val_losses[..n - nonmono]
+            .iter()
+            .cloned()
+            .fold(f64::INFINITY, f64::min);
+        if val_loss > earlier {
+            self.averages = Some(
+                self.opt
+                    .params()
+                    .iter()
+                    .map(|p| p.tensor.detach().copy())
+                    .collect(),
+            );
+            self.st.asgd_since = Some(self.st.step);
+            if !self.quiet {
+                println!("| switching to averaged SGD");
+            }
+        }
+    }
+
+    fn meta(&self, with_state: bool) -> HashMap<String, String> {
+        let mut m = identity_meta(self.task);
+        if with_state {
+            m.insert(
+                "state".into(),
+                serde_json::to_string(&self.st).unwrap_or_default(),
+            );
+            m.insert("optimizer_steps".into(), self.opt.steps().to_string());
+        }
+        m
+    }
+
+    /// `self.st.lr` equals the optimizer's learning rate here: both start from the config (or
+    /// the resumed state) and change together at epoch ends.
+    fn save_last(&self) -> Result<()> {
+        let meta = self.meta(true);
+        let mut tensors = model_tensors(self.task);
+        tensors.extend(self.opt.state_tensors());
+        if let Some(avgs) = &self.averages {
+            for (p, a) in self.opt.params().iter().zip(avgs) {
+                tensors.push((format!("asgd.{}", p.name), a.shallow_clone()));
+            }
+        }
+        save_safetensors(&self.run.file(LAST), &tensors, &meta)
+    }
+
+    /// Tests the best checkpoint (the last one when no epoch improved), writes the summary.
+    fn finish(mut self, params: super::ParamReport, wall_start: Instant) -> Result<Summary> {
+        let path = self.run.best_or_last().ok_or_else(|| {
+            Error::arg(
+                self.run.path.display().to_string(),
+                "no checkpoint was written (train.epochs = 0?)",
+            )
+        })?;
+        load_weights(self.task, &Checkpoint::load(&path)?)?;
+        let test = self.task.evaluate(Split::Test)?;
+        let best_val_loss = self.st.best_val_loss.unwrap_or(f64::NAN);
+        let unit = self.task.unit();
+        let per_s = self.st.train_units as f64 / self.st.train_seconds.max(1e-9);
+        let (tokens, images) = match unit {
+            Unit::Tokens => ((Some(self.st.train_units), Some(per_s)), (None, None)),
+            Unit::Images => ((None, None), (Some(self.st.train_units), Some(per_s))),
+        };
+        let summary = Summary {
+            run: self.cfg.name.clone(),
+            task: self.task.name().into(),
+            mode: self.task.head_mode().name().into(),
+            classes: Some(self.task.classes()),
+            params,
+            best_val_loss,
+            best_val_ppl: (unit == Unit::Tokens).then(|| best_val_loss.exp()),
+            best_val_acc: None,
+            test_loss: test.loss,
+            test_ppl: test.ppl,
+            test_acc: test.acc,
+            test_top5: test.top5,
+            epochs: self.st.finished_epochs,
+            steps: self.st.step,
+            wall_s: wall_start.elapsed().as_secs_f64(),
+            train_s: self.st.train_seconds,
+            train_tokens: tokens.0,
+            train_tokens_per_s: tokens.1,
+            train_images: images.0,
+            train_images_per_s: images.1,
+            peak_rss_mb: peak_rss_mb(),
+            optimizer_state_floats: self.opt.state_numel(),
+            checkpoint_bytes: std::fs::metadata(self.run.file(BEST))
+                .map(|m| m.len())
+                .unwrap_or(0),
+            final_alpha: self.task.head().alpha(),
+            device: format!("{:?}", self.task.device()),
+            threads: tch::get_num_threads(),
+        };
+        self.metrics.write(&Event::Test {
+            test_loss: test.loss,
+            test_ppl: test.ppl,
+            test_acc: test.acc,
+            test_top5: test.top5,
+        })?;
+        if !self.quiet {
+            println!("{}", "=".repeat(89));
+            println!(
+                "| End of training | {}",
+                describe_quality("test ", test.loss, test.ppl, test.acc)
+            );
+            println!("{}", "=".repeat(89));
+        }
+        self.run.write_json(SUMMARY_FILE, &summary)?;
+        Ok(summary)
+    }
+}
+
+/// Sums over the steps since the last log line.
+struct Interval {
+    start: Instant,
+    steps: usize,
+    loss: f64,
+    units: u64,
+    correct: Option<(u64, u64)>,
+}
+
+impl Default for Interval {
+    fn default() -> Self {
+        Self {
+            start: Instant::now(),
+            steps: 0,
+            loss: 0.0,
+            units: 0,
+            correct: None,
+        }
+    }
+}
+
+impl Interval {
+    fn add(&mut self, step: &super::TrainStep) {
+        self.steps += 1;
+        self.loss += step.loss;
+        self.units += step.units as u64;
+        if let Some((c, n)) = step.correct {
+            let (c0, n0) = self.correct.unwrap_or((0, 0));
+            self.correct = Some((c0 + c, n0 + n));
+        }
+    }
+}
+
+/// Perplexity (token tasks) and accuracy (where counted) of a mean loss.
+fn quality(unit: Unit, loss: f64, correct: Option<(u64, u64)>) -> (Option<f64>, Option<f64>) {
+    let ppl = (unit == Unit::Tokens).then(|| loss.exp());
+    let acc = correct.map(|(c, n)| c as f64 / n.max(1) as f64);
+    (ppl, acc)
+}
+
+/// `loss 5.23 | ppl   186.30` (the PyTorch example's format), or with accuracy in percent.
+fn describe_quality(prefix: &str, loss: f64, ppl: Option<f64>, acc: Option<f64>) -> String {
+    let mut s = format!("{prefix}loss {loss:5.2}");
+    if let Some(p) = ppl {
+        s.push_str(&format!(" | {prefix}ppl {p:8.2}"));
+    }
+    if let Some(a) = acc {
+        s.push_str(&format!(" | {prefix}acc {:6.2}%", 100.0 * a));
+    }
+    s
+}
+
+/// The learning rate as the PyTorch example prints it (`20.00`), or in scientific notation
+/// when that would show nothing (Adam's `2.00e-3`).
+fn format_lr(lr: f64) -> String {
+    if lr >= 0.01 {
+        format!("{lr:05.2}")
+    } else {
+        format!("{lr:.2e}")
+    }
+}
+
+fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} batches [{elapsed_precise} < {eta_precise}] {per_sec}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_lines_keep_the_pytorch_example_format() {
+        assert_eq!(format_lr(20.0), "20.00");
+        assert_eq!(format_lr(2e-3), "2.00e-3");
+        assert_eq!(
+            describe_quality("valid ", 5.0, Some(5f64.exp()), None),
+            "valid loss  5.00 | valid ppl   148.41"
+        );
+        assert_eq!(
+            describe_quality("", 0.5, None, Some(0.875)),
+            "loss  0.50 | acc  87.50%"
+        );
+    }
+}

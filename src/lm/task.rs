@@ -1,0 +1,265 @@
+//! The language model as an engine [`Task`]: the corpus batched in columns, truncated BPTT
+//! over them (the loop of PyTorch's word_language_model) with variable BPTT and AR/TAR
+//! (Merity et al. 2017) as options, and evaluation by perplexity.
+use super::config::LmConfig;
+use super::corpus::{batchify, get_batch, Corpus, CorpusFiles};
+use super::model::{LanguageModel, LstmState};
+use crate::classifier::{Head, HeadMode};
+use crate::config::Config;
+use crate::engine::{Evaluation, Identity, ParamReport, Split, Task, TrainStep, Unit};
+use crate::error::Result;
+use crate::random::standard_normal;
+use rand::rngs::StdRng;
+use rand::Rng;
+use tch::{nn, Device, Kind, Tensor};
+
+/// The first `n` ids of a split (`n = 0`: all of them).
+fn first_tokens(ids: &[u32], n: usize) -> &[u32] {
+    if n == 0 || n >= ids.len() {
+        ids
+    } else {
+        &ids[..n]
+    }
+}
+
+/// Loads the corpus of an `[lm]` section (the vocabulary is built on first use).
+pub fn load_corpus(lm: &LmConfig) -> Result<Corpus> {
+    let d = &lm.data;
+    let files = CorpusFiles {
+        train: d.dir.join("train.txt"),
+        valid: d.dir.join("valid.txt"),
+        test: d.dir.join("test.txt"),
+    };
+    Corpus::load(&files, &d.tokenizer_path(), Some(&d.cache_dir))
+}
+
+/// The language-model task: corpus, model, and where training stands in the data.
+pub struct LmTask {
+    lm: LmConfig,
+    batch_size: usize,
+    eval_batch_size: usize,
+    weight_decay: f64,
+    alpha_weight_decay: f64,
+    device: Device,
+    pub corpus: Corpus,
+    pub vs: nn::VarStore,
+    pub model: LanguageModel,
+    /// The training split batched in columns, `[rows, batch]`.
+    train_data: Tensor,
+    /// Row of `train_data` where the next step starts.
+    row: usize,
+    state: Option<LstmState>,
+}
+
+impl LmTask {
+    /// Loads the corpus and builds the model of `cfg` on its device, the weights initialized
+    /// from `train.seed`.
+    pub fn new(cfg: &Config) -> Result<LmTask> {
+        let lm = cfg.lm()?.clone();
+        if cfg.train.threads > 0 {
+            tch::set_num_threads(cfg.train.threads as i32);
+        }
+        let device = crate::engine::resolve_device(&cfg.train.device)?;
+        tch::manual_seed(cfg.train.seed as i64);
+        let corpus = load_corpus(&lm)?;
+        let vs = nn::VarStore::new(device);
+        let vocab = corpus.vocab.len() as i64;
+        let model = LanguageModel::new(&vs, &lm, &cfg.head, vocab, Some(&corpus.vocab))?;
+        let train_data = batchify(
+            first_tokens(&corpus.train, lm.data.train_tokens),
+            cfg.train.batch_size,
+            device,
+        );
+        Ok(LmTask {
+            batch_size: cfg.train.batch_size,
+            eval_batch_size: cfg.train.eval_batch_size,
+            weight_decay: cfg.train.weight_decay,
+            alpha_weight_decay: cfg.head.alpha_weight_decay,
+            device,
+            corpus,
+            vs,
+            model,
+            train_data,
+            row: 0,
+            state: None,
+            lm,
+        })
+    }
+
+    /// A split batched for evaluation (`eval_batch_size` columns).
+    fn eval_data(&self, split: Split) -> Tensor {
+        let d = &self.lm.data;
+        let ids = match split {
+            Split::Train => first_tokens(&self.corpus.train, d.train_tokens),
+            Split::Valid => first_tokens(&self.corpus.valid, d.valid_tokens),
+            Split::Test => first_tokens(&self.corpus.test, d.test_tokens),
+        };
+        batchify(ids, self.eval_batch_size, self.device)
+    }
+
+    fn rows(&self) -> usize {
+        self.train_data.size()[0] as usize
+    }
+
+    /// This step's BPTT length: fixed, or Merity et al.'s variable length.
+    fn seq_len(&self, rng: &mut StdRng) -> usize {
+        let bptt = self.lm.bptt;
+        if !self.lm.variable_bptt {
+            return bptt;
+        }
+        let base = if rng.gen::<f64>() < 0.95 {
+            bptt as f64
+        } else {
+            bptt as f64 / 2.0
+        };
+        (base + 5.0 * standard_normal(rng)).round().max(5.0) as usize
+    }
+}
+
+/// Mean cross-entropy of the model over `data` (from [`batchify`]), in evaluation mode.
+pub fn evaluate(model: &LanguageModel, data: &Tensor, bptt: usize) -> f64 {
+    tch::no_grad(|| {
+        let rows = data.size()[0];
+        let batch = data.size()[1];
+        let mut state = model.zero_state(batch);
+        let mut total = 0.0;
+        let mut count = 0i64;
+        let mut i = 0;
+        while i < rows - 1 {
+            let (x, y) = get_batch(data, i, bptt as i64);
+            let f = model.forward(&x, &state, false);
+            let len = x.size()[0];
+            total += model.nll(&f.output, &y).double_value(&[]) * len as f64;
+            count += len;
+            state = f.state;
+            i += len;
+        }
+        total / count.max(1) as f64
+    })
+}
+
+impl Task for LmTask {
+    fn name(&self) -> &'static str {
+        "lm"
+    }
+    fn unit(&self) -> Unit {
+        Unit::Tokens
+    }
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+    fn device(&self) -> Device {
+        self.device
+    }
+    fn head(&self) -> &Head {
+        &self.model.head
+    }
+    fn head_mode(&self) -> HeadMode {
+        self.model.mode
+    }
+    fn classes(&self) -> i64 {
+        self.model.vocab
+    }
+    fn params(&self) -> ParamReport {
+        let (learned_total, removable) = self.model.learned_param_counts();
+        ParamReport::new(
+            &self.vs,
+            self.model.fixed_matrix_numel(),
+            learned_total,
+            removable,
+        )
+    }
+    fn removable(&self) -> &'static str {
+        "embedding + classifier"
+    }
+    fn describe_data(&self) -> String {
+        format!(
+            "vocabulary {} | train {} tokens",
+            self.corpus.vocab.len(),
+            first_tokens(&self.corpus.train, self.lm.data.train_tokens).len()
+        )
+    }
+    fn identity(&self) -> Vec<Identity> {
+        vec![
+            Identity {
+                key: "vocab_size",
+                value: self.corpus.vocab.len().to_string(),
+                checked_as: None,
+            },
+            Identity {
+                key: "vocab_sha256",
+                value: self.corpus.vocab.hash().to_string(),
+                checked_as: Some("vocabulary"),
+            },
+            Identity {
+                key: "model",
+                value: serde_json::to_string(&self.lm.model).unwrap_or_default(),
+                checked_as: None,
+            },
+        ]
+    }
+    fn steps_per_epoch(&self) -> usize {
+        self.rows().saturating_sub(1).div_ceil(self.lm.bptt)
+    }
+    fn start_epoch(&mut self, position: usize) {
+        self.row = position;
+        self.state = Some(self.model.zero_state(self.batch_size as i64));
+    }
+    fn train_step(&mut self, rng: &mut StdRng) -> Option<TrainStep> {
+        if self.row + 1 >= self.rows() {
+            return None;
+        }
+        let seq_len = self.seq_len(rng);
+        let (x, y) = get_batch(&self.train_data, self.row as i64, seq_len as i64);
+        let len = x.size()[0] as usize;
+        let state = match self.state.take() {
+            Some(s) => s.detach(),
+            None => self.model.zero_state(self.batch_size as i64),
+        };
+        let f = self.model.forward(&x, &state, true);
+        let tl = self.model.training_loss(&f.output, &y);
+        let mut objective = tl.objective;
+        if self.lm.ar > 0.0 {
+            objective += f.output.square().mean(Kind::Float) * self.lm.ar;
+        }
+        if self.lm.tar > 0.0 && len > 1 {
+            let r = &f.raw_output;
+            let d = r.narrow(0, 1, len as i64 - 1) - r.narrow(0, 0, len as i64 - 1);
+            objective += d.square().mean(Kind::Float) * self.lm.tar;
+        }
+        self.state = Some(f.state);
+        self.row += len;
+        Some(TrainStep {
+            loss: tl.value.double_value(&[]),
+            objective,
+            lr_scale: len as f64 / self.lm.bptt as f64,
+            units: len * self.batch_size,
+            correct: None,
+        })
+    }
+    fn position(&self) -> usize {
+        self.row
+    }
+    fn exhausted(&self) -> bool {
+        self.row + 1 >= self.rows()
+    }
+    fn evaluate(&self, split: Split) -> Result<Evaluation> {
+        let loss = evaluate(&self.model, &self.eval_data(split), self.lm.bptt);
+        Ok(Evaluation {
+            loss,
+            ppl: Some(loss.exp()),
+            acc: None,
+            top5: None,
+        })
+    }
+    fn weight_decay(&self, name: &str) -> f64 {
+        if name.ends_with("alpha") {
+            self.alpha_weight_decay
+        } else {
+            self.weight_decay
+        }
+    }
+    fn nt_asgd(&self) -> Option<usize> {
+        self.lm.asgd.then_some(self.lm.nonmono)
+    }
+}

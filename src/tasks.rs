@@ -1,0 +1,44 @@
+//! What the commands do with a config, whatever its task: build the task its section names,
+//! then hand it to the engine (train, evaluate, count parameters).
+use crate::config::Config;
+use crate::engine::{self, Evaluation, ParamReport, RunDir, Split, Summary, Task, TrainOptions};
+use crate::error::{Error, Result};
+use crate::lm::LmTask;
+use std::path::Path;
+
+/// The task of a config, with its data loaded and its model built.
+pub fn build(cfg: &Config) -> Result<Box<dyn Task>> {
+    Ok(Box::new(LmTask::new(cfg)?))
+}
+
+/// Trains the run of `cfg` (see [`engine::train`]).
+pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
+    engine::train(cfg, opts, || build(cfg))
+}
+
+/// Evaluates a run folder's best checkpoint (else its last) on a split; `device` overrides
+/// the run's `train.device`.
+pub fn eval_run(run_dir: &Path, split: &str, device: Option<&str>) -> Result<Evaluation> {
+    let split = Split::parse(split)?;
+    let run = RunDir::new(run_dir);
+    let cfg_path = run.file(engine::CONFIG_FILE);
+    if !cfg_path.exists() {
+        return Err(Error::arg(
+            run_dir.display().to_string(),
+            "not a run folder (no config.toml); pass the folder that `fixclf train` wrote",
+        ));
+    }
+    let overrides: Vec<String> = device
+        .map(|d| format!("train.device={d}"))
+        .into_iter()
+        .collect();
+    let cfg = crate::config::load_run_config(&cfg_path, &overrides)?;
+    let task = build(&cfg)?;
+    engine::eval_run(&run, split, task.as_ref())
+}
+
+/// Parameter counts of a config's model, without training it.
+pub fn describe_config(cfg: &Config) -> Result<(ParamReport, String)> {
+    let task = build(cfg)?;
+    Ok((task.params(), task.removable().to_string()))
+}
