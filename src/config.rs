@@ -176,11 +176,10 @@ impl TrainConfig {
             );
         }
         let d = self.device.as_str();
-        if !["auto", "cpu", "cuda"].contains(&d)
-            && !d
-                .strip_prefix("cuda:")
-                .is_some_and(|i| i.parse::<usize>().is_ok())
-        {
+        let cuda_n = d
+            .strip_prefix("cuda:")
+            .is_some_and(|i| i.parse::<usize>().is_ok());
+        if !(["auto", "cpu", "cuda"].contains(&d) || cuda_n) {
             return err(
                 "train.device",
                 format!("`{d}`: use auto, cpu, cuda or cuda:N"),

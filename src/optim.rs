@@ -83,20 +83,40 @@ pub trait Optimizer {
     /// not finite nothing is updated (the caller stops training).
     fn backward_step_scaled(&mut self, loss: &Tensor, lr_scale: f64) -> f64;
 
+    /// State to checkpoint as `(name, tensor)` pairs (momentum buffers, moments).
+    fn state_tensors(&self) -> Vec<(String, Tensor)>;
+
+    /// The parameters, learning rate, clip and step count.
+    fn group(&self) -> &ParamGroup;
+    fn group_mut(&mut self) -> &mut ParamGroup;
+
     /// [`backward_step_scaled`](Self::backward_step_scaled) at the learning rate itself.
     fn backward_step(&mut self, loss: &Tensor) -> f64 {
         self.backward_step_scaled(loss, 1.0)
     }
 
-    fn learning_rate(&self) -> f64;
-    fn set_learning_rate(&mut self, lr: f64);
-    fn params(&self) -> &[Param];
+    fn learning_rate(&self) -> f64 {
+        self.group().lr
+    }
+
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.group_mut().lr = lr;
+    }
+
+    fn params(&self) -> &[Param] {
+        &self.group().params
+    }
+
     /// Updates taken (Adam's bias correction needs it; saved with the state).
-    fn steps(&self) -> i64;
-    /// State to checkpoint as `(name, tensor)` pairs (momentum buffers, moments).
-    fn state_tensors(&self) -> Vec<(String, Tensor)>;
+    fn steps(&self) -> i64 {
+        self.group().steps
+    }
+
     /// Restores what [`state_tensors`](Self::state_tensors) saved, and the step count.
-    fn load_state(&mut self, ckpt: &crate::engine::Checkpoint, steps: i64) -> Result<()>;
+    fn load_state(&mut self, ckpt: &crate::engine::Checkpoint, steps: i64) -> Result<()> {
+        self.group_mut().steps = steps;
+        ckpt.copy_into(&self.state_tensors().into_iter().collect::<HashMap<_, _>>())
+    }
 
     /// Number of f32 values of optimizer state.
     fn state_numel(&self) -> i64 {
@@ -109,7 +129,7 @@ pub trait Optimizer {
 
 /// The optimizer of `cfg` over `params`.
 pub fn build(cfg: &OptimizerConfig, params: Vec<Param>) -> Box<dyn Optimizer> {
-    let common = Common {
+    let common = ParamGroup {
         params,
         lr: cfg.lr,
         clip: cfg.clip,
@@ -123,14 +143,14 @@ pub fn build(cfg: &OptimizerConfig, params: Vec<Param>) -> Box<dyn Optimizer> {
 }
 
 /// What every optimizer has: the parameters, the learning rate, the clip, the step count.
-struct Common {
+pub struct ParamGroup {
     params: Vec<Param>,
     lr: f64,
     clip: f64,
     steps: i64,
 }
 
-impl Common {
+impl ParamGroup {
     /// Gradients of `loss` with respect to every parameter (undefined for a parameter the
     /// loss does not reach, e.g. alpha under the cosine loss).
     fn gradients(&self, loss: &Tensor) -> Vec<Tensor> {
@@ -191,15 +211,10 @@ impl Common {
     }
 }
 
-/// Copies the named state tensors of a checkpoint into `state`.
-fn load_named(ckpt: &crate::engine::Checkpoint, state: Vec<(String, Tensor)>) -> Result<()> {
-    ckpt.copy_into(&state.into_iter().collect::<HashMap<_, _>>())
-}
-
 /// SGD as PyTorch's `torch.optim.SGD` (dampening 0): `d = g + wd w`, `buf = m buf + d`,
 /// `w -= lr (d + m buf)` with Nesterov, `w -= lr buf` without.
 struct Sgd {
-    c: Common,
+    c: ParamGroup,
     momentum: f64,
     nesterov: bool,
     /// Momentum buffers (empty without momentum).
@@ -207,7 +222,7 @@ struct Sgd {
 }
 
 impl Sgd {
-    fn new(c: Common, momentum: f64, nesterov: bool) -> Self {
+    fn new(c: ParamGroup, momentum: f64, nesterov: bool) -> Self {
         let buffers = if momentum > 0.0 {
             c.zeros()
         } else {
@@ -257,7 +272,7 @@ impl Optimizer for Sgd {
                 let mut buf = self.buffers[i].shallow_clone();
                 if self.c.steps == 1 {
                     // PyTorch starts the buffer at the first gradient.
-                    let _ = buf.copy_(&g);
+                    buf.copy_(&g);
                 } else {
                     let _ = buf.g_mul_scalar_(self.momentum);
                     let _ = buf.g_add_(&g);
@@ -273,31 +288,21 @@ impl Optimizer for Sgd {
         norm
     }
 
-    fn learning_rate(&self) -> f64 {
-        self.c.lr
+    fn group(&self) -> &ParamGroup {
+        &self.c
     }
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.c.lr = lr;
-    }
-    fn params(&self) -> &[Param] {
-        &self.c.params
-    }
-    fn steps(&self) -> i64 {
-        self.c.steps
+    fn group_mut(&mut self) -> &mut ParamGroup {
+        &mut self.c
     }
     fn state_tensors(&self) -> Vec<(String, Tensor)> {
         self.c.named("momentum_buffer", &self.buffers)
-    }
-    fn load_state(&mut self, ckpt: &crate::engine::Checkpoint, steps: i64) -> Result<()> {
-        self.c.steps = steps;
-        load_named(ckpt, self.state_tensors())
     }
 }
 
 /// Adam (L2 weight decay on the gradient) or AdamW (decoupled weight decay), betas 0.9 and
 /// 0.999, eps 1e-8, as PyTorch's.
 struct Adam {
-    c: Common,
+    c: ParamGroup,
     decoupled: bool,
     exp_avg: Vec<Tensor>,
     exp_avg_sq: Vec<Tensor>,
@@ -308,7 +313,7 @@ const BETA2: f64 = 0.999;
 const EPS: f64 = 1e-8;
 
 impl Adam {
-    fn new(c: Common, decoupled: bool) -> Self {
+    fn new(c: ParamGroup, decoupled: bool) -> Self {
         let (exp_avg, exp_avg_sq) = (c.zeros(), c.zeros());
         Self {
             c,
@@ -365,17 +370,11 @@ impl Optimizer for Adam {
         norm
     }
 
-    fn learning_rate(&self) -> f64 {
-        self.c.lr
+    fn group(&self) -> &ParamGroup {
+        &self.c
     }
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.c.lr = lr;
-    }
-    fn params(&self) -> &[Param] {
-        &self.c.params
-    }
-    fn steps(&self) -> i64 {
-        self.c.steps
+    fn group_mut(&mut self) -> &mut ParamGroup {
+        &mut self.c
     }
     fn state_tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
@@ -392,10 +391,6 @@ impl Optimizer for Adam {
             ));
         }
         out
-    }
-    fn load_state(&mut self, ckpt: &crate::engine::Checkpoint, steps: i64) -> Result<()> {
-        self.c.steps = steps;
-        load_named(ckpt, self.state_tensors())
     }
 }
 

@@ -4,6 +4,7 @@
 //! classification) implements [`Task`]: it owns its data and model and says how to take one
 //! training step's loss and how to evaluate; the engine owns everything else.
 pub mod checkpoint;
+mod console;
 pub mod metrics;
 pub mod run_dir;
 mod trainer;
