@@ -85,15 +85,19 @@ pub trait Task {
     fn identity(&self) -> Vec<Identity>;
     /// Steps in a whole pass over the training data.
     fn steps_per_epoch(&self) -> usize;
-    /// Starts (or resumes) an epoch at `position` (as [`position`](Self::position) gave it).
-    fn start_epoch(&mut self, position: usize);
+    /// Starts (or resumes) epoch `epoch` (1-based) at `position` (as
+    /// [`position`](Self::position) or [`next_epoch_position`](Self::next_epoch_position)
+    /// gave it).
+    fn start_epoch(&mut self, epoch: usize, position: usize);
     /// The loss of the next training batch, or None when the training data is exhausted.
     /// `rng` is the engine's seeded stream for the task's own random choices.
     fn train_step(&mut self, rng: &mut StdRng) -> Option<TrainStep>;
-    /// Where in the training data the next step starts.
+    /// Where in the training data the next step starts (saved in checkpoints).
     fn position(&self) -> usize;
-    /// Whether the training data has been walked to its end.
-    fn exhausted(&self) -> bool;
+    /// Where the next epoch starts: where this one stopped (an epoch cut short by
+    /// `max_steps_per_epoch` does not replay the same batches), or a new pass over the data
+    /// once this one reached its end.
+    fn next_epoch_position(&self) -> usize;
     fn evaluate(&self, split: Split) -> Result<Evaluation>;
     /// Weight decay of a trainable variable (by name): alpha may have its own.
     fn weight_decay(&self, name: &str) -> f64;

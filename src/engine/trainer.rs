@@ -213,7 +213,7 @@ impl Trainer<'_> {
         tch::manual_seed(t.seed as i64 + self.st.step as i64);
         let mut rng =
             rand::rngs::StdRng::seed_from_u64(t.seed ^ (self.st.step.wrapping_mul(0x9E37_79B9)));
-        self.task.start_epoch(self.st.position);
+        self.task.start_epoch(self.st.epoch, self.st.position);
         let bar = progress_bar(limit as u64, self.quiet);
         bar.set_position(self.st.epoch_step as u64);
         let mut interval = Interval::default();
@@ -261,12 +261,7 @@ impl Trainer<'_> {
             }
         }
         bar.finish_and_clear();
-        // The next epoch starts where this one stopped (an epoch cut short by
-        // max_steps_per_epoch does not replay the same batches), from the top once the
-        // whole training set has been seen.
-        if self.task.exhausted() {
-            self.st.position = 0;
-        }
+        self.st.position = self.task.next_epoch_position();
         Ok(())
     }
 

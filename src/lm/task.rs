@@ -201,7 +201,7 @@ impl Task for LmTask {
     fn steps_per_epoch(&self) -> usize {
         self.rows().saturating_sub(1).div_ceil(self.lm.bptt)
     }
-    fn start_epoch(&mut self, position: usize) {
+    fn start_epoch(&mut self, _epoch: usize, position: usize) {
         self.row = position;
         self.state = Some(self.model.zero_state(self.batch_size as i64));
     }
@@ -240,8 +240,12 @@ impl Task for LmTask {
     fn position(&self) -> usize {
         self.row
     }
-    fn exhausted(&self) -> bool {
-        self.row + 1 >= self.rows()
+    fn next_epoch_position(&self) -> usize {
+        if self.row + 1 >= self.rows() {
+            0
+        } else {
+            self.row
+        }
     }
     fn evaluate(&self, split: Split) -> Result<Evaluation> {
         let loss = evaluate(&self.model, &self.eval_data(split), self.lm.bptt);
