@@ -18,6 +18,7 @@
 pub mod cli;
 pub mod eval;
 pub mod pmi;
+mod simd;
 pub mod word2vec;
 
 use crate::corpus::Vocab;

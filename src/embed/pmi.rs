@@ -146,7 +146,7 @@ impl Csr {
     pub fn mul_dense(&self, x: &[f32], k: usize) -> Vec<f32> {
         assert_eq!(x.len(), self.cols * k);
         let mut out = super::hugepage_vec(self.rows * k);
-        let avx2 = has_avx2_fma();
+        let avx2 = super::simd::has_avx2_fma();
         out.par_chunks_mut(k.max(1) * 64)
             .enumerate()
             .for_each(|(block, chunk)| {
@@ -161,17 +161,6 @@ impl Csr {
                 spmm_rows::<false>(self, x, k, first, chunk);
             });
         out
-    }
-}
-
-fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
     }
 }
 
