@@ -6,6 +6,7 @@ pub mod corpus;
 pub mod embed;
 pub mod error;
 pub mod fsutil;
+pub mod linalg;
 pub mod lm;
 pub mod memory;
 pub mod optim;

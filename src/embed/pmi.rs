@@ -7,6 +7,7 @@
 //! oversample). Sparse-times-dense products are Rust (rayon over rows); the dense QR and
 //! the final SVD of a V x l matrix use libtorch.
 use crate::error::{Error, Result};
+use crate::linalg;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -328,50 +329,13 @@ fn from_tensor(t: &Tensor) -> Result<Vec<f32>> {
     Ok(v)
 }
 
-/// Orthonormal basis of the columns of `y` (rows x cols) by Cholesky QR: Gram matrix by
-/// gemm, Cholesky of the small cols x cols Gram in f64, triangular solve; several times
-/// faster than Householder QR on tall matrices. `passes` = 2 is CholeskyQR2 (orthogonal to
-/// f32 precision); 1 pass is enough between power iterations, where only the subspace
-/// matters. Falls back to Householder QR if the Gram matrix is not positive definite.
+/// Orthonormal basis of the columns of `y` (rows x cols, row-major) and back to row-major:
+/// [`linalg::orthonormalize`] (Cholesky QR, several times faster than Householder QR on
+/// these tall matrices). `passes` = 2 is CholeskyQR2 (orthogonal to f32 precision); 1 pass
+/// is enough between power iterations, where only the subspace matters.
 fn orthonormalize(y: &[f32], rows: usize, cols: usize, passes: usize) -> Result<Vec<f32>> {
     let y = to_tensor(y, rows, cols)?;
-    from_tensor(&orthonormalize_t(&y, passes)?.0)
-}
-
-/// [`orthonormalize`] on a tensor; also returns R (Y = Q R).
-fn orthonormalize_t(y: &Tensor, passes: usize) -> Result<(Tensor, Tensor)> {
-    let mut q = y.shallow_clone();
-    let mut r_total: Option<Tensor> = None;
-    for _ in 0..passes {
-        match cholesky_qr(&q)? {
-            Some((q2, r)) => {
-                r_total = Some(match r_total {
-                    None => r,
-                    Some(prev) => r.f_mm(&prev)?,
-                });
-                q = q2;
-            }
-            None => return Ok(Tensor::f_linalg_qr(y, "reduced")?),
-        }
-    }
-    match r_total {
-        Some(r) => Ok((q, r)),
-        None => Ok(Tensor::f_linalg_qr(y, "reduced")?),
-    }
-}
-
-/// One Cholesky QR step: Q = Y R^-1 with R^T R = Y^T Y; None if the Cholesky fails.
-fn cholesky_qr(y: &Tensor) -> Result<Option<(Tensor, Tensor)>> {
-    let gram = y.f_transpose(0, 1)?.f_mm(y)?.f_to_kind(Kind::Double)?;
-    let (r, info) = gram.f_linalg_cholesky_ex(true, false)?;
-    if info.f_int64_value(&[])? != 0 {
-        return Ok(None);
-    }
-    let r = r.f_to_kind(Kind::Float)?;
-    // Solve Q R = Y for Q (R upper triangular, on the right).
-    let q = r.f_linalg_solve_triangular(y, true, false, false)?;
-    let finite = q.f_isfinite()?.f_all()?.f_int64_value(&[])? != 0;
-    Ok(finite.then_some((q, r)))
+    from_tensor(&linalg::orthonormalize(&y, passes)?.0)
 }
 
 /// A truncated SVD's left side: `u` is rows x k (row-major), `s` the k singular values
@@ -435,7 +399,7 @@ pub fn randomized_svd(
     // B = Q^T A (l x n); we hold B^T = A^T Q (n x l) = Q2 R (Cholesky QR) and
     // R = Ur S Vr^T (a small l x l SVD), so B = Vr S (Q2 Ur)^T and A ~ (Q Vr) S (Q2 Ur)^T.
     let bt = to_tensor(&timed_mul(&at, &q), n, l)?;
-    let (_q2, r) = orthonormalize_t(&bt, 2)?;
+    let (_q2, r) = linalg::orthonormalize(&bt, 2)?;
     drop(bt);
     let (_ur, sr, vr) = r.f_svd(true, true)?;
     let vr = vr.f_narrow(1, 0, k as i64)?; // l x k
