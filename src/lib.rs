@@ -10,6 +10,7 @@ pub mod linalg;
 pub mod lm;
 pub mod memory;
 pub mod optim;
+pub mod random;
 pub mod report;
 pub mod run;
 pub mod suite;

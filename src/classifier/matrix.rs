@@ -1,7 +1,7 @@
 //! The fixed matrices `Q` (C x N, unit rows) and the spec that regenerates them.
 use super::hadamard::Hadamard;
 use crate::error::{Error, Result};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -96,7 +96,8 @@ fn check_shape(what: &str, c: i64, n: i64) -> Result<()> {
     Ok(())
 }
 
-/// `rows x cols` standard normal f64 (Box-Muller on a ChaCha8 stream), row-major.
+/// `rows x cols` standard normal f64 ([`crate::random::fill_standard_normal`] on a ChaCha8
+/// stream), row-major.
 fn gaussian(rows: i64, cols: i64, rng: &mut ChaCha8Rng) -> Tensor {
     let len = (rows * cols) as usize;
     // Written straight into the tensor's buffer: at the LM size (33,278 x 512 f64, 136 MB) a
@@ -108,18 +109,7 @@ fn gaussian(rows: i64, cols: i64, rng: &mut ChaCha8Rng) -> Tensor {
     // SAFETY: `t` is a fresh contiguous f64 CPU tensor of exactly `len` elements, and nothing
     // else refers to its storage while the slice lives.
     let v = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f64, len) };
-    let mut i = 0;
-    while i < len {
-        let u1: f64 = 1.0 - rng.gen::<f64>(); // (0, 1]
-        let u2: f64 = rng.gen::<f64>();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let t = std::f64::consts::TAU * u2;
-        v[i] = r * t.cos();
-        if i + 1 < len {
-            v[i + 1] = r * t.sin();
-        }
-        i += 2;
-    }
+    crate::random::fill_standard_normal(rng, v);
     t
 }
 

@@ -417,20 +417,20 @@ pub fn randomized_svd(
     })
 }
 
-/// Standard normal f32s (Box-Muller on a seeded `StdRng`).
+/// Standard normal f32s ([`crate::random::fill_standard_normal`] on a seeded `StdRng`),
+/// sampled in f64 through a small buffer: a whole f64 copy of the n x l start matrix
+/// would double its memory.
 fn gaussian(len: usize, seed: u64) -> Vec<f32> {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut out = Vec::with_capacity(len + 1);
+    // Even, so that the pieces keep the pairs of one fill of all `len` values.
+    let mut buf = [0f64; 1024];
+    let mut out = Vec::with_capacity(len);
     while out.len() < len {
-        let u1: f64 = rng.gen_range(f64::MIN_POSITIVE..1.0);
-        let u2: f64 = rng.gen();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let th = 2.0 * std::f64::consts::PI * u2;
-        out.push((r * th.cos()) as f32);
-        out.push((r * th.sin()) as f32);
+        let piece = &mut buf[..(len - out.len()).min(1024)];
+        crate::random::fill_standard_normal(&mut rng, piece);
+        out.extend(piece.iter().map(|&x| x as f32));
     }
-    out.truncate(len);
     out
 }
 
@@ -592,6 +592,17 @@ mod tests {
             let d: f32 = (0..m).map(|i| svd.u[i * r + q] * uq[i * r + q]).sum();
             assert!((d.abs() - 1.0).abs() < 1e-3, "u {q}: {d}");
         }
+    }
+
+    #[test]
+    fn embed_pmi_gaussian_is_one_fill_of_the_shared_sampler() {
+        use rand::SeedableRng;
+        let len = 2 * 1024 + 3; // several pieces, the last one odd
+        let mut want = vec![0f64; len];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        crate::random::fill_standard_normal(&mut rng, &mut want);
+        let want: Vec<f32> = want.iter().map(|&x| x as f32).collect();
+        assert_eq!(gaussian(len, 5), want);
     }
 
     #[test]
