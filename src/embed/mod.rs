@@ -16,6 +16,7 @@
 //! Loaded machine (load ~4): 1.2x and 7x.
 
 pub mod cli;
+mod csr;
 pub mod eval;
 pub mod pmi;
 mod simd;
