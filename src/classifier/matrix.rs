@@ -1,7 +1,7 @@
 //! The fixed matrices `Q` (C x N, unit rows) and the spec that regenerates them.
 use super::hadamard::Hadamard;
 use crate::error::{Error, Result};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -102,7 +102,8 @@ fn check_shape(what: &str, c: i64, n: i64) -> Result<()> {
     Ok(())
 }
 
-/// `rows x cols` standard normal f64 (Box-Muller on a ChaCha8 stream), row-major.
+/// `rows x cols` standard normal f64 ([`crate::random::fill_standard_normal`] on a ChaCha8
+/// stream), row-major.
 fn gaussian(rows: i64, cols: i64, rng: &mut ChaCha8Rng) -> Tensor {
     let len = (rows * cols) as usize;
     // Written straight into the tensor's buffer: at the LM size (33,278 x 512 f64, 136 MB) a
@@ -114,36 +115,23 @@ fn gaussian(rows: i64, cols: i64, rng: &mut ChaCha8Rng) -> Tensor {
     // SAFETY: `t` is a fresh contiguous f64 CPU tensor of exactly `len` elements, and nothing
     // else refers to its storage while the slice lives.
     let v = unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f64, len) };
-    let mut i = 0;
-    while i < len {
-        let u1: f64 = 1.0 - rng.gen::<f64>(); // (0, 1]
-        let u2: f64 = rng.gen::<f64>();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let t = std::f64::consts::TAU * u2;
-        v[i] = r * t.cos();
-        if i + 1 < len {
-            v[i + 1] = r * t.sin();
-        }
-        i += 2;
-    }
+    crate::random::fill_standard_normal(rng, v);
     t
 }
 
 /// Orthonormal columns of a tall (or square) `a` (f64): the `Q` of `a = QR` with `R`'s
 /// diagonal positive, which makes it unique. Very tall matrices (rows >= 4 cols, e.g. the LM's
-/// 33,278 x 512) use Cholesky QR (`Q = a L^-T`, `L L^T = a^T a`: BLAS-3 only, 2.6x faster than
-/// Householder at that size; a tall Gaussian is so well conditioned, cond < 3, that the
-/// squared condition number costs nothing in f64); others use Householder QR with the signs
-/// fixed. Both give the same `Q` up to f64 rounding (measured 2e-15 at the LM size).
+/// 33,278 x 512) use one Cholesky QR step ([`crate::linalg::cholesky_qr`]: BLAS-3 only, 2.6x
+/// faster than Householder at that size; a tall Gaussian is so well conditioned, cond < 3,
+/// that the squared condition number costs nothing in f64); others, and any matrix whose
+/// Cholesky QR fails, use Householder QR with the signs fixed. Both give the same `Q` up to
+/// f64 rounding (measured 2e-15 at the LM size), but not the same bits, so which one a shape
+/// takes is part of what checkpoints depend on.
 fn orthonormal_columns(a: &Tensor) -> Tensor {
     let (rows, cols) = a.size2().unwrap_or((0, 0));
     if rows >= 4 * cols {
-        let gram = a.tr().matmul(a);
-        if let Ok(l) = gram.f_linalg_cholesky(false) {
-            // Solve Q L^T = a, i.e. L Q^T = a^T (lower triangular, left side).
-            if let Ok(qt) = l.f_linalg_solve_triangular(&a.tr(), false, true, false) {
-                return qt.tr();
-            }
+        if let Ok(Some((q, _r))) = crate::linalg::cholesky_qr(a) {
+            return q;
         }
     }
     householder_q(a)
@@ -467,6 +455,51 @@ mod tests {
         let c = FixedMatrix::orthogonal(50, 8, 2).unwrap().dense();
         assert!(a.equal(&b));
         assert!(!a.equal(&c));
+    }
+
+    /// Checkpoints store only the spec and rebuild `Q` from it, so `orthogonal` must keep
+    /// giving the same bits. SHA-256 of the f32 little-endian row-major bytes, recorded at
+    /// 7ae978b, before the Cholesky QR and the Gaussian sampler were shared with PMI
+    /// (x86_64, libtorch 2.11 CPU, AMD EPYC with AVX-512). libtorch's
+    /// BLAS/LAPACK kernels are chosen by CPU, so on another CPU first check whether the
+    /// parent commits give these hashes there: if not, the pin is about the machine, and
+    /// checkpoints do not carry over bit for bit between the two machines either.
+    #[test]
+    fn classifier_orthogonal_bits_are_pinned() {
+        for (c, n, seed, want) in [
+            // Tall: Cholesky QR (1000 >= 4 * 64), then unit rows.
+            (
+                1000,
+                64,
+                7,
+                "7e6da60e34a57b153abf9e178079e4cf6f2d06d00bdc210d684e503a0b5aed15",
+            ),
+            // C <= N: Cholesky QR of the N x C Gaussian, transposed.
+            (
+                64,
+                1000,
+                7,
+                "31531f744504daf979c3a69909d7577395842e488593ddb9511bcff626d2d0a0",
+            ),
+            // Not tall enough for Cholesky QR (30 < 4 * 8): Householder with fixed signs.
+            (
+                30,
+                8,
+                4,
+                "b93c95bc0b9390a21c14b28cfab187774d7d2fcde6ed00801acddb597ec7aeaa",
+            ),
+        ] {
+            let q = FixedMatrix::orthogonal(c, n, seed)
+                .unwrap()
+                .dense()
+                .contiguous();
+            let mut v = vec![0f32; (c * n) as usize];
+            let len = v.len();
+            q.copy_data(&mut v, len);
+            let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            let got = crate::fsutil::sha256_bytes(&bytes);
+            assert_eq!(got, want, "orthogonal({c}, {n}, {seed}) changed");
+        }
     }
 
     #[test]

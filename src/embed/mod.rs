@@ -16,8 +16,10 @@
 //! Loaded machine (load ~4): 1.2x and 7x.
 
 pub mod cli;
+mod csr;
 pub mod eval;
 pub mod pmi;
+mod simd;
 pub mod word2vec;
 
 use crate::error::{Error, IoContext, Result};

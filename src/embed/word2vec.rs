@@ -194,7 +194,7 @@ pub fn train_word2vec(
         total: params.epochs as u64 * train_words,
         threads,
     };
-    let use_avx2 = has_avx2_fma();
+    let use_avx2 = super::simd::has_avx2_fma();
     let cpu0 = process_cpu_seconds();
     let start = std::time::Instant::now();
     std::thread::scope(|s| {
@@ -238,17 +238,6 @@ struct Shared<'a> {
 #[inline(always)]
 fn lcg(x: u64) -> u64 {
     x.wrapping_mul(25214903917).wrapping_add(11)
-}
-
-fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// The unigram^0.75 table used to draw negatives (word2vec.c's InitUnigramTable).
