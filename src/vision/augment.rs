@@ -101,7 +101,10 @@ impl Draws {
     /// with x' = W - 1 - x when flipped, else x: one gather over the flattened padded images.
     fn apply(&self, x: &Tensor, pad: i64, fill: Option<&[f64]>) -> Tensor {
         let [b, c, h, w] = x.size()[..] else {
-            panic!("random_crop_flip: expected a batch [B, C, H, W], got {:?}", x.size());
+            panic!(
+                "random_crop_flip: expected a batch [B, C, H, W], got {:?}",
+                x.size()
+            );
         };
         let device = x.device();
         let (hp, wp) = (h + 2 * pad, w + 2 * pad);
@@ -109,7 +112,11 @@ impl Draws {
             None if pad == 0 => x.shallow_clone(),
             None => x.constant_pad_nd([pad, pad, pad, pad]),
             Some(fill) => {
-                assert_eq!(fill.len() as i64, c, "random_crop_flip: one fill value a channel");
+                assert_eq!(
+                    fill.len() as i64,
+                    c,
+                    "random_crop_flip: one fill value a channel"
+                );
                 let padded = Tensor::from_slice(fill)
                     .to_kind(x.kind())
                     .to_device(device)
@@ -151,7 +158,9 @@ mod tests {
     /// Image `img` `[C, H, W]` padded with zeros by `pad` and cropped at (dy, dx): the
     /// reference, written with pad + narrow instead of a gather.
     fn shifted(img: &Tensor, pad: i64, dy: i64, dx: i64) -> Tensor {
-        let [_, h, w] = img.size()[..] else { unreachable!() };
+        let [_, h, w] = img.size()[..] else {
+            unreachable!()
+        };
         img.constant_pad_nd([pad, pad, pad, pad])
             .narrow(1, dy, h)
             .narrow(2, dx, w)
@@ -175,7 +184,9 @@ mod tests {
         // The gather path: centered crops without flips.
         let centered = draws(&[4; 5], &[4; 5], &[0; 5]);
         assert!(centered.apply(&x, 4, None).equal(&x));
-        assert!(draws(&[0; 5], &[0; 5], &[0; 5]).apply(&x, 0, None).equal(&x));
+        assert!(draws(&[0; 5], &[0; 5], &[0; 5])
+            .apply(&x, 0, None)
+            .equal(&x));
     }
 
     #[test]
@@ -220,8 +231,14 @@ mod tests {
         }
         // Top-left crop: 4 zero rows and columns, then the image's top-left part.
         let tl = out.get(0);
-        assert_eq!(tl.narrow(1, 0, 4).abs().sum(Kind::Int64).int64_value(&[]), 0);
-        assert_eq!(tl.narrow(2, 0, 4).abs().sum(Kind::Int64).int64_value(&[]), 0);
+        assert_eq!(
+            tl.narrow(1, 0, 4).abs().sum(Kind::Int64).int64_value(&[]),
+            0
+        );
+        assert_eq!(
+            tl.narrow(2, 0, 4).abs().sum(Kind::Int64).int64_value(&[]),
+            0
+        );
         assert!(tl
             .narrow(1, 4, 4)
             .narrow(2, 4, 4)
@@ -278,7 +295,11 @@ mod tests {
     fn padding_a_normalized_batch_with_the_fill_is_cropping_before_normalizing() {
         let x = batch(6, 3, 8, 8);
         let (mean, std) = ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]);
-        let d = draws(&[0, 8, 4, 1, 7, 3], &[0, 8, 2, 6, 0, 5], &[0, 0, 1, 1, 0, 1]);
+        let d = draws(
+            &[0, 8, 4, 1, 7, 3],
+            &[0, 8, 2, 6, 0, 5],
+            &[0, 0, 1, 1, 0, 1],
+        );
         let raw_first = normalize(&d.apply(&x, 4, None), &mean, &std);
         let fill = pad_fill(&mean, &std);
         let normalized_first = d.apply(&normalize(&x, &mean, &std), 4, Some(&fill));

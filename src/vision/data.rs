@@ -101,9 +101,7 @@ impl DatasetKind {
             DatasetKind::FashionMnist => Some((&[0.2860], &[0.3530])),
             DatasetKind::Mnist => Some((&[0.1307], &[0.3081])),
             DatasetKind::Cifar10 => Some((&[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616])),
-            DatasetKind::Cifar100 => {
-                Some((&[0.5071, 0.4865, 0.4409], &[0.2673, 0.2564, 0.2762]))
-            }
+            DatasetKind::Cifar100 => Some((&[0.5071, 0.4865, 0.4409], &[0.2673, 0.2564, 0.2762])),
             DatasetKind::Synthetic => None,
         }
     }
@@ -321,9 +319,10 @@ fn read_idx(path: &Path, ndims: usize, what: &str, fix: &str) -> Result<Idx> {
     // A read error of gzipped data is a corrupt file, not an I/O failure.
     let fail = |e: std::io::Error, part: &str| -> Error {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            let stream = if gz { "the gzip stream" } else { "the file" };
             Error::bad_file(
                 path,
-                format!("truncated in its {part}; re-fetch the file: {fix}"),
+                format!("truncated: {stream} ends in the {part}; re-fetch the file: {fix}"),
             )
         } else if gz {
             Error::bad_file(path, format!("corrupt gzip data ({e}); {fix}"))
@@ -724,7 +723,10 @@ mod tests {
             assert_eq!(d.train.labels.int64_value(&[11]), 1);
             assert_eq!(d.train.images.int64_value(&[4, 0, 1, 1]), 4 + 3);
             assert_eq!(d.name, "fashion-mnist");
-            assert_eq!((d.mean.clone(), d.std.clone()), (vec![0.2860], vec![0.3530]));
+            assert_eq!(
+                (d.mean.clone(), d.std.clone()),
+                (vec![0.2860], vec![0.3530])
+            );
         }
     }
 
@@ -746,7 +748,10 @@ mod tests {
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
         let msg = err_line(load(DatasetKind::FashionMnist, dir.path(), None));
-        assert!(msg.contains(train_images) && msg.contains("truncated"), "{msg}");
+        assert!(
+            msg.contains(train_images) && msg.contains("truncated"),
+            "{msg}"
+        );
         assert!(msg.contains("make data-vision"), "{msg}");
 
         let dir = setup();
@@ -754,7 +759,10 @@ mod tests {
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 1]).unwrap();
         let msg = err_line(load(DatasetKind::FashionMnist, dir.path(), None));
-        assert!(msg.contains(test_images) && msg.contains("truncated"), "{msg}");
+        assert!(
+            msg.contains(test_images) && msg.contains("truncated"),
+            "{msg}"
+        );
 
         // Decompressed data shorter than the header says (a valid gzip stream).
         let dir = setup();
@@ -778,7 +786,10 @@ mod tests {
         let p = dir.path().join(test_images);
         std::fs::write(&p, idx_bytes(0x801, &[5], &[0; 5])).unwrap();
         let msg = err_line(load(DatasetKind::FashionMnist, dir.path(), None));
-        assert!(msg.contains(test_images) && msg.contains("0x00000801"), "{msg}");
+        assert!(
+            msg.contains(test_images) && msg.contains("0x00000801"),
+            "{msg}"
+        );
 
         // A header claiming 10^9 images fails at once, gzipped or not.
         for gz in [true, false] {
@@ -807,14 +818,20 @@ mod tests {
         let p = dir.path().join(test_labels);
         std::fs::write(&p, idx_bytes(0x801, &[5], &[0, 1, 10, 3, 4])).unwrap();
         let msg = err_line(load(DatasetKind::FashionMnist, dir.path(), None));
-        assert!(msg.contains(test_labels) && msg.contains("label 10 of item 2"), "{msg}");
+        assert!(
+            msg.contains(test_labels) && msg.contains("label 10 of item 2"),
+            "{msg}"
+        );
 
         // Image and label counts differ.
         let dir = setup();
         let p = dir.path().join(test_labels);
         std::fs::write(&p, idx_bytes(0x801, &[4], &[0, 1, 2, 3])).unwrap();
         let msg = err_line(load(DatasetKind::FashionMnist, dir.path(), None));
-        assert!(msg.contains(test_labels) && msg.contains("4 labels but"), "{msg}");
+        assert!(
+            msg.contains(test_labels) && msg.contains("4 labels but"),
+            "{msg}"
+        );
 
         // Not gzip data behind a gzip magic.
         let dir = setup();
@@ -826,7 +843,10 @@ mod tests {
         // Missing files name the .gz file and the fix.
         let dir = tempfile::tempdir().unwrap();
         let msg = err_line(load(DatasetKind::FashionMnist, dir.path(), None));
-        assert!(msg.contains(train_images) && msg.contains("make data-vision"), "{msg}");
+        assert!(
+            msg.contains(train_images) && msg.contains("make data-vision"),
+            "{msg}"
+        );
         let msg = err_line(load(DatasetKind::Mnist, dir.path(), None));
         assert!(msg.contains("official MNIST files"), "{msg}");
     }
@@ -847,7 +867,11 @@ mod tests {
             let refs: Vec<&[u8]> = labels.iter().map(|l| l.as_slice()).collect();
             std::fs::write(dir.join(name), cifar_records(&refs)).unwrap();
         }
-        std::fs::write(dir.join("test_batch.bin"), cifar_records(&[&[9], &[0], &[5]])).unwrap();
+        std::fs::write(
+            dir.join("test_batch.bin"),
+            cifar_records(&[&[9], &[0], &[5]]),
+        )
+        .unwrap();
     }
 
     #[test]
@@ -873,7 +897,13 @@ mod tests {
         let nested = outer.path().join("cifar-10-batches-bin");
         std::fs::create_dir(&nested).unwrap();
         write_cifar10(&nested);
-        assert_eq!(load(DatasetKind::Cifar10, outer.path(), None).unwrap().train.len(), 10);
+        assert_eq!(
+            load(DatasetKind::Cifar10, outer.path(), None)
+                .unwrap()
+                .train
+                .len(),
+            10
+        );
 
         // Not a whole number of records.
         let p = dir.path().join("data_batch_4.bin");
@@ -881,15 +911,25 @@ mod tests {
         bytes.pop();
         std::fs::write(&p, &bytes).unwrap();
         let msg = err_line(load(DatasetKind::Cifar10, dir.path(), None));
-        assert!(msg.contains("data_batch_4.bin") && msg.contains("6145 bytes"), "{msg}");
+        assert!(
+            msg.contains("data_batch_4.bin") && msg.contains("6145 bytes"),
+            "{msg}"
+        );
         assert!(msg.contains("cifar-10-binary.tar.gz"), "{msg}");
 
         // Label out of range.
         let dir = tempfile::tempdir().unwrap();
         write_cifar10(dir.path());
-        std::fs::write(dir.path().join("test_batch.bin"), cifar_records(&[&[3], &[10]])).unwrap();
+        std::fs::write(
+            dir.path().join("test_batch.bin"),
+            cifar_records(&[&[3], &[10]]),
+        )
+        .unwrap();
         let msg = err_line(load(DatasetKind::Cifar10, dir.path(), None));
-        assert!(msg.contains("test_batch.bin") && msg.contains("record 1 is 10"), "{msg}");
+        assert!(
+            msg.contains("test_batch.bin") && msg.contains("record 1 is 10"),
+            "{msg}"
+        );
 
         // Missing files: where they go and which archive has them.
         let dir = tempfile::tempdir().unwrap();
@@ -946,7 +986,10 @@ mod tests {
     fn real_fashion_mnist_when_present() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist");
         if !dir.join("train-images-idx3-ubyte.gz").exists() {
-            eprintln!("skipped: no Fashion-MNIST at {} (make data-vision)", dir.display());
+            eprintln!(
+                "skipped: no Fashion-MNIST at {} (make data-vision)",
+                dir.display()
+            );
             return;
         }
         let d = load(DatasetKind::FashionMnist, &dir, None).unwrap();
