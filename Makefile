@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SUITE ?= configs/wt2-quick.toml
 
-.PHONY: run test setup libtorch data build lint bench clean-cache
+.PHONY: run test setup libtorch data data-vision build lint bench clean-cache
 
 run: setup
 	$(CARGO) run --release -- suite --config $(SUITE)
@@ -21,6 +21,10 @@ libtorch:
 
 data:
 	@./data/fetch.sh
+
+# Fashion-MNIST for the image experiments (data/fashion-mnist/; CIFAR: see data/README.md).
+data-vision:
+	@./data/fetch.sh --vision
 
 build: setup
 	$(CARGO) build --release

@@ -14,5 +14,6 @@ pub mod report;
 pub mod suite;
 pub mod tasks;
 pub mod vectors;
+pub mod vision;
 
 pub use error::{Error, Result};
