@@ -4,6 +4,7 @@ pub mod classifier;
 pub mod config;
 pub mod corpus;
 pub mod embed;
+pub mod engine;
 pub mod error;
 pub mod fsutil;
 pub mod lm;
