@@ -79,6 +79,12 @@ pub enum Unit {
     Images,
 }
 
+/// serde_json writes a non-finite `f64` as `null` (a loss that is NaN or infinite); read
+/// such a `null` back as NaN instead of failing the whole file.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// Counts and rates of training data: filled in the field of the run's [`Unit`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Throughput {
@@ -140,6 +146,7 @@ pub struct LogEvent {
     pub batches: usize,
     pub lr: f64,
     pub ms_per_batch: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub loss: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ppl: Option<f64>,
@@ -157,6 +164,7 @@ pub struct LogEvent {
 pub struct EpochEvent {
     pub epoch: usize,
     pub step: u64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub val_loss: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub val_ppl: Option<f64>,
@@ -190,19 +198,21 @@ pub enum Event {
     Start {
         params: ParamReport,
         device: String,
+        /// Number of classes C (the language model: its vocabulary; absent in fixclf 0.1
+        /// runs).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        classes: Option<i64>,
         /// `lm` or `vision` (absent in fixclf 0.1 runs: `lm`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         task: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mode: Option<String>,
-        /// Number of classes C (the language model: its vocabulary).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        classes: Option<i64>,
     },
     Log(LogEvent),
     Epoch(EpochEvent),
     /// The best checkpoint on the test split.
     Test {
+        #[serde(deserialize_with = "nan_if_null")]
         test_loss: f64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         test_ppl: Option<f64>,
@@ -290,15 +300,19 @@ pub struct Summary {
     pub task: String,
     /// The head's mode, as in the config (`learned`, `fixed-orthogonal`, ...).
     pub mode: String,
-    /// Number of classes C (the language model: its vocabulary).
+    /// Number of classes C (the language model: its vocabulary; absent in fixclf 0.1
+    /// summaries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<i64>,
     pub params: ParamReport,
+    /// NaN (`null`) when no epoch was validated.
+    #[serde(deserialize_with = "nan_if_null")]
     pub best_val_loss: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_val_ppl: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_val_acc: Option<f64>,
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_loss: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_ppl: Option<f64>,
@@ -407,5 +421,26 @@ mod tests {
         let s = serde_json::to_string(&e).unwrap();
         assert_eq!(s, r#"{"event":"test","test_loss":0.5,"test_acc":0.9}"#);
         assert_eq!(serde_json::from_str::<Event>(&s).unwrap(), e);
+    }
+
+    /// A NaN loss is written as `null` and read back as NaN, not as a damaged line.
+    #[test]
+    fn non_finite_losses_round_trip() {
+        let e = Event::Test {
+            test_loss: f64::NAN,
+            test_ppl: Some(f64::NAN),
+            test_acc: None,
+            test_top5: None,
+        };
+        let s = serde_json::to_string(&e).unwrap();
+        assert_eq!(s, r#"{"event":"test","test_loss":null,"test_ppl":null}"#);
+        match serde_json::from_str::<Event>(&s).unwrap() {
+            Event::Test {
+                test_loss,
+                test_ppl,
+                ..
+            } => assert!(test_loss.is_nan() && test_ppl.is_none()),
+            e => panic!("{e:?}"),
+        }
     }
 }

@@ -1,0 +1,481 @@
+//! Reading one run folder into a table row and plot curves: the config through
+//! [`read_setup`] (the one place that knows the config's layout), `metrics.jsonl` and
+//! `summary.json` through the typed metrics of [`crate::engine::metrics`].
+use super::{curve_label, RunCurves, RunRow, Setup};
+use crate::engine::metrics::{read_events, EpochEvent, Event, LogEvent, ParamReport, Summary};
+use crate::error::{Error, Result};
+use crate::engine::{RunDir, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What the report needs of a run's config.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct RunSetup {
+    pub name: String,
+    /// The head's mode (`learned`, `fixed-orthogonal`, ...) and whether it is a fixed one.
+    pub mode: String,
+    pub fixed: bool,
+    pub corpus: String,
+    /// Training tokens used (0: all).
+    pub train_tokens_limit: usize,
+    pub emb_size: i64,
+    pub hidden_size: i64,
+    pub layers: i64,
+    pub optimizer: String,
+    pub lr: f64,
+    pub epochs: usize,
+    pub max_steps_per_epoch: usize,
+    pub batch_size: usize,
+    pub bptt: usize,
+    pub device: String,
+    /// libtorch threads (0: its default).
+    pub threads: usize,
+}
+
+/// Reads the run's `config.toml` (of this or an earlier fixclf) into what the report needs
+/// of it. The LSTM's sizes and the corpus are zero and the data set's name for image runs.
+fn read_setup(cfg_path: &Path) -> Result<RunSetup> {
+    let cfg = crate::config::load_run_config(cfg_path, &[])?;
+    let t = &cfg.train;
+    let lm = cfg.lm.clone().unwrap_or_default();
+    let (corpus, train_tokens_limit, (emb_size, hidden_size, layers), bptt) = (
+        lm.data.dir.display().to_string(),
+        lm.data.train_tokens,
+        (lm.model.emb_size, lm.model.hidden_size, lm.model.layers),
+        lm.bptt,
+    );
+    Ok(RunSetup {
+        name: cfg.name.clone(),
+        mode: cfg.head.mode.name().to_string(),
+        fixed: cfg.head.mode.is_fixed(),
+        corpus,
+        train_tokens_limit,
+        emb_size,
+        hidden_size,
+        layers,
+        optimizer: t.optimizer.name().to_string(),
+        lr: t.lr,
+        epochs: t.epochs,
+        max_steps_per_epoch: t.max_steps_per_epoch,
+        batch_size: t.batch_size,
+        bptt,
+        device: t.device.clone(),
+        threads: t.threads,
+    })
+}
+
+/// What one run folder holds, read.
+pub(super) struct LoadedRun {
+    pub row: RunRow,
+    pub curves: RunCurves,
+    pub setup: RunSetup,
+    /// The class count C, when the run records it.
+    pub classes: Option<i64>,
+}
+
+pub(super) fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+fn max_of(v: impl Iterator<Item = f64>) -> Option<f64> {
+    v.reduce(f64::max)
+}
+
+/// What `metrics.jsonl` says. Later lines win over earlier ones for the same step or epoch
+/// (a resumed run repeats the steps after its last checkpoint).
+#[derive(Default)]
+struct MetricsDigest {
+    params: Option<ParamReport>,
+    device: Option<String>,
+    classes: Option<i64>,
+    logs: BTreeMap<u64, LogEvent>,
+    epochs: BTreeMap<usize, EpochEvent>,
+    /// (test loss, test perplexity).
+    test: Option<(f64, Option<f64>)>,
+    diverged: bool,
+}
+
+impl MetricsDigest {
+    fn of(events: &[Event]) -> MetricsDigest {
+        let mut d = MetricsDigest::default();
+        for e in events {
+            match e {
+                Event::Start {
+                    params,
+                    device,
+                    classes,
+                    ..
+                } => {
+                    d.params = Some(params.clone());
+                    d.device = Some(device.clone());
+                    d.classes = *classes;
+                    d.diverged = false;
+                }
+                Event::Log(l) => {
+                    d.logs.insert(l.step, l.clone());
+                }
+                Event::Epoch(ep) => {
+                    d.epochs.insert(ep.epoch, ep.clone());
+                    // Epochs after this one belong to an abandoned timeline.
+                    d.epochs.retain(|&k, _| k <= ep.epoch);
+                }
+                Event::Resume { .. } => d.diverged = false,
+                Event::Diverged { .. } => d.diverged = true,
+                Event::Test {
+                    test_loss,
+                    test_ppl,
+                    ..
+                } => d.test = Some((*test_loss, *test_ppl)),
+            }
+        }
+        d
+    }
+
+    /// (validation loss, perplexity) of the best epoch.
+    fn best_val(&self) -> Option<(f64, f64)> {
+        self.epochs
+            .values()
+            .filter_map(|r| Some((finite(r.val_loss)?, finite(r.val_ppl?)?)))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+    }
+
+    /// The last alpha logged, by step (epoch ends count at their step).
+    fn last_alpha(&self) -> Option<f64> {
+        self.alpha_by_step().into_values().next_back()
+    }
+
+    fn alpha_by_step(&self) -> BTreeMap<u64, f64> {
+        let mut alpha: BTreeMap<u64, f64> = self
+            .epochs
+            .values()
+            .filter_map(|r| Some((r.step, finite(r.alpha?)?)))
+            .collect();
+        alpha.extend(
+            self.logs
+                .values()
+                .filter_map(|l| Some((l.step, finite(l.alpha?)?))),
+        );
+        alpha
+    }
+}
+
+pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
+    let run = RunDir::new(path);
+    let cfg_path = run.file(CONFIG_FILE);
+    if !path.is_dir() || !cfg_path.is_file() {
+        return Err(Error::arg(
+            path.display().to_string(),
+            if path.exists() {
+                "not a run folder (no config.toml); pass folders that `fixclf train` wrote (runs/<name>)"
+            } else {
+                "no such run folder; pass folders that `fixclf train` wrote (runs/<name>)"
+            },
+        ));
+    }
+    let setup = read_setup(&cfg_path)?;
+    let metrics_path = run.file(METRICS_FILE);
+    let events = if metrics_path.exists() {
+        read_events(&metrics_path)?
+    } else {
+        Vec::new()
+    };
+    let m = MetricsDigest::of(&events);
+    let summary_path = run.file(SUMMARY_FILE);
+    let summary = if summary_path.exists() {
+        Some(Summary::load(&summary_path)?)
+    } else {
+        None
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty() && n != "." && n != "..")
+        .unwrap_or_else(|| setup.name.clone());
+    let params = summary.as_ref().map(|s| &s.params).or(m.params.as_ref());
+    let last_epoch = m.epochs.values().next_back();
+    let best = m.best_val();
+    let mut row = RunRow {
+        run: name.clone(),
+        mode: setup.mode.clone(),
+        params_total: params.map(|p| p.total),
+        params_trainable: params.map(|p| p.trainable),
+        params_fixed: params.map(|p| p.fixed),
+        share_removed: params.and_then(|p| finite(p.share_removed)),
+        best_val_ppl: best.map(|b| b.1),
+        test_ppl: m.test.and_then(|t| finite(t.1?)),
+        epochs: Some(m.epochs.len()),
+        wall_s: max_of(
+            m.epochs
+                .values()
+                .map(|r| r.elapsed_s)
+                .chain(m.logs.values().map(|l| l.elapsed_s))
+                .filter(|x| x.is_finite()),
+        ),
+        train_tokens_per_s: last_epoch.and_then(|r| finite(r.throughput.tokens_per_s?)),
+        peak_rss_mb: max_of(m.epochs.values().filter_map(|r| finite(r.peak_rss_mb))),
+        status: if m.diverged { "diverged" } else { "unfinished" }.into(),
+        train_tokens: last_epoch.and_then(|r| r.throughput.train_tokens),
+        train_tokens_limit: setup.train_tokens_limit,
+        final_alpha: m.last_alpha(),
+        best_val_loss: best.map(|b| b.0),
+        test_loss: m.test.and_then(|t| finite(t.0)),
+        steps: m
+            .logs
+            .keys()
+            .next_back()
+            .copied()
+            .max(last_epoch.map(|r| r.step)),
+        optimizer_state_floats: None,
+        checkpoint_bytes: None,
+        params_learned_total: params.map(|p| p.learned_total),
+        device: m.device.clone(),
+        threads: (setup.threads > 0).then_some(setup.threads as i64),
+        path: path.display().to_string(),
+    };
+    if let Some(s) = &summary {
+        row.status = "finished".into();
+        row.best_val_ppl = s.best_val_ppl.and_then(finite).or(row.best_val_ppl);
+        row.best_val_loss = finite(s.best_val_loss).or(row.best_val_loss);
+        row.test_ppl = s.test_ppl.and_then(finite);
+        row.test_loss = finite(s.test_loss);
+        row.epochs = Some(s.epochs);
+        row.wall_s = finite(s.wall_s).or(row.wall_s);
+        row.train_tokens_per_s = s
+            .train_tokens_per_s
+            .and_then(finite)
+            .or(row.train_tokens_per_s);
+        // The summary has the last process's peak; a resumed run had earlier ones.
+        row.peak_rss_mb = max_of(
+            finite(s.peak_rss_mb)
+                .filter(|&x| x > 0.0)
+                .into_iter()
+                .chain(row.peak_rss_mb),
+        );
+        row.train_tokens = s.train_tokens.or(row.train_tokens);
+        row.final_alpha = s.final_alpha.and_then(finite);
+        row.steps = Some(s.steps);
+        row.optimizer_state_floats = Some(s.optimizer_state_floats);
+        row.checkpoint_bytes = Some(s.checkpoint_bytes);
+        row.device = Some(s.device.clone());
+        row.threads = Some(i64::from(s.threads));
+    }
+    let curves = RunCurves {
+        label: curve_label(&name, &setup.mode),
+        fixed: setup.fixed,
+        val_ppl: m
+            .epochs
+            .iter()
+            .filter_map(|(e, r)| Some((*e as f64, r.val_ppl?)))
+            .collect(),
+        train_loss: m.logs.iter().map(|(s, l)| (*s as f64, l.loss)).collect(),
+        alpha: if setup.fixed {
+            m.alpha_by_step()
+                .into_iter()
+                .map(|(s, a)| (s as f64, a))
+                .collect()
+        } else {
+            Vec::new()
+        },
+    };
+    let classes = summary.as_ref().and_then(|s| s.classes).or(m.classes);
+    Ok(LoadedRun {
+        row,
+        curves,
+        setup,
+        classes,
+    })
+}
+
+fn push_distinct<T: PartialEq>(v: &mut Vec<T>, x: T) {
+    if !v.contains(&x) {
+        v.push(x);
+    }
+}
+
+/// The setup of the runs: the distinct values of each field.
+pub(super) fn setup_of(runs: &[LoadedRun]) -> Setup {
+    let mut s = Setup {
+        runs: runs.len(),
+        ..Setup::default()
+    };
+    for r in runs {
+        let c = &r.setup;
+        push_distinct(&mut s.corpus, c.corpus.clone());
+        if let Some(v) = r.classes {
+            push_distinct(&mut s.vocab, v);
+        }
+        push_distinct(&mut s.train_tokens_limit, c.train_tokens_limit);
+        s.train_tokens_trained.push(r.row.train_tokens);
+        push_distinct(&mut s.emb_size, c.emb_size);
+        push_distinct(&mut s.hidden_size, c.hidden_size);
+        push_distinct(&mut s.layers, c.layers);
+        push_distinct(&mut s.optimizer, c.optimizer.clone());
+        push_distinct(&mut s.lr, c.lr);
+        push_distinct(&mut s.epochs, c.epochs);
+        push_distinct(&mut s.max_steps_per_epoch, c.max_steps_per_epoch);
+        push_distinct(&mut s.batch_size, c.batch_size);
+        push_distinct(&mut s.bptt, c.bptt);
+        push_distinct(
+            &mut s.device,
+            r.row.device.clone().unwrap_or_else(|| c.device.clone()),
+        );
+        push_distinct(&mut s.threads, r.row.threads.unwrap_or(c.threads as i64));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{fake_run, params};
+    use super::super::{build_report, render_csv, render_markdown, write_report, ReportTable};
+    use super::*;
+    use crate::config::HeadMode as OutputMode;
+    use serde_json::json;
+
+    #[test]
+    fn report_unfinished_run_from_metrics() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = vec![
+            fake_run(dir.path(), "done", OutputMode::FixedWord2vec, 2, true),
+            fake_run(dir.path(), "half", OutputMode::FixedPmi, 1, false),
+        ];
+        let out = dir.path().join("r");
+        let t = write_report(&runs, &out, "partial").unwrap();
+        let half = &t.runs[1];
+        assert_eq!(half.status, "unfinished");
+        assert_eq!(half.mode, "fixed-pmi");
+        assert_eq!(half.epochs, Some(1));
+        assert_eq!(half.test_ppl, None);
+        assert!((half.best_val_ppl.unwrap() - 6.3f64.exp()).abs() < 1e-9);
+        assert_eq!(half.final_alpha, Some(13.0));
+        assert_eq!(half.params_trainable, Some(1_000_000));
+        assert_eq!(half.peak_rss_mb, Some(301.0));
+        assert_eq!(half.train_tokens, Some(30 * 700));
+        assert_eq!(half.steps, Some(30));
+        assert_eq!(half.wall_s, Some(31.0));
+        let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+        assert!(md.contains("| half (unfinished) | fixed-pmi |"), "{md}");
+        let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+        let row = csv.lines().nth(2).unwrap();
+        let cells: Vec<&str> = row.split(',').collect();
+        assert_eq!(cells[7], "", "test_ppl is empty: {row}");
+        assert!(row.contains(",unfinished,"), "{row}");
+        // The single-epoch run still draws its point.
+        assert_eq!(t.curves[1].val_ppl.len(), 1);
+        assert_eq!(t.curves[1].train_loss.len(), 3);
+        assert_eq!(t.curves[1].alpha.len(), 3);
+        assert!(out.join("val_ppl.png").exists() && out.join("alpha.svg").exists());
+    }
+
+    #[test]
+    fn report_run_folder_without_metrics_or_with_nan() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = fake_run(dir.path(), "nan", OutputMode::Learned, 1, true);
+        // A summary with non-finite numbers, as serde_json writes them (null).
+        let text = std::fs::read_to_string(run.join(SUMMARY_FILE)).unwrap();
+        let mut s: crate::engine::Summary = serde_json::from_str(&text).unwrap();
+        s.test_ppl = Some(f64::NAN);
+        s.test_loss = f64::NAN;
+        s.best_val_ppl = Some(f64::INFINITY);
+        std::fs::write(run.join(SUMMARY_FILE), serde_json::to_string(&s).unwrap()).unwrap();
+        let out = dir.path().join("o");
+        let t = write_report(std::slice::from_ref(&run), &out, "t").unwrap();
+        assert_eq!(t.runs[0].status, "finished");
+        assert_eq!((t.runs[0].test_ppl, t.runs[0].test_loss), (None, None));
+        // The best validation perplexity falls back to the metrics.
+        assert!((t.runs[0].best_val_ppl.unwrap() - 6.3f64.exp()).abs() < 1e-9);
+        // Non-finite values set by hand are empty cells too.
+        let mut row = t.runs[0].clone();
+        row.best_val_ppl = Some(f64::INFINITY);
+        row.wall_s = Some(f64::NAN);
+        let t2 = ReportTable {
+            runs: vec![row],
+            ..t.clone()
+        };
+        let csv = render_csv(&t2);
+        assert!(!csv.contains("NaN") && !csv.contains("inf"), "{csv}");
+        let cells: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+        assert_eq!((cells[6], cells[7], cells[9]), ("", "", ""), "{csv}");
+        // A run folder with neither metrics nor summary is still reported.
+        std::fs::remove_file(run.join(METRICS_FILE)).unwrap();
+        std::fs::remove_file(run.join(SUMMARY_FILE)).unwrap();
+        let t = write_report(&[run], &out, "t").unwrap();
+        assert_eq!(t.runs[0].status, "unfinished");
+        assert_eq!(t.runs[0].params_total, None);
+        let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+        assert!(
+            csv.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("nan,learned,,,,,,,0,"),
+            "{csv}"
+        );
+        // Empty plots still draw (with a note).
+        assert!(out.join("params.png").exists() && out.join("alpha.png").exists());
+    }
+
+    #[test]
+    fn report_metrics_of_a_resumed_run_keep_the_last_timeline() {
+        let log = |step: u64, loss: f64, alpha: f64| {
+            json!({"event": "log", "epoch": 1, "step": step, "batch": step, "batches": 10,
+                "lr": 20.0, "ms_per_batch": 1.0, "loss": loss, "elapsed_s": 1.0,
+                "alpha": alpha})
+        };
+        let epoch = |epoch: u64, step: u64, val_loss: f64, val_ppl: f64| {
+            json!({"event": "epoch", "epoch": epoch, "step": step, "val_loss": val_loss,
+                "val_ppl": val_ppl, "lr": 20.0, "epoch_s": 1.0, "elapsed_s": 1.0,
+                "alpha": null, "peak_rss_mb": 100.0})
+        };
+        let events: Vec<Event> = [
+            json!({"event": "start", "params": params(true), "device": "Cpu"}),
+            log(10, 7.0, 10.0),
+            epoch(1, 10, 6.0, 403.4),
+            log(20, 6.5, 11.0),
+            epoch(2, 20, 5.9, 365.0),
+            json!({"event": "diverged", "epoch": 3, "step": 25, "value": "NaN"}),
+            // Resumed from the end of epoch 1: steps 11..20 and epoch 2 again.
+            json!({"event": "resume", "epoch": 2, "step": 10, "lr": 20.0}),
+            log(20, 6.4, 12.0),
+            epoch(2, 20, 5.8, 330.3),
+        ]
+        .into_iter()
+        .map(|v| serde_json::from_value(v).unwrap())
+        .collect();
+        let m = MetricsDigest::of(&events);
+        assert!(!m.diverged);
+        assert_eq!(m.logs.len(), 2);
+        assert_eq!(m.logs[&20].loss, 6.4);
+        assert_eq!(m.epochs.len(), 2);
+        assert_eq!(m.best_val(), Some((5.8, 330.3)));
+        assert_eq!(m.last_alpha(), Some(12.0));
+        assert_eq!(m.params.as_ref().map(|p| p.fixed), Some(1_500_000));
+        assert_eq!(m.classes, None);
+    }
+
+    /// The vocabulary comes from the class count the run records (none in fixclf 0.1 runs).
+    #[test]
+    fn vocabulary_from_the_recorded_class_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = fake_run(dir.path(), "old", OutputMode::Learned, 1, false);
+        let new = fake_run(dir.path(), "new", OutputMode::Tied, 1, false);
+        let path = new.join(METRICS_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replacen(
+            r#""event":"start","#,
+            r#""classes":33278,"event":"start","#,
+            1,
+        );
+        assert!(text.contains("33278"), "{text}");
+        std::fs::write(&path, text).unwrap();
+        let t = build_report(&[old.clone()], "t").unwrap();
+        assert!(t.setup.vocab.is_empty());
+        assert!(!render_markdown(&t).contains("vocabulary"));
+        let t = build_report(&[old, new], "t").unwrap();
+        assert_eq!(t.setup.vocab, vec![33_278]);
+        assert!(
+            render_markdown(&t).contains("corpus `data/wikitext-2` (vocabulary 33278), using"),
+            "{}",
+            render_markdown(&t)
+        );
+    }
+}

@@ -1,0 +1,402 @@
+//! Reports over run folders: a results table (Markdown, CSV, JSON) and plots (PNG and SVG)
+//! of validation perplexity, training loss, the learned scale alpha of the fixed
+//! classifiers (the paper's Figure 1) and trainable vs fixed parameters.
+//!
+//! Everything is read from the run folders ([`load`]: `config.toml`, `metrics.jsonl`, and
+//! `summary.json` once a run has finished); a run without `summary.json` is reported from
+//! its metrics so far and marked unfinished. The table is rendered by [`table`], the plots by
+//! [`plot`]. Every file is rendered in memory first and then written atomically, so an error
+//! leaves no partial report file behind.
+//!
+//! CSV conventions: plain numbers without units (`share_removed` is a fraction in [0, 1],
+//! as in `summary.json`; times in seconds, memory in MB), an empty cell for a missing or
+//! non-finite value.
+mod load;
+mod plot;
+mod table;
+#[cfg(test)]
+mod testing;
+
+use crate::error::{Error, Result};
+use crate::fsutil::write_bytes_atomic;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+pub use plot::PLOT_SIZE;
+pub use table::{render_csv, render_markdown, setup_paragraph};
+
+/// The CSV columns that come first, in this order (more follow, see [`RunRow::csv_cells`]).
+pub const CSV_COLUMNS: [&str; 12] = [
+    "run",
+    "mode",
+    "params_total",
+    "params_trainable",
+    "params_fixed",
+    "share_removed",
+    "best_val_ppl",
+    "test_ppl",
+    "epochs",
+    "wall_s",
+    "train_tokens_per_s",
+    "peak_rss_mb",
+];
+
+/// The plots written by [`write_report`], each as `<name>.png` and `<name>.svg`.
+pub const PLOTS: [&str; 4] = ["val_ppl", "train_loss", "alpha", "params"];
+
+/// One run of the report: a row of the table (`results.csv`, `results.json`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunRow {
+    pub run: String,
+    pub mode: String,
+    pub params_total: Option<i64>,
+    pub params_trainable: Option<i64>,
+    pub params_fixed: Option<i64>,
+    /// Share of the learned-output network's parameters this mode does not train (0..1).
+    pub share_removed: Option<f64>,
+    pub best_val_ppl: Option<f64>,
+    pub test_ppl: Option<f64>,
+    pub epochs: Option<usize>,
+    pub wall_s: Option<f64>,
+    pub train_tokens_per_s: Option<f64>,
+    pub peak_rss_mb: Option<f64>,
+    /// `finished` (has `summary.json`), `unfinished` or `diverged`.
+    pub status: String,
+    /// Tokens trained on, over all epochs.
+    pub train_tokens: Option<u64>,
+    /// `data.train_tokens` of the config (0: the whole training split).
+    pub train_tokens_limit: usize,
+    pub final_alpha: Option<f64>,
+    pub best_val_loss: Option<f64>,
+    pub test_loss: Option<f64>,
+    pub steps: Option<u64>,
+    pub optimizer_state_floats: Option<i64>,
+    pub checkpoint_bytes: Option<u64>,
+    /// Parameters of the same network with a learned embedding and classifier.
+    pub params_learned_total: Option<i64>,
+    pub device: Option<String>,
+    pub threads: Option<i64>,
+    /// The run folder.
+    pub path: String,
+}
+
+impl RunRow {
+    /// Every CSV column with its cell, [`CSV_COLUMNS`] first.
+    pub fn csv_cells(&self) -> Vec<(&'static str, String)> {
+        use table::{opt, optf};
+        vec![
+            ("run", self.run.clone()),
+            ("mode", self.mode.clone()),
+            ("params_total", opt(self.params_total)),
+            ("params_trainable", opt(self.params_trainable)),
+            ("params_fixed", opt(self.params_fixed)),
+            ("share_removed", optf(self.share_removed)),
+            ("best_val_ppl", optf(self.best_val_ppl)),
+            ("test_ppl", optf(self.test_ppl)),
+            ("epochs", opt(self.epochs)),
+            ("wall_s", optf(self.wall_s)),
+            ("train_tokens_per_s", optf(self.train_tokens_per_s)),
+            ("peak_rss_mb", optf(self.peak_rss_mb)),
+            ("status", self.status.clone()),
+            ("train_tokens", opt(self.train_tokens)),
+            ("train_tokens_limit", self.train_tokens_limit.to_string()),
+            ("final_alpha", optf(self.final_alpha)),
+            ("best_val_loss", optf(self.best_val_loss)),
+            ("test_loss", optf(self.test_loss)),
+            ("steps", opt(self.steps)),
+            ("optimizer_state_floats", opt(self.optimizer_state_floats)),
+            ("checkpoint_bytes", opt(self.checkpoint_bytes)),
+            ("params_learned_total", opt(self.params_learned_total)),
+            ("device", self.device.clone().unwrap_or_default()),
+            ("threads", opt(self.threads)),
+            ("path", self.path.clone()),
+        ]
+    }
+
+    fn is_fixed(&self) -> bool {
+        self.mode.starts_with("fixed")
+    }
+}
+
+/// The experiment setup of the runs (corpus, model and training size), from their configs
+/// and metrics; each field lists the distinct values.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Setup {
+    pub runs: usize,
+    pub corpus: Vec<String>,
+    /// Vocabulary size: the class count the runs record (`classes` in `metrics.jsonl` or
+    /// `summary.json`); empty when no run records it (runs of fixclf 0.1).
+    pub vocab: Vec<i64>,
+    /// `data.train_tokens` (0: all).
+    pub train_tokens_limit: Vec<usize>,
+    /// Tokens actually trained on, per run (in the order of `runs`).
+    pub train_tokens_trained: Vec<Option<u64>>,
+    pub emb_size: Vec<i64>,
+    pub hidden_size: Vec<i64>,
+    pub layers: Vec<i64>,
+    pub optimizer: Vec<String>,
+    pub lr: Vec<f64>,
+    /// `train.epochs` of the configs (planned epochs).
+    pub epochs: Vec<usize>,
+    /// `train.max_steps_per_epoch` (0: whole epochs).
+    pub max_steps_per_epoch: Vec<usize>,
+    pub batch_size: Vec<usize>,
+    pub bptt: Vec<usize>,
+    pub device: Vec<String>,
+    /// libtorch threads (from the summary; the config's `train.threads` before it, 0: default).
+    pub threads: Vec<i64>,
+}
+
+/// Training curves of one run, for the plots.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunCurves {
+    /// The legend label, [`curve_label`].
+    pub label: String,
+    pub fixed: bool,
+    /// (epoch, validation perplexity).
+    pub val_ppl: Vec<(f64, f64)>,
+    /// (step, training loss of the `log` interval).
+    pub train_loss: Vec<(f64, f64)>,
+    /// (step, alpha).
+    pub alpha: Vec<(f64, f64)>,
+}
+
+/// The report: what `results.json` holds, plus the curves drawn in the plots.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReportTable {
+    pub title: String,
+    /// Under its fixclf 0.1 key in `results.json`.
+    #[serde(rename = "scale")]
+    pub setup: Setup,
+    pub runs: Vec<RunRow>,
+    #[serde(skip)]
+    pub curves: Vec<RunCurves>,
+}
+
+/// The legend label of a run: its name, with its mode appended unless the name already
+/// contains it (`learned`, `lm-tied`, but `baseline (fixed-pmi)`).
+pub fn curve_label(run: &str, mode: &str) -> String {
+    if run.contains(mode) {
+        run.to_string()
+    } else {
+        format!("{run} ({mode})")
+    }
+}
+
+/// Reads the run folders into a report (no file is written).
+pub fn build_report(runs: &[PathBuf], title: &str) -> Result<ReportTable> {
+    if runs.is_empty() {
+        return Err(Error::arg("runs", "give at least one run folder"));
+    }
+    let loaded = runs
+        .iter()
+        .map(|p| load::load_run(p))
+        .collect::<Result<Vec<_>>>()?;
+    let mut table = ReportTable {
+        title: title.to_string(),
+        setup: load::setup_of(&loaded),
+        runs: loaded.iter().map(|r| r.row.clone()).collect(),
+        curves: loaded.into_iter().map(|r| r.curves).collect(),
+    };
+    // Two folders with the same name (from different runs_dir) get told apart.
+    let names: Vec<String> = table.runs.iter().map(|r| r.run.clone()).collect();
+    for (i, row) in table.runs.iter_mut().enumerate() {
+        if names.iter().filter(|n| **n == row.run).count() > 1 {
+            let parent = Path::new(&row.path)
+                .parent()
+                .and_then(Path::file_name)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_else(|| (i + 1).to_string());
+            row.run = format!("{parent}/{}", row.run);
+            table.curves[i].label = curve_label(&row.run, &row.mode);
+        }
+    }
+    Ok(table)
+}
+
+/// Writes `results.md`, `results.csv`, `results.json` and the plots (PNG + SVG) of the runs
+/// into `out` (created if needed). Everything is rendered before the first file is written;
+/// each file is written atomically.
+pub fn write_report(runs: &[PathBuf], out: &Path, title: &str) -> Result<ReportTable> {
+    let table = build_report(runs, title)?;
+    let mut files: Vec<(PathBuf, Vec<u8>)> = vec![
+        (out.join("results.md"), render_markdown(&table).into_bytes()),
+        (out.join("results.csv"), render_csv(&table).into_bytes()),
+        (
+            out.join("results.json"),
+            table::render_json(&table).into_bytes(),
+        ),
+    ];
+    for name in PLOTS {
+        let (svg, png) = plot::render(&table, name).map_err(|e| {
+            Error::bad_file(
+                out.join(format!("{name}.svg")),
+                format!("cannot draw the plot: {e}"),
+            )
+        })?;
+        files.push((out.join(format!("{name}.png")), png));
+        files.push((out.join(format!("{name}.svg")), svg.into_bytes()));
+    }
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    for (path, bytes) in &files {
+        write_bytes_atomic(path, bytes)?;
+    }
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{fake_run, png_pixels};
+    use super::*;
+    use crate::config::HeadMode as OutputMode;
+    use crate::engine::SUMMARY_FILE;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn report_of_three_runs_writes_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = vec![
+            fake_run(dir.path(), "lm-learned", OutputMode::Learned, 3, true),
+            fake_run(dir.path(), "lm-tied", OutputMode::Tied, 3, true),
+            fake_run(dir.path(), "lm-fixed", OutputMode::FixedOrthogonal, 3, true),
+        ];
+        let out = dir.path().join("reports").join("quick");
+        let t = write_report(&runs, &out, "quick").unwrap();
+        assert_eq!(t.runs.len(), 3);
+
+        let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 4, "{csv}");
+        let header: Vec<&str> = lines[0].split(',').collect();
+        assert_eq!(header[..CSV_COLUMNS.len()], CSV_COLUMNS, "{}", lines[0]);
+        assert!(header.contains(&"final_alpha") && header.contains(&"train_tokens"));
+        assert!(!csv.contains("NaN") && !csv.to_lowercase().contains("inf"));
+        for line in &lines[1..] {
+            let cells: Vec<&str> = line.split(',').collect();
+            assert_eq!(cells.len(), header.len(), "{line}");
+            for c in &cells[2..CSV_COLUMNS.len()] {
+                let v: f64 = c.parse().unwrap_or_else(|_| panic!("`{c}` in {line}"));
+                assert!(v.is_finite(), "{line}");
+            }
+        }
+        assert!(lines[1].starts_with("lm-learned,learned,4000000,4000000,0,0,"));
+        assert!(lines[3].starts_with("lm-fixed,fixed-orthogonal,2500000,1000000,1500000,0.75,"));
+        let alpha_col = header.iter().position(|h| *h == "final_alpha").unwrap();
+        assert_eq!(lines[1].split(',').nth(alpha_col), Some(""));
+        assert_eq!(lines[3].split(',').nth(alpha_col), Some("19"));
+
+        let json: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap())
+                .unwrap();
+        assert_eq!(json["title"], "quick");
+        assert_eq!(json["runs"].as_array().unwrap().len(), 3);
+        assert_eq!(json["runs"][2]["mode"], "fixed-orthogonal");
+        assert_eq!(json["runs"][0]["status"], "finished");
+        assert_eq!(json["scale"]["train_tokens_limit"], json!([50000]));
+        assert_eq!(json["scale"]["threads"], json!([2]));
+
+        let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+        assert_eq!(md, render_markdown(&t));
+        assert!(md.contains("| run | mode | params total (M)"), "{md}");
+        assert!(
+            md.contains("| lm-fixed | fixed-orthogonal | 2.50 | 1.00 | 1.50 | 75.0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("lm-fixed (fixed-orthogonal): final alpha 19.000"),
+            "{md}"
+        );
+        assert!(
+            md.contains("**Scale.** 3 runs on corpus `data/wikitext-2`, using"),
+            "fixclf 0.1 runs record no vocabulary: {md}"
+        );
+        assert!(md.contains("first 50.0 k training tokens"), "{md}");
+        assert!(md.contains("Device Cpu, 2 thread(s)"), "{md}");
+
+        for name in PLOTS {
+            let png = std::fs::read(out.join(format!("{name}.png"))).unwrap();
+            let (size, pixels) = png_pixels(&png);
+            assert_eq!(size, PLOT_SIZE, "{name}");
+            // Not a blank canvas: some dark pixels (text, axes).
+            assert!(
+                pixels.chunks(4).any(|p| p[..3].iter().all(|&c| c < 80)),
+                "{name}"
+            );
+            let svg = std::fs::read_to_string(out.join(format!("{name}.svg"))).unwrap();
+            assert!(svg.contains("<svg") && svg.contains("<text"), "{name}");
+        }
+        // Labels name the mode once.
+        let legend = std::fs::read_to_string(out.join("val_ppl.svg")).unwrap();
+        assert!(legend.contains("\nlm-tied\n"), "{legend}");
+        assert!(legend.contains("lm-fixed (fixed-orthogonal)"));
+        assert!(!legend.contains("(tied)") && !legend.contains("(learned)"));
+        // No temp files left.
+        let names: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 3 + 2 * PLOTS.len(), "{names:?}");
+    }
+
+    #[test]
+    fn report_rejects_a_folder_that_is_not_a_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = fake_run(dir.path(), "good", OutputMode::Tied, 1, true);
+        let bad = dir.path().join("not-a-run");
+        std::fs::create_dir_all(&bad).unwrap();
+        let out = dir.path().join("out");
+        let e = write_report(&[good.clone(), bad.clone()], &out, "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not-a-run") && e.contains("config.toml"), "{e}");
+        assert!(!out.exists(), "no report files on error");
+        let e = write_report(&[dir.path().join("missing")], &out, "x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("missing") && e.contains("no such run folder"),
+            "{e}"
+        );
+        let e = write_report(&[], &out, "x").unwrap_err().to_string();
+        assert!(e.contains("at least one"), "{e}");
+        // A corrupt summary names the file.
+        std::fs::write(good.join(SUMMARY_FILE), "{").unwrap();
+        let e = write_report(&[good], &out, "x").unwrap_err().to_string();
+        assert!(e.contains("summary.json"), "{e}");
+        assert!(!out.exists());
+    }
+
+    #[test]
+    fn report_tells_apart_runs_of_the_same_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let runs = vec![
+            fake_run(
+                &dir.path().join("a"),
+                "learned",
+                OutputMode::Learned,
+                1,
+                true,
+            ),
+            fake_run(
+                &dir.path().join("b"),
+                "learned",
+                OutputMode::Learned,
+                1,
+                true,
+            ),
+        ];
+        let t = build_report(&runs, "t").unwrap();
+        assert_eq!(
+            (t.runs[0].run.as_str(), t.runs[1].run.as_str()),
+            ("a/learned", "b/learned")
+        );
+        assert_eq!(t.curves[1].label, "b/learned");
+    }
+
+    #[test]
+    fn labels_name_the_mode_once() {
+        assert_eq!(curve_label("learned", "learned"), "learned");
+        assert_eq!(curve_label("wt2-fixed-pmi", "fixed-pmi"), "wt2-fixed-pmi");
+        assert_eq!(curve_label("baseline", "tied"), "baseline (tied)");
+    }
+}

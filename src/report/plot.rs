@@ -1,0 +1,624 @@
+//! The plots: each is drawn once with plotters' SVG backend (text as SVG text, plotters' own
+//! axes and tick labels); its PNG is that SVG rendered by resvg, so both show the same text.
+//!
+//! Text is DejaVu Sans, bundled in the binary (`assets/fonts/DejaVuSans.ttf`, Bitstream Vera
+//! license with public-domain DejaVu changes; see `assets/fonts/DejaVuSans-LICENSE.txt`):
+//! plotters measures text with it for the layout, and resvg renders with it alone (no
+//! system font, fontconfig or other system library, at build time or at run time).
+//!
+//! The legend has an area of its own beside the chart (a column on the right, or a band
+//! below the chart when the labels are too long for a column), so it never covers a curve.
+use super::{ReportTable, RunRow};
+use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use resvg::{tiny_skia, usvg};
+use std::sync::{Arc, OnceLock};
+
+/// Width and height of every plot, in pixels (the SVG's size too).
+pub const PLOT_SIZE: (u32, u32) = (960, 600);
+
+const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+const FONT_FAMILY: &str = "DejaVu Sans";
+const TITLE_PX: u32 = 28;
+const LABEL_PX: u32 = 17;
+const DESC_PX: u32 = 19;
+const GRID: RGBColor = RGBColor(225, 225, 225);
+
+/// An error while drawing, as text.
+#[derive(Debug)]
+pub(super) struct PlotError(String);
+
+impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for PlotError {
+    fn from(e: DrawingAreaErrorKind<E>) -> Self {
+        PlotError(e.to_string())
+    }
+}
+
+impl std::fmt::Display for PlotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+type PlotResult = std::result::Result<(), PlotError>;
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+/// The plot `name` (one of [`super::PLOTS`]) as SVG text and as PNG bytes.
+pub(super) fn render(t: &ReportTable, name: &str) -> Result<(String, Vec<u8>), PlotError> {
+    register_font()?;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, PLOT_SIZE).into_drawing_area();
+        draw_plot(t, name, &root)?;
+        root.present()?;
+    }
+    let png = svg_to_png(&svg)?;
+    Ok((svg, png))
+}
+
+/// Registers the bundled font for plotters' text measurement, under the family it is asked
+/// for (once).
+fn register_font() -> PlotResult {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
+    });
+    ok.then_some(())
+        .ok_or_else(|| PlotError("the bundled font could not be loaded".into()))
+}
+
+/// Renders an SVG to PNG with the bundled font as the only font (for `sans-serif` too).
+fn svg_to_png(svg: &str) -> Result<Vec<u8>, PlotError> {
+    static FONTS: OnceLock<Arc<usvg::fontdb::Database>> = OnceLock::new();
+    let fontdb = FONTS.get_or_init(|| {
+        let mut db = usvg::fontdb::Database::new();
+        db.load_font_data(FONT.to_vec());
+        db.set_sans_serif_family(FONT_FAMILY);
+        Arc::new(db)
+    });
+    let opt = usvg::Options {
+        font_family: FONT_FAMILY.into(),
+        fontdb: fontdb.clone(),
+        ..usvg::Options::default()
+    };
+    let tree = usvg::Tree::from_str(svg, &opt).map_err(|e| PlotError(format!("SVG: {e}")))?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = tiny_skia::Pixmap::new(size.width(), size.height())
+        .ok_or_else(|| PlotError("empty plot".into()))?;
+    pixmap.fill(tiny_skia::Color::WHITE);
+    resvg::render(&tree, tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    pixmap
+        .encode_png()
+        .map_err(|e| PlotError(format!("PNG encoding: {e}")))
+}
+
+/// Tableau 10: distinguishable line colors.
+const COLORS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+fn color(i: usize) -> RGBColor {
+    COLORS[i % COLORS.len()]
+}
+
+fn draw_plot(t: &ReportTable, name: &str, root: &Area) -> PlotResult {
+    root.fill(&WHITE)?;
+    let title = |what: &str| {
+        if t.title.is_empty() {
+            what.to_string()
+        } else {
+            format!("{what} — {}", t.title)
+        }
+    };
+    // A run keeps its color in every plot.
+    let series = |pick: fn(&super::RunCurves) -> &[(f64, f64)], fixed_only: bool| {
+        t.curves
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.fixed || !fixed_only)
+            .map(|(i, c)| (c.label.as_str(), color(i), pick(c)))
+            .collect::<Vec<_>>()
+    };
+    match name {
+        "val_ppl" => draw_lines(
+            root,
+            &title("Validation perplexity"),
+            ("epoch", "validation perplexity (log scale)"),
+            &series(|c| &c.val_ppl, false),
+            true,
+            "no finished epoch in these runs yet",
+        ),
+        "train_loss" => draw_lines(
+            root,
+            &title("Training loss"),
+            ("training step", "training loss (mean of each log interval)"),
+            &series(|c| &c.train_loss, false),
+            false,
+            "no training loss logged yet (train.log_interval)",
+        ),
+        "alpha" => {
+            let series = series(|c| &c.alpha, true);
+            let note = if series.is_empty() {
+                "no fixed-classifier run: alpha exists only in the fixed modes"
+            } else {
+                "no alpha logged yet"
+            };
+            draw_lines(
+                root,
+                &title("Scale alpha of the fixed classifier"),
+                ("training step", "alpha"),
+                &series,
+                false,
+                note,
+            )
+        }
+        "params" => draw_params(root, &title("Parameters"), &t.runs),
+        other => Err(PlotError(format!("no plot named `{other}`"))),
+    }
+}
+
+/// A title and a note in the middle, for a plot with nothing to draw.
+fn draw_note(root: &Area, title: &str, note: &str) -> PlotResult {
+    let (w, h) = root.dim_in_pixel();
+    let center = Pos::new(HPos::Center, VPos::Center);
+    let text = |s: &str, at: (i32, i32), px: u32, c: RGBColor| {
+        Text::new(
+            s.to_string(),
+            at,
+            ("sans-serif", px).into_font().color(&c).pos(center),
+        )
+    };
+    root.draw(&text(title, (w as i32 / 2, 30), TITLE_PX, BLACK))?;
+    root.draw(&text(
+        note,
+        (w as i32 / 2, h as i32 / 2),
+        21,
+        RGBColor(90, 90, 90),
+    ))?;
+    Ok(())
+}
+
+/// A tick label: the value to 10 significant digits, written shortest (`0.3`, `1000`).
+fn tick_label(v: &f64) -> String {
+    let r: f64 = format!("{v:.9e}").parse().unwrap_or(*v);
+    if r == 0.0 {
+        "0".into()
+    } else {
+        r.to_string()
+    }
+}
+
+/// A padded range around `lo..hi` (a point gets a range around it).
+fn padded(lo: f64, hi: f64, log: bool) -> (f64, f64) {
+    if log {
+        let (lo, hi) = (lo.max(1e-12), hi.max(1e-12));
+        let f = if hi / lo < 1.05 { 1.1 } else { 1.05 };
+        (lo / f, hi * f)
+    } else if hi - lo < 1e-9 * (1.0 + hi.abs()) {
+        let d = if hi.abs() >= 1.0 { 0.5 } else { 0.1 };
+        (lo - d, hi + d)
+    } else {
+        let d = 0.05 * (hi - lo);
+        (lo - d, hi + d)
+    }
+}
+
+const LEGEND_SWATCH: u32 = 32;
+const LEGEND_PAD: u32 = 8;
+const CHART_MARGIN: u32 = 16;
+const X_LABEL_AREA: u32 = 48;
+const Y_LABEL_AREA: u32 = 80;
+
+/// How a legend entry shows its series.
+#[derive(Clone, Copy)]
+enum Swatch {
+    Line,
+    Block,
+}
+
+fn legend_line() -> u32 {
+    (LABEL_PX as f64 * 1.4).ceil() as u32
+}
+
+/// A legend laid out: its area, and where each entry goes in it (the left end and the
+/// middle of its line).
+struct Legend<'a> {
+    area: Area<'a>,
+    at: Vec<(i32, i32)>,
+}
+
+/// The plot's title on top, then the area of the chart and the legend beside it: a
+/// right-hand column wide enough for the longest label, or rows of entries below the chart
+/// when `below` or when such a column would take more than 30% of the width.
+fn layout<'a>(
+    root: &Area<'a>,
+    title: &str,
+    labels: &[&str],
+    below: bool,
+) -> Result<(Area<'a>, Legend<'a>), PlotError> {
+    let area = root.titled(title, ("sans-serif", TITLE_PX))?;
+    let (w, h) = area.dim_in_pixel();
+    let style = ("sans-serif", LABEL_PX).into_text_style(&area);
+    let mut widths = Vec::with_capacity(labels.len());
+    for label in labels {
+        widths.push(area.estimate_text_size(label, &style)?.0 + LEGEND_SWATCH + 2 * LEGEND_PAD);
+    }
+    let line = legend_line() as i32;
+    let column = widths.iter().copied().max().unwrap_or(0);
+    if !below && column as f64 <= 0.3 * w as f64 {
+        let (chart, legend) = area.split_horizontally(w.saturating_sub(column));
+        let top = (CHART_MARGIN + LEGEND_PAD) as i32;
+        let at = (0..labels.len() as i32)
+            .map(|i| (LEGEND_PAD as i32, top + i * line + line / 2))
+            .collect();
+        return Ok((chart, Legend { area: legend, at }));
+    }
+    // Rows under the plotting area, from its left edge.
+    let left = (CHART_MARGIN + Y_LABEL_AREA) as i32;
+    let (mut x, mut row, mut at) = (left, 0, Vec::with_capacity(labels.len()));
+    for &width in &widths {
+        if x > left && x + width as i32 > (w - CHART_MARGIN) as i32 {
+            (x, row) = (left, row + 1);
+        }
+        at.push((x, LEGEND_PAD as i32 + row * line + line / 2));
+        x += (width + 2 * LEGEND_PAD) as i32;
+    }
+    let band = ((row + 1) * line) as u32 + 2 * LEGEND_PAD;
+    let (chart, legend) = area.split_vertically(h.saturating_sub(band));
+    Ok((chart, Legend { area: legend, at }))
+}
+
+/// Draws the legend's entries where [`layout`] put them.
+fn draw_legend(legend: &Legend, entries: &[(&str, RGBColor)], swatch: Swatch) -> PlotResult {
+    let area = &legend.area;
+    let style = ("sans-serif", LABEL_PX)
+        .into_font()
+        .into_text_style(area)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    for (&(x, y), (label, c)) in legend.at.iter().zip(entries) {
+        match swatch {
+            Swatch::Line => area.draw(&PathElement::new(
+                vec![(x, y), (x + 24, y)],
+                c.stroke_width(3),
+            ))?,
+            Swatch::Block => area.draw(&Rectangle::new(
+                [(x + 5, y - 7), (x + 19, y + 7)],
+                c.filled(),
+            ))?,
+        }
+        let at = (x + LEGEND_SWATCH as i32, y);
+        area.draw(&Text::new(label.to_string(), at, style.clone()))?;
+    }
+    Ok(())
+}
+
+/// A chart's margins and axis areas.
+fn chart_builder<'a, 'b>(area: &'a Area<'b>) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut b = ChartBuilder::on(area);
+    b.margin(CHART_MARGIN)
+        .x_label_area_size(X_LABEL_AREA)
+        .y_label_area_size(Y_LABEL_AREA);
+    b
+}
+
+/// Line chart of several runs (markers on every point when a run has few, so that a
+/// single point still shows), on a log y axis if `log_y`.
+fn draw_lines(
+    root: &Area,
+    title: &str,
+    desc: (&str, &str),
+    series: &[(&str, RGBColor, &[(f64, f64)])],
+    log_y: bool,
+    empty_note: &str,
+) -> PlotResult {
+    let entries: Vec<(&str, RGBColor)> = series.iter().map(|s| (s.0, s.1)).collect();
+    let labels: Vec<&str> = series.iter().map(|s| s.0).collect();
+    let keep = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!log_y || p.1 > 0.0);
+    let series: Vec<(RGBColor, Vec<(f64, f64)>)> = series
+        .iter()
+        .map(|(_, c, pts)| (*c, pts.iter().copied().filter(keep).collect()))
+        .collect();
+    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
+    if all.is_empty() {
+        return draw_note(root, title, empty_note);
+    }
+    let range = |f: fn(&(f64, f64)) -> f64| {
+        all.iter()
+            .map(f)
+            .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
+    };
+    let (x0, x1) = range(|p| p.0);
+    let (x0, x1) = padded(x0, x1, false);
+    let (y0, y1) = range(|p| p.1);
+    let (y0, y1) = padded(y0, y1, log_y);
+    // Epochs and steps are whole numbers: at most one tick per unit.
+    let x_ticks = if all.iter().all(|p| p.0.fract() == 0.0) {
+        ((x1.floor() - x0.ceil()) as usize + 1).clamp(1, 10)
+    } else {
+        10
+    };
+    let (chart_area, legend) = layout(root, title, &labels, false)?;
+    let builder = chart_builder(&chart_area);
+    if log_y {
+        let y = log_axis(y0, y1);
+        lines_chart(builder, (x0..x1, x_ticks), y, desc, &series)?;
+    } else {
+        lines_chart(builder, (x0..x1, x_ticks), y0..y1, desc, &series)?;
+    }
+    draw_legend(&legend, &entries, Swatch::Line)
+}
+
+/// A log axis over `lo..hi`: plotters' log ticks (powers of ten, then 2 and 5 times them)
+/// over a range past a decade; within one, plotters' linear ticks (its log ticks are only
+/// at and between powers of ten, and a range such as 140..420 has none).
+fn log_axis(lo: f64, hi: f64) -> impl Ranged<ValueType = f64> + ValueFormatter<f64> {
+    let mut ticks: Vec<f64> = if hi / lo < 10.0 {
+        RangedCoordf64::from(lo..hi).key_points(6)
+    } else {
+        let log: LogCoord<f64> = (lo..hi).log_scale().into();
+        log.key_points(100)
+            .into_iter()
+            .filter(|v| {
+                let m = v / 10f64.powf(v.log10().floor());
+                [1.0, 2.0, 5.0].iter().any(|k| (m - k).abs() < 1e-6)
+            })
+            .collect()
+    };
+    // plotters repeats each power of ten past the first.
+    ticks.dedup_by(|a, b| (*a - *b).abs() <= 1e-9 * b.abs());
+    (lo..hi).log_scale().with_key_points(ticks)
+}
+
+fn lines_chart<Y>(
+    mut builder: ChartBuilder<SVGBackend>,
+    (x, x_ticks): (std::ops::Range<f64>, usize),
+    y: Y,
+    (x_desc, y_desc): (&str, &str),
+    series: &[(RGBColor, Vec<(f64, f64)>)],
+) -> PlotResult
+where
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: ValueFormatter<f64>,
+{
+    let mut chart = builder.build_cartesian_2d(x, y)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_labels(x_ticks)
+        .light_line_style(TRANSPARENT)
+        .label_style(("sans-serif", LABEL_PX))
+        .axis_desc_style(("sans-serif", DESC_PX))
+        .x_label_formatter(&tick_label)
+        .y_label_formatter(&tick_label)
+        .bold_line_style(GRID)
+        .draw()?;
+    for &(c, ref pts) in series {
+        chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?;
+        if pts.len() <= 60 {
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
+        }
+    }
+    Ok(())
+}
+
+/// Stacked bars of trainable and fixed parameters (millions) per run, labelled by mode
+/// (by run when two runs share a mode).
+fn draw_params(root: &Area, title: &str, runs: &[RunRow]) -> PlotResult {
+    let rows: Vec<&RunRow> = runs
+        .iter()
+        .filter(|r| r.params_trainable.is_some() && r.params_fixed.is_some())
+        .collect();
+    if rows.is_empty() {
+        return draw_note(root, title, "no parameter counts: no run has started");
+    }
+    let m = |n: Option<i64>| n.unwrap_or(0) as f64 / 1e6;
+    let trainable: Vec<f64> = rows.iter().map(|r| m(r.params_trainable)).collect();
+    let total: Vec<f64> = rows
+        .iter()
+        .zip(&trainable)
+        .map(|(r, t)| t + m(r.params_fixed))
+        .collect();
+    let modes_unique = rows
+        .iter()
+        .enumerate()
+        .all(|(i, r)| rows[i + 1..].iter().all(|o| o.mode != r.mode));
+    let labels: Vec<&str> = rows
+        .iter()
+        .map(|r| if modes_unique { &r.mode } else { &r.run })
+        .map(String::as_str)
+        .collect();
+    let top = total.iter().copied().fold(1e-6, f64::max) * 1.18;
+    let n = rows.len() as u32;
+    let (trainable_c, fixed_c) = (color(0), RGBColor(190, 190, 190));
+    let legend = [("trainable", trainable_c), ("fixed (not trained)", fixed_c)];
+    // The legend below, leaving the width to the bars and their labels.
+    let (chart_area, legend_area) = layout(root, title, &legend.map(|e| e.0), true)?;
+    let mut chart =
+        chart_builder(&chart_area).build_cartesian_2d((0..n - 1).into_segmented(), 0.0..top)?;
+    let x_label = |v: &SegmentValue<u32>| match v {
+        SegmentValue::CenterOf(i) => labels.get(*i as usize).copied().unwrap_or("").into(),
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        // Not max_light_lines(0): plotters' integer key points loop forever on 0 points.
+        .light_line_style(TRANSPARENT)
+        .x_labels(rows.len())
+        .x_label_formatter(&x_label)
+        .y_label_formatter(&tick_label)
+        .y_desc("parameters (millions)")
+        .label_style(("sans-serif", LABEL_PX))
+        .axis_desc_style(("sans-serif", DESC_PX))
+        .bold_line_style(GRID)
+        .draw()?;
+    let bar_margin = (0.2 * chart.plotting_area().dim_in_pixel().0 as f64 / n as f64) as u32;
+    chart.draw_series(
+        Histogram::vertical(&chart)
+            .margin(bar_margin)
+            .style(trainable_c.filled())
+            .data((0..n).zip(trainable.iter().copied())),
+    )?;
+    chart.draw_series(
+        Histogram::vertical(&chart)
+            .margin(bar_margin)
+            .style(fixed_c.filled())
+            .baseline_func(|x| match x {
+                SegmentValue::Exact(i) | SegmentValue::CenterOf(i) => {
+                    trainable.get(*i as usize).copied().unwrap_or(0.0)
+                }
+                SegmentValue::Last => 0.0,
+            })
+            .data((0..n).zip(total.iter().copied())),
+    )?;
+    // Above each bar: its trainable parameters, and how many fewer than all learned.
+    let text_style = ("sans-serif", 16)
+        .into_font()
+        .into_text_style(root)
+        .pos(Pos::new(HPos::Center, VPos::Bottom));
+    let slot = chart.plotting_area().dim_in_pixel().0 / n;
+    let wide = root.estimate_text_size("0.00 M trainable", &text_style)?.0 + 8 <= slot;
+    let line = 20;
+    chart.draw_series(rows.iter().enumerate().map(|(i, r)| {
+        let t = trainable[i];
+        let first = format!("{t:.2} M{}", if wide { " trainable" } else { "" });
+        let second = match r.share_removed.filter(|s| *s > 0.0005) {
+            Some(s) => format!("{:.0}% fewer", 100.0 * s),
+            None => String::new(),
+        };
+        let lines = if second.is_empty() {
+            [second, first]
+        } else {
+            [first, second]
+        };
+        EmptyElement::at((SegmentValue::CenterOf(i as u32), total[i]))
+            + Text::new(lines[0].clone(), (0, -4 - line), text_style.clone())
+            + Text::new(lines[1].clone(), (0, -4), text_style.clone())
+    }))?;
+    draw_legend(&legend_area, &legend, Swatch::Block)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{fake_run, fake_run_losses};
+    use super::super::{build_report, write_report};
+    use super::*;
+    use crate::config::HeadMode as OutputMode;
+    use plotters::coord::ranged1d::BoldPoints;
+    use std::path::Path;
+
+    fn five_runs(dir: &Path) -> Vec<std::path::PathBuf> {
+        use OutputMode::*;
+        [
+            ("learned", Learned, 7.2),
+            ("tied", Tied, 7.3),
+            ("fixed-orthogonal", FixedOrthogonal, 8.9),
+            ("fixed-word2vec", FixedWord2vec, 7.0),
+            ("fixed-pmi", FixedPmi, 7.9),
+        ]
+        .into_iter()
+        .map(|(name, mode, start)| fake_run_losses(dir, name, mode, 6, true, (start, 0.4)))
+        .collect()
+    }
+
+    /// Left edge of the legend's labels and right edge of the curves, in an SVG plot.
+    fn legend_and_curve_edges(svg: &str, labels: &[&str]) -> (f64, f64) {
+        let doc = usvg::roxmltree::Document::parse(svg).unwrap();
+        let num = |n: &usvg::roxmltree::Node, a: &str| n.attribute(a).unwrap().parse::<f64>();
+        let legend_x = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter(|n| labels.contains(&n.text().unwrap_or("").trim()))
+            .map(|n| num(&n, "x").unwrap())
+            .fold(f64::MAX, f64::min);
+        let curve_x = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke-width") == Some("2"))
+            .flat_map(|n| {
+                let pts = n.attribute("points").unwrap().to_string();
+                pts.split_whitespace()
+                    .map(|p| p.split(',').next().unwrap().parse::<f64>().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .fold(f64::MIN, f64::max);
+        (legend_x, curve_x)
+    }
+
+    #[test]
+    fn the_legend_stays_out_of_the_chart() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = build_report(&five_runs(dir.path()), "WikiText-2, quick CPU scale").unwrap();
+        let labels: Vec<&str> = t.curves.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(labels[2], "fixed-orthogonal", "the mode is not repeated");
+        let (svg, png) = render(&t, "val_ppl").unwrap();
+        let (legend_x, curve_x) = legend_and_curve_edges(&svg, &labels);
+        assert!(legend_x > curve_x + 20.0, "{legend_x} vs {curve_x}");
+        assert_eq!(
+            svg.matches("font-family=\"sans-serif\"").count(),
+            svg.matches("<text").count()
+        );
+        let (size, _) = super::super::testing::png_pixels(&png);
+        assert_eq!(size, PLOT_SIZE);
+        // Labels too long for a column go below the chart.
+        let mut long = t.clone();
+        long.curves[0].label =
+            "a run with a very long name indeed, far too long for a column".into();
+        let labels: Vec<&str> = long.curves.iter().map(|c| c.label.as_str()).collect();
+        let (svg, _) = render(&long, "val_ppl").unwrap();
+        let doc = usvg::roxmltree::Document::parse(&svg).unwrap();
+        let label_y = doc
+            .descendants()
+            .find(|n| n.has_tag_name("text") && n.text().unwrap_or("").trim() == labels[0])
+            .and_then(|n| n.attribute("y")?.parse::<f64>().ok())
+            .unwrap();
+        assert!(label_y > 0.8 * PLOT_SIZE.1 as f64, "{label_y}");
+    }
+
+    #[test]
+    fn log_axis_ticks() {
+        let ticks = |lo: f64, hi: f64| log_axis(lo, hi).key_points(BoldPoints(100));
+        // Within a decade: round linear ticks.
+        assert_eq!(
+            ticks(140.0, 420.0),
+            vec![150.0, 200.0, 250.0, 300.0, 350.0, 400.0]
+        );
+        // Over a decade: 1, 2, 5 times powers of ten.
+        assert_eq!(
+            ticks(30.0, 2000.0),
+            vec![100.0, 200.0, 500.0, 1000.0, 2000.0]
+        );
+        assert_eq!(tick_label(&0.30000000000000004), "0.3");
+        assert_eq!(tick_label(&1000.0), "1000");
+        assert_eq!(tick_label(&0.0), "0");
+    }
+
+    /// Writes a report of five fake runs into $FIXCLF_REPORT_DEMO, to look at the plots:
+    /// `FIXCLF_REPORT_DEMO=/tmp/demo cargo test --release report_demo -- --ignored`.
+    #[test]
+    #[ignore]
+    fn report_demo() {
+        let out = std::path::PathBuf::from(std::env::var("FIXCLF_REPORT_DEMO").unwrap());
+        let runs_dir = out.join("runs");
+        let mut runs = five_runs(&runs_dir);
+        runs.push(fake_run(&runs_dir, "half", OutputMode::FixedPmi, 1, false));
+        write_report(&runs, &out, "WikiText-2, quick CPU scale").unwrap();
+        // Labels too long for a column; a single run.
+        let long = "a-learned-baseline-whose-name-is-long-enough-to-need-a-band";
+        runs.push(fake_run(&runs_dir, long, OutputMode::Learned, 3, true));
+        write_report(&runs, &out.join("long"), "").unwrap();
+        write_report(&runs[..1], &out.join("one"), "one run").unwrap();
+    }
+}
