@@ -462,7 +462,7 @@ mod tests {
         );
         assert!(text.contains("33278"), "{text}");
         std::fs::write(&path, text).unwrap();
-        let t = build_report(&[old.clone()], "t").unwrap();
+        let t = build_report(std::slice::from_ref(&old), "t").unwrap();
         assert!(t.setup.vocab.is_empty());
         assert!(!render_markdown(&t).contains("vocabulary"));
         let t = build_report(&[old, new], "t").unwrap();

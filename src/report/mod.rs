@@ -246,7 +246,7 @@ pub fn write_report(runs: &[PathBuf], out: &Path, title: &str) -> Result<ReportT
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{fake_run, png_pixels};
+    use super::testing::{fake_run, five_runs, png_pixels};
     use super::*;
     use crate::config::OutputMode;
     use crate::run::SUMMARY_FILE;
@@ -398,5 +398,22 @@ mod tests {
         assert_eq!(curve_label("learned", "learned"), "learned");
         assert_eq!(curve_label("wt2-fixed-pmi", "fixed-pmi"), "wt2-fixed-pmi");
         assert_eq!(curve_label("baseline", "tied"), "baseline (tied)");
+    }
+
+    /// Writes a report of five fake runs into $FIXCLF_REPORT_DEMO, to look at the plots:
+    /// `FIXCLF_REPORT_DEMO=/tmp/demo cargo test --release report_demo -- --ignored`.
+    #[test]
+    #[ignore]
+    fn report_demo() {
+        let out = std::path::PathBuf::from(std::env::var("FIXCLF_REPORT_DEMO").unwrap());
+        let runs_dir = out.join("runs");
+        let mut runs = five_runs(&runs_dir);
+        runs.push(fake_run(&runs_dir, "half", OutputMode::FixedPmi, 1, false));
+        write_report(&runs, &out, "WikiText-2, quick CPU scale").unwrap();
+        // Labels too long for a column; a single run.
+        let long = "a-learned-baseline-whose-name-is-long-enough-to-need-a-band";
+        runs.push(fake_run(&runs_dir, long, OutputMode::Learned, 3, true));
+        write_report(&runs, &out.join("long"), "").unwrap();
+        write_report(&runs[..1], &out.join("one"), "one run").unwrap();
     }
 }

@@ -104,6 +104,21 @@ pub fn fake_run_losses(
     run
 }
 
+/// Five finished runs of six epochs, one per mode, their perplexities a decade apart.
+pub fn five_runs(dir: &Path) -> Vec<std::path::PathBuf> {
+    use OutputMode::*;
+    [
+        ("learned", Learned, 7.2),
+        ("tied", Tied, 7.3),
+        ("fixed-orthogonal", FixedOrthogonal, 8.9),
+        ("fixed-word2vec", FixedWord2vec, 7.0),
+        ("fixed-pmi", FixedPmi, 7.9),
+    ]
+    .into_iter()
+    .map(|(name, mode, start)| fake_run_losses(dir, name, mode, 6, true, (start, 0.4)))
+    .collect()
+}
+
 /// The size and RGBA pixels of a PNG.
 pub fn png_pixels(bytes: &[u8]) -> ((u32, u32), Vec<u8>) {
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
