@@ -329,15 +329,15 @@ mod tests {
     use super::super::testing::{fake_run, params};
     use super::super::{build_report, render_csv, render_markdown, write_report, ReportTable};
     use super::*;
-    use crate::config::HeadMode as OutputMode;
+    use crate::classifier::HeadMode;
     use serde_json::json;
 
     #[test]
     fn report_unfinished_run_from_metrics() {
         let dir = tempfile::tempdir().unwrap();
         let runs = vec![
-            fake_run(dir.path(), "done", OutputMode::FixedWord2vec, 2, true),
-            fake_run(dir.path(), "half", OutputMode::FixedPmi, 1, false),
+            fake_run(dir.path(), "done", HeadMode::FixedWord2vec, 2, true),
+            fake_run(dir.path(), "half", HeadMode::FixedPmi, 1, false),
         ];
         let out = dir.path().join("r");
         let t = write_report(&runs, &out, "partial").unwrap();
@@ -370,7 +370,7 @@ mod tests {
     #[test]
     fn report_run_folder_without_metrics_or_with_nan() {
         let dir = tempfile::tempdir().unwrap();
-        let run = fake_run(dir.path(), "nan", OutputMode::Learned, 1, true);
+        let run = fake_run(dir.path(), "nan", HeadMode::Learned, 1, true);
         // A summary with non-finite numbers, as serde_json writes them (null).
         let text = std::fs::read_to_string(run.join(SUMMARY_FILE)).unwrap();
         let mut s: crate::engine::Summary = serde_json::from_str(&text).unwrap();
@@ -456,8 +456,8 @@ mod tests {
     #[test]
     fn vocabulary_from_the_recorded_class_count() {
         let dir = tempfile::tempdir().unwrap();
-        let old = fake_run(dir.path(), "old", OutputMode::Learned, 1, false);
-        let new = fake_run(dir.path(), "new", OutputMode::Tied, 1, false);
+        let old = fake_run(dir.path(), "old", HeadMode::Learned, 1, false);
+        let new = fake_run(dir.path(), "new", HeadMode::Tied, 1, false);
         let path = new.join(METRICS_FILE);
         let text = std::fs::read_to_string(&path).unwrap();
         let text = text.replacen(
@@ -467,7 +467,7 @@ mod tests {
         );
         assert!(text.contains("33278"), "{text}");
         std::fs::write(&path, text).unwrap();
-        let t = build_report(&[old.clone()], "t").unwrap();
+        let t = build_report(std::slice::from_ref(&old), "t").unwrap();
         assert!(t.setup.vocab.is_empty());
         assert!(!render_markdown(&t).contains("vocabulary"));
         let t = build_report(&[old, new], "t").unwrap();

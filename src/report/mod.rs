@@ -246,9 +246,9 @@ pub fn write_report(runs: &[PathBuf], out: &Path, title: &str) -> Result<ReportT
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{fake_run, png_pixels};
+    use super::testing::{fake_run, five_runs, png_pixels};
     use super::*;
-    use crate::config::HeadMode as OutputMode;
+    use crate::classifier::HeadMode;
     use crate::engine::SUMMARY_FILE;
     use serde_json::{json, Value};
 
@@ -256,9 +256,9 @@ mod tests {
     fn report_of_three_runs_writes_every_file() {
         let dir = tempfile::tempdir().unwrap();
         let runs = vec![
-            fake_run(dir.path(), "lm-learned", OutputMode::Learned, 3, true),
-            fake_run(dir.path(), "lm-tied", OutputMode::Tied, 3, true),
-            fake_run(dir.path(), "lm-fixed", OutputMode::FixedOrthogonal, 3, true),
+            fake_run(dir.path(), "lm-learned", HeadMode::Learned, 3, true),
+            fake_run(dir.path(), "lm-tied", HeadMode::Tied, 3, true),
+            fake_run(dir.path(), "lm-fixed", HeadMode::FixedOrthogonal, 3, true),
         ];
         let out = dir.path().join("reports").join("quick");
         let t = write_report(&runs, &out, "quick").unwrap();
@@ -341,7 +341,7 @@ mod tests {
     #[test]
     fn report_rejects_a_folder_that_is_not_a_run() {
         let dir = tempfile::tempdir().unwrap();
-        let good = fake_run(dir.path(), "good", OutputMode::Tied, 1, true);
+        let good = fake_run(dir.path(), "good", HeadMode::Tied, 1, true);
         let bad = dir.path().join("not-a-run");
         std::fs::create_dir_all(&bad).unwrap();
         let out = dir.path().join("out");
@@ -373,14 +373,14 @@ mod tests {
             fake_run(
                 &dir.path().join("a"),
                 "learned",
-                OutputMode::Learned,
+                HeadMode::Learned,
                 1,
                 true,
             ),
             fake_run(
                 &dir.path().join("b"),
                 "learned",
-                OutputMode::Learned,
+                HeadMode::Learned,
                 1,
                 true,
             ),
@@ -398,5 +398,22 @@ mod tests {
         assert_eq!(curve_label("learned", "learned"), "learned");
         assert_eq!(curve_label("wt2-fixed-pmi", "fixed-pmi"), "wt2-fixed-pmi");
         assert_eq!(curve_label("baseline", "tied"), "baseline (tied)");
+    }
+
+    /// Writes a report of five fake runs into $FIXCLF_REPORT_DEMO, to look at the plots:
+    /// `FIXCLF_REPORT_DEMO=/tmp/demo cargo test --release report_demo -- --ignored`.
+    #[test]
+    #[ignore]
+    fn report_demo() {
+        let out = std::path::PathBuf::from(std::env::var("FIXCLF_REPORT_DEMO").unwrap());
+        let runs_dir = out.join("runs");
+        let mut runs = five_runs(&runs_dir);
+        runs.push(fake_run(&runs_dir, "half", HeadMode::FixedPmi, 1, false));
+        write_report(&runs, &out, "WikiText-2, quick CPU scale").unwrap();
+        // Labels too long for a column; a single run.
+        let long = "a-learned-baseline-whose-name-is-long-enough-to-need-a-band";
+        runs.push(fake_run(&runs_dir, long, HeadMode::Learned, 3, true));
+        write_report(&runs, &out.join("long"), "").unwrap();
+        write_report(&runs[..1], &out.join("one"), "one run").unwrap();
     }
 }

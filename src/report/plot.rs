@@ -45,6 +45,8 @@ impl std::fmt::Display for PlotError {
 
 type PlotResult = std::result::Result<(), PlotError>;
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+/// A run's curve in a plot: legend label, color, points.
+type Curve<'a> = (&'a str, RGBColor, &'a [(f64, f64)]);
 
 /// The plot `name` (one of [`super::PLOTS`]) as SVG text and as PNG bytes.
 pub(super) fn render(t: &ReportTable, name: &str) -> Result<(String, Vec<u8>), PlotError> {
@@ -169,24 +171,16 @@ fn draw_plot(t: &ReportTable, name: &str, root: &Area) -> PlotResult {
     }
 }
 
-/// A title and a note in the middle, for a plot with nothing to draw.
+/// The title, and a note in the middle, for a plot with nothing to draw.
 fn draw_note(root: &Area, title: &str, note: &str) -> PlotResult {
-    let (w, h) = root.dim_in_pixel();
-    let center = Pos::new(HPos::Center, VPos::Center);
-    let text = |s: &str, at: (i32, i32), px: u32, c: RGBColor| {
-        Text::new(
-            s.to_string(),
-            at,
-            ("sans-serif", px).into_font().color(&c).pos(center),
-        )
-    };
-    root.draw(&text(title, (w as i32 / 2, 30), TITLE_PX, BLACK))?;
-    root.draw(&text(
-        note,
-        (w as i32 / 2, h as i32 / 2),
-        21,
-        RGBColor(90, 90, 90),
-    ))?;
+    let area = root.titled(title, ("sans-serif", TITLE_PX))?;
+    let (w, h) = area.dim_in_pixel();
+    let style = ("sans-serif", 21)
+        .into_font()
+        .color(&RGBColor(90, 90, 90))
+        .pos(Pos::new(HPos::Center, VPos::Center));
+    let at = (w as i32 / 2, h as i32 / 2);
+    area.draw(&Text::new(note.to_string(), at, style))?;
     Ok(())
 }
 
@@ -319,7 +313,7 @@ fn draw_lines(
     root: &Area,
     title: &str,
     desc: (&str, &str),
-    series: &[(&str, RGBColor, &[(f64, f64)])],
+    series: &[Curve],
     log_y: bool,
     empty_note: &str,
 ) -> PlotResult {
@@ -513,26 +507,10 @@ fn draw_params(root: &Area, title: &str, runs: &[RunRow]) -> PlotResult {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{fake_run, fake_run_losses};
-    use super::super::{build_report, write_report};
+    use super::super::build_report;
+    use super::super::testing::five_runs;
     use super::*;
-    use crate::config::HeadMode as OutputMode;
     use plotters::coord::ranged1d::BoldPoints;
-    use std::path::Path;
-
-    fn five_runs(dir: &Path) -> Vec<std::path::PathBuf> {
-        use OutputMode::*;
-        [
-            ("learned", Learned, 7.2),
-            ("tied", Tied, 7.3),
-            ("fixed-orthogonal", FixedOrthogonal, 8.9),
-            ("fixed-word2vec", FixedWord2vec, 7.0),
-            ("fixed-pmi", FixedPmi, 7.9),
-        ]
-        .into_iter()
-        .map(|(name, mode, start)| fake_run_losses(dir, name, mode, 6, true, (start, 0.4)))
-        .collect()
-    }
 
     /// Left edge of the legend's labels and right edge of the curves, in an SVG plot.
     fn legend_and_curve_edges(svg: &str, labels: &[&str]) -> (f64, f64) {
@@ -603,22 +581,5 @@ mod tests {
         assert_eq!(tick_label(&0.30000000000000004), "0.3");
         assert_eq!(tick_label(&1000.0), "1000");
         assert_eq!(tick_label(&0.0), "0");
-    }
-
-    /// Writes a report of five fake runs into $FIXCLF_REPORT_DEMO, to look at the plots:
-    /// `FIXCLF_REPORT_DEMO=/tmp/demo cargo test --release report_demo -- --ignored`.
-    #[test]
-    #[ignore]
-    fn report_demo() {
-        let out = std::path::PathBuf::from(std::env::var("FIXCLF_REPORT_DEMO").unwrap());
-        let runs_dir = out.join("runs");
-        let mut runs = five_runs(&runs_dir);
-        runs.push(fake_run(&runs_dir, "half", OutputMode::FixedPmi, 1, false));
-        write_report(&runs, &out, "WikiText-2, quick CPU scale").unwrap();
-        // Labels too long for a column; a single run.
-        let long = "a-learned-baseline-whose-name-is-long-enough-to-need-a-band";
-        runs.push(fake_run(&runs_dir, long, OutputMode::Learned, 3, true));
-        write_report(&runs, &out.join("long"), "").unwrap();
-        write_report(&runs[..1], &out.join("one"), "one run").unwrap();
     }
 }

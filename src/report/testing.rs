@@ -1,6 +1,6 @@
 //! Fake run folders for the report tests, written as fixclf 0.1 wrote them (its JSON keys
 //! and config layout), so the tests also check that old run folders still load.
-use crate::config::HeadMode as OutputMode;
+use crate::classifier::HeadMode;
 use crate::engine::{ParamReport, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ pub fn params(fixed_mode: bool) -> ParamReport {
 
 /// Writes a fake run folder: config, metrics of `epochs` epochs (three `log` lines each,
 /// and a torn last line as after a crash), and a summary when `finished`.
-pub fn fake_run(dir: &Path, name: &str, mode: OutputMode, epochs: u64, finished: bool) -> PathBuf {
+pub fn fake_run(dir: &Path, name: &str, mode: HeadMode, epochs: u64, finished: bool) -> PathBuf {
     fake_run_losses(dir, name, mode, epochs, finished, (6.5, 0.2))
 }
 
@@ -29,7 +29,7 @@ pub fn fake_run(dir: &Path, name: &str, mode: OutputMode, epochs: u64, finished:
 pub fn fake_run_losses(
     dir: &Path,
     name: &str,
-    mode: OutputMode,
+    mode: HeadMode,
     epochs: u64,
     finished: bool,
     (start, drop): (f64, f64),
@@ -100,6 +100,21 @@ pub fn fake_run_losses(
         .unwrap();
     }
     run
+}
+
+/// Five finished runs of six epochs, one per mode, their perplexities a decade apart.
+pub fn five_runs(dir: &Path) -> Vec<std::path::PathBuf> {
+    use HeadMode::*;
+    [
+        ("learned", Learned, 7.2),
+        ("tied", Tied, 7.3),
+        ("fixed-orthogonal", FixedOrthogonal, 8.9),
+        ("fixed-word2vec", FixedWord2vec, 7.0),
+        ("fixed-pmi", FixedPmi, 7.9),
+    ]
+    .into_iter()
+    .map(|(name, mode, start)| fake_run_losses(dir, name, mode, 6, true, (start, 0.4)))
+    .collect()
 }
 
 /// The size and RGBA pixels of a PNG.
