@@ -13,5 +13,6 @@ pub mod report;
 pub mod suite;
 pub mod tasks;
 pub mod vectors;
+pub mod vision;
 
 pub use error::{Error, Result};
