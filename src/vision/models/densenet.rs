@@ -5,14 +5,15 @@
 //! - CIFAR ([`densenet_bc`]): a 3x3 conv of `2 k` channels, three blocks of (depth - 4) / 6
 //!   layers. DenseNet-BC-100-12: N = 342; 800,032 parameters with a learned 100-way
 //!   classifier, 769,162 with a 10-way one (the paper's 0.8 M).
-//! - ImageNet ([`densenet169`], torchvision's): a 7x7 stride-2 conv of 64 channels + BN + ReLU
-//!   + 3x3 stride-2 max pool, blocks of 6, 12, 32, 32 layers with k = 32: N = 1664; 14,149,480
-//!   parameters with a learned 1000-way classifier.
+//! - ImageNet ([`densenet169`], torchvision's): a 7x7 stride-2 conv of 64 channels, BN, ReLU,
+//!   a 3x3 stride-2 max pool, blocks of 6, 12, 32, 32 layers with k = 32: N = 1664;
+//!   14,149,480 parameters with a learned 1000-way classifier.
 //!
 //! Convolutions have no bias and Kaiming-normal (fan_in) weights, BN weight 1 and bias 0, as
 //! torchvision initializes its DenseNets; parameter names follow torchvision
 //! (`features.denseblock1.denselayer1.conv1`, `features.transition1.conv`, `features.norm5`).
-use super::{batch_norm, conv2d, kaiming_normal, Backbone};
+use super::layers::{batch_norm, conv2d, kaiming_normal};
+use super::Backbone;
 use tch::nn::init::FanInOut;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;

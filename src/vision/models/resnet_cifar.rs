@@ -6,7 +6,8 @@
 //! Parameter names follow torchvision (`conv1`, `bn1`, `layer1.0.conv1`, `layer2.0.downsample.0`).
 //!
 //! With a learned 10-way classifier: ResNet-20 has 272,474 parameters, ResNet-56 855,770.
-use super::{batch_norm, conv2d, kaiming_normal, Backbone};
+use super::layers::{batch_norm, conv2d, kaiming_normal};
+use super::Backbone;
 use tch::nn::init::FanInOut;
 use tch::nn::{self, ModuleT};
 

@@ -14,7 +14,8 @@
 //! others, BN weight 1 and bias 1e-4). g = 3: N = 960; 904,728 backbone parameters, 1,864,728
 //! with megvii's bias-free 1000-way classifier (its README's "1.9M") and 1,865,728 with a
 //! learned classifier with bias.
-use super::{batch_norm, conv2d, Backbone};
+use super::layers::{batch_norm, conv2d};
+use super::Backbone;
 use tch::nn::{self, Init, ModuleT};
 use tch::Tensor;
 

@@ -2,7 +2,8 @@
 //! `2 width`, `4 width` channels), then global average pooling: N = `4 width` features.
 //! Any input of at least 8x8 pixels (28x28x1 MNIST, 32x32x3 CIFAR); with width 32 it has
 //! about 94 k parameters.
-use super::{batch_norm, conv2d, kaiming_normal, Backbone};
+use super::layers::{batch_norm, conv2d, kaiming_normal};
+use super::Backbone;
 use tch::nn::init::FanInOut;
 use tch::nn::{self, ModuleT};
 
