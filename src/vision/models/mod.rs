@@ -1,0 +1,289 @@
+//! Image backbones: `[B, C, H, W]` images to `[B, N]` features, without a classifier (the
+//! [`crate::classifier::Head`] goes on top), in the `*_no_final_layer` style of tch-rs's
+//! `vision::resnet`: `nn::` layers on a `VarStore` path, one closure for the forward pass.
+//! One file per family; [`ModelConfig`] (`[vision.model]`) picks one and [`build`] builds it.
+//!
+//! | arch | network | N |
+//! |---|---|---|
+//! | `small-cnn` | 3 x (3x3 conv-BN-ReLU-maxpool), global pool: quick runs | 4 `width` |
+//! | `resnet-cifar` | He et al. 2016, depth 6n+2, 1x1-conv shortcuts (option B) | 64 |
+//! | `densenet-bc` | Huang et al. 2017, CIFAR DenseNet-BC, depth 6n+4 (3 blocks of n bottlenecks), growth k | 342 for 100-12 |
+//! | `resnet50` | tch's (torchvision's) ResNet-50 for ImageNet, 3-channel input only | 2048 |
+//! | `densenet169` | torchvision's DenseNet-169 for ImageNet | 1664 |
+//! | `shufflenet-v1` | Zhang et al. 2018, 1x, `groups` g (1, 2, 3, 4, 8) | 960 for g = 3 |
+pub mod densenet;
+mod layers;
+pub mod resnet50;
+pub mod resnet_cifar;
+pub mod shufflenet;
+pub mod small_cnn;
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use tch::nn;
+use tch::Tensor;
+
+/// Which backbone.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    SmallCnn,
+    ResnetCifar,
+    DensenetBc,
+    Resnet50,
+    Densenet169,
+    ShufflenetV1,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 6] = [
+        Arch::SmallCnn,
+        Arch::ResnetCifar,
+        Arch::DensenetBc,
+        Arch::Resnet50,
+        Arch::Densenet169,
+        Arch::ShufflenetV1,
+    ];
+
+    /// The name used in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::SmallCnn => "small-cnn",
+            Arch::ResnetCifar => "resnet-cifar",
+            Arch::DensenetBc => "densenet-bc",
+            Arch::Resnet50 => "resnet50",
+            Arch::Densenet169 => "densenet169",
+            Arch::ShufflenetV1 => "shufflenet-v1",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Arch> {
+        Self::ALL.into_iter().find(|a| a.name() == s)
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The `[vision.model]` section. Each field is read only by the architectures named on it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    /// resnet-cifar: 6n+2 (20, 32, 56, 110); densenet-bc: 6n+4 (40, 100, 190);
+    /// 0: the paper's network (ResNet-56, DenseNet-BC-100).
+    pub depth: i64,
+    /// densenet-bc: growth rate k (12 in the paper).
+    pub growth: i64,
+    /// shufflenet-v1: groups g of the pointwise convolutions (1, 2, 3, 4 or 8; 3 in the paper).
+    pub groups: i64,
+    /// small-cnn: channels of the first block (then 2x and 4x; N = 4 x width).
+    pub width: i64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            arch: Arch::SmallCnn,
+            depth: 0,
+            growth: 12,
+            groups: 3,
+            width: 32,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// A config for `arch` with the other fields at their defaults.
+    pub fn new(arch: Arch) -> Self {
+        Self {
+            arch,
+            ..Default::default()
+        }
+    }
+
+    /// The depth `build` uses: `depth`, or the paper's (56, 100) where it is 0.
+    pub fn effective_depth(&self) -> i64 {
+        match (self.arch, self.depth) {
+            (Arch::ResnetCifar, 0) => 56,
+            (Arch::DensenetBc, 0) => 100,
+            (_, d) => d,
+        }
+    }
+
+    /// A short name of the network: `resnet-cifar-56`, `densenet-bc-100-12`, `shufflenet-v1-g3`.
+    pub fn describe(&self) -> String {
+        match self.arch {
+            Arch::SmallCnn => format!("small-cnn-{}", self.width),
+            Arch::ResnetCifar => format!("resnet-cifar-{}", self.effective_depth()),
+            Arch::DensenetBc => format!("densenet-bc-{}-{}", self.effective_depth(), self.growth),
+            Arch::ShufflenetV1 => format!("shufflenet-v1-g{}", self.groups),
+            a => a.name().to_string(),
+        }
+    }
+
+    /// Checks the values serde cannot; errors name `vision.model.<field>` in `origin`.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        let err = |field: &str, msg: String| Err(Error::config(origin, field, msg));
+        let depth = self.effective_depth();
+        match self.arch {
+            Arch::SmallCnn if !(1..=1024).contains(&self.width) => err(
+                "vision.model.width",
+                format!(
+                    "must be in 1..=1024 (32 is a good start), got {}",
+                    self.width
+                ),
+            ),
+            Arch::ResnetCifar if depth < 8 || (depth - 2) % 6 != 0 => err(
+                "vision.model.depth",
+                format!(
+                    "resnet-cifar needs depth = 6n+2 with n >= 1 (20, 32, 44, 56, 110), got {depth}"
+                ),
+            ),
+            Arch::DensenetBc if depth < 10 || (depth - 4) % 6 != 0 => err(
+                "vision.model.depth",
+                format!("densenet-bc needs depth = 6n+4 with n >= 1 (40, 100, 190), got {depth}"),
+            ),
+            Arch::DensenetBc if !(1..=256).contains(&self.growth) => err(
+                "vision.model.growth",
+                format!("must be in 1..=256 (12 in the paper), got {}", self.growth),
+            ),
+            Arch::ShufflenetV1 if shufflenet::stage_channels(self.groups).is_none() => err(
+                "vision.model.groups",
+                format!(
+                    "shufflenet-v1 has groups 1, 2, 3, 4 or 8 (3 in the paper), got {}",
+                    self.groups
+                ),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A feature extractor: `forward_t(x [B, C, H, W], train) -> [B, features]`.
+#[derive(Debug)]
+pub struct Backbone {
+    pub net: nn::FuncT<'static>,
+    /// N, the classifier's input size.
+    pub features: i64,
+}
+
+impl nn::ModuleT for Backbone {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.net.forward_t(xs, train)
+    }
+}
+
+/// Builds the backbone of `cfg` under `p` for images of `in_channels` channels.
+pub fn build(p: &nn::Path, cfg: &ModelConfig, in_channels: i64) -> Result<Backbone> {
+    cfg.validate("vision::models::build")?;
+    if in_channels <= 0 {
+        return Err(Error::arg(
+            "in_channels",
+            format!("must be positive, got {in_channels}"),
+        ));
+    }
+    Ok(match cfg.arch {
+        Arch::SmallCnn => small_cnn::small_cnn(p, in_channels, cfg.width),
+        Arch::ResnetCifar => resnet_cifar::resnet_cifar(p, cfg.effective_depth(), in_channels),
+        Arch::DensenetBc => {
+            densenet::densenet_bc(p, cfg.effective_depth(), cfg.growth, in_channels)
+        }
+        Arch::Resnet50 => resnet50::resnet50(p, in_channels)?,
+        Arch::Densenet169 => densenet::densenet169(p, in_channels),
+        Arch::ShufflenetV1 => shufflenet::shufflenet_v1(p, cfg.groups, in_channels),
+    })
+}
+
+/// Trainable parameters in `vs` (BatchNorm running statistics are not trainable).
+pub fn trainable_params(vs: &nn::VarStore) -> i64 {
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
+}
+
+/// Parameters of a learned classifier (weight `[C, N]` and bias `[C]`): `N C + C`.
+pub fn learned_classifier_params(features: i64, classes: i64) -> i64 {
+    features * classes + classes
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use tch::nn::ModuleT;
+    use tch::{Device, Kind};
+
+    /// Trainable parameters of `cfg`'s backbone plus a learned `classes`-way classifier, and N.
+    pub fn count_with_classifier(cfg: &ModelConfig, in_channels: i64, classes: i64) -> (i64, i64) {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let b = build(&vs.root(), cfg, in_channels).unwrap();
+        let total = trainable_params(&vs) + learned_classifier_params(b.features, classes);
+        (total, b.features)
+    }
+
+    /// Forward shape (train and eval) of `cfg`'s backbone on `shape`, returns N.
+    pub fn forward_features(cfg: &ModelConfig, shape: [i64; 4]) -> i64 {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let b = build(&vs.root(), cfg, shape[1]).unwrap();
+        let x = Tensor::randn(shape, (Kind::Float, Device::Cpu));
+        for train in [true, false] {
+            let y = b.forward_t(&x, train);
+            assert_eq!(y.size(), [shape[0], b.features], "{cfg:?} train={train}");
+            assert!(y.isfinite().all().int64_value(&[]) == 1);
+        }
+        b.features
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let c = |arch, f: fn(&mut ModelConfig)| {
+            let mut cfg = ModelConfig::new(arch);
+            f(&mut cfg);
+            cfg
+        };
+        for (cfg, field, hint) in [
+            (c(Arch::ResnetCifar, |m| m.depth = 40), "depth", "6n+2"),
+            (c(Arch::ResnetCifar, |m| m.depth = 2), "depth", "6n+2"),
+            (c(Arch::DensenetBc, |m| m.depth = 56), "depth", "6n+4"),
+            (c(Arch::DensenetBc, |m| m.growth = 0), "growth", "12"),
+            (
+                c(Arch::ShufflenetV1, |m| m.groups = 5),
+                "groups",
+                "1, 2, 3, 4 or 8",
+            ),
+            (c(Arch::SmallCnn, |m| m.width = 0), "width", "32"),
+        ] {
+            let e = cfg.validate("v.toml").unwrap_err().to_string();
+            let want = format!("v.toml: field `vision.model.{field}`");
+            assert!(e.starts_with(&want) && e.contains(hint), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+            let vs = nn::VarStore::new(Device::Cpu);
+            assert!(build(&vs.root(), &cfg, 3).is_err());
+        }
+        // Fields of other architectures are not checked.
+        assert!(c(Arch::SmallCnn, |m| m.depth = 7)
+            .validate("v.toml")
+            .is_ok());
+    }
+
+    #[test]
+    fn config_reads_kebab_case_names_and_refuses_unknown_fields() {
+        for a in Arch::ALL {
+            let cfg: ModelConfig = toml::from_str(&format!("arch = \"{a}\"")).unwrap();
+            assert_eq!((cfg.arch, Arch::parse(a.name())), (a, Some(a)));
+            assert!(cfg.validate("t").is_ok(), "{a}");
+        }
+        let cfg: ModelConfig = toml::from_str("arch = \"densenet-bc\"\ndepth = 40").unwrap();
+        assert_eq!(cfg.describe(), "densenet-bc-40-12");
+        assert_eq!(
+            ModelConfig::new(Arch::ResnetCifar).describe(),
+            "resnet-cifar-56"
+        );
+        assert!(toml::from_str::<ModelConfig>("arch = \"resnet-cifar\"\nlayers = 3").is_err());
+        assert!(toml::from_str::<ModelConfig>("arch = \"resnet-56\"").is_err());
+    }
+}

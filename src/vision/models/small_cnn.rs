@@ -1,0 +1,61 @@
+//! A small CNN for quick runs: three blocks of 3x3 conv-BN-ReLU-2x2 max pool (`width`,
+//! `2 width`, `4 width` channels), then global average pooling: N = `4 width` features.
+//! Any input of at least 8x8 pixels (28x28x1 MNIST, 32x32x3 CIFAR); with width 32 it has
+//! about 94 k parameters.
+use super::layers::{batch_norm, conv2d, kaiming_normal};
+use super::Backbone;
+use tch::nn::init::FanInOut;
+use tch::nn::{self, ModuleT};
+
+/// 3x3 conv (no bias) - BN - ReLU - 2x2 max pool, `c_in` to `c_out` channels.
+fn block(p: nn::Path, c_in: i64, c_out: i64) -> impl ModuleT {
+    let conv = conv2d(
+        &p / "conv",
+        (c_in, c_out),
+        3,
+        1,
+        1,
+        kaiming_normal(FanInOut::FanOut),
+    );
+    let bn = batch_norm(&p / "bn", c_out, 0.0);
+    nn::func_t(move |xs, train| {
+        xs.apply(&conv)
+            .apply_t(&bn, train)
+            .relu()
+            .max_pool2d_default(2)
+    })
+}
+
+/// The small CNN's backbone under `p` (`block1` .. `block3`).
+pub fn small_cnn(p: &nn::Path, in_channels: i64, width: i64) -> Backbone {
+    let b1 = block(p / "block1", in_channels, width);
+    let b2 = block(p / "block2", width, 2 * width);
+    let b3 = block(p / "block3", 2 * width, 4 * width);
+    Backbone {
+        net: nn::func_t(move |xs, train| {
+            xs.apply_t(&b1, train)
+                .apply_t(&b2, train)
+                .apply_t(&b3, train)
+                .adaptive_avg_pool2d([1, 1])
+                .flat_view()
+        }),
+        features: 4 * width,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{count_with_classifier, forward_features};
+    use super::super::{Arch, ModelConfig};
+
+    #[test]
+    fn small_cnn_takes_mnist_and_cifar_images() {
+        let cfg = ModelConfig::new(Arch::SmallCnn);
+        assert_eq!(forward_features(&cfg, [2, 1, 28, 28]), 128);
+        assert_eq!(forward_features(&cfg, [2, 3, 32, 32]), 128);
+        // 3x3 convs 3-32-64-128 and their BN: 864 + 18,432 + 73,728 + 2 x 224.
+        let (n, f) = count_with_classifier(&cfg, 3, 10);
+        assert_eq!(n - (f * 10 + 10), 864 + 18_432 + 73_728 + 2 * 224);
+        assert!(n < 300_000, "{n}");
+    }
+}
