@@ -2,12 +2,14 @@
 //! (`configs/*.toml`), overridden field by field with `--set section.key=value`, validated
 //! with errors that name the file and the field. Sections by concern, each with defaults:
 //! `[train]` (the engine: optimizer, schedule, epochs, device), `[head]` (the classifier,
-//! [`HeadConfig`]) and one task section (`[lm]`, [`LmConfig`]). Every default is the paper's
-//! language-model recipe, so a config only states what differs.
+//! [`HeadConfig`]) and one task section (`[lm]`, [`LmConfig`], or `[vision]`,
+//! [`VisionConfig`]). The `[train]` defaults are the paper's language-model recipe, so an LM
+//! config only states what differs; image configs state their recipe.
 pub use crate::classifier::{HeadConfig, HeadMode, LossKind};
 use crate::error::{Error, IoContext, Result};
 pub use crate::lm::config::{InputEmbedding, LmConfig};
 pub use crate::optim::OptimizerKind;
+pub use crate::vision::config::VisionConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -20,9 +22,12 @@ pub struct Config {
     pub runs_dir: PathBuf,
     pub train: TrainConfig,
     pub head: HeadConfig,
-    /// The language-model task (the only task so far; its section must be present).
+    /// The language-model task.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lm: Option<LmConfig>,
+    /// The image-classification task.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vision: Option<VisionConfig>,
 }
 
 impl Default for Config {
@@ -33,6 +38,7 @@ impl Default for Config {
             train: TrainConfig::default(),
             head: HeadConfig::default(),
             lm: None,
+            vision: None,
         }
     }
 }
@@ -369,22 +375,41 @@ impl Config {
             ));
         }
         self.train.validate(origin)?;
-        self.head.validate(origin)?;
-        match &self.lm {
-            Some(lm) => lm.validate(origin, &self.train, &self.head),
-            None => Err(Error::config(
+        // The task first: it says which head modes make sense for it at all.
+        self.validate_task(origin)?;
+        self.head.validate(origin)
+    }
+
+    fn validate_task(&self, origin: &str) -> Result<()> {
+        match (&self.lm, &self.vision) {
+            (Some(lm), None) => lm.validate(origin, &self.train, &self.head),
+            (None, Some(vision)) => vision.validate(origin, &self.head),
+            (Some(_), Some(_)) => Err(Error::config(
+                origin,
+                "vision",
+                "a config has one task: keep either [lm] or [vision]",
+            )),
+            (None, None) => Err(Error::config(
                 origin,
                 "lm",
-                "the config names no task; add an [lm] section (configs/lm-wt2.toml)",
+                "the config names no task; add an [lm] section (configs/lm-wt2.toml) or a \
+                 [vision] section (configs/vision/)",
             )),
         }
     }
 
-    /// The language-model section (validated configs always have one).
+    /// The language-model section (validated configs of that task have one).
     pub fn lm(&self) -> Result<&LmConfig> {
         self.lm
             .as_ref()
             .ok_or_else(|| Error::config(&self.name, "lm", "the config has no [lm] section"))
+    }
+
+    /// The image-classification section (validated configs of that task have one).
+    pub fn vision(&self) -> Result<&VisionConfig> {
+        self.vision.as_ref().ok_or_else(|| {
+            Error::config(&self.name, "vision", "the config has no [vision] section")
+        })
     }
 
     pub fn to_toml(&self) -> String {
@@ -417,6 +442,10 @@ mod tests {
         assert_eq!(from_toml_str(&c.to_toml(), "y").unwrap(), c);
         let e = from_toml_str("", "z.toml").unwrap_err().to_string();
         assert!(e.contains("z.toml") && e.contains("[lm]"), "{e}");
+        let e = from_toml_str("[lm]\n[vision]\n", "z.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("one task"), "{e}");
     }
 
     #[test]

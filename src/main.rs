@@ -57,12 +57,15 @@ enum Command {
         #[arg(long)]
         device: Option<String>,
     },
-    /// Print the model's parameter counts for a config, without training.
+    /// Print the model's parameter counts for a config, or the paper's Table 1 (--paper).
     Params {
-        #[arg(long)]
-        config: PathBuf,
+        #[arg(long, required_unless_present = "paper")]
+        config: Option<PathBuf>,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// The paper's parameter table, counted from the real model definitions.
+        #[arg(long, conflicts_with = "config")]
+        paper: bool,
     },
     /// Report over run folders: results.{md,csv,json} and plots (PNG + SVG).
     Report {
@@ -163,7 +166,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             println!("{line}");
         }
-        Command::Params { config, set } => {
+        Command::Params { config: None, .. } => {
+            let rows = fixclf::vision::params::paper_table()?;
+            println!("{}", fixclf::vision::params::render_paper_table(&rows));
+        }
+        Command::Params {
+            config: Some(config),
+            set,
+            ..
+        } => {
             let cfg = config::load(&config, &set)?;
             let (report, removable) = fixclf::tasks::describe_config(&cfg)?;
             println!("{}", report.describe(cfg.head.mode.name(), &removable));

@@ -4,11 +4,16 @@ use crate::config::Config;
 use crate::engine::{self, Evaluation, ParamReport, RunDir, Split, Summary, Task, TrainOptions};
 use crate::error::{Error, Result};
 use crate::lm::LmTask;
+use crate::vision::VisionTask;
 use std::path::Path;
 
 /// The task of a config, with its data loaded and its model built.
 pub fn build(cfg: &Config) -> Result<Box<dyn Task>> {
-    Ok(Box::new(LmTask::new(cfg)?))
+    if cfg.vision.is_some() {
+        Ok(Box::new(VisionTask::new(cfg)?))
+    } else {
+        Ok(Box::new(LmTask::new(cfg)?))
+    }
 }
 
 /// Trains the run of `cfg` (see [`engine::train`]).

@@ -43,8 +43,15 @@ impl ParamReport {
             .iter()
             .map(|t| t.numel() as i64)
             .sum();
-        let all: i64 = vs.variables().values().map(|t| t.numel() as i64).sum();
-        let fixed = (all - trainable) + fixed_matrix_numel;
+        // Frozen variables (alpha when it is not learned) count as fixed parameters;
+        // BatchNorm's running statistics are buffers, not parameters (as in PyTorch).
+        let frozen: i64 = vs
+            .variables()
+            .iter()
+            .filter(|(name, t)| !t.requires_grad() && !is_buffer(name))
+            .map(|(_, t)| t.numel() as i64)
+            .sum();
+        let fixed = frozen + fixed_matrix_numel;
         ParamReport {
             total: trainable + fixed,
             trainable,
@@ -69,6 +76,11 @@ impl ParamReport {
             100.0 * self.share_removed
         )
     }
+}
+
+/// Whether a variable is a buffer (BatchNorm's running statistics), not a parameter.
+pub fn is_buffer(name: &str) -> bool {
+    name.ends_with("running_mean") || name.ends_with("running_var")
 }
 
 /// The amount of training data, in the task's unit.
@@ -177,7 +189,7 @@ pub struct EpochEvent {
     pub train_loss: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_acc: Option<f64>,
-    /// Learning rate for the next epoch.
+    /// Learning rate after the epoch (the next epoch's, except under cosine: set per epoch).
     pub lr: f64,
     pub epoch_s: f64,
     pub elapsed_s: f64,

@@ -213,6 +213,13 @@ impl Trainer<'_> {
         tch::manual_seed(t.seed as i64 + self.st.step as i64);
         let mut rng =
             rand::rngs::StdRng::seed_from_u64(t.seed ^ (self.st.step.wrapping_mul(0x9E37_79B9)));
+        if t.schedule == Schedule::Cosine {
+            // A function of the epoch alone, so a run resumed (or extended to more epochs)
+            // follows the curve of its config.
+            let progress = (self.st.epoch - 1) as f64 / t.epochs as f64;
+            let lr = t.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+            self.opt.set_learning_rate(lr);
+        }
         self.task.start_epoch(self.st.epoch, self.st.position);
         let bar = progress_bar(limit as u64, self.quiet);
         bar.set_position(self.st.epoch_step as u64);
@@ -368,10 +375,6 @@ impl Trainer<'_> {
         let next_lr = match t.schedule {
             Schedule::Plateau if !improved && self.averages.is_none() => lr / t.lr_decay,
             Schedule::MultiStep if t.milestones.contains(&self.st.epoch) => lr / t.lr_decay,
-            Schedule::Cosine => {
-                let progress = self.st.epoch as f64 / t.epochs as f64;
-                t.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
-            }
             _ => lr,
         };
         self.opt.set_learning_rate(next_lr);

@@ -3,8 +3,8 @@
 //! `summary.json` through the typed metrics of [`crate::engine::metrics`].
 use super::{curve_label, RunCurves, RunRow, Setup};
 use crate::engine::metrics::{read_events, EpochEvent, Event, LogEvent, ParamReport, Summary};
-use crate::error::{Error, Result};
 use crate::engine::{RunDir, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
+use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -38,12 +38,15 @@ fn read_setup(cfg_path: &Path) -> Result<RunSetup> {
     let cfg = crate::config::load_run_config(cfg_path, &[])?;
     let t = &cfg.train;
     let lm = cfg.lm.clone().unwrap_or_default();
-    let (corpus, train_tokens_limit, (emb_size, hidden_size, layers), bptt) = (
-        lm.data.dir.display().to_string(),
-        lm.data.train_tokens,
-        (lm.model.emb_size, lm.model.hidden_size, lm.model.layers),
-        lm.bptt,
-    );
+    let (corpus, train_tokens_limit, (emb_size, hidden_size, layers), bptt) = match &cfg.vision {
+        Some(v) => (v.data.dataset.name().to_string(), 0, (0, 0, 0), 0),
+        None => (
+            lm.data.dir.display().to_string(),
+            lm.data.train_tokens,
+            (lm.model.emb_size, lm.model.hidden_size, lm.model.layers),
+            lm.bptt,
+        ),
+    };
     Ok(RunSetup {
         name: cfg.name.clone(),
         mode: cfg.head.mode.name().to_string(),

@@ -370,20 +370,8 @@ mod tests {
     fn report_tells_apart_runs_of_the_same_name() {
         let dir = tempfile::tempdir().unwrap();
         let runs = vec![
-            fake_run(
-                &dir.path().join("a"),
-                "learned",
-                HeadMode::Learned,
-                1,
-                true,
-            ),
-            fake_run(
-                &dir.path().join("b"),
-                "learned",
-                HeadMode::Learned,
-                1,
-                true,
-            ),
+            fake_run(&dir.path().join("a"), "learned", HeadMode::Learned, 1, true),
+            fake_run(&dir.path().join("b"), "learned", HeadMode::Learned, 1, true),
         ];
         let t = build_report(&runs, "t").unwrap();
         assert_eq!(

@@ -1,0 +1,94 @@
+//! The `[vision]` section: the image data set (`[vision.data]`), the backbone
+//! (`[vision.model]`) and the augmentation.
+use super::data::{DatasetKind, SyntheticSpec};
+use super::models::ModelConfig;
+use crate::classifier::{HeadConfig, HeadMode};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VisionConfig {
+    pub data: VisionDataConfig,
+    pub model: ModelConfig,
+    /// Random crop with this much zero padding (0: no crop), on whole batches.
+    pub crop_padding: i64,
+    /// Random horizontal flips (not for digits or clothes whose sides matter less: still the
+    /// CIFAR recipe's default).
+    pub flip: bool,
+}
+
+impl Default for VisionConfig {
+    fn default() -> Self {
+        Self {
+            data: VisionDataConfig::default(),
+            model: ModelConfig::default(),
+            crop_padding: 4,
+            flip: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VisionDataConfig {
+    pub dataset: DatasetKind,
+    /// Folder with the data set's files (IDX `*-ubyte.gz`, CIFAR `*.bin`).
+    pub dir: PathBuf,
+    /// Use only the first N training images (0: all). For quick runs.
+    pub train_images: usize,
+    /// Use only the first N test images (0: all).
+    pub test_images: usize,
+    /// Hold out the last N training images for validation (0: validate on the test split,
+    /// as the paper's CIFAR curves do).
+    pub valid_images: usize,
+    /// The synthetic data set's shape (dataset = "synthetic").
+    pub synthetic: SyntheticSpec,
+}
+
+impl Default for VisionDataConfig {
+    fn default() -> Self {
+        Self {
+            dataset: DatasetKind::FashionMnist,
+            dir: "data/fashion-mnist".into(),
+            train_images: 0,
+            test_images: 0,
+            valid_images: 0,
+            synthetic: SyntheticSpec::default(),
+        }
+    }
+}
+
+impl VisionConfig {
+    /// Checks the section and how it combines with `[head]`.
+    pub fn validate(&self, origin: &str, head: &HeadConfig) -> Result<()> {
+        let err = |field: &str, msg: String| Err(Error::config(origin, field, msg));
+        self.model.validate(origin)?;
+        if !(0..=16).contains(&self.crop_padding) {
+            return err(
+                "vision.crop_padding",
+                format!("must be between 0 and 16 pixels, got {}", self.crop_padding),
+            );
+        }
+        if head.mode == HeadMode::Tied {
+            return err(
+                "head.mode",
+                "tied needs an input embedding; image models have none: use learned or a \
+                 fixed mode"
+                    .into(),
+            );
+        }
+        if head.mode.needs_embeddings() {
+            return err(
+                "head.mode",
+                format!(
+                    "{} takes word vectors; image classes have none: use fixed-orthogonal, \
+                     fixed-hadamard or fixed-simplex",
+                    head.mode
+                ),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,310 @@
+//! Image classification as an engine [`Task`]: a backbone of N features with a classifier
+//! [`Head`] on top, trained on shuffled mini-batches (a new permutation per pass over the
+//! data, seeded from `train.seed` and the pass, so a resumed run sees the same batches),
+//! augmented on the device (random crop with zero padding, horizontal flip), evaluated by
+//! loss and top-1 (top-5 for 100 classes or more) accuracy.
+use super::augment::{augment, normalize};
+use super::config::VisionConfig;
+use super::data::{ImageData, ImageSet};
+use super::models::{self, Backbone};
+use crate::classifier::{Head, HeadMode};
+use crate::config::Config;
+use crate::engine::metrics::is_buffer;
+use crate::engine::{Evaluation, Identity, ParamReport, Split, Task, TrainStep, Unit};
+use crate::error::Result;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+
+/// The image-classification task: data, backbone, head, and where training stands.
+pub struct VisionTask {
+    vision: VisionConfig,
+    batch_size: usize,
+    eval_batch_size: usize,
+    weight_decay: f64,
+    alpha_weight_decay: f64,
+    seed: u64,
+    device: Device,
+    data: ImageData,
+    /// Held-out training images (`vision.data.valid_images`), else None: validate on test.
+    valid: Option<ImageSet>,
+    pub vs: nn::VarStore,
+    pub backbone: Backbone,
+    pub head: Head,
+    mode: HeadMode,
+    /// The current pass over the training data, its permutation, and the next batch in it.
+    pass: usize,
+    order: Vec<i64>,
+    batch: usize,
+}
+
+/// The first `n` images of a set (`n = 0`: all), and the rest.
+fn split_off(set: &ImageSet, first: usize) -> (ImageSet, Option<ImageSet>) {
+    let len = set.labels.size()[0] as usize;
+    let part = |start: usize, n: usize| ImageSet {
+        images: set.images.narrow(0, start as i64, n as i64),
+        labels: set.labels.narrow(0, start as i64, n as i64),
+        classes: set.classes,
+    };
+    if first == 0 || first >= len {
+        return (part(0, len), None);
+    }
+    (part(0, first), Some(part(first, len - first)))
+}
+
+impl VisionTask {
+    /// Loads the data and builds backbone + head of `cfg` on its device, the weights
+    /// initialized from `train.seed`.
+    pub fn new(cfg: &Config) -> Result<VisionTask> {
+        let vision = cfg.vision()?.clone();
+        if cfg.train.threads > 0 {
+            tch::set_num_threads(cfg.train.threads as i32);
+        }
+        let device = crate::engine::resolve_device(&cfg.train.device)?;
+        let d = &vision.data;
+        let mut data = super::data::load(d.dataset, &d.dir, Some(d.synthetic))?;
+        data.train = split_off(&data.train, d.train_images).0;
+        data.test = split_off(&data.test, d.test_images).0;
+        let valid = if d.valid_images > 0 {
+            let n = data.train.labels.size()[0] as usize;
+            let keep = n.saturating_sub(d.valid_images).max(1);
+            let (train, valid) = split_off(&data.train, keep);
+            data.train = train;
+            valid
+        } else {
+            None
+        };
+        tch::manual_seed(cfg.train.seed as i64);
+        let vs = nn::VarStore::new(device);
+        let channels = data.train.images.size()[1];
+        let backbone = models::build(&(vs.root() / "backbone"), &vision.model, channels)?;
+        let (classes, features) = (data.train.classes, backbone.features);
+        let head_path = vs.root() / "head";
+        let head = match cfg.head.fixed_matrix(classes, features, None)? {
+            Some(q) => Head::fixed(&head_path, q, &cfg.head)?,
+            None => {
+                let (w, b) = Head::linear_init(features);
+                Head::learned(&head_path, classes, features, w, b)
+            }
+        };
+        Ok(VisionTask {
+            batch_size: cfg.train.batch_size,
+            eval_batch_size: cfg.train.eval_batch_size,
+            weight_decay: cfg.train.weight_decay,
+            alpha_weight_decay: cfg.head.alpha_weight_decay,
+            seed: cfg.train.seed,
+            device,
+            data,
+            valid,
+            vs,
+            backbone,
+            head,
+            mode: cfg.head.mode,
+            pass: 0,
+            order: Vec::new(),
+            batch: 0,
+            vision,
+        })
+    }
+
+    fn train_len(&self) -> usize {
+        self.data.train.labels.size()[0] as usize
+    }
+
+    /// The images (u8) and labels of `set` at `idx`, on the device.
+    fn batch(&self, set: &ImageSet, idx: &Tensor) -> (Tensor, Tensor) {
+        let x = set.images.index_select(0, idx).to_device(self.device);
+        let y = set.labels.index_select(0, idx).to_device(self.device);
+        (x, y)
+    }
+
+    /// The permutation of the training images for pass `pass` (0-based).
+    fn order_of(&self, pass: usize) -> Vec<i64> {
+        let mut order: Vec<i64> = (0..self.train_len() as i64).collect();
+        let seed = self.seed ^ (pass as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        order.shuffle(&mut StdRng::seed_from_u64(seed));
+        order
+    }
+
+    fn eval_set(&self, split: Split) -> &ImageSet {
+        match split {
+            Split::Train => &self.data.train,
+            Split::Valid => self.valid.as_ref().unwrap_or(&self.data.test),
+            Split::Test => &self.data.test,
+        }
+    }
+}
+
+impl Task for VisionTask {
+    fn name(&self) -> &'static str {
+        "vision"
+    }
+    fn unit(&self) -> Unit {
+        Unit::Images
+    }
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+    fn device(&self) -> Device {
+        self.device
+    }
+    fn head(&self) -> &Head {
+        &self.head
+    }
+    fn head_mode(&self) -> HeadMode {
+        self.mode
+    }
+    fn classes(&self) -> i64 {
+        self.data.train.classes
+    }
+    fn params(&self) -> ParamReport {
+        let backbone: i64 = self
+            .vs
+            .variables()
+            .iter()
+            .filter(|(name, _)| !name.starts_with("head.") && !is_buffer(name))
+            .map(|(_, t)| t.numel() as i64)
+            .sum();
+        let (c, n) = (self.classes(), self.backbone.features);
+        let classifier = n * c + c;
+        ParamReport::new(
+            &self.vs,
+            self.head.fixed_numel(),
+            backbone + classifier,
+            classifier,
+        )
+    }
+    fn removable(&self) -> &'static str {
+        "classifier"
+    }
+    fn describe_data(&self) -> String {
+        format!(
+            "{}: {} classes | train {} images | {} {} images",
+            self.data.name,
+            self.classes(),
+            self.train_len(),
+            if self.valid.is_some() {
+                "valid"
+            } else {
+                "test"
+            },
+            self.eval_set(Split::Valid).labels.size()[0]
+        )
+    }
+    fn identity(&self) -> Vec<Identity> {
+        vec![
+            Identity {
+                key: "dataset",
+                value: self.data.name.clone(),
+                checked_as: Some("data set"),
+            },
+            Identity {
+                key: "classes",
+                value: self.classes().to_string(),
+                checked_as: Some("number of classes"),
+            },
+            Identity {
+                key: "model",
+                value: serde_json::to_string(&self.vision.model).unwrap_or_default(),
+                checked_as: Some("model architecture"),
+            },
+        ]
+    }
+    fn steps_per_epoch(&self) -> usize {
+        self.train_len().div_ceil(self.batch_size)
+    }
+    fn start_epoch(&mut self, _epoch: usize, position: usize) {
+        let spe = self.steps_per_epoch().max(1);
+        self.pass = position / spe;
+        self.batch = position % spe;
+        self.order = self.order_of(self.pass);
+    }
+    fn train_step(&mut self, _rng: &mut StdRng) -> Option<TrainStep> {
+        let start = self.batch * self.batch_size;
+        if start >= self.train_len() {
+            return None;
+        }
+        let end = (start + self.batch_size).min(self.train_len());
+        let idx = Tensor::from_slice(&self.order[start..end]);
+        let (x, y) = self.batch(&self.data.train, &idx);
+        let (mean, std) = (&self.data.mean, &self.data.std);
+        let x = augment(&x, mean, std, self.vision.crop_padding, self.vision.flip);
+        let features = self.backbone.net.forward_t(&x, true);
+        let tl = self.head.training_loss(&features, &y);
+        let correct = tch::no_grad(|| {
+            self.head
+                .logits(&features.detach())
+                .argmax(-1, false)
+                .eq_tensor(&y)
+                .sum(Kind::Int64)
+                .int64_value(&[])
+        });
+        self.batch += 1;
+        Some(TrainStep {
+            loss: tl.value.double_value(&[]),
+            objective: tl.objective,
+            lr_scale: 1.0,
+            units: end - start,
+            correct: Some((correct as u64, (end - start) as u64)),
+        })
+    }
+    fn position(&self) -> usize {
+        self.pass * self.steps_per_epoch() + self.batch
+    }
+    fn next_epoch_position(&self) -> usize {
+        let spe = self.steps_per_epoch();
+        if self.batch >= spe {
+            (self.pass + 1) * spe
+        } else {
+            self.position()
+        }
+    }
+    fn evaluate(&self, split: Split) -> Result<Evaluation> {
+        let set = self.eval_set(split);
+        let n = set.labels.size()[0];
+        let top5 = self.classes() >= 100;
+        let (mut loss, mut correct, mut correct5) = (0.0, 0i64, 0i64);
+        tch::no_grad(|| {
+            let mut start = 0;
+            while start < n {
+                let len = (self.eval_batch_size as i64).min(n - start);
+                let idx = Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu));
+                let (x, y) = self.batch(set, &idx);
+                let x = normalize(&x, &self.data.mean, &self.data.std);
+                let logits = self.head.logits(&self.backbone.net.forward_t(&x, false));
+                loss += logits
+                    .cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, -100, 0.0)
+                    .double_value(&[]);
+                correct += logits
+                    .argmax(-1, false)
+                    .eq_tensor(&y)
+                    .sum(Kind::Int64)
+                    .int64_value(&[]);
+                if top5 {
+                    let (_, best) = logits.topk(5, -1, true, true);
+                    correct5 += best
+                        .eq_tensor(&y.unsqueeze(-1))
+                        .sum(Kind::Int64)
+                        .int64_value(&[]);
+                }
+                start += len;
+            }
+        });
+        let n = n.max(1) as f64;
+        Ok(Evaluation {
+            loss: loss / n,
+            ppl: None,
+            acc: Some(correct as f64 / n),
+            top5: top5.then_some(correct5 as f64 / n),
+        })
+    }
+    fn weight_decay(&self, name: &str) -> f64 {
+        if name.ends_with("alpha") {
+            self.alpha_weight_decay
+        } else {
+            self.weight_decay
+        }
+    }
+}
