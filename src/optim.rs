@@ -150,7 +150,33 @@ pub struct ParamGroup {
     steps: i64,
 }
 
+/// What every update starts from: the gradients, their norm, the clipping coefficient and
+/// this step's learning rate.
+struct Step {
+    grads: Vec<Tensor>,
+    norm: f64,
+    coef: f64,
+    lr: f64,
+}
+
 impl ParamGroup {
+    /// Backpropagates `loss` and counts the step; `Err(norm)` when the gradient norm is not
+    /// finite (nothing is updated, nothing counted).
+    fn begin_step(&mut self, loss: &Tensor, lr_scale: f64) -> std::result::Result<Step, f64> {
+        let grads = self.gradients(loss);
+        let (norm, coef) = self.norm_and_coef(&grads);
+        if !norm.is_finite() {
+            return Err(norm);
+        }
+        self.steps += 1;
+        Ok(Step {
+            grads,
+            norm,
+            coef,
+            lr: self.lr * lr_scale,
+        })
+    }
+
     /// Gradients of `loss` with respect to every parameter (undefined for a parameter the
     /// loss does not reach, e.g. alpha under the cosine loss).
     fn gradients(&self, loss: &Tensor) -> Vec<Tensor> {
@@ -239,13 +265,15 @@ impl Sgd {
 
 impl Optimizer for Sgd {
     fn backward_step_scaled(&mut self, loss: &Tensor, lr_scale: f64) -> f64 {
-        let grads = self.c.gradients(loss);
-        let (norm, coef) = self.c.norm_and_coef(&grads);
-        if !norm.is_finite() {
-            return norm;
-        }
-        let lr = self.c.lr * lr_scale;
-        self.c.steps += 1;
+        let Step {
+            grads,
+            norm,
+            coef,
+            lr,
+        } = match self.c.begin_step(loss, lr_scale) {
+            Ok(step) => step,
+            Err(norm) => return norm,
+        };
         tch::no_grad(|| {
             for (i, (p, mut g)) in self.c.params.iter().zip(grads).enumerate() {
                 if !g.defined() {
@@ -326,13 +354,15 @@ impl Adam {
 
 impl Optimizer for Adam {
     fn backward_step_scaled(&mut self, loss: &Tensor, lr_scale: f64) -> f64 {
-        let grads = self.c.gradients(loss);
-        let (norm, coef) = self.c.norm_and_coef(&grads);
-        if !norm.is_finite() {
-            return norm;
-        }
-        let lr = self.c.lr * lr_scale;
-        self.c.steps += 1;
+        let Step {
+            grads,
+            norm,
+            coef,
+            lr,
+        } = match self.c.begin_step(loss, lr_scale) {
+            Ok(step) => step,
+            Err(norm) => return norm,
+        };
         let t = self.c.steps as f64;
         tch::no_grad(|| {
             for (i, (p, mut g)) in self.c.params.iter().zip(grads).enumerate() {

@@ -157,3 +157,24 @@ fn existing_run_needs_resume_or_force_and_truncated_checkpoints_are_refused() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not a run folder"), "{err}");
 }
+
+/// An I/O error says its cause once (it used to read `...: No such file or directory (os
+/// error 2): No such file or directory (os error 2)`).
+#[test]
+fn io_errors_say_their_cause_once() {
+    let (code, _, err) = fixclf(&["train", "--config", "/nonexistent.toml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent.toml"), "{err}");
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[vision.data]\ndataset = \"cifar10\"\ndir = \"nowhere\"\n[train]\nclip = 0.0\n",
+    )
+    .unwrap();
+    let (code, _, err) = fixclf(&["params", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cifar-10-binary.tar.gz"), "{err}");
+    assert_eq!(err.matches("cannot be downloaded").count(), 1, "{err}");
+}

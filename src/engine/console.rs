@@ -66,11 +66,11 @@ pub(super) fn describe_quality(
     s
 }
 
-/// The learning rate as the PyTorch example prints it (`20.00`), or in scientific notation
-/// when that would show nothing (Adam's `2.00e-3`).
+/// The learning rate as the PyTorch example prints it (`{:02.2f}`: `20.00`, `0.31`), or in
+/// scientific notation when that would show nothing (Adam's `2.00e-3`).
 pub(super) fn format_lr(lr: f64) -> String {
     if lr >= 0.01 {
-        format!("{lr:05.2}")
+        format!("{lr:.2}")
     } else {
         format!("{lr:.2e}")
     }
@@ -98,6 +98,7 @@ mod tests {
     fn console_lines_keep_the_pytorch_example_format() {
         assert_eq!(format_lr(20.0), "20.00");
         assert_eq!(format_lr(2e-3), "2.00e-3");
+        assert_eq!(format_lr(0.05), "0.05");
         assert_eq!(
             describe_quality("valid ", 5.0, Some(5f64.exp()), None),
             "valid loss  5.00 | valid ppl   148.41"

@@ -67,7 +67,7 @@ impl ParamReport {
         let m = |n: i64| format!("{:.2} M", n as f64 / 1e6);
         format!(
             "parameters ({mode}): total {}, trainable {}, fixed {}; with a learned {removable} \
-             this network has {}, {:.0}% of them in the {removable}; this mode trains {:.1}% fewer",
+             this network has {}, {:.1}% of them in the {removable}; this mode trains {:.1}% fewer",
             m(self.total),
             m(self.trainable),
             m(self.fixed),
