@@ -152,6 +152,31 @@ fn unit_rows(mut q: Tensor) -> Tensor {
     q
 }
 
+/// Whether a `C x N` Hadamard classifier is faster as a stored dense `Q` (one GEMM) than as
+/// the fast transform. Measured on the 2-core CPU (`classifier_hadamard_dense_or_fast`,
+/// batch 128, forward + the transposed product of training, ms):
+///
+/// | C x N | dense | fast transform |
+/// |---|--:|--:|
+/// | 10 x 64 | 0.033 | 0.143 |
+/// | 100 x 342 | 0.140 | 0.166 |
+/// | 100 x 1024 | 0.368 | 0.339 |
+/// | 300 x 512 | 0.467 | 0.161 |
+/// | 1000 x 960 | 2.89 | 0.46 |
+/// | 1000 x 2048 | 6.13 | 0.74 |
+/// | 33,278 x 512 | 71.2 | 12.4 |
+///
+/// The crossover lies between 34,200 and 102,400 entries (batch 700 agrees), so matrices up to
+/// 2^16 entries (the CIFAR heads: 10 x 64, 100 x 342) are stored; the rest use the transform.
+/// A fixed rule rather than a timing at start-up, so that a run and its resumption compute
+/// the same way.
+pub fn hadamard_prefers_dense(c: i64, n: i64) -> bool {
+    c.saturating_mul(n) <= HADAMARD_DENSE_MAX
+}
+
+/// The largest `C x N` stored densely (see [`hadamard_prefers_dense`]).
+const HADAMARD_DENSE_MAX: i64 = 1 << 16;
+
 impl FixedMatrix {
     fn dense_from(spec: FixedSpec, q: Tensor) -> Self {
         // One pass to a contiguous f32 copy (q may be f64 and column-major).
@@ -186,12 +211,26 @@ impl FixedMatrix {
     }
 
     /// Truncated Sylvester-Hadamard with seeded sign blocks for `C > N'`; see
-    /// [`super::hadamard`]. Entries are +-1/sqrt(N); `Q` is never stored.
+    /// [`super::hadamard`]. Entries are +-1/sqrt(N). Applied as the fast transform (`Q` never
+    /// stored) where that is faster, as a stored dense `Q` otherwise
+    /// ([`hadamard_prefers_dense`]); the values are the same either way.
     pub fn hadamard(c: i64, n: i64, seed: u64) -> Result<Self> {
+        Self::hadamard_as(c, n, seed, hadamard_prefers_dense(c, n))
+    }
+
+    /// [`hadamard`](Self::hadamard) stored densely (`dense = true`) or applied as the fast
+    /// transform, whatever the shape (for measuring both).
+    pub fn hadamard_as(c: i64, n: i64, seed: u64, dense: bool) -> Result<Self> {
         check_shape("hadamard", c, n)?;
-        Ok(Self {
-            spec: FixedSpec::new(FixedKind::Hadamard, c, n, seed),
-            repr: Repr::Hadamard(Hadamard::new(c, n, seed)?),
+        let spec = FixedSpec::new(FixedKind::Hadamard, c, n, seed);
+        let h = Hadamard::new(c, n, seed)?;
+        Ok(if dense {
+            Self::dense_from(spec, h.dense())
+        } else {
+            Self {
+                spec,
+                repr: Repr::Hadamard(h),
+            }
         })
     }
 
@@ -570,6 +609,65 @@ mod tests {
 mod bench {
     use super::*;
     use std::time::Instant;
+
+    #[test]
+    #[ignore]
+    fn classifier_hadamard_dense_or_fast() {
+        let time = |f: &dyn Fn() -> Tensor| {
+            let _ = f();
+            let t0 = Instant::now();
+            for _ in 0..5 {
+                let _ = f();
+            }
+            t0.elapsed().as_secs_f64() * 1e3 / 5.0
+        };
+        println!("threads {}", tch::get_num_threads());
+        for (c, n) in [
+            (10, 64),
+            (100, 342),
+            (100, 1024),
+            (300, 512),
+            (1000, 256),
+            (1000, 960),
+            (1000, 2048),
+            (10_000, 512),
+            (33_278, 512),
+        ] {
+            for m in [128i64, 700] {
+                let x = Tensor::randn([m, n], (Kind::Float, Device::Cpu));
+                let g = Tensor::randn([m, c], (Kind::Float, Device::Cpu));
+                let mut ms = Vec::new();
+                for dense in [true, false] {
+                    let q = FixedMatrix::hadamard_as(c, n, 1, dense).unwrap();
+                    ms.push(time(&|| q.project(&x)));
+                    ms.push(time(&|| {
+                        let _ = q.project(&x);
+                        q.project_transpose(&g)
+                    }));
+                }
+                println!(
+                    "C {c:6} N {n:5} batch {m:4}: dense fwd {:8.3} fwd+T {:8.3} | fast fwd {:8.3} fwd+T {:8.3} ms",
+                    ms[0], ms[1], ms[2], ms[3]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn classifier_hadamard_dense_and_fast_agree() {
+        for (c, n) in [(10, 64), (100, 342), (70, 24)] {
+            let a = FixedMatrix::hadamard_as(c, n, 3, true).unwrap();
+            let b = FixedMatrix::hadamard_as(c, n, 3, false).unwrap();
+            assert!(a.dense().equal(&b.dense()));
+            let x = Tensor::randn([5, n], (Kind::Float, Device::Cpu));
+            let d = (a.project(&x) - b.project(&x))
+                .abs()
+                .max()
+                .double_value(&[]);
+            assert!(d < 1e-5, "{c} x {n}: {d}");
+            assert_eq!(a.spec(), b.spec());
+        }
+    }
 
     #[test]
     #[ignore]
