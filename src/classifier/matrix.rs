@@ -1,5 +1,5 @@
 //! The fixed matrices `Q` (C x N, unit rows) and the spec that regenerates them.
-use super::hadamard::Hadamard;
+use super::hadamard::{hadamard_prefers_dense, Hadamard};
 use crate::error::{Error, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -152,31 +152,6 @@ fn unit_rows(mut q: Tensor) -> Tensor {
     q
 }
 
-/// Whether a `C x N` Hadamard classifier is faster as a stored dense `Q` (one GEMM) than as
-/// the fast transform. Measured on the 2-core CPU (`classifier_hadamard_dense_or_fast`,
-/// batch 128, forward + the transposed product of training, ms):
-///
-/// | C x N | dense | fast transform |
-/// |---|--:|--:|
-/// | 10 x 64 | 0.033 | 0.143 |
-/// | 100 x 342 | 0.140 | 0.166 |
-/// | 100 x 1024 | 0.368 | 0.339 |
-/// | 300 x 512 | 0.467 | 0.161 |
-/// | 1000 x 960 | 2.89 | 0.46 |
-/// | 1000 x 2048 | 6.13 | 0.74 |
-/// | 33,278 x 512 | 71.2 | 12.4 |
-///
-/// The crossover lies between 34,200 and 102,400 entries (batch 700 agrees), so matrices up to
-/// 2^16 entries (the CIFAR heads: 10 x 64, 100 x 342) are stored; the rest use the transform.
-/// A fixed rule rather than a timing at start-up, so that a run and its resumption compute
-/// the same way.
-pub fn hadamard_prefers_dense(c: i64, n: i64) -> bool {
-    c.saturating_mul(n) <= HADAMARD_DENSE_MAX
-}
-
-/// The largest `C x N` stored densely (see [`hadamard_prefers_dense`]).
-const HADAMARD_DENSE_MAX: i64 = 1 << 16;
-
 impl FixedMatrix {
     fn dense_from(spec: FixedSpec, q: Tensor) -> Self {
         // One pass to a contiguous f32 copy (q may be f64 and column-major).
@@ -213,7 +188,7 @@ impl FixedMatrix {
     /// Truncated Sylvester-Hadamard with seeded sign blocks for `C > N'`; see
     /// [`super::hadamard`]. Entries are +-1/sqrt(N). Applied as the fast transform (`Q` never
     /// stored) where that is faster, as a stored dense `Q` otherwise
-    /// ([`hadamard_prefers_dense`]); the values are the same either way.
+    /// ([`super::hadamard::hadamard_prefers_dense`]); the values are the same either way.
     pub fn hadamard(c: i64, n: i64, seed: u64) -> Result<Self> {
         Self::hadamard_as(c, n, seed, hadamard_prefers_dense(c, n))
     }
@@ -603,55 +578,6 @@ mod tests {
         assert_eq!(spec.kind, FixedKind::Hadamard);
         assert!(FixedMatrix::orthogonal(0, 8, 0).is_err());
     }
-}
-
-#[cfg(test)]
-mod bench {
-    use super::*;
-    use std::time::Instant;
-
-    #[test]
-    #[ignore]
-    fn classifier_hadamard_dense_or_fast() {
-        let time = |f: &dyn Fn() -> Tensor| {
-            let _ = f();
-            let t0 = Instant::now();
-            for _ in 0..5 {
-                let _ = f();
-            }
-            t0.elapsed().as_secs_f64() * 1e3 / 5.0
-        };
-        println!("threads {}", tch::get_num_threads());
-        for (c, n) in [
-            (10, 64),
-            (100, 342),
-            (100, 1024),
-            (300, 512),
-            (1000, 256),
-            (1000, 960),
-            (1000, 2048),
-            (10_000, 512),
-            (33_278, 512),
-        ] {
-            for m in [128i64, 700] {
-                let x = Tensor::randn([m, n], (Kind::Float, Device::Cpu));
-                let g = Tensor::randn([m, c], (Kind::Float, Device::Cpu));
-                let mut ms = Vec::new();
-                for dense in [true, false] {
-                    let q = FixedMatrix::hadamard_as(c, n, 1, dense).unwrap();
-                    ms.push(time(&|| q.project(&x)));
-                    ms.push(time(&|| {
-                        let _ = q.project(&x);
-                        q.project_transpose(&g)
-                    }));
-                }
-                println!(
-                    "C {c:6} N {n:5} batch {m:4}: dense fwd {:8.3} fwd+T {:8.3} | fast fwd {:8.3} fwd+T {:8.3} ms",
-                    ms[0], ms[1], ms[2], ms[3]
-                );
-            }
-        }
-    }
 
     #[test]
     fn classifier_hadamard_dense_and_fast_agree() {
@@ -668,25 +594,8 @@ mod bench {
             assert_eq!(a.spec(), b.spec());
         }
     }
-
-    #[test]
-    #[ignore]
-    fn classifier_bench_orthogonal_build() {
-        let (c, n) = (33_278i64, 512i64);
-        let t0 = Instant::now();
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let a = gaussian(c, n, &mut rng);
-        let t1 = Instant::now();
-        let q = householder_q(&a);
-        let t2 = Instant::now();
-        let q2 = orthonormal_columns(&a);
-        let t3 = Instant::now();
-        let diff = (&q - &q2).abs().max().double_value(&[]);
-        println!(
-            "gaussian {:.0} ms, householder QR {:.0} ms, cholesky QR {:.0} ms, max diff {diff:e}",
-            (t1 - t0).as_secs_f64() * 1e3,
-            (t2 - t1).as_secs_f64() * 1e3,
-            (t3 - t2).as_secs_f64() * 1e3
-        );
-    }
 }
+
+#[cfg(test)]
+#[path = "matrix_bench.rs"]
+mod bench;

@@ -11,7 +11,7 @@
 //!   unit vectors.
 //! * `hadamard(c, n, seed)`: truncated Sylvester-Hadamard, entries +-1/sqrt(N), applied as a
 //!   fast transform (stored densely only up to 2^16 entries, where one GEMM is faster:
-//!   [`matrix::hadamard_prefers_dense`], measured per shape).
+//!   [`hadamard::hadamard_prefers_dense`], measured per shape).
 //!   For `C > N' = next_power_of_two(N)` the rows come in blocks `H_{N'} D_k` (first `N`
 //!   columns) with seeded random +-1 diagonals `D_k` (`D_0 = I`), so no two rows are equal
 //!   (the plain truncation repeats every row `C/N'` times); non-power-of-two `N` zero-pads `x` to
@@ -49,7 +49,7 @@
 //! once per run.
 pub mod hadamard;
 mod head;
-pub mod matrix;
+mod matrix;
 mod pretrained;
 
 pub use head::{Head, HeadConfig, HeadMode};
