@@ -106,6 +106,7 @@ fn small_cnn_learns_synthetic_images_with_every_head() {
         // Chance is 0.25; three short epochs.
         assert!(acc > 0.8, "{mode}: test accuracy {acc}");
         assert_eq!(s.task, "vision");
+        assert!(s.best_val_acc.is_some_and(|a| a > 0.25), "{mode}");
         assert_eq!(s.classes, Some(4));
         let e = epochs(&cfg.run_dir());
         assert_eq!(e.len(), 3);

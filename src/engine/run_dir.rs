@@ -115,6 +115,9 @@ pub struct TrainState {
     pub epoch_step: usize,
     pub lr: f64,
     pub best_val_loss: Option<f64>,
+    /// Validation accuracy of the best epoch (by loss), for tasks that measure it.
+    #[serde(default)]
+    pub best_val_acc: Option<f64>,
     /// Validation loss of every finished epoch.
     pub val_losses: Vec<f64>,
     /// Averaged SGD switched on (NT-ASGD), and since which step.

@@ -366,6 +366,7 @@ impl Trainer<'_> {
         self.st.val_losses.push(val.loss);
         if improved {
             self.st.best_val_loss = Some(val.loss);
+            self.st.best_val_acc = val.acc;
             // Written while the NT-ASGD averages (if any) sit in the model.
             let meta = self.meta(false);
             let best = self.run.file(BEST);
@@ -497,7 +498,7 @@ impl Trainer<'_> {
             params,
             best_val_loss,
             best_val_ppl: (unit == Unit::Tokens).then(|| best_val_loss.exp()),
-            best_val_acc: None,
+            best_val_acc: self.st.best_val_acc,
             test_loss: test.loss,
             test_ppl: test.ppl,
             test_acc: test.acc,
