@@ -12,6 +12,8 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct RunSetup {
     pub name: String,
+    /// An image-classification run (`[vision]`), not a language model.
+    pub image: bool,
     /// The head's mode (`learned`, `fixed-orthogonal`, ...) and whether it is a fixed one.
     pub mode: String,
     pub fixed: bool,
@@ -49,6 +51,7 @@ fn read_setup(cfg_path: &Path) -> Result<RunSetup> {
     };
     Ok(RunSetup {
         name: cfg.name.clone(),
+        image: cfg.vision.is_some(),
         mode: cfg.head.mode.name().to_string(),
         fixed: cfg.head.mode.is_fixed(),
         corpus,
@@ -303,6 +306,7 @@ pub(super) fn setup_of(runs: &[LoadedRun]) -> Setup {
     };
     for r in runs {
         let c = &r.setup;
+        s.image_runs += usize::from(c.image);
         push_distinct(&mut s.corpus, c.corpus.clone());
         if let Some(v) = r.classes {
             push_distinct(&mut s.vocab, v);

@@ -123,6 +123,8 @@ impl RunRow {
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct Setup {
     pub runs: usize,
+    /// How many of the runs are image-classification runs.
+    pub image_runs: usize,
     pub corpus: Vec<String>,
     /// Vocabulary size: the class count the runs record (`classes` in `metrics.jsonl` or
     /// `summary.json`); empty when no run records it (runs of fixclf 0.1).

@@ -81,6 +81,9 @@ fn md_escape(s: &str) -> String {
 
 /// The setup paragraph of `results.md` (headed `Scale.`: the size of the experiment).
 pub fn setup_paragraph(s: &Setup) -> String {
+    if s.image_runs > 0 && s.image_runs == s.runs {
+        return image_setup_paragraph(s);
+    }
     let limit = if s.train_tokens_limit.iter().all(|&n| n == 0) {
         "all training tokens (data.train_tokens = 0)".to_string()
     } else {
@@ -140,6 +143,31 @@ pub fn setup_paragraph(s: &Setup) -> String {
         join(&s.epochs),
         join(&s.batch_size),
         join(&s.bptt),
+        s.device.join(" / "),
+        join_or(&s.threads, "default"),
+    )
+}
+
+/// The setup paragraph of a report over image-classification runs. Their accuracy is in each
+/// run's `summary.json` (`test_acc`, `best_val_acc`) and `metrics.jsonl`; the table's
+/// perplexity columns do not apply to them.
+fn image_setup_paragraph(s: &Setup) -> String {
+    let classes = if s.vocab.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} classes)", join(&s.vocab))
+    };
+    format!(
+        "**Scale.** {} image run{} on `{}`{classes}. Optimizer {} (lr {}), {} epoch(s) \
+         planned, batch {}. Device {}, {} thread(s). Accuracy: each run's `summary.json` \
+         (`test_acc`, `best_val_acc`); perplexity does not apply.",
+        s.runs,
+        if s.runs == 1 { "" } else { "s" },
+        s.corpus.join("`, `"),
+        s.optimizer.join(" / "),
+        join(&s.lr),
+        join(&s.epochs),
+        join(&s.batch_size),
         s.device.join(" / "),
         join_or(&s.threads, "default"),
     )
@@ -250,8 +278,9 @@ mod tests {
 
     #[test]
     fn setup_paragraph_lists_distinct_values() {
-        let s = Setup {
+        let mut s = Setup {
             runs: 2,
+            image_runs: 0,
             corpus: vec!["data/wikitext-2".into()],
             train_tokens_limit: vec![0],
             train_tokens_trained: vec![Some(2_000_000), Some(2_100_000)],
@@ -273,5 +302,16 @@ mod tests {
         assert!(p.contains("2.00 M to 2.10 M tokens"), "{p}");
         assert!(p.contains("at most all / 100 steps per epoch"), "{p}");
         assert!(p.ends_with("Device Cpu, default thread(s)."), "{p}");
+        // Image runs get their own paragraph, without the LM's corpus, BPTT or perplexity.
+        s.image_runs = 2;
+        s.corpus = vec!["fashion-mnist".into()];
+        s.vocab = vec![10];
+        let p = setup_paragraph(&s);
+        assert!(
+            p.starts_with("**Scale.** 2 image runs on `fashion-mnist` (10 classes)")
+                && !p.contains("BPTT")
+                && p.contains("test_acc"),
+            "{p}"
+        );
     }
 }
