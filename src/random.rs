@@ -30,9 +30,7 @@ pub fn fill_standard_normal<R: Rng + ?Sized>(rng: &mut R, out: &mut [f64]) {
 /// One standard normal draw, the convention of [`fill_standard_normal`] (its cosine branch;
 /// the sine is discarded), i.e. the first value of a fill from the same RNG state.
 ///
-/// Replaces `train.rs`'s private `rand_distr_normal` (variable BPTT length), which draws
-/// `u1 = rng.gen().max(1e-12)` instead of `1 - rng.gen()`: switching changes that stream
-/// (`u1` mirrored), not its distribution.
+/// Used for the language model's variable BPTT length (`lm::task`).
 pub fn standard_normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     let mut x = [0f64; 1];
     fill_standard_normal(rng, &mut x);
