@@ -99,8 +99,6 @@ pub trait Task {
     /// once this one reached its end.
     fn next_epoch_position(&self) -> usize;
     fn evaluate(&self, split: Split) -> Result<Evaluation>;
-    /// Weight decay of a trainable variable (by name): alpha may have its own.
-    fn weight_decay(&self, name: &str) -> f64;
     /// NT-ASGD's `nonmono` when the task trains with averaged SGD.
     fn nt_asgd(&self) -> Option<usize> {
         None
@@ -155,6 +153,17 @@ pub fn model_tensors(task: &dyn Task) -> Vec<(String, Tensor)> {
     let mut v: Vec<(String, Tensor)> = task.var_store().variables().into_iter().collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
+}
+
+/// What every task does before it builds its model: libtorch's thread count, the device, and
+/// the seed its weights are initialized from (`train.seed`).
+pub fn prepare(train: &crate::config::TrainConfig) -> Result<Device> {
+    if train.threads > 0 {
+        tch::set_num_threads(train.threads as i32);
+    }
+    let device = resolve_device(&train.device)?;
+    tch::manual_seed(train.seed as i64);
+    Ok(device)
 }
 
 /// Picks the device named by the config (`auto`: CUDA when available).

@@ -67,7 +67,14 @@ pub fn train(
         );
     }
     let t = &cfg.train;
-    let params = optim::params_of(task.var_store(), |name| task.weight_decay(name));
+    // alpha has its own weight decay (the paper decays it like the classifier's weights).
+    let params = optim::params_of(task.var_store(), |name| {
+        if name.ends_with("alpha") {
+            cfg.head.alpha_weight_decay
+        } else {
+            t.weight_decay
+        }
+    });
     let opt = optim::build(
         &OptimizerConfig {
             kind: t.optimizer,

@@ -38,8 +38,6 @@ pub struct LmTask {
     lm: LmConfig,
     batch_size: usize,
     eval_batch_size: usize,
-    weight_decay: f64,
-    alpha_weight_decay: f64,
     device: Device,
     pub corpus: Corpus,
     pub vs: nn::VarStore,
@@ -56,11 +54,7 @@ impl LmTask {
     /// from `train.seed`.
     pub fn new(cfg: &Config) -> Result<LmTask> {
         let lm = cfg.lm()?.clone();
-        if cfg.train.threads > 0 {
-            tch::set_num_threads(cfg.train.threads as i32);
-        }
-        let device = crate::engine::resolve_device(&cfg.train.device)?;
-        tch::manual_seed(cfg.train.seed as i64);
+        let device = crate::engine::prepare(&cfg.train)?;
         let corpus = load_corpus(&lm)?;
         let vs = nn::VarStore::new(device);
         let vocab = corpus.vocab.len() as i64;
@@ -73,8 +67,6 @@ impl LmTask {
         Ok(LmTask {
             batch_size: cfg.train.batch_size,
             eval_batch_size: cfg.train.eval_batch_size,
-            weight_decay: cfg.train.weight_decay,
-            alpha_weight_decay: cfg.head.alpha_weight_decay,
             device,
             corpus,
             vs,
@@ -255,13 +247,6 @@ impl Task for LmTask {
             acc: None,
             top5: None,
         })
-    }
-    fn weight_decay(&self, name: &str) -> f64 {
-        if name.ends_with("alpha") {
-            self.alpha_weight_decay
-        } else {
-            self.weight_decay
-        }
     }
     fn nt_asgd(&self) -> Option<usize> {
         self.lm.asgd.then_some(self.lm.nonmono)

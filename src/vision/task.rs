@@ -23,8 +23,6 @@ pub struct VisionTask {
     vision: VisionConfig,
     batch_size: usize,
     eval_batch_size: usize,
-    weight_decay: f64,
-    alpha_weight_decay: f64,
     seed: u64,
     device: Device,
     data: ImageData,
@@ -59,10 +57,7 @@ impl VisionTask {
     /// initialized from `train.seed`.
     pub fn new(cfg: &Config) -> Result<VisionTask> {
         let vision = cfg.vision()?.clone();
-        if cfg.train.threads > 0 {
-            tch::set_num_threads(cfg.train.threads as i32);
-        }
-        let device = crate::engine::resolve_device(&cfg.train.device)?;
+        let device = crate::engine::prepare(&cfg.train)?;
         let d = &vision.data;
         let mut data = super::data::load(d.dataset, &d.dir, Some(d.synthetic))?;
         data.train = split_off(&data.train, d.train_images).0;
@@ -76,7 +71,6 @@ impl VisionTask {
         } else {
             None
         };
-        tch::manual_seed(cfg.train.seed as i64);
         let vs = nn::VarStore::new(device);
         let channels = data.train.images.size()[1];
         let backbone = models::build(&(vs.root() / "backbone"), &vision.model, channels)?;
@@ -92,8 +86,6 @@ impl VisionTask {
         Ok(VisionTask {
             batch_size: cfg.train.batch_size,
             eval_batch_size: cfg.train.eval_batch_size,
-            weight_decay: cfg.train.weight_decay,
-            alpha_weight_decay: cfg.head.alpha_weight_decay,
             seed: cfg.train.seed,
             device,
             data,
@@ -299,12 +291,5 @@ impl Task for VisionTask {
             acc: Some(correct as f64 / n),
             top5: top5.then_some(correct5 as f64 / n),
         })
-    }
-    fn weight_decay(&self, name: &str) -> f64 {
-        if name.ends_with("alpha") {
-            self.alpha_weight_decay
-        } else {
-            self.weight_decay
-        }
     }
 }
