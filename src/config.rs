@@ -52,7 +52,8 @@ pub enum Schedule {
     Plateau,
     /// Divide by `lr_decay` after each epoch listed in `milestones` (He et al.'s CIFAR regime).
     MultiStep,
-    /// Cosine annealing from `lr` to 0 over `epochs`, set at the start of each epoch.
+    /// Cosine annealing from `lr` towards 0 over all the steps of `epochs`, set before each
+    /// step (a function of the step, so a resumed run follows the same curve).
     Cosine,
     /// Never change it.
     Constant,

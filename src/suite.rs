@@ -238,7 +238,10 @@ mod tests {
     fn shipped_configs_are_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
         let mut suites = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
+        let files = std::fs::read_dir(&dir)
+            .unwrap()
+            .chain(std::fs::read_dir(dir.join("vision")).unwrap());
+        for entry in files {
             let path = entry.unwrap().path();
             if path.extension().and_then(|e| e.to_str()) != Some("toml") {
                 continue;
@@ -261,6 +264,6 @@ mod tests {
                 config::load(&path, &[]).unwrap();
             }
         }
-        assert_eq!(suites, 4);
+        assert_eq!(suites, 7);
     }
 }

@@ -163,3 +163,132 @@ set = ["head.mode=fixed-pmi", "head.embeddings=\"{emb}/pmi.npy\""]
     assert_eq!(out.matches("finished, reused").count(), 4, "{out}");
     assert!(d.join("runs/tiny/tied/summary.json").exists());
 }
+
+/// A tiny image suite (synthetic data, tiny CNN): the accuracy report (the image columns of
+/// `results.csv`, one row per run, the error plot), and a second invocation reuses the runs.
+#[test]
+#[serial]
+fn tiny_vision_suite_reports_accuracy_and_reuses_finished_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let suite = format!(
+        r#"name = "tiny-vision"
+title = "tiny image suite"
+runs_dir = "{runs}"
+reports_dir = "{reports}"
+
+[base.vision]
+crop_padding = 1
+
+[base.vision.data]
+dataset = "synthetic"
+
+[base.vision.data.synthetic]
+classes = 4
+train = 192
+test = 64
+channels = 1
+size = 8
+seed = 5
+
+[base.vision.model]
+arch = "small-cnn"
+width = 4
+
+[base.train]
+optimizer = "sgd"
+lr = 0.05
+momentum = 0.9
+schedule = "cosine"
+epochs = 2
+batch_size = 32
+eval_batch_size = 64
+log_interval = 2
+threads = 1
+
+[[runs]]
+name = "cnn-learned"
+set = ["head.mode=learned"]
+
+[[runs]]
+name = "cnn-fixed-orthogonal"
+set = ["head.mode=fixed-orthogonal"]
+
+[[runs]]
+name = "cnn-fixed-simplex"
+set = ["head.mode=fixed-simplex"]
+"#,
+        runs = d.join("runs").display(),
+        reports = d.join("reports").display(),
+    );
+    let path = d.join("tiny-vision.toml");
+    std::fs::write(&path, suite).unwrap();
+    let (code, out, err) = fixclf(&["suite", "--config", path.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+
+    let report = d.join("reports/tiny-vision");
+    let csv = std::fs::read_to_string(report.join("results.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(
+        header[..13],
+        [
+            "run",
+            "task",
+            "model",
+            "mode",
+            "params_total",
+            "params_trainable",
+            "params_fixed",
+            "share_removed",
+            "test_acc",
+            "epochs",
+            "wall_s",
+            "train_images_per_s",
+            "peak_rss_mb"
+        ]
+    );
+    assert!(!header.contains(&"test_ppl"), "{header:?}");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let cell = |r: &[&str], name: &str| r[col(name)].to_string();
+    let modes: Vec<String> = rows.iter().map(|r| cell(r, "mode")).collect();
+    assert_eq!(modes, ["learned", "fixed-orthogonal", "fixed-simplex"]);
+    for r in &rows {
+        assert_eq!(
+            [cell(r, "task"), cell(r, "model")],
+            ["vision", "small-cnn-4"]
+        );
+        for v in &r[4..13] {
+            let x: f64 = v.parse().unwrap_or_else(|_| panic!("`{v}` in {r:?}"));
+            assert!(x.is_finite() && x >= 0.0, "{r:?}");
+        }
+        let acc: f64 = cell(r, "test_acc").parse().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "test_acc is a fraction: {r:?}");
+        assert_eq!(cell(r, "epochs"), "2");
+    }
+    let md = std::fs::read_to_string(report.join("results.md")).unwrap();
+    assert!(md.contains("| test acc (%) | vs learned (points)"), "{md}");
+    assert!(
+        md.contains("| cnn-fixed-simplex | small-cnn-4 | fixed-simplex |"),
+        "{md}"
+    );
+    for plot in ["error", "train_loss", "alpha", "params"] {
+        let png = std::fs::read(report.join(format!("{plot}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{plot}.png");
+        assert_eq!(&png[12..16], b"IHDR");
+        let w = u32::from_be_bytes([png[16], png[17], png[18], png[19]]);
+        assert!(w >= 100, "{plot}.png width {w}");
+    }
+    let error = std::fs::read_to_string(report.join("error.svg")).unwrap();
+    assert!(error.contains("training error") && error.contains("cnn-fixed-simplex"));
+    assert!(
+        !report.join("val_ppl.png").exists(),
+        "no perplexity plot for images"
+    );
+
+    let (code, out, err) = fixclf(&["suite", "--config", path.to_str().unwrap(), "--quiet"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(out.matches("finished, reused").count(), 3, "{out}");
+}

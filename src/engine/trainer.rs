@@ -121,6 +121,16 @@ pub fn train(
     trainer.finish(report, wall_start)
 }
 
+/// The cosine schedule's learning rate before step `epoch_step` of `epoch` (1-based) with
+/// `steps` steps an epoch: a function of the config and the step alone, so a resumed run
+/// follows the curve of the uninterrupted one. Per step rather than per epoch: short runs (a
+/// few epochs) anneal smoothly instead of in a few large drops.
+fn cosine_lr(t: &crate::config::TrainConfig, epoch: usize, epoch_step: usize, steps: usize) -> f64 {
+    let done = (epoch - 1) * steps + epoch_step;
+    let progress = done as f64 / (t.epochs * steps).max(1) as f64;
+    t.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+}
+
 struct Trainer<'a> {
     cfg: &'a Config,
     task: &'a mut dyn Task,
@@ -220,19 +230,16 @@ impl Trainer<'_> {
         tch::manual_seed(t.seed as i64 + self.st.step as i64);
         let mut rng =
             rand::rngs::StdRng::seed_from_u64(t.seed ^ (self.st.step.wrapping_mul(0x9E37_79B9)));
-        if t.schedule == Schedule::Cosine {
-            // A function of the epoch alone, so a run resumed (or extended to more epochs)
-            // follows the curve of its config.
-            let progress = (self.st.epoch - 1) as f64 / t.epochs as f64;
-            let lr = t.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
-            self.opt.set_learning_rate(lr);
-        }
         self.task.start_epoch(self.st.epoch, self.st.position);
         let bar = progress_bar(limit as u64, self.quiet);
         bar.set_position(self.st.epoch_step as u64);
         let mut interval = Interval::default();
         while self.st.epoch_step < limit {
             let step_start = Instant::now();
+            if t.schedule == Schedule::Cosine {
+                self.opt
+                    .set_learning_rate(cosine_lr(t, self.st.epoch, self.st.epoch_step, limit));
+            }
             let Some(step) = self.task.train_step(&mut rng) else {
                 break;
             };

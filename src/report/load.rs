@@ -17,6 +17,11 @@ pub(super) struct RunSetup {
     /// The head's mode (`learned`, `fixed-orthogonal`, ...) and whether it is a fixed one.
     pub mode: String,
     pub fixed: bool,
+    /// The network, as [`crate::vision::models::ModelConfig::describe`] names it, or
+    /// `lstm-<layers>x<hidden>`.
+    pub model: String,
+    /// Image runs validated on the test split (`vision.data.valid_images = 0`).
+    pub valid_is_test: bool,
     pub corpus: String,
     /// Training tokens used (0: all).
     pub train_tokens_limit: usize,
@@ -54,6 +59,14 @@ fn read_setup(cfg_path: &Path) -> Result<RunSetup> {
         image: cfg.vision.is_some(),
         mode: cfg.head.mode.name().to_string(),
         fixed: cfg.head.mode.is_fixed(),
+        model: match &cfg.vision {
+            Some(v) => v.model.describe(),
+            None => format!("lstm-{layers}x{hidden_size}"),
+        },
+        valid_is_test: cfg
+            .vision
+            .as_ref()
+            .is_some_and(|v| v.data.valid_images == 0),
         corpus,
         train_tokens_limit,
         emb_size,
@@ -87,6 +100,15 @@ fn max_of(v: impl Iterator<Item = f64>) -> Option<f64> {
     v.reduce(f64::max)
 }
 
+/// The `test` event: loss, perplexity (language model), top-1 and top-5 accuracy (images).
+#[derive(Clone, Copy)]
+struct TestResult {
+    loss: f64,
+    ppl: Option<f64>,
+    acc: Option<f64>,
+    top5: Option<f64>,
+}
+
 /// What `metrics.jsonl` says. Later lines win over earlier ones for the same step or epoch
 /// (a resumed run repeats the steps after its last checkpoint).
 #[derive(Default)]
@@ -96,8 +118,7 @@ struct MetricsDigest {
     classes: Option<i64>,
     logs: BTreeMap<u64, LogEvent>,
     epochs: BTreeMap<usize, EpochEvent>,
-    /// (test loss, test perplexity).
-    test: Option<(f64, Option<f64>)>,
+    test: Option<TestResult>,
     diverged: bool,
 }
 
@@ -130,8 +151,16 @@ impl MetricsDigest {
                 Event::Test {
                     test_loss,
                     test_ppl,
-                    ..
-                } => d.test = Some((*test_loss, *test_ppl)),
+                    test_acc,
+                    test_top5,
+                } => {
+                    d.test = Some(TestResult {
+                        loss: *test_loss,
+                        ppl: *test_ppl,
+                        acc: *test_acc,
+                        top5: *test_top5,
+                    })
+                }
             }
         }
         d
@@ -143,6 +172,23 @@ impl MetricsDigest {
             .values()
             .filter_map(|r| Some((finite(r.val_loss)?, finite(r.val_ppl?)?)))
             .min_by(|a, b| a.0.total_cmp(&b.0))
+    }
+
+    /// Validation accuracy of the epoch with the lowest validation loss.
+    fn best_val_acc(&self) -> Option<f64> {
+        self.epochs
+            .values()
+            .filter_map(|r| Some((finite(r.val_loss)?, finite(r.val_acc?)?)))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|b| b.1)
+    }
+
+    /// (epoch, error in percent) of each epoch that has the accuracy `pick` takes.
+    fn error_curve(&self, pick: fn(&EpochEvent) -> Option<f64>) -> Vec<(f64, f64)> {
+        self.epochs
+            .iter()
+            .filter_map(|(e, r)| Some((*e as f64, 100.0 * (1.0 - finite(pick(r)?)?))))
+            .collect()
     }
 
     /// The last alpha logged, by step (epoch ends count at their step).
@@ -202,13 +248,21 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
     let best = m.best_val();
     let mut row = RunRow {
         run: name.clone(),
+        task: if setup.image { "vision" } else { "lm" }.into(),
+        model: setup.model.clone(),
+        data: setup.corpus.clone(),
         mode: setup.mode.clone(),
         params_total: params.map(|p| p.total),
         params_trainable: params.map(|p| p.trainable),
         params_fixed: params.map(|p| p.fixed),
         share_removed: params.and_then(|p| finite(p.share_removed)),
         best_val_ppl: best.map(|b| b.1),
-        test_ppl: m.test.and_then(|t| finite(t.1?)),
+        test_ppl: m.test.and_then(|t| finite(t.ppl?)),
+        best_val_acc: m.best_val_acc(),
+        test_acc: m.test.and_then(|t| finite(t.acc?)),
+        test_top5: m.test.and_then(|t| finite(t.top5?)),
+        final_train_acc: last_epoch.and_then(|r| finite(r.train_acc?)),
+        delta_test_acc: None,
         epochs: Some(m.epochs.len()),
         wall_s: max_of(
             m.epochs
@@ -218,13 +272,15 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
                 .filter(|x| x.is_finite()),
         ),
         train_tokens_per_s: last_epoch.and_then(|r| finite(r.throughput.tokens_per_s?)),
+        train_images_per_s: last_epoch.and_then(|r| finite(r.throughput.images_per_s?)),
         peak_rss_mb: max_of(m.epochs.values().filter_map(|r| finite(r.peak_rss_mb))),
         status: if m.diverged { "diverged" } else { "unfinished" }.into(),
         train_tokens: last_epoch.and_then(|r| r.throughput.train_tokens),
         train_tokens_limit: setup.train_tokens_limit,
+        train_images: last_epoch.and_then(|r| r.throughput.train_images),
         final_alpha: m.last_alpha(),
         best_val_loss: best.map(|b| b.0),
-        test_loss: m.test.and_then(|t| finite(t.0)),
+        test_loss: m.test.and_then(|t| finite(t.loss)),
         steps: m
             .logs
             .keys()
@@ -243,6 +299,14 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
         row.best_val_ppl = s.best_val_ppl.and_then(finite).or(row.best_val_ppl);
         row.best_val_loss = finite(s.best_val_loss).or(row.best_val_loss);
         row.test_ppl = s.test_ppl.and_then(finite);
+        row.best_val_acc = s.best_val_acc.and_then(finite).or(row.best_val_acc);
+        row.test_acc = s.test_acc.and_then(finite);
+        row.test_top5 = s.test_top5.and_then(finite);
+        row.train_images_per_s = s
+            .train_images_per_s
+            .and_then(finite)
+            .or(row.train_images_per_s);
+        row.train_images = s.train_images.or(row.train_images);
         row.test_loss = finite(s.test_loss);
         row.epochs = Some(s.epochs);
         row.wall_s = finite(s.wall_s).or(row.wall_s);
@@ -282,6 +346,9 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
         } else {
             Vec::new()
         },
+        train_err: m.error_curve(|r| r.train_acc),
+        val_err: m.error_curve(|r| r.val_acc),
+        valid_is_test: setup.valid_is_test,
     };
     let classes = summary.as_ref().and_then(|s| s.classes).or(m.classes);
     Ok(LoadedRun {
@@ -308,6 +375,7 @@ pub(super) fn setup_of(runs: &[LoadedRun]) -> Setup {
         let c = &r.setup;
         s.image_runs += usize::from(c.image);
         push_distinct(&mut s.corpus, c.corpus.clone());
+        push_distinct(&mut s.model, c.model.clone());
         if let Some(v) = r.classes {
             push_distinct(&mut s.vocab, v);
         }

@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 pub use plot::PLOT_SIZE;
 pub use table::{render_csv, render_markdown, setup_paragraph};
 
-/// The CSV columns that come first, in this order (more follow, see [`RunRow::csv_cells`]).
+/// The CSV columns that come first in a language-model report, in this order (more follow,
+/// see [`RunRow::csv_cells`]).
 pub const CSV_COLUMNS: [&str; 12] = [
     "run",
     "mode",
@@ -41,13 +42,85 @@ pub const CSV_COLUMNS: [&str; 12] = [
     "peak_rss_mb",
 ];
 
-/// The plots written by [`write_report`], each as `<name>.png` and `<name>.svg`.
+/// The CSV columns that come first in an image-classification report (`test_acc` a fraction).
+pub const IMAGE_CSV_COLUMNS: [&str; 13] = [
+    "run",
+    "task",
+    "model",
+    "mode",
+    "params_total",
+    "params_trainable",
+    "params_fixed",
+    "share_removed",
+    "test_acc",
+    "epochs",
+    "wall_s",
+    "train_images_per_s",
+    "peak_rss_mb",
+];
+
+/// The language-model columns a report over both tasks adds after [`IMAGE_CSV_COLUMNS`].
+const LM_ONLY_COLUMNS: [&str; 5] = [
+    "best_val_ppl",
+    "test_ppl",
+    "train_tokens_per_s",
+    "train_tokens",
+    "train_tokens_limit",
+];
+
+/// The image columns a language-model report leaves out.
+const IMAGE_ONLY_COLUMNS: [&str; 7] = [
+    "best_val_acc",
+    "test_acc",
+    "test_top5",
+    "final_train_acc",
+    "train_images",
+    "train_images_per_s",
+    "delta_test_acc",
+];
+
+/// Which runs a report is over: its columns and plots follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportKind {
+    LanguageModel,
+    Image,
+    /// Both: the image columns first, then the language model's.
+    Mixed,
+}
+
+impl ReportKind {
+    fn of(setup: &Setup) -> ReportKind {
+        match setup.image_runs {
+            0 => ReportKind::LanguageModel,
+            n if n == setup.runs => ReportKind::Image,
+            _ => ReportKind::Mixed,
+        }
+    }
+
+    /// The plots of such a report, each written as `<name>.png` and `<name>.svg`.
+    pub fn plots(self) -> &'static [&'static str] {
+        match self {
+            ReportKind::LanguageModel => &["val_ppl", "train_loss", "alpha", "params"],
+            ReportKind::Image => &["error", "train_loss", "alpha", "params"],
+            ReportKind::Mixed => &["val_ppl", "error", "train_loss", "alpha", "params"],
+        }
+    }
+}
+
+/// The plots of a language-model report (see [`ReportKind::plots`]).
 pub const PLOTS: [&str; 4] = ["val_ppl", "train_loss", "alpha", "params"];
 
 /// One run of the report: a row of the table (`results.csv`, `results.json`).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RunRow {
     pub run: String,
+    /// `lm` or `vision`.
+    pub task: String,
+    /// The network: `lstm-2x256`, `resnet-cifar-20`, `small-cnn-32`.
+    pub model: String,
+    /// The data set (`fashion-mnist`, `cifar10`) or the corpus folder.
+    pub data: String,
     pub mode: String,
     pub params_total: Option<i64>,
     pub params_trainable: Option<i64>,
@@ -56,9 +129,20 @@ pub struct RunRow {
     pub share_removed: Option<f64>,
     pub best_val_ppl: Option<f64>,
     pub test_ppl: Option<f64>,
+    /// Validation accuracy of the best epoch, a fraction (image runs).
+    pub best_val_acc: Option<f64>,
+    /// Top-1 and top-5 accuracy of the best checkpoint on the test split, fractions.
+    pub test_acc: Option<f64>,
+    pub test_top5: Option<f64>,
+    /// Training accuracy over the last epoch's steps (augmented batches, as trained).
+    pub final_train_acc: Option<f64>,
+    /// Test accuracy minus that of the learned-classifier run of the same model and data,
+    /// in fractions (image runs; None without such a run).
+    pub delta_test_acc: Option<f64>,
     pub epochs: Option<usize>,
     pub wall_s: Option<f64>,
     pub train_tokens_per_s: Option<f64>,
+    pub train_images_per_s: Option<f64>,
     pub peak_rss_mb: Option<f64>,
     /// `finished` (has `summary.json`), `unfinished` or `diverged`.
     pub status: String,
@@ -66,6 +150,8 @@ pub struct RunRow {
     pub train_tokens: Option<u64>,
     /// `data.train_tokens` of the config (0: the whole training split).
     pub train_tokens_limit: usize,
+    /// Images trained on, over all epochs.
+    pub train_images: Option<u64>,
     pub final_alpha: Option<f64>,
     pub best_val_loss: Option<f64>,
     pub test_loss: Option<f64>,
@@ -81,8 +167,8 @@ pub struct RunRow {
 }
 
 impl RunRow {
-    /// Every CSV column with its cell, [`CSV_COLUMNS`] first.
-    pub fn csv_cells(&self) -> Vec<(&'static str, String)> {
+    /// Every cell of the row, by column name, in the language-model report's order.
+    fn all_cells(&self) -> Vec<(&'static str, String)> {
         use table::{opt, optf};
         vec![
             ("run", self.run.clone()),
@@ -110,11 +196,54 @@ impl RunRow {
             ("device", self.device.clone().unwrap_or_default()),
             ("threads", opt(self.threads)),
             ("path", self.path.clone()),
+            ("task", self.task.clone()),
+            ("model", self.model.clone()),
+            ("data", self.data.clone()),
+            ("best_val_acc", optf(self.best_val_acc)),
+            ("test_acc", optf(self.test_acc)),
+            ("test_top5", optf(self.test_top5)),
+            ("final_train_acc", optf(self.final_train_acc)),
+            ("delta_test_acc", optf(self.delta_test_acc)),
+            ("train_images", opt(self.train_images)),
+            ("train_images_per_s", optf(self.train_images_per_s)),
         ]
+    }
+
+    /// Every CSV column of a `kind` report with its cell: [`CSV_COLUMNS`] or
+    /// [`IMAGE_CSV_COLUMNS`] first, then the rest; a report over one task leaves out the
+    /// other task's columns.
+    pub fn csv_cells(&self, kind: ReportKind) -> Vec<(&'static str, String)> {
+        let mut cells = self.all_cells();
+        let (first, drop): (Vec<&str>, &[&str]) = match kind {
+            ReportKind::LanguageModel => (CSV_COLUMNS.to_vec(), &IMAGE_ONLY_COLUMNS),
+            ReportKind::Image => (IMAGE_CSV_COLUMNS.to_vec(), &LM_ONLY_COLUMNS),
+            ReportKind::Mixed => {
+                let mut v = IMAGE_CSV_COLUMNS.to_vec();
+                v.extend(LM_ONLY_COLUMNS);
+                (v, &[])
+            }
+        };
+        cells.retain(|(name, _)| !drop.contains(name) || first.contains(name));
+        if kind == ReportKind::LanguageModel {
+            // The image report's task and model columns close a language-model row.
+            return cells;
+        }
+        let mut ordered: Vec<(&'static str, String)> = Vec::with_capacity(cells.len());
+        for name in &first {
+            if let Some(i) = cells.iter().position(|c| c.0 == *name) {
+                ordered.push(cells.remove(i));
+            }
+        }
+        ordered.extend(cells);
+        ordered
     }
 
     fn is_fixed(&self) -> bool {
         self.mode.starts_with("fixed")
+    }
+
+    fn is_image(&self) -> bool {
+        self.task == "vision"
     }
 }
 
@@ -126,6 +255,8 @@ pub struct Setup {
     /// How many of the runs are image-classification runs.
     pub image_runs: usize,
     pub corpus: Vec<String>,
+    /// The networks (`lstm-2x256`, `resnet-cifar-20`).
+    pub model: Vec<String>,
     /// Vocabulary size: the class count the runs record (`classes` in `metrics.jsonl` or
     /// `summary.json`); empty when no run records it (runs of fixclf 0.1).
     pub vocab: Vec<i64>,
@@ -161,12 +292,19 @@ pub struct RunCurves {
     pub train_loss: Vec<(f64, f64)>,
     /// (step, alpha).
     pub alpha: Vec<(f64, f64)>,
+    /// (epoch, training error in percent over the epoch's steps), image runs.
+    pub train_err: Vec<(f64, f64)>,
+    /// (epoch, validation error in percent), image runs.
+    pub val_err: Vec<(f64, f64)>,
+    /// The validation split is the test split (`vision.data.valid_images = 0`).
+    pub valid_is_test: bool,
 }
 
 /// The report: what `results.json` holds, plus the curves drawn in the plots.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ReportTable {
     pub title: String,
+    pub kind: ReportKind,
     /// Under its fixclf 0.1 key in `results.json`.
     #[serde(rename = "scale")]
     pub setup: Setup,
@@ -194,9 +332,11 @@ pub fn build_report(runs: &[PathBuf], title: &str) -> Result<ReportTable> {
         .iter()
         .map(|p| load::load_run(p))
         .collect::<Result<Vec<_>>>()?;
+    let setup = load::setup_of(&loaded);
     let mut table = ReportTable {
         title: title.to_string(),
-        setup: load::setup_of(&loaded),
+        kind: ReportKind::of(&setup),
+        setup,
         runs: loaded.iter().map(|r| r.row.clone()).collect(),
         curves: loaded.into_iter().map(|r| r.curves).collect(),
     };
@@ -213,7 +353,24 @@ pub fn build_report(runs: &[PathBuf], title: &str) -> Result<ReportTable> {
             table.curves[i].label = curve_label(&row.run, &row.mode);
         }
     }
+    fill_delta_test_acc(&mut table.runs);
     Ok(table)
+}
+
+/// Sets each image run's test accuracy relative to the learned-classifier run of the same
+/// model and data set (the paper's question: what does fixing the classifier cost?).
+fn fill_delta_test_acc(runs: &mut [RunRow]) {
+    let learned: Vec<(String, String, f64)> = runs
+        .iter()
+        .filter(|r| r.is_image() && r.mode == "learned")
+        .filter_map(|r| Some((r.model.clone(), r.data.clone(), r.test_acc?)))
+        .collect();
+    for r in runs.iter_mut().filter(|r| r.is_image()) {
+        r.delta_test_acc = learned
+            .iter()
+            .find(|(model, data, _)| *model == r.model && *data == r.data)
+            .and_then(|(_, _, base)| Some(r.test_acc? - base));
+    }
 }
 
 /// Writes `results.md`, `results.csv`, `results.json` and the plots (PNG + SVG) of the runs
@@ -229,7 +386,7 @@ pub fn write_report(runs: &[PathBuf], out: &Path, title: &str) -> Result<ReportT
             table::render_json(&table).into_bytes(),
         ),
     ];
-    for name in PLOTS {
+    for &name in table.kind.plots() {
         let (svg, png) = plot::render(&table, name).map_err(|e| {
             Error::bad_file(
                 out.join(format!("{name}.svg")),

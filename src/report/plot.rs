@@ -166,6 +166,7 @@ fn draw_plot(t: &ReportTable, name: &str, root: &Area) -> PlotResult {
                 note,
             )
         }
+        "error" => draw_errors(root, &title("Training and test error"), &t.curves),
         "params" => draw_params(root, &title("Parameters"), &t.runs),
         other => Err(PlotError(format!("no plot named `{other}`"))),
     }
@@ -219,6 +220,7 @@ const Y_LABEL_AREA: u32 = 80;
 #[derive(Clone, Copy)]
 enum Swatch {
     Line,
+    Dashed,
     Block,
 }
 
@@ -276,17 +278,32 @@ fn layout<'a>(
 
 /// Draws the legend's entries where [`layout`] put them.
 fn draw_legend(legend: &Legend, entries: &[(&str, RGBColor)], swatch: Swatch) -> PlotResult {
+    let entries: Vec<(&str, RGBColor, Swatch)> =
+        entries.iter().map(|&(l, c)| (l, c, swatch)).collect();
+    draw_legend_entries(legend, &entries)
+}
+
+/// Draws legend entries, each with its own swatch.
+fn draw_legend_entries(legend: &Legend, entries: &[(&str, RGBColor, Swatch)]) -> PlotResult {
     let area = &legend.area;
     let style = ("sans-serif", LABEL_PX)
         .into_font()
         .into_text_style(area)
         .pos(Pos::new(HPos::Left, VPos::Center));
-    for (&(x, y), (label, c)) in legend.at.iter().zip(entries) {
+    for (&(x, y), &(label, c, swatch)) in legend.at.iter().zip(entries) {
         match swatch {
             Swatch::Line => area.draw(&PathElement::new(
                 vec![(x, y), (x + 24, y)],
                 c.stroke_width(3),
             ))?,
+            Swatch::Dashed => {
+                for x0 in [x, x + 10, x + 20] {
+                    area.draw(&PathElement::new(
+                        vec![(x0, y), (x0 + 5, y)],
+                        c.stroke_width(3),
+                    ))?
+                }
+            }
             Swatch::Block => area.draw(&Rectangle::new(
                 [(x + 5, y - 7), (x + 19, y + 7)],
                 c.filled(),
@@ -352,6 +369,81 @@ fn draw_lines(
         lines_chart(builder, (x0..x1, x_ticks), y0..y1, desc, &series)?;
     }
     draw_legend(&legend, &entries, Swatch::Line)
+}
+
+/// The paper's Figure 2: each image run's test (or validation) error per epoch as a solid
+/// line and its training error as a dashed line of the same color, on one chart.
+fn draw_errors(root: &Area, title: &str, curves: &[super::RunCurves]) -> PlotResult {
+    let runs: Vec<(usize, &super::RunCurves)> = curves
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.val_err.is_empty() || !c.train_err.is_empty())
+        .collect();
+    let all: Vec<(f64, f64)> = runs
+        .iter()
+        .flat_map(|(_, c)| c.val_err.iter().chain(&c.train_err).copied())
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .collect();
+    if all.is_empty() {
+        return draw_note(root, title, "no image run has finished an epoch yet");
+    }
+    let eval_name = if runs.iter().all(|(_, c)| c.valid_is_test) {
+        "test"
+    } else {
+        "validation"
+    };
+    let mut entries: Vec<(&str, RGBColor, Swatch)> = runs
+        .iter()
+        .map(|(i, c)| (c.label.as_str(), color(*i), Swatch::Line))
+        .collect();
+    let grey = RGBColor(90, 90, 90);
+    let eval_label = format!("{eval_name} error");
+    entries.push((&eval_label, grey, Swatch::Line));
+    entries.push(("training error", grey, Swatch::Dashed));
+    let labels: Vec<&str> = entries.iter().map(|e| e.0).collect();
+    let fold = |f: fn(&(f64, f64)) -> f64| {
+        all.iter()
+            .map(f)
+            .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
+    };
+    let (x0, x1) = fold(|p| p.0);
+    let (x0, x1) = padded(x0, x1, false);
+    let (y0, y1) = fold(|p| p.1);
+    let (y0, y1) = padded(y0, y1, false);
+    let x_ticks = ((x1.floor() - x0.ceil()) as usize + 1).clamp(1, 10);
+    let (chart_area, legend) = layout(root, title, &labels, false)?;
+    let mut chart = chart_builder(&chart_area).build_cartesian_2d(x0..x1, y0.max(0.0)..y1)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(format!("error (%): {eval_name} solid, training dashed"))
+        .x_labels(x_ticks)
+        .light_line_style(TRANSPARENT)
+        .label_style(("sans-serif", LABEL_PX))
+        .axis_desc_style(("sans-serif", DESC_PX))
+        .x_label_formatter(&tick_label)
+        .y_label_formatter(&tick_label)
+        .bold_line_style(GRID)
+        .draw()?;
+    for (i, c) in &runs {
+        let col = color(*i);
+        chart.draw_series(LineSeries::new(
+            c.val_err.iter().copied(),
+            col.stroke_width(2),
+        ))?;
+        chart.draw_series(DashedLineSeries::new(
+            c.train_err.iter().copied(),
+            8,
+            5,
+            col.stroke_width(2),
+        ))?;
+        for pts in [&c.val_err, &c.train_err] {
+            if pts.len() <= 60 {
+                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, col.filled())))?;
+            }
+        }
+    }
+    draw_legend_entries(&legend, &entries)
 }
 
 /// A log axis over `lo..hi`: plotters' log ticks (powers of ten, then 2 and 5 times them)

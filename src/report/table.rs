@@ -1,6 +1,6 @@
 //! The report as text: `results.md`, `results.csv` and `results.json`.
 use super::load::finite;
-use super::{ReportTable, RunRow, Setup, CSV_COLUMNS, PLOTS};
+use super::{ReportKind, ReportTable, RunRow, Setup, CSV_COLUMNS, IMAGE_CSV_COLUMNS};
 
 pub(super) fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
@@ -148,9 +148,7 @@ pub fn setup_paragraph(s: &Setup) -> String {
     )
 }
 
-/// The setup paragraph of a report over image-classification runs. Their accuracy is in each
-/// run's `summary.json` (`test_acc`, `best_val_acc`) and `metrics.jsonl`; the table's
-/// perplexity columns do not apply to them.
+/// The setup paragraph of a report over image-classification runs.
 fn image_setup_paragraph(s: &Setup) -> String {
     let classes = if s.vocab.is_empty() {
         String::new()
@@ -158,12 +156,12 @@ fn image_setup_paragraph(s: &Setup) -> String {
         format!(" ({} classes)", join(&s.vocab))
     };
     format!(
-        "**Scale.** {} image run{} on `{}`{classes}. Optimizer {} (lr {}), {} epoch(s) \
-         planned, batch {}. Device {}, {} thread(s). Accuracy: each run's `summary.json` \
-         (`test_acc`, `best_val_acc`); perplexity does not apply.",
+        "**Scale.** {} image run{} on `{}`{classes}; models {}. Optimizer {} (lr {}), {} \
+         epoch(s) planned, batch {}. Device {}, {} thread(s).",
         s.runs,
         if s.runs == 1 { "" } else { "s" },
         s.corpus.join("`, `"),
+        s.model.join(", "),
         s.optimizer.join(" / "),
         join(&s.lr),
         join(&s.epochs),
@@ -173,33 +171,19 @@ fn image_setup_paragraph(s: &Setup) -> String {
     )
 }
 
-/// The whole `results.md`: title, setup paragraph, results table, alpha of the fixed runs.
+/// The whole `results.md`: title, setup paragraph, the results table of each task, alpha of
+/// the fixed runs, the plots.
 pub fn render_markdown(t: &ReportTable) -> String {
     let mut md = format!("# {}\n\n{}\n\n", t.title, setup_paragraph(&t.setup));
-    md.push_str(
-        "| run | mode | params total (M) | trainable (M) | fixed (M) | removed (%) | best val ppl \
-         | test ppl | epochs | wall time | train tokens/s | peak mem (MB) |\n",
-    );
-    md.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
-    for r in &t.runs {
-        let run = match r.status.as_str() {
-            "finished" => md_escape(&r.run),
-            other => format!("{} ({other})", md_escape(&r.run)),
-        };
-        md.push_str(&format!(
-            "| {run} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            r.mode,
-            fmt_millions(r.params_total),
-            fmt_millions(r.params_trainable),
-            fmt_millions(r.params_fixed),
-            fmt_f(r.share_removed.map(|x| 100.0 * x), 1),
-            fmt_f(r.best_val_ppl, 2),
-            fmt_f(r.test_ppl, 2),
-            opt(r.epochs),
-            fmt_duration(r.wall_s),
-            fmt_f(r.train_tokens_per_s, 0),
-            fmt_f(r.peak_rss_mb, 0),
-        ));
+    let (images, lms): (Vec<&RunRow>, Vec<&RunRow>) = t.runs.iter().partition(|r| r.is_image());
+    if !lms.is_empty() {
+        md.push_str(&lm_table(&lms));
+    }
+    if !images.is_empty() {
+        if !lms.is_empty() {
+            md.push('\n');
+        }
+        md.push_str(&image_table(&images));
     }
     let fixed: Vec<&RunRow> = t.runs.iter().filter(|r| r.is_fixed()).collect();
     if !fixed.is_empty() {
@@ -216,17 +200,94 @@ pub fn render_markdown(t: &ReportTable) -> String {
     if t.runs.iter().any(|r| r.status != "finished") {
         md.push_str(
             "\nRuns marked unfinished have no summary.json yet: their numbers come from the \
-             metrics logged so far (no test perplexity).\n",
+             metrics logged so far (no test result).\n",
         );
     }
     md.push_str(&format!(
         "\nPlots: {}.\n",
-        PLOTS
+        t.kind
+            .plots()
             .iter()
             .map(|p| format!("[{p}]({p}.png)"))
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    md
+}
+
+/// A run's name in a table, with its status unless it finished.
+fn run_cell(r: &RunRow) -> String {
+    match r.status.as_str() {
+        "finished" => md_escape(&r.run),
+        other => format!("{} ({other})", md_escape(&r.run)),
+    }
+}
+
+fn lm_table(rows: &[&RunRow]) -> String {
+    let mut md = String::from(
+        "| run | mode | params total (M) | trainable (M) | fixed (M) | removed (%) | best val ppl \
+         | test ppl | epochs | wall time | train tokens/s | peak mem (MB) |\n\
+         |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+    );
+    for r in rows {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            run_cell(r),
+            r.mode,
+            fmt_millions(r.params_total),
+            fmt_millions(r.params_trainable),
+            fmt_millions(r.params_fixed),
+            fmt_f(r.share_removed.map(|x| 100.0 * x), 1),
+            fmt_f(r.best_val_ppl, 2),
+            fmt_f(r.test_ppl, 2),
+            opt(r.epochs),
+            fmt_duration(r.wall_s),
+            fmt_f(r.train_tokens_per_s, 0),
+            fmt_f(r.peak_rss_mb, 0),
+        ));
+    }
+    md
+}
+
+/// Parameters in millions, with more digits for small networks (a CIFAR ResNet's 0.27 M).
+fn fmt_params(n: Option<i64>) -> String {
+    match n {
+        Some(n) if n.abs() < 10_000_000 => format!("{:.3}", n as f64 / 1e6),
+        n => fmt_millions(n),
+    }
+}
+
+fn image_table(rows: &[&RunRow]) -> String {
+    let pct = |v: Option<f64>| fmt_f(v.map(|x| 100.0 * x), 2);
+    let mut md = String::from(
+        "| run | model | mode | params total (M) | trainable (M) | fixed (M) | removed (%) \
+         | best val acc (%) | test acc (%) | vs learned (points) | train acc (%) | epochs \
+         | wall time | train images/s | peak mem (MB) |\n\
+         |---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+    );
+    for r in rows {
+        let delta = match r.delta_test_acc {
+            Some(d) if r.mode != "learned" => format!("{:+.2}", 100.0 * d),
+            _ => "–".into(),
+        };
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {delta} | {} | {} | {} | {} | {} |\n",
+            run_cell(r),
+            r.model,
+            r.mode,
+            fmt_params(r.params_total),
+            fmt_params(r.params_trainable),
+            fmt_params(r.params_fixed),
+            fmt_f(r.share_removed.map(|x| 100.0 * x), 2),
+            pct(r.best_val_acc),
+            pct(r.test_acc),
+            pct(r.final_train_acc),
+            opt(r.epochs),
+            fmt_duration(r.wall_s),
+            fmt_f(r.train_images_per_s, 0),
+            fmt_f(r.peak_rss_mb, 0),
+        ));
+    }
     md
 }
 
@@ -240,14 +301,15 @@ fn csv_cell(s: &str) -> String {
 
 /// The whole `results.csv`: a header and one row per run.
 pub fn render_csv(t: &ReportTable) -> String {
-    let header: Vec<&str> = match t.runs.first() {
-        Some(r) => r.csv_cells().iter().map(|c| c.0).collect(),
-        None => CSV_COLUMNS.to_vec(),
+    let header: Vec<&str> = match (t.runs.first(), t.kind) {
+        (Some(r), kind) => r.csv_cells(kind).iter().map(|c| c.0).collect(),
+        (None, ReportKind::LanguageModel) => CSV_COLUMNS.to_vec(),
+        (None, _) => IMAGE_CSV_COLUMNS.to_vec(),
     };
     let mut csv = header.join(",");
     csv.push('\n');
     for r in &t.runs {
-        let cells: Vec<String> = r.csv_cells().iter().map(|c| csv_cell(&c.1)).collect();
+        let cells: Vec<String> = r.csv_cells(t.kind).iter().map(|c| csv_cell(&c.1)).collect();
         csv.push_str(&cells.join(","));
         csv.push('\n');
     }
@@ -296,6 +358,7 @@ mod tests {
             device: vec!["Cpu".into()],
             threads: vec![0],
             vocab: vec![],
+            model: vec!["lstm-2x200".into()],
         };
         let p = setup_paragraph(&s);
         assert!(p.starts_with("**Scale.** 2 runs on corpus `data/wikitext-2`, using all"));
@@ -306,11 +369,13 @@ mod tests {
         s.image_runs = 2;
         s.corpus = vec!["fashion-mnist".into()];
         s.vocab = vec![10];
+        s.model = vec!["small-cnn-32".into(), "resnet-cifar-20".into()];
         let p = setup_paragraph(&s);
         assert!(
-            p.starts_with("**Scale.** 2 image runs on `fashion-mnist` (10 classes)")
-                && !p.contains("BPTT")
-                && p.contains("test_acc"),
+            p.starts_with(
+                "**Scale.** 2 image runs on `fashion-mnist` (10 classes); models small-cnn-32, \
+                 resnet-cifar-20."
+            ) && !p.contains("BPTT"),
             "{p}"
         );
     }
