@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SUITE ?= configs/wt2-quick.toml
 
-.PHONY: run test setup libtorch data data-vision build lint bench clean-cache
+.PHONY: run test setup libtorch data data-vision vision build lint bench clean-cache
 
 run: setup
 	$(CARGO) run --release -- suite --config $(SUITE)
@@ -25,6 +25,10 @@ data:
 # Fashion-MNIST for the image experiments (data/fashion-mnist/; CIFAR: see data/README.md).
 data-vision:
 	@./data/fetch.sh --vision
+
+# The image comparison on Fashion-MNIST (configs/fmnist-quick.toml, about 15 min on 2 cores).
+vision: setup data-vision
+	$(CARGO) run --release -- suite --config configs/fmnist-quick.toml
 
 build: setup
 	$(CARGO) build --release
