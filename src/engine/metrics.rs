@@ -494,8 +494,14 @@ mod tests {
             samples: 60_000,
         };
         let s = serde_json::to_string(&Event::Collapse(c.clone())).unwrap();
-        assert!(s.starts_with(r#"{"event":"collapse","epoch":3,"nc1":0.25"#), "{s}");
-        assert_eq!(serde_json::from_str::<Event>(&s).unwrap(), Event::Collapse(c));
+        assert!(
+            s.starts_with(r#"{"event":"collapse","epoch":3,"nc1":0.25"#),
+            "{s}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Event>(&s).unwrap(),
+            Event::Collapse(c)
+        );
         let undefined = s.replace("0.25", "null");
         match serde_json::from_str::<Event>(&undefined).unwrap() {
             Event::Collapse(c) => assert!(c.nc1.is_nan() && c.nc3 == 0.3),
