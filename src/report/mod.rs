@@ -11,6 +11,7 @@
 //! CSV conventions: plain numbers without units (`share_removed` is a fraction in [0, 1],
 //! as in `summary.json`; times in seconds, memory in MB), an empty cell for a missing or
 //! non-finite value.
+mod collapse;
 mod load;
 mod plot;
 mod table;
@@ -78,6 +79,9 @@ pub struct RunRow {
     pub threads: Option<i64>,
     /// The run folder.
     pub path: String,
+    /// The last neural-collapse diagnostics (image runs), in columns after the others.
+    #[serde(flatten)]
+    pub collapse: collapse::CollapseCells,
 }
 
 impl RunRow {
@@ -111,6 +115,9 @@ impl RunRow {
             ("threads", opt(self.threads)),
             ("path", self.path.clone()),
         ]
+        .into_iter()
+        .chain(self.collapse.csv_cells())
+        .collect()
     }
 
     fn is_fixed(&self) -> bool {
@@ -161,6 +168,8 @@ pub struct RunCurves {
     pub train_loss: Vec<(f64, f64)>,
     /// (step, alpha).
     pub alpha: Vec<(f64, f64)>,
+    /// Neural-collapse diagnostics, by epoch.
+    pub collapse: Vec<crate::engine::Collapse>,
 }
 
 /// The report: what `results.json` holds, plus the curves drawn in the plots.
@@ -231,6 +240,17 @@ pub fn write_report(runs: &[PathBuf], out: &Path, title: &str) -> Result<ReportT
     ];
     for name in PLOTS {
         let (svg, png) = plot::render(&table, name).map_err(|e| {
+            Error::bad_file(
+                out.join(format!("{name}.svg")),
+                format!("cannot draw the plot: {e}"),
+            )
+        })?;
+        files.push((out.join(format!("{name}.png")), png));
+        files.push((out.join(format!("{name}.svg")), svg.into_bytes()));
+    }
+    if collapse::has_data(&table) {
+        let name = collapse::PLOT;
+        let (svg, png) = collapse::render(&table).map_err(|e| {
             Error::bad_file(
                 out.join(format!("{name}.svg")),
                 format!("cannot draw the plot: {e}"),
