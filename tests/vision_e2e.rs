@@ -126,6 +126,57 @@ fn small_cnn_learns_synthetic_images_with_every_head() {
     }
 }
 
+/// Neural-collapse diagnostics every epoch (`vision.collapse_every = 1`): one `collapse`
+/// event per epoch with finite values, the last one in `summary.json`, and the report's
+/// columns, table and plot.
+#[test]
+#[serial]
+fn collapse_diagnostics_every_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = vision_config(dir.path(), "nc", 16, 1, "arch = \"small-cnn\"", "");
+    let cfg = config::load(
+        &path,
+        &[
+            "train.epochs=2".into(),
+            "vision.collapse_every=1".into(),
+            "head.mode=fixed-simplex".into(),
+        ],
+    )
+    .unwrap();
+    let s = train(&cfg, &quiet()).unwrap();
+    let run = cfg.run_dir();
+    let nc: Vec<_> = read_events(&run.join("metrics.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Collapse(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(nc.iter().map(|c| c.epoch).collect::<Vec<_>>(), [1, 2]);
+    for c in &nc {
+        assert_eq!((c.classes, c.samples), (4, 256), "{c:?}");
+        for v in [c.nc1, c.nc2_equinorm, c.nc2_equiangular, c.nc3, c.ncc_acc] {
+            assert!(v.is_finite() && v >= 0.0, "{c:?}");
+        }
+        assert!(c.ncc_acc <= 1.0, "{c:?}");
+    }
+    assert_eq!(s.collapse.as_ref(), nc.last());
+    let text = std::fs::read_to_string(run.join("summary.json")).unwrap();
+    let loaded = fixclf::engine::Summary::load(&run.join("summary.json")).unwrap();
+    assert!(text.contains("\"nc1\""), "{text}");
+    assert_eq!(loaded.collapse, s.collapse);
+    // Without collapse_every: after the last epoch only.
+    let cfg = config::load(&path, &["train.epochs=2".into(), "name=last".into()]).unwrap();
+    let s = train(&cfg, &quiet()).unwrap();
+    assert_eq!(s.collapse.map(|c| c.epoch), Some(2));
+    let out = dir.path().join("report");
+    fixclf::report::write_report(&[run, cfg.run_dir()], &out, "nc").unwrap();
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().ends_with(",ncc_acc"), "{csv}");
+    assert!(out.join("collapse.png").exists());
+}
+
 /// N of the backbone of a config.
 fn cfg_features(cfg: &config::Config) -> i64 {
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
@@ -186,6 +237,7 @@ fn eval_and_params_commands_work_for_images() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("valid acc"), "{out}");
+    assert!(out.contains("| neural collapse: NC1 "), "{out}");
     let run = dir.path().join("runs/ev");
     let (code, out, err) = fixclf(&["eval", "--run", run.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");

@@ -260,6 +260,19 @@ impl Head {
         }
     }
 
+    /// The `C x N` class rows the logits compare features with (detached, f32): the learned
+    /// weight, the tied embedding, or the fixed `Q` (materialized for the Hadamard fast
+    /// transform too). A fixed head scores `alpha * Q x/|x| + b`; alpha does not change the
+    /// rows' directions, and the normalization is of the features, not the rows: the
+    /// neural-collapse diagnostics compare these rows with the backbone's features `x`
+    /// before normalization, as Papyan et al. (2020) do with the penultimate layer.
+    pub fn class_weights(&self) -> Tensor {
+        match self {
+            Head::Learned { weight, .. } | Head::Tied { weight, .. } => weight.detach(),
+            Head::Fixed(clf) => clf.matrix().dense(),
+        }
+    }
+
     /// The fixed classifier, if this head is one.
     pub fn fixed_classifier(&self) -> Option<&FixedClassifier> {
         match self {
@@ -352,8 +365,22 @@ mod tests {
             assert_eq!(fixed.alpha(), Some(10.0));
             assert_eq!(fixed.fixed_spec().unwrap().rows, c);
             assert_eq!(fixed.fixed_numel(), c * n);
+            // alpha * x/|x| against the class rows, plus the (zero) bias: the logits.
+            let w = fixed.class_weights();
+            assert_eq!(w.size(), [c, n]);
+            let expect = crate::classifier::normalize(&x).mm(&w.tr()) * 10.0;
+            assert!(
+                fixed.logits(&x).allclose(&expect, 1e-5, 1e-5, false),
+                "{mode}"
+            );
         }
         for h in [&learned, &tied] {
+            // The class rows are what the logits multiply (bias aside).
+            let w = h.class_weights();
+            assert_eq!(w.size(), [c, n]);
+            let diff = h.logits(&x) - x.mm(&w.tr());
+            let off_bias = (&diff - diff.narrow(0, 0, 1)).abs().max();
+            assert!(off_bias.double_value(&[]) < 1e-5);
             assert_eq!(h.logits(&x).size(), [3, c]);
             assert!(h.alpha().is_none() && h.fixed_spec().is_none());
         }

@@ -202,6 +202,44 @@ pub struct EpochEvent {
     pub asgd: bool,
 }
 
+/// `collapse` event: neural-collapse diagnostics (Papyan, Han & Donoho 2020) of the
+/// training features after an epoch, computed by the task (image classification; see
+/// `crate::vision::collapse` for the definitions). Values are NaN (`null` in JSON) where
+/// undefined, e.g. NC1 when all class means coincide.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Collapse {
+    pub epoch: usize,
+    /// NC1: `tr(Sw Sb^+) / K`, within-class variability relative to between-class.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub nc1: f64,
+    /// NC2 equinorm: coefficient of variation (std / mean) of the centred class means' norms.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub nc2_equinorm: f64,
+    /// NC2 equiangularity: mean over class pairs of `|cos + 1/(K-1)|` of the centred means
+    /// (0 exactly for a simplex equiangular tight frame).
+    #[serde(deserialize_with = "nan_if_null")]
+    pub nc2_equiangular: f64,
+    /// NC3: `|| W/||W||_F - M/||M||_F ||_F^2`, classifier rows against centred means.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub nc3: f64,
+    /// Accuracy of the nearest class mean on the same features (a fraction).
+    #[serde(deserialize_with = "nan_if_null")]
+    pub ncc_acc: f64,
+    /// Classes K with at least one sample (the ones measured), and samples S.
+    pub classes: i64,
+    pub samples: i64,
+}
+
+impl Collapse {
+    /// One line for the console.
+    pub fn describe(&self) -> String {
+        format!(
+            "NC1 {:.4} | NC2 equinorm {:.4} equiangular {:.4} | NC3 {:.4} | NCC acc {:.4}",
+            self.nc1, self.nc2_equinorm, self.nc2_equiangular, self.nc3, self.ncc_acc
+        )
+    }
+}
+
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -246,6 +284,8 @@ pub enum Event {
         /// The offending value as text (JSON has no NaN).
         value: String,
     },
+    /// Neural-collapse diagnostics of the training features after an epoch.
+    Collapse(Collapse),
 }
 
 /// Appends one [`Event`] a line to `metrics.jsonl`.
@@ -352,6 +392,10 @@ pub struct Summary {
     pub final_alpha: Option<f64>,
     pub device: String,
     pub threads: i32,
+    /// The last neural-collapse diagnostics (after the final epoch; absent for tasks that
+    /// do not compute them and in older summaries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collapse: Option<Collapse>,
 }
 
 fn default_task() -> String {
@@ -433,6 +477,36 @@ mod tests {
         let s = serde_json::to_string(&e).unwrap();
         assert_eq!(s, r#"{"event":"test","test_loss":0.5,"test_acc":0.9}"#);
         assert_eq!(serde_json::from_str::<Event>(&s).unwrap(), e);
+    }
+
+    /// A `collapse` event round-trips; an undefined value (`null`) reads back as NaN; a
+    /// summary without diagnostics (older runs, the language model) has none.
+    #[test]
+    fn collapse_events_round_trip() {
+        let c = Collapse {
+            epoch: 3,
+            nc1: 0.25,
+            nc2_equinorm: 0.1,
+            nc2_equiangular: 0.05,
+            nc3: 0.3,
+            ncc_acc: 0.97,
+            classes: 10,
+            samples: 60_000,
+        };
+        let s = serde_json::to_string(&Event::Collapse(c.clone())).unwrap();
+        assert!(
+            s.starts_with(r#"{"event":"collapse","epoch":3,"nc1":0.25"#),
+            "{s}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Event>(&s).unwrap(),
+            Event::Collapse(c)
+        );
+        let undefined = s.replace("0.25", "null");
+        match serde_json::from_str::<Event>(&undefined).unwrap() {
+            Event::Collapse(c) => assert!(c.nc1.is_nan() && c.nc3 == 0.3),
+            e => panic!("{e:?}"),
+        }
     }
 
     /// A NaN loss is written as `null` and read back as NaN, not as a damaged line.

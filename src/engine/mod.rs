@@ -10,7 +10,7 @@ pub mod run_dir;
 mod trainer;
 
 pub use checkpoint::{save_safetensors, Checkpoint, CHECKPOINT_FORMAT};
-pub use metrics::{Evaluation, Event, MetricsLog, ParamReport, Summary, Unit};
+pub use metrics::{Collapse, Evaluation, Event, MetricsLog, ParamReport, Summary, Unit};
 pub use run_dir::{RunDir, TrainState, BEST, CONFIG_FILE, LAST, METRICS_FILE, SUMMARY_FILE};
 pub use trainer::{train, TrainOptions};
 
@@ -102,6 +102,12 @@ pub trait Task {
     /// NT-ASGD's `nonmono` when the task trains with averaged SGD.
     fn nt_asgd(&self) -> Option<usize> {
         None
+    }
+    /// Neural-collapse diagnostics of the training features after epoch `epoch` (1-based;
+    /// `last_epoch`: the run's final one), or None when the task does not compute them this
+    /// epoch (the task decides from its config) or at all (the default; the language model).
+    fn collapse(&self, _epoch: usize, _last_epoch: bool) -> Result<Option<Collapse>> {
+        Ok(None)
     }
 }
 

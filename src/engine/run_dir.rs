@@ -137,6 +137,10 @@ pub struct TrainState {
     /// Wall time so far (seconds), including evaluation.
     pub wall_seconds: f64,
     pub finished_epochs: usize,
+    /// The last neural-collapse diagnostics, for the summary (a run resumed after its last
+    /// epoch still reports them).
+    #[serde(default)]
+    pub collapse: Option<super::metrics::Collapse>,
 }
 
 #[cfg(test)]

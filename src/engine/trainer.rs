@@ -424,6 +424,7 @@ impl Trainer<'_> {
             peak_rss_mb: peak_rss_mb(),
             asgd: self.averages.is_some(),
         }))?;
+        self.collapse()?;
         self.st.epoch += 1;
         self.st.epoch_step = 0;
         self.st.epoch_loss_sum = 0.0;
@@ -431,6 +432,22 @@ impl Trainer<'_> {
         self.st.epoch_samples = 0;
         self.st.wall_seconds = wall_start.elapsed().as_secs_f64();
         self.save_last()
+    }
+
+    /// Neural-collapse diagnostics of the model just validated (NT-ASGD averages in it, as
+    /// for validation), when the task computes them this epoch: a `collapse` event, one
+    /// console line, and the summary's copy (kept in the state saved next).
+    fn collapse(&mut self) -> Result<()> {
+        let (epoch, last) = (self.st.epoch, self.st.epoch == self.cfg.train.epochs);
+        let Some(c) = self.with_averages(|task| task.collapse(epoch, last))? else {
+            return Ok(());
+        };
+        if !self.quiet {
+            println!("| neural collapse: {}", c.describe());
+        }
+        self.metrics.write(&Event::Collapse(c.clone()))?;
+        self.st.collapse = Some(c);
+        Ok(())
     }
 
     /// NT-ASGD: switch to averaging when validation is no better than `nonmono` epochs ago.
@@ -533,6 +550,7 @@ impl Trainer<'_> {
             final_alpha: self.task.head().alpha(),
             device: format!("{:?}", self.task.device()),
             threads: tch::get_num_threads(),
+            collapse: self.st.collapse.clone(),
         };
         self.metrics.write(&Event::Test {
             test_loss: test.loss,

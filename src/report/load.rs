@@ -2,7 +2,9 @@
 //! [`read_setup`] (the one place that knows the config's layout), `metrics.jsonl` and
 //! `summary.json` through the typed metrics of [`crate::engine::metrics`].
 use super::{curve_label, RunCurves, RunRow, Setup};
-use crate::engine::metrics::{read_events, EpochEvent, Event, LogEvent, ParamReport, Summary};
+use crate::engine::metrics::{
+    read_events, Collapse, EpochEvent, Event, LogEvent, ParamReport, Summary,
+};
 use crate::engine::{RunDir, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
@@ -119,6 +121,8 @@ struct MetricsDigest {
     logs: BTreeMap<u64, LogEvent>,
     epochs: BTreeMap<usize, EpochEvent>,
     test: Option<TestResult>,
+    /// Neural-collapse diagnostics by epoch.
+    collapse: BTreeMap<usize, Collapse>,
     diverged: bool,
 }
 
@@ -145,6 +149,11 @@ impl MetricsDigest {
                     d.epochs.insert(ep.epoch, ep.clone());
                     // Epochs after this one belong to an abandoned timeline.
                     d.epochs.retain(|&k, _| k <= ep.epoch);
+                    // Its own diagnostics follow it.
+                    d.collapse.retain(|&k, _| k < ep.epoch);
+                }
+                Event::Collapse(c) => {
+                    d.collapse.insert(c.epoch, c.clone());
                 }
                 Event::Resume { .. } => d.diverged = false,
                 Event::Diverged { .. } => d.diverged = true,
@@ -293,6 +302,12 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
         device: m.device.clone(),
         threads: (setup.threads > 0).then_some(setup.threads as i64),
         path: path.display().to_string(),
+        collapse: super::collapse::CollapseCells::of(
+            summary
+                .as_ref()
+                .and_then(|s| s.collapse.as_ref())
+                .or(m.collapse.values().next_back()),
+        ),
     };
     if let Some(s) = &summary {
         row.status = "finished".into();
@@ -349,6 +364,7 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
         train_err: m.error_curve(|r| r.train_acc),
         val_err: m.error_curve(|r| r.val_acc),
         valid_is_test: setup.valid_is_test,
+        collapse: m.collapse.values().cloned().collect(),
     };
     let classes = summary.as_ref().and_then(|s| s.classes).or(m.classes);
     Ok(LoadedRun {

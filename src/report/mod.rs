@@ -11,6 +11,7 @@
 //! CSV conventions: plain numbers without units (`share_removed` is a fraction in [0, 1],
 //! as in `summary.json`; times in seconds, memory in MB), an empty cell for a missing or
 //! non-finite value.
+mod collapse;
 mod load;
 mod plot;
 mod table;
@@ -164,6 +165,9 @@ pub struct RunRow {
     pub threads: Option<i64>,
     /// The run folder.
     pub path: String,
+    /// The last neural-collapse diagnostics (image runs), in columns after the others.
+    #[serde(flatten)]
+    pub collapse: collapse::CollapseCells,
 }
 
 impl RunRow {
@@ -207,6 +211,9 @@ impl RunRow {
             ("train_images", opt(self.train_images)),
             ("train_images_per_s", optf(self.train_images_per_s)),
         ]
+        .into_iter()
+        .chain(self.collapse.csv_cells())
+        .collect()
     }
 
     /// Every CSV column of a `kind` report with its cell: [`CSV_COLUMNS`] or
@@ -224,6 +231,15 @@ impl RunRow {
             }
         };
         cells.retain(|(name, _)| !drop.contains(name) || first.contains(name));
+        if kind == ReportKind::LanguageModel {
+            // Neural collapse is measured on image runs only.
+            let nc: Vec<&str> = collapse::CollapseCells::default()
+                .csv_cells()
+                .iter()
+                .map(|c| c.0)
+                .collect();
+            cells.retain(|(name, _)| !nc.contains(name));
+        }
         if kind == ReportKind::LanguageModel {
             // The image report's task and model columns close a language-model row.
             return cells;
@@ -298,6 +314,8 @@ pub struct RunCurves {
     pub val_err: Vec<(f64, f64)>,
     /// The validation split is the test split (`vision.data.valid_images = 0`).
     pub valid_is_test: bool,
+    /// Neural-collapse diagnostics, by epoch.
+    pub collapse: Vec<crate::engine::Collapse>,
 }
 
 /// The report: what `results.json` holds, plus the curves drawn in the plots.
@@ -388,6 +406,17 @@ pub fn write_report(runs: &[PathBuf], out: &Path, title: &str) -> Result<ReportT
     ];
     for &name in table.kind.plots() {
         let (svg, png) = plot::render(&table, name).map_err(|e| {
+            Error::bad_file(
+                out.join(format!("{name}.svg")),
+                format!("cannot draw the plot: {e}"),
+            )
+        })?;
+        files.push((out.join(format!("{name}.png")), png));
+        files.push((out.join(format!("{name}.svg")), svg.into_bytes()));
+    }
+    if collapse::has_data(&table) {
+        let name = collapse::PLOT;
+        let (svg, png) = collapse::render(&table).map_err(|e| {
             Error::bad_file(
                 out.join(format!("{name}.svg")),
                 format!("cannot draw the plot: {e}"),

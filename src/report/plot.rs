@@ -43,18 +43,26 @@ impl std::fmt::Display for PlotError {
     }
 }
 
-type PlotResult = std::result::Result<(), PlotError>;
-type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+pub(super) type PlotResult = std::result::Result<(), PlotError>;
+pub(super) type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 /// A run's curve in a plot: legend label, color, points.
-type Curve<'a> = (&'a str, RGBColor, &'a [(f64, f64)]);
+pub(super) type Curve<'a> = (&'a str, RGBColor, &'a [(f64, f64)]);
 
 /// The plot `name` (one of [`super::PLOTS`]) as SVG text and as PNG bytes.
 pub(super) fn render(t: &ReportTable, name: &str) -> Result<(String, Vec<u8>), PlotError> {
+    render_with(PLOT_SIZE, |root| draw_plot(t, name, root))
+}
+
+/// A plot of `size` pixels drawn by `draw`, as SVG text and as PNG bytes.
+pub(super) fn render_with(
+    size: (u32, u32),
+    draw: impl FnOnce(&Area) -> PlotResult,
+) -> Result<(String, Vec<u8>), PlotError> {
     register_font()?;
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, PLOT_SIZE).into_drawing_area();
-        draw_plot(t, name, &root)?;
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        draw(&root)?;
         root.present()?;
     }
     let png = svg_to_png(&svg)?;
@@ -111,7 +119,7 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-fn color(i: usize) -> RGBColor {
+pub(super) fn color(i: usize) -> RGBColor {
     COLORS[i % COLORS.len()]
 }
 
@@ -326,7 +334,7 @@ fn chart_builder<'a, 'b>(area: &'a Area<'b>) -> ChartBuilder<'a, 'b, SVGBackend<
 
 /// Line chart of several runs (markers on every point when a run has few, so that a
 /// single point still shows), on a log y axis if `log_y`.
-fn draw_lines(
+pub(super) fn draw_lines(
     root: &Area,
     title: &str,
     desc: (&str, &str),

@@ -18,7 +18,7 @@ fn fmt_millions(n: Option<i64>) -> String {
         .unwrap_or_else(|| "–".into())
 }
 
-fn fmt_f(v: Option<f64>, decimals: usize) -> String {
+pub(super) fn fmt_f(v: Option<f64>, decimals: usize) -> String {
     v.and_then(finite)
         .map(|v| format!("{v:.decimals$}"))
         .unwrap_or_else(|| "–".into())
@@ -75,7 +75,7 @@ fn join_or(v: &[impl ToString + PartialEq + Default], zero: &str) -> String {
         .join(" / ")
 }
 
-fn md_escape(s: &str) -> String {
+pub(super) fn md_escape(s: &str) -> String {
     s.replace('|', "\\|")
 }
 
@@ -203,6 +203,7 @@ pub fn render_markdown(t: &ReportTable) -> String {
              metrics logged so far (no test result).\n",
         );
     }
+    md.push_str(&super::collapse::markdown(t));
     md.push_str(&format!(
         "\nPlots: {}.\n",
         t.kind

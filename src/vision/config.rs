@@ -17,6 +17,10 @@ pub struct VisionConfig {
     /// Random horizontal flips (not for digits or clothes whose sides matter less: still the
     /// CIFAR recipe's default).
     pub flip: bool,
+    /// Neural-collapse diagnostics of the training features ([`super::collapse`]) also every
+    /// this many epochs (0: only after the last epoch, where they always run: one forward
+    /// pass over the training set).
+    pub collapse_every: usize,
 }
 
 impl Default for VisionConfig {
@@ -26,6 +30,7 @@ impl Default for VisionConfig {
             model: ModelConfig::default(),
             crop_padding: 4,
             flip: true,
+            collapse_every: 0,
         }
     }
 }

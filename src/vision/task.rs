@@ -4,13 +4,14 @@
 //! augmented on the device (random crop with zero padding, horizontal flip), evaluated by
 //! loss and top-1 (top-5 for 100 classes or more) accuracy.
 use super::augment::{augment, normalize};
+use super::collapse::neural_collapse;
 use super::config::VisionConfig;
 use super::data::{ImageData, ImageSet};
 use super::models::{self, Backbone};
 use crate::classifier::{Head, HeadMode};
 use crate::config::Config;
 use crate::engine::metrics::is_buffer;
-use crate::engine::{Evaluation, Identity, ParamReport, Split, Task, TrainStep, Unit};
+use crate::engine::{Collapse, Evaluation, Identity, ParamReport, Split, Task, TrainStep, Unit};
 use crate::error::Result;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -118,6 +119,29 @@ impl VisionTask {
         let seed = self.seed ^ (pass as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         order.shuffle(&mut StdRng::seed_from_u64(seed));
         order
+    }
+
+    /// The backbone's features `[S, N]` (f32, on the device) of every training image, in
+    /// order: eval mode (BatchNorm's running statistics, no dropout), normalized, not
+    /// augmented, in batches of `eval_batch_size`. Kept whole (`S x N x 4` bytes: 15 MB for
+    /// Fashion-MNIST on 64 features) because the nearest-class-mean accuracy needs the means
+    /// of all of them first.
+    fn train_features(&self) -> Tensor {
+        let set = &self.data.train;
+        let n = set.labels.size()[0];
+        let mut parts = Vec::new();
+        tch::no_grad(|| {
+            let mut start = 0;
+            while start < n {
+                let len = (self.eval_batch_size as i64).min(n - start);
+                let x = set.images.narrow(0, start, len).to_device(self.device);
+                let x = normalize(&x, &self.data.mean, &self.data.std);
+                let f = self.backbone.net.forward_t(&x, false);
+                parts.push(f.to_kind(Kind::Float));
+                start += len;
+            }
+        });
+        Tensor::cat(&parts, 0)
     }
 
     fn eval_set(&self, split: Split) -> &ImageSet {
@@ -252,6 +276,19 @@ impl Task for VisionTask {
         } else {
             self.position()
         }
+    }
+    /// After the last epoch, and every `vision.collapse_every` epochs: NC1-3 and the
+    /// nearest-class-mean accuracy of the backbone's training features against the head's
+    /// class rows ([`Head::class_weights`]; for the fixed heads the features before their
+    /// normalization, as Papyan et al. measure the penultimate layer).
+    fn collapse(&self, epoch: usize, last_epoch: bool) -> Result<Option<Collapse>> {
+        let every = self.vision.collapse_every;
+        if self.train_len() == 0 || !last_epoch && (every == 0 || epoch % every != 0) {
+            return Ok(None);
+        }
+        let features = self.train_features();
+        let weights = self.head.class_weights();
+        neural_collapse(&features, &self.data.train.labels, &weights, epoch)
     }
     fn evaluate(&self, split: Split) -> Result<Evaluation> {
         let set = self.eval_set(split);
