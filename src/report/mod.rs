@@ -12,7 +12,7 @@
 //! as in `summary.json`; times in seconds, memory in MB), an empty cell for a missing or
 //! non-finite value.
 mod load;
-mod plot;
+pub(crate) mod plot;
 mod table;
 #[cfg(test)]
 mod testing;

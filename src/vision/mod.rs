@@ -3,8 +3,10 @@
 //! random crop and horizontal flip on whole batches), `models` (backbones that return N
 //! features: small CNN, CIFAR ResNet, DenseNet-BC, ResNet-50, DenseNet-169, ShuffleNet v1),
 //! `params` (the paper's parameter table), `config` (the `[vision]` section) and `task` (the
-//! engine's [`crate::engine::Task`]: training step, evaluation by accuracy).
+//! engine's [`crate::engine::Task`]: training step, evaluation by accuracy); `bench` is
+//! `fixclf bench vision`.
 pub mod augment;
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod models;
