@@ -130,8 +130,8 @@ pub fn time_runs(
     for _ in 0..warmup {
         f();
         sync(device);
-        // A warm-up run that alone exceeds the budget is the timing's only run's twin:
-        // skip the rest of the warm-up.
+        // A point whose warm-up alone used the budget is slow enough that one more run
+        // warms nothing up: go to the timed runs.
         if max_seconds > 0.0 && start.elapsed().as_secs_f64() > max_seconds {
             break;
         }
