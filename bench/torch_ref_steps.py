@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
-"""Runs the PyTorch reference benchmark (torch_lm_bench.py, unchanged) and adds every timed
-step to its JSON lines (`train_step_ms_all`, `eval_ms_all`, sorted), as `fixclf bench lm`
-reports them: on a shared machine the low quantiles show the cost of the work itself.
+"""Runs a PyTorch reference benchmark (torch_lm_bench.py or torch_vision_bench.py, unchanged)
+and adds every timed step to its JSON lines (`train_step_ms_all`, `eval_ms_all`, sorted), as
+`fixclf bench lm` and `fixclf bench vision` report them: on a shared machine the low
+quantiles show the cost of the work itself. Both references take the median of the training
+steps, then of the evaluation steps, once per JSON line.
 
     python3 bench/torch_ref_steps.py REFERENCE.py [the reference's arguments]
 """
 import contextlib, importlib.util, io, json, statistics, sys
 
 path, args = sys.argv[1], sys.argv[2:]
-spec = importlib.util.spec_from_file_location("torch_lm_bench", path)
+spec = importlib.util.spec_from_file_location("torch_reference_bench", path)
 ref = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ref)
-samples = []  # the reference takes the median of the train, then the eval times, per mode
+samples = []  # the reference takes the median of the train, then the eval times, per line
 median = statistics.median
 def recording_median(values):
     samples.append(sorted(values))

@@ -1,4 +1,5 @@
 //! fixclf: fixed-classifier experiments (Hoffer, Hubara, Soudry, ICLR 2018) on libtorch.
+pub mod bench;
 pub mod classifier;
 pub mod config;
 pub mod embed;

@@ -130,6 +130,90 @@ enum BenchCommand {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Training and evaluation images/s of the CIFAR ResNet with a learned or a fixed head,
+    /// one JSON line per (model, head) with the keys of ../shared/bench/torch_vision_bench.py.
+    Vision {
+        /// Comma-separated ResNet depths (6n+2).
+        #[arg(long, default_value = "20,56")]
+        depths: String,
+        /// Comma-separated heads (`fixed` = fixed-orthogonal; any fixed mode but the
+        /// pretrained ones).
+        #[arg(long, default_value = "learned,fixed")]
+        heads: String,
+        #[arg(long, default_value_t = 10)]
+        classes: i64,
+        #[arg(long, default_value_t = 3)]
+        channels: i64,
+        /// Image height and width.
+        #[arg(long, default_value_t = 32)]
+        size: i64,
+        #[arg(long, default_value_t = 128)]
+        batch: i64,
+        /// Timed steps.
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// CPU threads (0: libtorch's default).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// cpu or cuda (needs a `--features cuda` build).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// The classifier head alone at the paper's shapes: fixed with Q stored, fixed Hadamard
+    /// as the fast transform, learned; forward and forward + backward. JSON lines, then a
+    /// Markdown table.
+    Heads {
+        /// Comma-separated CxN shapes.
+        #[arg(long, default_value = fixclf::bench::heads::PAPER_SHAPES)]
+        shapes: String,
+        #[arg(long, default_value_t = 128)]
+        batch: i64,
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Time budget of each measurement's timed runs, seconds (0: none).
+        #[arg(long, default_value_t = 20.0)]
+        max_seconds: f64,
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// What a fixed classifier saves as the number of classes grows: per C, N and head, the
+    /// classifier's training step, peak memory, optimizer state and checkpoint bytes.
+    Classifier {
+        /// Comma-separated class counts (k and M suffixes allowed).
+        #[arg(long, default_value = "10,100,1k,10k,100k,1M")]
+        classes: String,
+        /// Comma-separated feature counts N.
+        #[arg(long, default_value = "512,2048")]
+        features: String,
+        /// Comma-separated heads: learned, fixed-dense (Q stored), fixed-hadamard (fast
+        /// transform).
+        #[arg(long, default_value = "learned,fixed-dense,fixed-hadamard")]
+        heads: String,
+        #[arg(long, default_value_t = 256)]
+        batch: i64,
+        /// Timed steps per point (fewer when --max-seconds runs out).
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Time budget of each point's timed steps, seconds (0: none).
+        #[arg(long, default_value_t = 30.0)]
+        max_seconds: f64,
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Also write classifier_sweep.{csv,md,svg,png} into this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -205,7 +289,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Info => {
             println!("fixclf {}", env!("CARGO_PKG_VERSION"));
-            println!("libtorch 2.11.0 (tch 0.24.0)");
+            println!("libtorch {} (tch 0.24.0)", fixclf::bench::LIBTORCH_VERSION);
             println!("cuda available: {}", tch::Cuda::is_available());
             println!("cuda devices: {}", tch::Cuda::device_count());
             println!("cudnn available: {}", tch::Cuda::cudnn_is_available());
@@ -242,6 +326,94 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let line = fixclf::lm::bench::bench_mode(&b, mode)
                     .with_context(|| format!("bench {mode}"))?;
                 println!("{line}");
+            }
+        }
+        Command::Bench(BenchCommand::Vision {
+            depths,
+            heads,
+            classes,
+            channels,
+            size,
+            batch,
+            steps,
+            warmup,
+            threads,
+            device,
+        }) => {
+            let b = fixclf::vision::bench::VisionBench {
+                depths: fixclf::bench::parse_counts("--depths", &depths)?,
+                heads: fixclf::bench::parse_modes("--heads", &heads)?,
+                classes,
+                channels,
+                size,
+                batch,
+                steps,
+                warmup,
+                threads,
+                device: fixclf::engine::resolve_device(&device)?,
+                device_name: device,
+            };
+            for &depth in &b.depths {
+                for head in &b.heads {
+                    let line = fixclf::vision::bench::bench_one(&b, depth, head)
+                        .with_context(|| format!("bench resnet{depth} {}", head.0))?;
+                    println!("{line}");
+                }
+            }
+        }
+        Command::Bench(BenchCommand::Heads {
+            shapes,
+            batch,
+            steps,
+            warmup,
+            max_seconds,
+            threads,
+            device,
+        }) => {
+            let b = fixclf::bench::heads::HeadsBench {
+                shapes: fixclf::bench::heads::parse_shapes("--shapes", &shapes)?,
+                batch,
+                steps,
+                warmup,
+                max_seconds,
+                threads,
+                device: fixclf::engine::resolve_device(&device)?,
+                device_name: device,
+            };
+            let lines = fixclf::bench::heads::run(&b, |l| println!("{l}"))?;
+            println!("\n{}", fixclf::bench::heads::markdown(&lines));
+        }
+        Command::Bench(BenchCommand::Classifier {
+            classes,
+            features,
+            heads,
+            batch,
+            steps,
+            warmup,
+            max_seconds,
+            threads,
+            device,
+            out,
+        }) => {
+            let s = fixclf::bench::sweep::Sweep {
+                classes: fixclf::bench::parse_counts("--classes", &classes)?,
+                features: fixclf::bench::parse_counts("--features", &features)?,
+                heads: fixclf::bench::head_step::HeadKind::parse_list("--heads", &heads)?,
+                batch,
+                steps,
+                warmup,
+                max_seconds,
+                threads,
+                device: fixclf::engine::resolve_device(&device)?,
+                device_name: device,
+            };
+            let points = s.run(|p| {
+                println!("{}", serde_json::to_string(p).unwrap_or_default());
+            })?;
+            println!("\n{}", fixclf::bench::sweep_out::render_markdown(&points));
+            if let Some(dir) = out {
+                fixclf::bench::sweep_out::write(&dir, &points)?;
+                println!("classifier sweep written to {}", dir.display());
             }
         }
     }

@@ -63,6 +63,24 @@ pub fn params_of(vs: &tch::nn::VarStore, weight_decay: impl Fn(&str) -> f64) -> 
         .collect()
 }
 
+/// The trainable variables of `vs` with training's weight decay: `weight_decay`, except the
+/// fixed classifier's scale alpha, which has its own (`head.alpha_weight_decay`; the paper
+/// decays it like the classifier's weights). The trainer and the benches build their
+/// optimizers from this, so a bench steps exactly what training steps.
+pub fn training_params(
+    vs: &tch::nn::VarStore,
+    weight_decay: f64,
+    alpha_weight_decay: f64,
+) -> Vec<Param> {
+    params_of(vs, |name| {
+        if name.ends_with("alpha") {
+            alpha_weight_decay
+        } else {
+            weight_decay
+        }
+    })
+}
+
 /// The settings every optimizer is built from (`[train]`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OptimizerConfig {

@@ -98,20 +98,24 @@ fn small_cnn_learns_synthetic_images_with_every_head() {
     ] {
         let cfg = config::load(
             &path,
-            &[format!("head.mode={mode}"), format!("name=\"{mode}\"")],
+            &[
+                format!("head.mode={mode}"),
+                format!("name=\"{mode}\""),
+                "train.epochs=4".into(),
+            ],
         )
         .unwrap();
         let s = train(&cfg, &quiet()).unwrap();
         let acc = s.test_acc.unwrap();
-        // Chance is 0.25; three short epochs.
+        // Chance is 0.25; four short epochs.
         assert!(acc > 0.8, "{mode}: test accuracy {acc}");
         assert_eq!(s.task, "vision");
         assert!(s.best_val_acc.is_some_and(|a| a > 0.25), "{mode}");
         assert_eq!(s.classes, Some(4));
         let e = epochs(&cfg.run_dir());
-        assert_eq!(e.len(), 3);
+        assert_eq!(e.len(), 4);
         assert!(e[0].train_acc.is_some() && e[0].val_acc.is_some());
-        assert!(s.train_images.unwrap() >= 3 * 256);
+        assert!(s.train_images.unwrap() >= 4 * 256);
         if mode != "learned" {
             assert!(s.final_alpha.is_some(), "{mode}");
             // The fixed head trains no classifier weight (C x N), only alpha and the bias.
@@ -195,6 +199,13 @@ fn cifar_models_train_checkpoint_and_resume_exactly() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let path = vision_config(dir.path(), name, 32, 3, model, "max_steps_per_epoch = 3");
+        // A run extended from 1 to 2 epochs follows the 2-epoch run's curve only under a
+        // schedule that does not depend on the total (cosine anneals over all the epochs).
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "schedule = \"cosine\"",
+            "schedule = \"multi-step\"\nmilestones = [1]\nlr_decay = 10.0",
+        );
+        std::fs::write(&path, text).unwrap();
         let straight = config::load(&path, &["train.epochs=2".into()]).unwrap();
         let s1 = train(&straight, &quiet()).unwrap();
         let first = config::load(&path, &["train.epochs=1".into(), "name=split".into()]).unwrap();

@@ -101,8 +101,9 @@ fn is_restricted_walsh_row(v: &[i8]) -> bool {
 }
 
 /// Whether a `C x N` Hadamard classifier is faster as a stored dense `Q` (one GEMM) than as
-/// the fast transform. Measured on the 2-core CPU (`classifier_hadamard_dense_or_fast` in `matrix_bench.rs`,
-/// batch 128, forward + the transposed product of training, ms):
+/// the fast transform. Measured on the 2-core CPU (batch 128, forward + the transposed product
+/// of training, ms); `fixclf bench heads --shapes` with these shapes measures the same
+/// through the whole head (its `fixed dense` and `fast transform` columns):
 ///
 /// | C x N | dense | fast transform |
 /// |---|--:|--:|

@@ -67,14 +67,11 @@ pub fn train(
         );
     }
     let t = &cfg.train;
-    // alpha has its own weight decay (the paper decays it like the classifier's weights).
-    let params = optim::params_of(task.var_store(), |name| {
-        if name.ends_with("alpha") {
-            cfg.head.alpha_weight_decay
-        } else {
-            t.weight_decay
-        }
-    });
+    let params = optim::training_params(
+        task.var_store(),
+        t.weight_decay,
+        cfg.head.alpha_weight_decay,
+    );
     let opt = optim::build(
         &OptimizerConfig {
             kind: t.optimizer,

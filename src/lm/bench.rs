@@ -3,6 +3,7 @@
 //! keys of `../shared/bench/torch_lm_bench.py` so that the two compare line by line.
 use super::config::LmConfig;
 use super::model::LanguageModel;
+use crate::bench::{median, sorted_ms};
 use crate::classifier::{HeadConfig, HeadMode};
 use crate::error::{Error, Result};
 use crate::optim::{self, OptimizerConfig, OptimizerKind};
@@ -49,49 +50,18 @@ impl Default for LmBench {
     }
 }
 
-/// Parses a comma-separated mode list; `fixed` is the reference script's name for
-/// `fixed-orthogonal`.
+/// Parses a comma-separated mode list (`--modes`); `fixed` is the reference script's name
+/// for `fixed-orthogonal`.
 pub fn parse_modes(list: &str) -> Result<Vec<HeadMode>> {
-    list.split(',')
-        .map(|m| match m.trim() {
-            "fixed" => Ok(HeadMode::FixedOrthogonal),
-            name => HeadMode::parse(name).ok_or_else(|| {
-                Error::arg(
-                    "--modes",
-                    format!(
-                        "unknown mode `{name}`; use {}",
-                        HeadMode::ALL.map(|m| m.name()).join(", ")
-                    ),
-                )
-            }),
-        })
-        .collect()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
-
-fn sorted_ms(v: &[f64]) -> Vec<f64> {
-    let mut ms: Vec<f64> = v.iter().map(|s| (s * 1e4).round() / 10.0).collect();
-    ms.sort_by(|a, b| a.total_cmp(b));
-    ms
+    Ok(crate::bench::parse_modes("--modes", list)?
+        .into_iter()
+        .map(|(_, mode)| mode)
+        .collect())
 }
 
 /// Benchmarks one mode; returns the JSON line.
 pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
-    if b.threads > 0 {
-        tch::set_num_threads(b.threads as i32);
-    }
+    crate::bench::set_threads(b.threads);
     tch::manual_seed(0);
     crate::memory::reset_peak_rss();
     let mut lm = LmConfig::default();
@@ -144,9 +114,7 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
         let loss = model.training_loss(&f.output, &y);
         opt.backward_step(&loss.objective);
         state = f.state;
-        if b.device != Device::Cpu {
-            tch::Cuda::synchronize(0);
-        }
+        crate::bench::sync(b.device);
         if step >= b.warmup {
             times.push(t0.elapsed().as_secs_f64());
         }
@@ -170,7 +138,7 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
     let eval_s = median(eval_times.clone());
     Ok(json!({
         "impl": "fixclf",
-        "torch": "2.11.0",
+        "torch": crate::bench::LIBTORCH_VERSION,
         "mode": mode.name(),
         "optimizer": b.optimizer.name(),
         "threads": tch::get_num_threads(),
@@ -181,8 +149,7 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
         "train_tokens_per_s": ((b.bptt * b.batch) as f64 / step_s * 10.0).round() / 10.0,
         "eval_tokens_per_s": ((b.bptt * b.eval_batch) as f64 / eval_s * 10.0).round() / 10.0,
         "optimizer_state_floats": opt.state_numel(),
-        // Every timed step, sorted: on a shared machine the low quantiles show the cost of
-        // the work itself, the median and the tail what neighbours added.
+        // Every timed step, sorted (see `crate::bench::sorted_ms`).
         "train_step_ms_all": sorted_ms(&times),
         "eval_ms_all": sorted_ms(&eval_times),
         "peak_rss_mb": crate::memory::peak_rss_mb(),

@@ -13,7 +13,7 @@
 //! non-finite value.
 mod collapse;
 mod load;
-mod plot;
+pub(crate) mod plot;
 mod table;
 #[cfg(test)]
 mod testing;

@@ -29,7 +29,7 @@ const GRID: RGBColor = RGBColor(225, 225, 225);
 
 /// An error while drawing, as text.
 #[derive(Debug)]
-pub(super) struct PlotError(String);
+pub(crate) struct PlotError(pub(crate) String);
 
 impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for PlotError {
     fn from(e: DrawingAreaErrorKind<E>) -> Self {
@@ -43,8 +43,8 @@ impl std::fmt::Display for PlotError {
     }
 }
 
-pub(super) type PlotResult = std::result::Result<(), PlotError>;
-pub(super) type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+pub(crate) type PlotResult = std::result::Result<(), PlotError>;
+pub(crate) type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 /// A run's curve in a plot: legend label, color, points.
 pub(super) type Curve<'a> = (&'a str, RGBColor, &'a [(f64, f64)]);
 
@@ -71,7 +71,7 @@ pub(super) fn render_with(
 
 /// Registers the bundled font for plotters' text measurement, under the family it is asked
 /// for (once).
-fn register_font() -> PlotResult {
+pub(crate) fn register_font() -> PlotResult {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
@@ -81,7 +81,7 @@ fn register_font() -> PlotResult {
 }
 
 /// Renders an SVG to PNG with the bundled font as the only font (for `sans-serif` too).
-fn svg_to_png(svg: &str) -> Result<Vec<u8>, PlotError> {
+pub(crate) fn svg_to_png(svg: &str) -> Result<Vec<u8>, PlotError> {
     static FONTS: OnceLock<Arc<usvg::fontdb::Database>> = OnceLock::new();
     let fontdb = FONTS.get_or_init(|| {
         let mut db = usvg::fontdb::Database::new();
@@ -119,7 +119,7 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-pub(super) fn color(i: usize) -> RGBColor {
+pub(crate) fn color(i: usize) -> RGBColor {
     COLORS[i % COLORS.len()]
 }
 
@@ -181,7 +181,7 @@ fn draw_plot(t: &ReportTable, name: &str, root: &Area) -> PlotResult {
 }
 
 /// The title, and a note in the middle, for a plot with nothing to draw.
-fn draw_note(root: &Area, title: &str, note: &str) -> PlotResult {
+pub(crate) fn draw_note(root: &Area, title: &str, note: &str) -> PlotResult {
     let area = root.titled(title, ("sans-serif", TITLE_PX))?;
     let (w, h) = area.dim_in_pixel();
     let style = ("sans-serif", 21)
@@ -204,7 +204,7 @@ fn tick_label(v: &f64) -> String {
 }
 
 /// A padded range around `lo..hi` (a point gets a range around it).
-fn padded(lo: f64, hi: f64, log: bool) -> (f64, f64) {
+pub(crate) fn padded(lo: f64, hi: f64, log: bool) -> (f64, f64) {
     if log {
         let (lo, hi) = (lo.max(1e-12), hi.max(1e-12));
         let f = if hi / lo < 1.05 { 1.1 } else { 1.05 };
@@ -226,7 +226,7 @@ const Y_LABEL_AREA: u32 = 80;
 
 /// How a legend entry shows its series.
 #[derive(Clone, Copy)]
-enum Swatch {
+pub(crate) enum Swatch {
     Line,
     Dashed,
     Block,
@@ -238,7 +238,7 @@ fn legend_line() -> u32 {
 
 /// A legend laid out: its area, and where each entry goes in it (the left end and the
 /// middle of its line).
-struct Legend<'a> {
+pub(crate) struct Legend<'a> {
     area: Area<'a>,
     at: Vec<(i32, i32)>,
 }
@@ -246,7 +246,7 @@ struct Legend<'a> {
 /// The plot's title on top, then the area of the chart and the legend beside it: a
 /// right-hand column wide enough for the longest label, or rows of entries below the chart
 /// when `below` or when such a column would take more than 30% of the width.
-fn layout<'a>(
+pub(crate) fn layout<'a>(
     root: &Area<'a>,
     title: &str,
     labels: &[&str],
@@ -285,7 +285,11 @@ fn layout<'a>(
 }
 
 /// Draws the legend's entries where [`layout`] put them.
-fn draw_legend(legend: &Legend, entries: &[(&str, RGBColor)], swatch: Swatch) -> PlotResult {
+pub(crate) fn draw_legend(
+    legend: &Legend,
+    entries: &[(&str, RGBColor)],
+    swatch: Swatch,
+) -> PlotResult {
     let entries: Vec<(&str, RGBColor, Swatch)> =
         entries.iter().map(|&(l, c)| (l, c, swatch)).collect();
     draw_legend_entries(legend, &entries)
@@ -324,7 +328,7 @@ fn draw_legend_entries(legend: &Legend, entries: &[(&str, RGBColor, Swatch)]) ->
 }
 
 /// A chart's margins and axis areas.
-fn chart_builder<'a, 'b>(area: &'a Area<'b>) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+pub(crate) fn chart_builder<'a, 'b>(area: &'a Area<'b>) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
     let mut b = ChartBuilder::on(area);
     b.margin(CHART_MARGIN)
         .x_label_area_size(X_LABEL_AREA)
@@ -457,7 +461,7 @@ fn draw_errors(root: &Area, title: &str, curves: &[super::RunCurves]) -> PlotRes
 /// A log axis over `lo..hi`: plotters' log ticks (powers of ten, then 2 and 5 times them)
 /// over a range past a decade; within one, plotters' linear ticks (its log ticks are only
 /// at and between powers of ten, and a range such as 140..420 has none).
-fn log_axis(lo: f64, hi: f64) -> impl Ranged<ValueType = f64> + ValueFormatter<f64> {
+pub(crate) fn log_axis(lo: f64, hi: f64) -> impl Ranged<ValueType = f64> + ValueFormatter<f64> {
     let mut ticks: Vec<f64> = if hi / lo < 10.0 {
         RangedCoordf64::from(lo..hi).key_points(6)
     } else {
@@ -475,14 +479,18 @@ fn log_axis(lo: f64, hi: f64) -> impl Ranged<ValueType = f64> + ValueFormatter<f
     (lo..hi).log_scale().with_key_points(ticks)
 }
 
-fn lines_chart<Y>(
+/// Lines (and markers where a series has few points) on axes `x` and `y`, linear or
+/// [`log_axis`] each, with `x_ticks` ticks at most on a linear x axis.
+pub(crate) fn lines_chart<X, Y>(
     mut builder: ChartBuilder<SVGBackend>,
-    (x, x_ticks): (std::ops::Range<f64>, usize),
+    (x, x_ticks): (X, usize),
     y: Y,
     (x_desc, y_desc): (&str, &str),
     series: &[(RGBColor, Vec<(f64, f64)>)],
 ) -> PlotResult
 where
+    X: AsRangedCoord<Value = f64>,
+    X::CoordDescType: ValueFormatter<f64>,
     Y: AsRangedCoord<Value = f64>,
     Y::CoordDescType: ValueFormatter<f64>,
 {

@@ -4,8 +4,10 @@
 //! features: small CNN, CIFAR ResNet, DenseNet-BC, ResNet-50, DenseNet-169, ShuffleNet v1),
 //! `params` (the paper's parameter table), `collapse` (neural-collapse diagnostics of the
 //! training features), `config` (the `[vision]` section) and `task` (the
-//! engine's [`crate::engine::Task`]: training step, evaluation by accuracy).
+//! engine's [`crate::engine::Task`]: training step, evaluation by accuracy); `bench` is
+//! `fixclf bench vision`.
 pub mod augment;
+pub mod bench;
 pub mod collapse;
 pub mod config;
 pub mod data;

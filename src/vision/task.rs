@@ -8,7 +8,7 @@ use super::collapse::neural_collapse;
 use super::config::VisionConfig;
 use super::data::{ImageData, ImageSet};
 use super::models::{self, Backbone};
-use crate::classifier::{Head, HeadMode};
+use crate::classifier::{Head, HeadConfig, HeadMode};
 use crate::config::Config;
 use crate::engine::metrics::is_buffer;
 use crate::engine::{Collapse, Evaluation, Identity, ParamReport, Split, Task, TrainStep, Unit};
@@ -53,6 +53,18 @@ fn split_off(set: &ImageSet, first: usize) -> (ImageSet, Option<ImageSet>) {
     (part(0, first), Some(part(first, len - first)))
 }
 
+/// The image task's classifier under `p`: the fixed head of a fixed mode, else a learned one
+/// initialized as PyTorch's `nn.Linear` (`fixclf bench vision` builds its heads here too).
+pub fn build_head(p: &nn::Path, head: &HeadConfig, classes: i64, features: i64) -> Result<Head> {
+    Ok(match head.fixed_matrix(classes, features, None)? {
+        Some(q) => Head::fixed(p, q, head)?,
+        None => {
+            let (w, b) = Head::linear_init(features);
+            Head::learned(p, classes, features, w, b)
+        }
+    })
+}
+
 impl VisionTask {
     /// Loads the data and builds backbone + head of `cfg` on its device, the weights
     /// initialized from `train.seed`.
@@ -76,14 +88,7 @@ impl VisionTask {
         let channels = data.train.images.size()[1];
         let backbone = models::build(&(vs.root() / "backbone"), &vision.model, channels)?;
         let (classes, features) = (data.train.classes, backbone.features);
-        let head_path = vs.root() / "head";
-        let head = match cfg.head.fixed_matrix(classes, features, None)? {
-            Some(q) => Head::fixed(&head_path, q, &cfg.head)?,
-            None => {
-                let (w, b) = Head::linear_init(features);
-                Head::learned(&head_path, classes, features, w, b)
-            }
-        };
+        let head = build_head(&(vs.root() / "head"), &cfg.head, classes, features)?;
         Ok(VisionTask {
             batch_size: cfg.train.batch_size,
             eval_batch_size: cfg.train.eval_batch_size,

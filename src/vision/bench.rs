@@ -1,0 +1,240 @@
+//! `fixclf bench vision`: training and evaluation speed of the CIFAR ResNet (option-B
+//! shortcuts) with a learned or a fixed head, on random images (speed does not depend on
+//! them), one JSON line per (model, head) with the keys of the PyTorch reference
+//! `../shared/bench/torch_vision_bench.py`, in its order, then fixclf's extras.
+//!
+//! What is timed is what training runs: the backbone of [`super::models`], the head of
+//! [`super::task::build_head`], the loss of [`crate::classifier::Head::training_loss`] and the
+//! trainer's optimizer ([`crate::optim::training_params`], SGD momentum 0.9, weight decay
+//! 1e-4, lr 0.1, as the reference). Like the reference, one batch stays on the device for
+//! every step (no data loading or augmentation), so the two time the same work.
+//!
+//! The reference's `fixed` head has a dense `Q` with orthonormal rows (C <= N); here `fixed`
+//! is `fixed-orthogonal`, the same kind of matrix, also stored densely at these sizes. Any
+//! other fixed mode can be named (`fixed-hadamard`, `fixed-simplex`).
+use super::models::{self, Arch, ModelConfig};
+use super::task::build_head;
+use crate::bench::{median, ordered_json, round, sorted_ms, sync, LIBTORCH_VERSION};
+use crate::classifier::{HeadConfig, HeadMode};
+use crate::engine::ParamReport;
+use crate::error::{Error, Result};
+use crate::optim::{self, OptimizerConfig, OptimizerKind};
+use serde_json::json;
+use std::time::Instant;
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+
+/// The reference's settings (its defaults, and its optimizer).
+#[derive(Debug, Clone)]
+pub struct VisionBench {
+    pub depths: Vec<i64>,
+    /// Each head with the name it was given (`fixed` pairs with the reference's lines).
+    pub heads: Vec<(String, HeadMode)>,
+    pub classes: i64,
+    pub channels: i64,
+    pub size: i64,
+    pub batch: i64,
+    pub steps: usize,
+    pub warmup: usize,
+    pub threads: usize,
+    /// As given (`cpu`, `cuda`): the JSON lines repeat it, as the reference does.
+    pub device_name: String,
+    pub device: Device,
+}
+
+impl Default for VisionBench {
+    fn default() -> Self {
+        Self {
+            depths: vec![20, 56],
+            heads: vec![
+                ("learned".into(), HeadMode::Learned),
+                ("fixed".into(), HeadMode::FixedOrthogonal),
+            ],
+            classes: 10,
+            channels: 3,
+            size: 32,
+            batch: 128,
+            steps: 10,
+            warmup: 2,
+            threads: 0,
+            device_name: "cpu".into(),
+            device: Device::Cpu,
+        }
+    }
+}
+
+/// The keys of the reference's JSON lines, in its order (the dict literal of `bench()` in
+/// `../shared/bench/torch_vision_bench.py`); [`bench_one`] writes them first.
+pub const REFERENCE_KEYS: [&str; 16] = [
+    "impl",
+    "torch",
+    "device",
+    "model",
+    "mode",
+    "threads",
+    "batch",
+    "image",
+    "classes",
+    "steps",
+    "params_total",
+    "params_trainable",
+    "train_step_ms_median",
+    "train_images_per_s",
+    "eval_images_per_s",
+    "train_step_ms_all",
+];
+
+/// SGD as the reference: momentum 0.9, weight decay 1e-4, lr 0.1, no clipping.
+pub const OPTIMIZER: OptimizerConfig = OptimizerConfig {
+    kind: OptimizerKind::Sgd,
+    lr: 0.1,
+    clip: 0.0,
+    momentum: 0.9,
+    nesterov: false,
+};
+/// The reference's weight decay (every parameter; fixclf keeps alpha's own, as training).
+pub const WEIGHT_DECAY: f64 = 1e-4;
+
+/// Benchmarks the ResNet of `depth` with one head; returns the JSON line.
+pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Result<String> {
+    let (head_name, mode) = (head.0.as_str(), head.1);
+    if mode.needs_embeddings() || mode == HeadMode::Tied {
+        return Err(Error::arg(
+            "--heads",
+            format!("{mode} does not apply to random images; use learned, fixed, fixed-hadamard or fixed-simplex"),
+        ));
+    }
+    let model = ModelConfig {
+        depth,
+        ..ModelConfig::new(Arch::ResnetCifar)
+    };
+    model.validate("--depths")?;
+    crate::bench::set_threads(b.threads);
+    tch::manual_seed(0);
+    crate::memory::reset_peak_rss();
+    let head_cfg = HeadConfig {
+        mode,
+        ..Default::default()
+    };
+    head_cfg.validate("--heads")?;
+    let vs = nn::VarStore::new(b.device);
+    let backbone = models::build(&(vs.root() / "backbone"), &model, b.channels)?;
+    let head = build_head(
+        &(vs.root() / "head"),
+        &head_cfg,
+        b.classes,
+        backbone.features,
+    )?;
+    let report = ParamReport::new(&vs, head.fixed_numel(), 0, 0);
+    let params = optim::training_params(&vs, WEIGHT_DECAY, head_cfg.alpha_weight_decay);
+    let mut opt = optim::build(&OPTIMIZER, params);
+    crate::memory::release_free_memory();
+
+    let x = Tensor::randn(
+        [b.batch, b.channels, b.size, b.size],
+        (Kind::Float, b.device),
+    );
+    let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, b.device));
+    let mut times = Vec::with_capacity(b.steps);
+    for step in 0..b.warmup + b.steps {
+        sync(b.device);
+        let t0 = Instant::now();
+        let features = backbone.forward_t(&x, true);
+        let loss = head.training_loss(&features, &y);
+        opt.backward_step(&loss.objective);
+        sync(b.device);
+        if step >= b.warmup {
+            times.push(t0.elapsed().as_secs_f64());
+        }
+    }
+    let mut eval_times = Vec::with_capacity(b.steps);
+    tch::no_grad(|| {
+        for step in 0..b.warmup + b.steps {
+            sync(b.device);
+            let t0 = Instant::now();
+            // As the reference: argmax, sum and a host read, so that the work is waited for.
+            let _ = head
+                .logits(&backbone.forward_t(&x, false))
+                .argmax(-1, false)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
+            if step >= b.warmup {
+                eval_times.push(t0.elapsed().as_secs_f64());
+            }
+        }
+    });
+    let (step_s, eval_s) = (median(times.clone()), median(eval_times.clone()));
+    let batch = b.batch as f64;
+    Ok(ordered_json(&[
+        ("impl", json!("fixclf")),
+        ("torch", json!(LIBTORCH_VERSION)),
+        ("device", json!(b.device_name)),
+        ("model", json!(format!("resnet{depth}"))),
+        ("mode", json!(head_name)),
+        ("threads", json!(tch::get_num_threads())),
+        ("batch", json!(b.batch)),
+        ("image", json!([b.channels, b.size, b.size])),
+        ("classes", json!(b.classes)),
+        ("steps", json!(b.steps)),
+        ("params_total", json!(report.total)),
+        ("params_trainable", json!(report.trainable)),
+        ("train_step_ms_median", json!(round(step_s * 1e3, 2))),
+        ("train_images_per_s", json!(round(batch / step_s, 1))),
+        ("eval_images_per_s", json!(round(batch / eval_s, 1))),
+        ("train_step_ms_all", json!(sorted_ms(&times))),
+        // fixclf's extras.
+        ("head", json!(mode.name())),
+        ("warmup", json!(b.warmup)),
+        ("eval_step_ms_median", json!(round(eval_s * 1e3, 2))),
+        ("eval_ms_all", json!(sorted_ms(&eval_times))),
+        ("optimizer_state_floats", json!(opt.state_numel())),
+        ("peak_rss_mb", json!(round(crate::memory::peak_rss_mb(), 1))),
+    ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn vision_bench_line_has_the_reference_keys_in_order() {
+        let b = VisionBench {
+            batch: 2,
+            steps: 1,
+            warmup: 0,
+            size: 8,
+            ..Default::default()
+        };
+        for head in &b.heads {
+            let line = bench_one(&b, 8, head).unwrap();
+            let v: Value = serde_json::from_str(&line).unwrap();
+            let at: Vec<usize> = REFERENCE_KEYS
+                .iter()
+                .map(|k| line.find(&format!("\"{k}\":")).unwrap())
+                .collect();
+            assert!(at.windows(2).all(|w| w[0] < w[1]), "{line}");
+            assert!(
+                line.find("\"head\":").unwrap() > at[15],
+                "extras come last: {line}"
+            );
+            assert_eq!(v["mode"], head.0.as_str());
+            assert_eq!(v["train_step_ms_all"].as_array().unwrap().len(), 1);
+        }
+        // ResNet-8 (n = 1): learned head 64 x 10 + 10; the fixed head adds alpha and Q.
+        let learned = bench_one(&b, 8, &b.heads[0]).unwrap();
+        let fixed = bench_one(&b, 8, &b.heads[1]).unwrap();
+        let n = |l: &str, k: &str| {
+            serde_json::from_str::<Value>(l).unwrap()[k]
+                .as_i64()
+                .unwrap()
+        };
+        assert_eq!(
+            n(&fixed, "params_trainable"),
+            n(&learned, "params_trainable") - 640 + 1
+        );
+        assert_eq!(n(&fixed, "params_total"), n(&learned, "params_total") + 1);
+        let e = bench_one(&b, 21, &b.heads[0]).unwrap_err().to_string();
+        assert!(e.contains("--depths") && e.contains("6n+2"), "{e}");
+    }
+}
