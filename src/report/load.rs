@@ -125,7 +125,13 @@ impl MetricsDigest {
                     // Epochs after this one belong to an abandoned timeline.
                     d.epochs.retain(|&k, _| k <= ep.epoch);
                 }
-                Event::Resume { .. } => d.diverged = false,
+                Event::Resume { epoch, step, .. } => {
+                    // What came after the checkpoint resumed from belongs to an abandoned
+                    // timeline (a kill between checkpoints); the resumed run repeats it.
+                    d.logs.retain(|&s, _| s <= *step);
+                    d.epochs.retain(|&e, _| e < *epoch);
+                    d.diverged = false;
+                }
                 Event::Diverged { .. } => d.diverged = true,
                 Event::Test {
                     test_loss,
