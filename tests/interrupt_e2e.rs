@@ -348,7 +348,10 @@ fn kill_while_writing_leaves_a_loadable_checkpoint() {
 #[serial]
 fn forced_nan_stops_at_its_step_and_resume_continues() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = tiny_config(dir.path(), "nan", "epochs = 2\ncheckpoint_interval = 5")
+    // Checkpoints every 4 steps, log lines every 10: a resume from step 8 or 12 must log
+    // the same means at step 20 as the uninterrupted run (the log interval's sums are in
+    // the checkpoint).
+    let cfg = tiny_config(dir.path(), "nan", "epochs = 2\ncheckpoint_interval = 4")
         .display()
         .to_string();
     let run = dir.path().join("runs/nan");
@@ -361,7 +364,7 @@ fn forced_nan_stops_at_its_step_and_resume_continues() {
             && stderr.contains("on_nonfinite=skip"),
         "{stderr}"
     );
-    assert_eq!(state_of(&run.join("last.safetensors")).step, 10);
+    assert_eq!(state_of(&run.join("last.safetensors")).step, 8);
     assert!(read_events(&run.join("metrics.jsonl"))
         .unwrap()
         .iter()
@@ -376,7 +379,8 @@ fn forced_nan_stops_at_its_step_and_resume_continues() {
         stderr.contains("step 13 (the gradient norm is NaN)"),
         "{stderr}"
     );
-    // Without the NaN the run resumes from step 10 and ends like a run never stopped.
+    assert_eq!(state_of(&run.join("last.safetensors")).step, 12);
+    // Without the NaN the run resumes from step 12 and ends like a run never stopped.
     complete(
         &[&args[..], &["--resume"]]
             .concat()
@@ -391,10 +395,25 @@ fn forced_nan_stops_at_its_step_and_resume_continues() {
             .map(|s| s.to_string())
             .collect::<Vec<_>>(),
     );
-    assert_same_epochs(
-        &epoch_metrics(&run),
-        &epoch_metrics(&dir.path().join("runs/straight")),
-    );
+    let straight = dir.path().join("runs/straight");
+    assert_same_epochs(&epoch_metrics(&run), &epoch_metrics(&straight));
+    let (a, b) = (logged_losses(&run), logged_losses(&straight));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (step, loss) in &a {
+        assert!((loss - b[step]).abs() <= 1e-4 * b[step], "step {step}");
+    }
+}
+
+/// The mean training loss of each log line, by step (the last line of a step winning).
+fn logged_losses(run: &Path) -> BTreeMap<u64, f64> {
+    read_events(&run.join("metrics.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some((l.step, l.loss)),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]
