@@ -541,6 +541,15 @@ mod tests {
         assert!(e.contains("train.bogus") && e.contains("--set"), "{e}");
         let e = load(&p, &["nonsense".into()]).unwrap_err().to_string();
         assert!(e.contains("--set"), "{e}");
+        let e = load(&p, &["train.on_nonfinite=ignore".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("train.on_nonfinite") && e.contains("stop") && e.contains("skip"),
+            "{e}"
+        );
+        let c = load(&p, &["train.on_nonfinite=skip".into()]).unwrap();
+        assert_eq!(c.train.on_nonfinite, OnNonFinite::Skip);
     }
 
     /// A config file of the old layout is refused with the moves to make; a run folder's

@@ -445,6 +445,8 @@ mod tests {
             epoch(1, 10, 6.0, 403.4),
             log(20, 6.5, 11.0),
             epoch(2, 20, 5.9, 365.0),
+            // Logged after the checkpoint resumed from and not repeated: dropped.
+            log(25, f64::NAN, 13.0),
             json!({"event": "diverged", "epoch": 3, "step": 25, "value": "NaN"}),
             // Resumed from the end of epoch 1: steps 11..20 and epoch 2 again.
             json!({"event": "resume", "epoch": 2, "step": 10, "lr": 20.0}),
