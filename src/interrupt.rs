@@ -6,6 +6,7 @@
 //! writes is renamed into place complete, so the last complete checkpoint stays intact.
 //!
 //! Without [`install`] (library users, tests in one process) no flag is ever raised.
+use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 static PENDING: AtomicBool = AtomicBool::new(false);
@@ -63,6 +64,19 @@ pub fn requested() -> Option<Signal> {
     match SIGNAL.load(Ordering::SeqCst) {
         0 => None,
         n => Some(Signal(n as i32)),
+    }
+}
+
+/// Err([`Error::Interrupted`]) when a signal asked to stop `name`, work whose output is
+/// written only once complete (the embeddings): nothing was written, rerunning recomputes.
+pub fn stop_unwritten(name: &str) -> Result<()> {
+    match requested() {
+        Some(signal) => Err(Error::interrupted(
+            signal,
+            format!("{name}: interrupted by {signal}; nothing was written"),
+            "run the same command again to compute the vectors from the start",
+        )),
+        None => Ok(()),
     }
 }
 

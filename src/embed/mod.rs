@@ -403,7 +403,7 @@ pub fn compute(
             (data, serde_json::to_value(st).unwrap_or_default(), None)
         }
     };
-    stop_if_requested(spec.name())?;
+    crate::interrupt::stop_unwritten(spec.name())?;
     let seconds = t0.elapsed().as_secs_f64();
     let paths = out_paths(out);
     write_npy_with_vocab(&paths.npy, &WordVectors::new(loaded.words, dim, data))?;
@@ -439,19 +439,6 @@ pub fn compute(
         vocab_size: v,
         words_per_sec,
     })
-}
-
-/// Stops an embedding computation after SIGINT / SIGTERM ([`crate::interrupt`]): the
-/// vectors are only written once complete, so nothing partial is left.
-pub fn stop_if_requested(name: &str) -> Result<()> {
-    match crate::interrupt::requested() {
-        Some(signal) => Err(Error::interrupted(
-            signal,
-            format!("{name}: interrupted by {signal}; nothing was written"),
-            "run the same command again to compute the vectors from the start",
-        )),
-        None => Ok(()),
-    }
 }
 
 /// Reuses `out` when [`is_up_to_date`], else computes it (overwriting a stale one).

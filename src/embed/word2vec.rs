@@ -203,8 +203,7 @@ pub fn train_word2vec(
             s.spawn(move || run_thread(shared, id, use_avx2, start, progress));
         }
     });
-    // The threads stop early on a signal: the vectors are incomplete, return none.
-    super::stop_if_requested("word2vec")?;
+    crate::interrupt::stop_unwritten("word2vec")?; // the threads stopped early on a signal
     let seconds = start.elapsed().as_secs_f64();
     let cpu_seconds = match (cpu0, process_cpu_seconds()) {
         (Some(a), Some(b)) => Some(b - a),
@@ -433,9 +432,8 @@ fn thread_body<const FMA: bool>(
     let syn1 = sh.syn1;
     for _epoch in 0..p.epochs {
         for chunk in my_tokens.chunks(SENTENCE_LEN) {
-            // One relaxed load per sentence of 1,000 words: a signal stops within milliseconds.
             if crate::interrupt::requested().is_some() {
-                return;
+                return; // one relaxed load per 1,000 words: a signal stops within milliseconds
             }
             // Learning-rate update every 10,000 words, as word2vec.c.
             if word_count - last_word_count > 10_000 {

@@ -3,7 +3,9 @@
 //! "skip"`) leaves the weights as they were and goes on, up to
 //! [`MAX_CONSECUTIVE_SKIPS`] steps in a row. A fixed head's alpha that is not finite, not
 //! positive or above [`ALPHA_MAX`] after an update stops the run the same way (an update
-//! cannot be taken back, so there is no skipping it).
+//! cannot be taken back, so there is no skipping it). A skipped step still consumes its
+//! batch, and what the task carries to the next step stays as the step left it: a NaN in
+//! the LM's hidden state makes the following steps NaN too, and the skip limit stops the run.
 //!
 //! Tests force a NaN with the environment variable `FIXCLF_DEBUG_NAN_AT_STEP`: `N` makes the
 //! loss of step N (1-based, as the messages count) NaN, `N..` every step from N on, and a
