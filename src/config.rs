@@ -59,6 +59,21 @@ pub enum Schedule {
     Constant,
 }
 
+/// What the trainer does with a step whose loss or gradient norm is NaN or infinite.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnNonFinite {
+    /// Stop with the step number; `last.safetensors` is the last good checkpoint.
+    #[default]
+    Stop,
+    /// Leave the weights as they were and go on (counted in the metrics); stop anyway after
+    /// [`MAX_CONSECUTIVE_SKIPS`] skipped steps in a row.
+    Skip,
+}
+
+/// Consecutive non-finite steps after which `on_nonfinite = "skip"` stops all the same.
+pub const MAX_CONSECUTIVE_SKIPS: u64 = 10;
+
 /// The `[train]` section: what the engine needs, whatever the task.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -94,6 +109,8 @@ pub struct TrainConfig {
     pub device: String,
     /// CPU threads for libtorch (0: libtorch's default).
     pub threads: usize,
+    /// `stop` (default) or `skip` a step whose loss or gradient is NaN or infinite.
+    pub on_nonfinite: OnNonFinite,
 }
 
 impl Default for TrainConfig {
@@ -117,6 +134,7 @@ impl Default for TrainConfig {
             checkpoint_interval: 0,
             device: "auto".into(),
             threads: 0,
+            on_nonfinite: OnNonFinite::Stop,
         }
     }
 }
@@ -524,6 +542,15 @@ mod tests {
         assert!(e.contains("train.bogus") && e.contains("--set"), "{e}");
         let e = load(&p, &["nonsense".into()]).unwrap_err().to_string();
         assert!(e.contains("--set"), "{e}");
+        let e = load(&p, &["train.on_nonfinite=ignore".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("train.on_nonfinite") && e.contains("stop") && e.contains("skip"),
+            "{e}"
+        );
+        let c = load(&p, &["train.on_nonfinite=skip".into()]).unwrap();
+        assert_eq!(c.train.on_nonfinite, OnNonFinite::Skip);
     }
 
     /// A config file of the old layout is refused with the moves to make; a run folder's

@@ -26,6 +26,14 @@ pub enum Error {
     /// Training diverged (NaN or infinite loss).
     #[error("{0}")]
     Diverged(String),
+    /// SIGINT or SIGTERM stopped the work at a safe point: `what` says where and what was
+    /// kept, `next` how to continue. The binary exits with the signal's code (130, 143).
+    #[error("{what}; {next}")]
+    Interrupted {
+        signal: crate::interrupt::Signal,
+        what: String,
+        next: String,
+    },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }
@@ -54,6 +62,17 @@ impl Error {
             file: file.into(),
             field: field.into(),
             msg: msg.into(),
+        }
+    }
+    pub fn interrupted(
+        signal: crate::interrupt::Signal,
+        what: impl Into<String>,
+        next: impl Into<String>,
+    ) -> Self {
+        Error::Interrupted {
+            signal,
+            what: what.into(),
+            next: next.into(),
         }
     }
     pub fn arg(arg: impl Into<String>, msg: impl Into<String>) -> Self {

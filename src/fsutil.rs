@@ -12,6 +12,15 @@ pub fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Whether a file name is one of [`tmp_path`]'s.
+pub fn is_tmp_name(name: &str) -> bool {
+    name.strip_suffix(".tmp")
+        .and_then(|rest| rest.rsplit_once('.'))
+        .is_some_and(|(base, pid)| {
+            !base.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
 /// Writes a file through `write` into a temp file, fsyncs it and renames it into place.
 /// On any error the temp file is removed and `path` is left as it was.
 pub fn write_atomic<F>(path: &Path, write: F) -> Result<()>
@@ -26,7 +35,15 @@ where
         w.flush()?;
         w.get_ref().sync_all()?;
         drop(w);
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        // Make the rename itself durable (a power cut after a checkpoint), where the file
+        // system lets a folder be opened; a process kill needs only the rename.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -71,5 +88,8 @@ mod tests {
         write_bytes_atomic(&path, b"abc").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"abc");
         assert_eq!(sha256_bytes(b"abc").len(), 64);
+        let tmp = tmp_path(&path);
+        assert!(is_tmp_name(&tmp.file_name().unwrap().to_string_lossy()));
+        assert!(!is_tmp_name("x.bin") && !is_tmp_name("notes.tmp") && !is_tmp_name(".1.tmp"));
     }
 }

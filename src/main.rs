@@ -1,5 +1,6 @@
 //! The `fixclf` command line: parses arguments, loads the config, calls the library, and
-//! maps errors to exit codes (2: bad input or a failed run, with a one-line message).
+//! maps errors to exit codes (2: bad input or a failed run, with a one-line message; 130 /
+//! 143: stopped by SIGINT / SIGTERM, with a line saying how to continue).
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use fixclf::config;
@@ -438,13 +439,46 @@ fn one_line(e: &anyhow::Error) -> String {
     line
 }
 
+/// Whether a command stops cleanly on SIGINT / SIGTERM (it polls the flag); the others
+/// keep the default action of dying at once, having nothing to save.
+fn stops_cleanly(command: &Command) -> bool {
+    use fixclf::embed::EmbedCommand;
+    matches!(
+        command,
+        Command::Train { .. }
+            | Command::Suite { .. }
+            | Command::Embed(EmbedCommand::Word2vec(_) | EmbedCommand::Pmi(_))
+    )
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", one_line(&e));
-            ExitCode::from(2)
+    if stops_cleanly(&cli.command) {
+        if let Err(e) = fixclf::interrupt::install() {
+            eprintln!("warning: cannot handle Ctrl-C cleanly ({e}); it will stop at once");
         }
+    }
+    match run(cli) {
+        Ok(()) => {
+            match fixclf::interrupt::requested() {
+                // The signal came during the last, short part (the test evaluation, the report):
+                // that part completed, so there is nothing to resume.
+                Some(signal) => {
+                    eprintln!("interrupted by {signal} after the work had finished; its output is complete");
+                    ExitCode::from(signal.exit_code())
+                }
+                None => ExitCode::SUCCESS,
+            }
+        }
+        Err(e) => match e.downcast_ref::<fixclf::Error>() {
+            Some(fixclf::Error::Interrupted { signal, .. }) => {
+                eprintln!("{e}");
+                ExitCode::from(signal.exit_code())
+            }
+            _ => {
+                eprintln!("error: {}", one_line(&e));
+                ExitCode::from(2)
+            }
+        },
     }
 }

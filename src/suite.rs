@@ -167,7 +167,8 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
             if let Some(dir) = job.out.parent() {
                 std::fs::create_dir_all(dir).at(dir)?;
             }
-            let rep = compute_if_stale(&job.spec.clone().with_default_threads(), &spec, &job.out)?;
+            let rep = compute_if_stale(&job.spec.clone().with_default_threads(), &spec, &job.out)
+                .map_err(|e| suite_interrupted(e, path, opts))?;
             println!(
                 "| embeddings {}: {} ({:.1}s)",
                 job.out.display(),
@@ -186,6 +187,17 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
         dirs.push(dir.path.clone());
         if !opts.only.is_empty() && !opts.only.contains(&run.name) {
             continue;
+        }
+        // A signal after the last run finished, or while the embeddings were reused.
+        if let Some(signal) = crate::interrupt::requested() {
+            return Err(Error::interrupted(
+                signal,
+                format!(
+                    "suite {}: interrupted by {signal} before run {}",
+                    suite.name, run.name
+                ),
+                resume_hint(path, opts),
+            ));
         }
         if dir.is_finished() {
             println!(
@@ -210,7 +222,8 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
                 force: !resume,
                 quiet: opts.quiet,
             },
-        )?;
+        )
+        .map_err(|e| suite_interrupted(e, path, opts))?;
     }
     let title = if suite.title.is_empty() {
         suite.name.clone()
@@ -227,6 +240,33 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
         out.display()
     );
     Ok((dirs, out))
+}
+
+/// The command that continues a suite: the same suite file, overrides and runs (finished
+/// runs are reused, unfinished ones resumed, embeddings recomputed only when missing).
+fn resume_hint(path: &Path, opts: &SuiteOptions) -> String {
+    use crate::interrupt::shell_quote;
+    let mut cmd = format!(
+        "resume with: fixclf suite --config {}",
+        shell_quote(&path.display().to_string())
+    );
+    for o in &opts.overrides {
+        cmd.push_str(&format!(" --set {}", shell_quote(o)));
+    }
+    for n in &opts.only {
+        cmd.push_str(&format!(" --only {}", shell_quote(n)));
+    }
+    cmd
+}
+
+/// An interrupted run or embedding stops the suite, with the suite's resume command.
+fn suite_interrupted(e: Error, path: &Path, opts: &SuiteOptions) -> Error {
+    match e {
+        Error::Interrupted { signal, what, .. } => {
+            Error::interrupted(signal, what, resume_hint(path, opts))
+        }
+        e => e,
+    }
 }
 
 #[cfg(test)]

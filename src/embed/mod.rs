@@ -403,6 +403,7 @@ pub fn compute(
             (data, serde_json::to_value(st).unwrap_or_default(), None)
         }
     };
+    crate::interrupt::stop_unwritten(spec.name())?;
     let seconds = t0.elapsed().as_secs_f64();
     let paths = out_paths(out);
     write_npy_with_vocab(&paths.npy, &WordVectors::new(loaded.words, dim, data))?;

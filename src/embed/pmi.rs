@@ -278,6 +278,7 @@ pub fn randomized_svd(
             it + 1,
             t.elapsed().as_secs_f64()
         ));
+        crate::interrupt::stop_unwritten("pmi")?;
     }
     // B = Q^T A (l x n); we hold B^T = A^T Q (n x l) = Q2 R (Cholesky QR) and
     // R = Ur S Vr^T (a small l x l SVD), so B = Vr S (Q2 Ur)^T and A ~ (Q Vr) S (Q2 Ur)^T.
@@ -357,6 +358,7 @@ pub fn ppmi_svd(
     pool.install(|| {
         let t0 = std::time::Instant::now();
         let counts = cooccurrence(tokens, vocab_size, params.window, params.distance_weighted);
+        crate::interrupt::stop_unwritten("pmi")?;
         let seconds_counts = t0.elapsed().as_secs_f64();
         log(&format!(
             "co-occurrence counts: {} non-zeros ({seconds_counts:.1}s)",
@@ -366,6 +368,7 @@ pub fn ppmi_svd(
         let count_nnz = counts.nnz();
         let m = ppmi(&counts, params.cds, params.neg);
         drop(counts);
+        crate::interrupt::stop_unwritten("pmi")?;
         let seconds_ppmi = t1.elapsed().as_secs_f64();
         log(&format!("PPMI: {} non-zeros ({seconds_ppmi:.1}s)", m.nnz()));
         let t2 = std::time::Instant::now();

@@ -203,6 +203,7 @@ pub fn train_word2vec(
             s.spawn(move || run_thread(shared, id, use_avx2, start, progress));
         }
     });
+    crate::interrupt::stop_unwritten("word2vec")?; // the threads stopped early on a signal
     let seconds = start.elapsed().as_secs_f64();
     let cpu_seconds = match (cpu0, process_cpu_seconds()) {
         (Some(a), Some(b)) => Some(b - a),
@@ -431,6 +432,9 @@ fn thread_body<const FMA: bool>(
     let syn1 = sh.syn1;
     for _epoch in 0..p.epochs {
         for chunk in my_tokens.chunks(SENTENCE_LEN) {
+            if crate::interrupt::requested().is_some() {
+                return; // one relaxed load per 1,000 words: a signal stops within milliseconds
+            }
             // Learning-rate update every 10,000 words, as word2vec.c.
             if word_count - last_word_count > 10_000 {
                 let done = sh

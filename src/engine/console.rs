@@ -1,32 +1,11 @@
 //! What the trainer prints and sums for its log lines: the PyTorch example's console format
 //! (`| epoch   1 |   200/ 2983 batches | lr 20.00 | ms/batch ...`), the progress bar, and
-//! the sums over a log interval.
+//! the sums over a log interval (kept in the training state, [`IntervalSums`]).
+use super::run_dir::IntervalSums;
 use super::{TrainStep, Unit};
 use std::io::IsTerminal;
-use std::time::Instant;
 
-/// Sums over the steps since the last log line.
-pub(super) struct Interval {
-    pub start: Instant,
-    pub steps: usize,
-    pub loss: f64,
-    pub units: u64,
-    pub correct: Option<(u64, u64)>,
-}
-
-impl Default for Interval {
-    fn default() -> Self {
-        Self {
-            start: Instant::now(),
-            steps: 0,
-            loss: 0.0,
-            units: 0,
-            correct: None,
-        }
-    }
-}
-
-impl Interval {
+impl IntervalSums {
     pub fn add(&mut self, step: &TrainStep) {
         self.steps += 1;
         self.loss += step.loss;

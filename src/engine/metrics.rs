@@ -169,6 +169,13 @@ pub struct LogEvent {
     pub throughput: Throughput,
     pub elapsed_s: f64,
     pub alpha: Option<f64>,
+    /// Steps of the interval skipped for a non-finite loss or gradient (not in `loss`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// `epoch` event: validation after an epoch.
@@ -200,6 +207,9 @@ pub struct EpochEvent {
     /// NT-ASGD averaging is on.
     #[serde(default)]
     pub asgd: bool,
+    /// Steps skipped so far for a non-finite loss or gradient (`train.on_nonfinite`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_steps: u64,
 }
 
 /// `collapse` event: neural-collapse diagnostics (Papyan, Han & Donoho 2020) of the
@@ -295,12 +305,16 @@ pub struct MetricsLog {
 }
 
 impl MetricsLog {
+    /// Opens the file for appending; a torn last line (a process killed mid-write) is cut
+    /// off first, so that the next event starts a line of its own.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
             .at(path)?;
+        cut_torn_tail(&mut file).at(path)?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
@@ -312,6 +326,34 @@ impl MetricsLog {
             .map_err(|e| Error::bad_file(&self.path, format!("cannot encode an event: {e}")))?;
         line.push('\n');
         self.file.write_all(line.as_bytes()).at(&self.path)
+    }
+}
+
+/// Truncates the file after its last newline, if it does not end with one.
+fn cut_torn_tail(file: &mut std::fs::File) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    // Lines are short (a few hundred bytes): look back in blocks until a newline shows up.
+    let mut end = len;
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let start = end.saturating_sub(buf.len() as u64);
+        let n = (end - start) as usize;
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut buf[..n])?;
+        if end == len && buf[n - 1] == b'\n' {
+            return Ok(());
+        }
+        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+            return file.set_len(start + i as u64 + 1);
+        }
+        if start == 0 {
+            return file.set_len(0);
+        }
+        end = start;
     }
 }
 
@@ -464,6 +506,34 @@ mod tests {
         std::fs::write(&p, "{\"event\":\"test\",\"test_loss\":1}\nnot json\n{}\n").unwrap();
         let e = read_events(&p).unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("metrics.jsonl"), "{e}");
+    }
+
+    /// A run killed in the middle of a line and resumed appends after the last whole line.
+    #[test]
+    fn reopening_cuts_a_torn_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("metrics.jsonl");
+        let test = Event::Test {
+            test_loss: 0.5,
+            test_ppl: None,
+            test_acc: None,
+            test_top5: None,
+        };
+        let resume = Event::Resume {
+            epoch: 1,
+            step: 3,
+            lr: 1.0,
+        };
+        let whole = serde_json::to_string(&test).unwrap() + "\n";
+        for torn in ["", "{\"event\":\"lo", &"x".repeat(9000)] {
+            std::fs::write(&p, format!("{whole}{torn}")).unwrap();
+            MetricsLog::open(&p).unwrap().write(&resume).unwrap();
+            assert_eq!(read_events(&p).unwrap(), vec![test.clone(), resume.clone()]);
+        }
+        // A file that is one torn line becomes empty.
+        std::fs::write(&p, "{\"event\"").unwrap();
+        MetricsLog::open(&p).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"");
     }
 
     #[test]

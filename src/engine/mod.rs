@@ -6,11 +6,14 @@
 pub mod checkpoint;
 mod console;
 pub mod metrics;
+mod numerics;
+mod resume;
 pub mod run_dir;
 mod trainer;
 
 pub use checkpoint::{save_safetensors, Checkpoint, CHECKPOINT_FORMAT};
 pub use metrics::{Collapse, Evaluation, Event, MetricsLog, ParamReport, Summary, Unit};
+pub use numerics::{ALPHA_MAX, NAN_ENV};
 pub use run_dir::{RunDir, TrainState, BEST, CONFIG_FILE, LAST, METRICS_FILE, SUMMARY_FILE};
 pub use trainer::{train, TrainOptions};
 
@@ -99,6 +102,20 @@ pub trait Task {
     /// once this one reached its end.
     fn next_epoch_position(&self) -> usize;
     fn evaluate(&self, split: Split) -> Result<Evaluation>;
+    /// What a step hands to the next within an epoch (the LM's hidden state), saved in
+    /// `last.safetensors` so that a run resumed mid-epoch continues exactly.
+    fn carried_state(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+    /// Restores what [`carried_state`](Self::carried_state) saved (read from `from`); called
+    /// after [`start_epoch`](Self::start_epoch) when a run resumes inside an epoch.
+    fn restore_carried_state(
+        &mut self,
+        _tensors: &HashMap<String, Tensor>,
+        _from: &std::path::Path,
+    ) -> Result<()> {
+        Ok(())
+    }
     /// NT-ASGD's `nonmono` when the task trains with averaged SGD.
     fn nt_asgd(&self) -> Option<usize> {
         None

@@ -97,6 +97,20 @@ impl RunDir {
         self.write_text(name, &format!("{text}\n"))
     }
 
+    /// Removes temp files that a killed process left behind ([`crate::fsutil::tmp_path`]:
+    /// `NAME.PID.tmp`). They are never read; this only tidies the folder.
+    pub fn remove_stale_temps(&self) {
+        let Ok(dir) = std::fs::read_dir(&self.path) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if crate::fsutil::is_tmp_name(&name) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
     pub fn metrics(&self) -> Result<MetricsLog> {
         MetricsLog::open(&self.file(METRICS_FILE))
     }
@@ -141,6 +155,28 @@ pub struct TrainState {
     /// epoch still reports them).
     #[serde(default)]
     pub collapse: Option<super::metrics::Collapse>,
+    /// Sums since the last log line, so a run resumed between two log lines logs the same
+    /// means as the uninterrupted one.
+    #[serde(default)]
+    pub interval: IntervalSums,
+    /// Steps skipped for a non-finite loss or gradient (`train.on_nonfinite = "skip"`): in
+    /// all, in this epoch, and in a row up to now.
+    #[serde(default)]
+    pub skipped_steps: u64,
+    #[serde(default)]
+    pub epoch_skips: u64,
+    #[serde(default)]
+    pub consecutive_skips: u64,
+}
+
+/// Sums over the steps since the last log line (skipped steps add to `skipped` only).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct IntervalSums {
+    pub steps: usize,
+    pub loss: f64,
+    pub units: u64,
+    pub correct: Option<(u64, u64)>,
+    pub skipped: u64,
 }
 
 #[cfg(test)]

@@ -1,18 +1,21 @@
 //! The training loop: epochs of steps over a [`Task`], as PyTorch's word_language_model runs
 //! them (log every `log_interval` steps, validate after each epoch, keep the best checkpoint,
 //! decay the learning rate), with exact resume from `last.safetensors` and a stop with the
-//! last good checkpoint kept when the loss diverges.
-use super::console::{describe_quality, format_lr, progress_bar, quality, Interval};
+//! last good checkpoint kept when the loss diverges. Saving and resuming `last.safetensors`
+//! and stopping on a signal: [`super::resume`]; non-finite values: [`super::numerics`].
+use super::console::{describe_quality, format_lr, progress_bar, quality};
 use super::metrics::{EpochEvent, LogEvent, Throughput};
+use super::numerics::NanInjection;
 use super::{
-    identity_meta, load_weights, model_tensors, save_safetensors, Checkpoint, Evaluation, Event,
-    MetricsLog, RunDir, Split, Summary, Task, TrainState, Unit, BEST, CONFIG_FILE, LAST,
-    SUMMARY_FILE,
+    load_weights, model_tensors, save_safetensors, Checkpoint, Evaluation, Event, MetricsLog,
+    RunDir, Split, Summary, Task, TrainState, Unit, BEST, CONFIG_FILE, SUMMARY_FILE,
 };
 use crate::config::{Config, Schedule};
 use crate::error::{Error, Result};
+use crate::interrupt;
 use crate::memory::peak_rss_mb;
 use crate::optim::{self, Optimizer, OptimizerConfig};
+use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -95,6 +98,9 @@ pub fn train(
         averages: None,
         quiet: opts.quiet,
         task: task.as_mut(),
+        carried: None,
+        interval_start: Instant::now(),
+        nan_injection: NanInjection::from_env()?,
     };
     if resume {
         trainer.resume()?;
@@ -109,11 +115,16 @@ pub fn train(
         })?;
     }
     let wall_start = Instant::now() - Duration::from_secs_f64(trainer.st.wall_seconds);
+    // A signal that came while the data loaded: a fresh run gets a checkpoint at step 0, so
+    // that the resume command works whatever the moment.
+    trainer.stop_if_requested(wall_start, !resume)?;
     while trainer.st.epoch <= t.epochs {
         let epoch_start = Instant::now();
         trainer.train_epoch(wall_start)?;
         let val = trainer.with_averages(|task| task.evaluate(Split::Valid))?;
         trainer.end_epoch(&val, epoch_start, wall_start)?;
+        // end_epoch wrote last.safetensors: a signal during validation stops here.
+        trainer.stop_if_requested(wall_start, false)?;
     }
     trainer.finish(report, wall_start)
 }
@@ -128,67 +139,45 @@ fn cosine_lr(t: &crate::config::TrainConfig, epoch: usize, epoch_step: usize, st
     t.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
 }
 
-struct Trainer<'a> {
-    cfg: &'a Config,
-    task: &'a mut dyn Task,
-    run: RunDir,
-    opt: Box<dyn Optimizer>,
-    st: TrainState,
-    metrics: MetricsLog,
+/// The random streams of step `step`: libtorch's generators (dropout, weight drop, crops
+/// and flips; `manual_seed` reseeds the CPU and every CUDA generator) and the task's own
+/// stream (variable BPTT), both from `(seed, step)` alone. So a run resumed at any step
+/// draws what the uninterrupted run drew there, and nothing (evaluation, a resume) shifts
+/// the streams of later steps.
+fn step_streams(seed: u64, step: u64) -> StdRng {
+    let s = splitmix64(seed ^ splitmix64(step));
+    tch::manual_seed((s >> 1) as i64);
+    StdRng::seed_from_u64(s)
+}
+
+/// SplitMix64's finalizer: nearby (seed, step) pairs give unrelated seeds, so seed 1 at
+/// step 2 does not replay seed 2 at step 1.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+pub(super) struct Trainer<'a> {
+    pub(super) cfg: &'a Config,
+    pub(super) task: &'a mut dyn Task,
+    pub(super) run: RunDir,
+    pub(super) opt: Box<dyn Optimizer>,
+    pub(super) st: TrainState,
+    pub(super) metrics: MetricsLog,
     /// NT-ASGD running averages of the trainable tensors, when switched on.
-    averages: Option<Vec<Tensor>>,
-    quiet: bool,
+    pub(super) averages: Option<Vec<Tensor>>,
+    pub(super) quiet: bool,
+    /// What the task carries from step to step (the LM's hidden state) as the checkpoint
+    /// resumed from held it, until the epoch in progress restarts.
+    pub(super) carried: Option<HashMap<String, Tensor>>,
+    /// When the sums of `st.interval` started (timing only).
+    pub(super) interval_start: Instant,
+    pub(super) nan_injection: NanInjection,
 }
 
 impl Trainer<'_> {
-    fn resume(&mut self) -> Result<()> {
-        let path = self.run.file(LAST);
-        let ckpt = Checkpoint::load(&path)?;
-        load_weights(self.task, &ckpt)?;
-        let state = ckpt
-            .meta("state")
-            .and_then(|j| serde_json::from_str::<TrainState>(j).ok())
-            .ok_or_else(|| {
-                Error::bad_file(&path, "no training state in the checkpoint metadata")
-            })?;
-        let opt_steps: i64 = ckpt
-            .meta("optimizer_steps")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        self.opt.load_state(&ckpt, opt_steps)?;
-        self.opt.set_learning_rate(state.lr);
-        if state.asgd_since.is_some() {
-            let avgs = self
-                .opt
-                .params()
-                .iter()
-                .map(|p| {
-                    ckpt.tensors
-                        .get(&format!("asgd.{}", p.name))
-                        .map(|t| t.to_device(self.task.device()))
-                        .ok_or_else(|| Error::bad_file(&path, format!("missing asgd.{}", p.name)))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            self.averages = Some(avgs);
-        }
-        if !self.quiet {
-            println!(
-                "| resuming {} at epoch {} step {} (lr {})",
-                self.run.path.display(),
-                state.epoch,
-                state.step,
-                state.lr
-            );
-        }
-        self.metrics.write(&Event::Resume {
-            epoch: state.epoch,
-            step: state.step,
-            lr: state.lr,
-        })?;
-        self.st = state;
-        Ok(())
-    }
-
     /// Runs `f` with the NT-ASGD averages swapped into the model, if any.
     fn with_averages<T>(&self, f: impl FnOnce(&dyn Task) -> T) -> T {
         let Some(avgs) = &self.averages else {
@@ -222,76 +211,103 @@ impl Trainer<'_> {
         } else {
             n_batches
         };
-        // Random streams (dropout masks, the task's choices) restart from a seed derived from
-        // the step, so a run resumed from a checkpoint continues exactly as if uninterrupted.
-        tch::manual_seed(t.seed as i64 + self.st.step as i64);
-        let mut rng =
-            rand::rngs::StdRng::seed_from_u64(t.seed ^ (self.st.step.wrapping_mul(0x9E37_79B9)));
         self.task.start_epoch(self.st.epoch, self.st.position);
+        if let Some(carried) = self.carried.take() {
+            if self.st.epoch_step > 0 {
+                self.task
+                    .restore_carried_state(&carried, &self.run.file(super::LAST))?;
+            }
+        }
         let bar = progress_bar(limit as u64, self.quiet);
         bar.set_position(self.st.epoch_step as u64);
-        let mut interval = Interval::default();
+        self.interval_start = Instant::now();
         while self.st.epoch_step < limit {
             let step_start = Instant::now();
             if t.schedule == Schedule::Cosine {
                 self.opt
                     .set_learning_rate(cosine_lr(t, self.st.epoch, self.st.epoch_step, limit));
             }
-            let Some(step) = self.task.train_step(&mut rng) else {
+            let mut rng = step_streams(t.seed, self.st.step);
+            let Some(mut step) = self.task.train_step(&mut rng) else {
                 break;
             };
-            if !step.loss.is_finite() {
-                return Err(self.diverged(step.loss));
+            self.nan_injection.apply(self.st.step + 1, &mut step);
+            let applied = if step.loss.is_finite() {
+                let norm = self
+                    .opt
+                    .backward_step_scaled(&step.objective, step.lr_scale);
+                norm.is_finite() || {
+                    self.non_finite("gradient norm", norm)?;
+                    false
+                }
+            } else {
+                self.non_finite("loss", step.loss)?;
+                false
+            };
+            if applied {
+                self.check_alpha()?;
+                self.st.consecutive_skips = 0;
+                self.update_averages();
+                self.st.epoch_loss_sum += step.loss;
+                if let Some((c, n)) = step.correct {
+                    self.st.epoch_correct += c;
+                    self.st.epoch_samples += n;
+                }
+                self.st.interval.add(&step);
             }
-            let norm = self
-                .opt
-                .backward_step_scaled(&step.objective, step.lr_scale);
-            if !norm.is_finite() {
-                return Err(self.diverged(norm));
-            }
-            if let Some(avgs) = &mut self.averages {
-                let since = self.st.asgd_since.unwrap_or(self.st.step);
-                let n = (self.st.step + 1 - since) as f64;
-                tch::no_grad(|| {
-                    for (a, p) in avgs.iter_mut().zip(self.opt.params()) {
-                        let _ = a.lerp_(&p.tensor, 1.0 / (n + 1.0));
-                    }
-                });
-            }
+            // A skipped step still used its batch: the data position moves on.
             self.st.step += 1;
             self.st.epoch_step += 1;
             self.st.train_units += step.units as u64;
             self.st.train_seconds += step_start.elapsed().as_secs_f64();
             self.st.position = self.task.position();
-            self.st.epoch_loss_sum += step.loss;
-            if let Some((c, n)) = step.correct {
-                self.st.epoch_correct += c;
-                self.st.epoch_samples += n;
-            }
             bar.inc(1);
-            interval.add(&step);
             if self.st.epoch_step % t.log_interval == 0 {
-                self.log(&mut interval, limit, &bar, wall_start)?;
+                self.log(limit, &bar, wall_start)?;
             }
-            if t.checkpoint_interval > 0 && self.st.step % t.checkpoint_interval as u64 == 0 {
+            let saved =
+                t.checkpoint_interval > 0 && self.st.step % t.checkpoint_interval as u64 == 0;
+            if saved {
                 self.st.wall_seconds = wall_start.elapsed().as_secs_f64();
                 self.save_last()?;
+            }
+            if interrupt::requested().is_some() {
+                bar.finish_and_clear();
+                return self.stop_if_requested(wall_start, !saved);
             }
         }
         bar.finish_and_clear();
         self.st.position = self.task.next_epoch_position();
+        // Steps after the epoch's last log line are not logged (as in PyTorch's example).
+        self.st.interval = Default::default();
         Ok(())
+    }
+
+    /// NT-ASGD: folds the updated weights into the running averages.
+    fn update_averages(&mut self) {
+        let Some(avgs) = &mut self.averages else {
+            return;
+        };
+        let since = self.st.asgd_since.unwrap_or(self.st.step);
+        let n = (self.st.step + 1 - since) as f64;
+        tch::no_grad(|| {
+            for (a, p) in avgs.iter_mut().zip(self.opt.params()) {
+                let _ = a.lerp_(&p.tensor, 1.0 / (n + 1.0));
+            }
+        });
     }
 
     fn log(
         &mut self,
-        interval: &mut Interval,
         limit: usize,
         bar: &indicatif::ProgressBar,
         wall_start: Instant,
     ) -> Result<()> {
-        let secs = interval.start.elapsed().as_secs_f64();
-        let ms = secs * 1000.0 / interval.steps as f64;
+        let interval = std::mem::take(&mut self.st.interval);
+        let secs = self.interval_start.elapsed().as_secs_f64();
+        self.interval_start = Instant::now();
+        let ms = secs * 1000.0 / (interval.steps + interval.skipped as usize).max(1) as f64;
+        // NaN when every step of the interval was skipped.
         let loss = interval.loss / interval.steps as f64;
         let unit = self.task.unit();
         let (ppl, acc) = quality(unit, loss, interval.correct);
@@ -324,32 +340,9 @@ impl Trainer<'_> {
             throughput: Throughput::new(unit, interval.units, interval.units as f64 / secs),
             elapsed_s: wall_start.elapsed().as_secs_f64(),
             alpha: self.task.head().alpha(),
+            skipped: interval.skipped,
         }))?;
-        *interval = Interval::default();
         Ok(())
-    }
-
-    fn diverged(&mut self, value: f64) -> Error {
-        let _ = self.metrics.write(&Event::Diverged {
-            epoch: self.st.epoch,
-            step: self.st.step,
-            value: value.to_string(),
-        });
-        let kept = if self.run.has_last() {
-            format!(
-                "the last good checkpoint is kept in {}",
-                self.run.file(LAST).display()
-            )
-        } else {
-            "no checkpoint had been written yet".to_string()
-        };
-        Error::Diverged(format!(
-            "{}: training diverged at epoch {} step {} (loss or gradient is {value}); {kept}; \
-             lower train.lr or train.clip and start again (--force) or resume (--resume)",
-            self.run.path.display(),
-            self.st.epoch,
-            self.st.step + 1
-        ))
     }
 
     fn end_epoch(
@@ -371,7 +364,11 @@ impl Trainer<'_> {
             println!("{}", "-".repeat(89));
         }
         if !val.loss.is_finite() {
-            return Err(self.diverged(val.loss));
+            return Err(self.diverged(
+                &format!("the validation loss is {}", val.loss),
+                val.loss,
+                super::numerics::RESTART,
+            ));
         }
         let improved = self.st.best_val_loss.is_none_or(|b| val.loss < b);
         self.st.val_losses.push(val.loss);
@@ -394,7 +391,7 @@ impl Trainer<'_> {
         self.st.lr = self.opt.learning_rate();
         self.st.finished_epochs = self.st.epoch;
         let unit = self.task.unit();
-        let steps = self.st.epoch_step.max(1) as f64;
+        let applied = self.st.epoch_step as u64 - self.st.epoch_skips;
         let (_, train_acc) = quality(
             unit,
             0.0,
@@ -407,7 +404,7 @@ impl Trainer<'_> {
             val_ppl: val.ppl,
             val_acc: val.acc,
             val_top5: val.top5,
-            train_loss: (self.st.epoch_step > 0).then_some(self.st.epoch_loss_sum / steps),
+            train_loss: (applied > 0).then(|| self.st.epoch_loss_sum / applied as f64),
             train_acc,
             lr: self.st.lr,
             epoch_s,
@@ -420,6 +417,7 @@ impl Trainer<'_> {
             alpha: self.task.head().alpha(),
             peak_rss_mb: peak_rss_mb(),
             asgd: self.averages.is_some(),
+            skipped_steps: self.st.skipped_steps,
         }))?;
         self.collapse()?;
         self.st.epoch += 1;
@@ -427,6 +425,7 @@ impl Trainer<'_> {
         self.st.epoch_loss_sum = 0.0;
         self.st.epoch_correct = 0;
         self.st.epoch_samples = 0;
+        self.st.epoch_skips = 0;
         self.st.wall_seconds = wall_start.elapsed().as_secs_f64();
         self.save_last()
     }
@@ -473,32 +472,6 @@ impl Trainer<'_> {
                 println!("| switching to averaged SGD");
             }
         }
-    }
-
-    fn meta(&self, with_state: bool) -> HashMap<String, String> {
-        let mut m = identity_meta(self.task);
-        if with_state {
-            m.insert(
-                "state".into(),
-                serde_json::to_string(&self.st).unwrap_or_default(),
-            );
-            m.insert("optimizer_steps".into(), self.opt.steps().to_string());
-        }
-        m
-    }
-
-    /// `self.st.lr` equals the optimizer's learning rate here: both start from the config (or
-    /// the resumed state) and change together at epoch ends.
-    fn save_last(&self) -> Result<()> {
-        let meta = self.meta(true);
-        let mut tensors = model_tensors(self.task);
-        tensors.extend(self.opt.state_tensors());
-        if let Some(avgs) = &self.averages {
-            for (p, a) in self.opt.params().iter().zip(avgs) {
-                tensors.push((format!("asgd.{}", p.name), a.shallow_clone()));
-            }
-        }
-        save_safetensors(&self.run.file(LAST), &tensors, &meta)
     }
 
     /// Tests the best checkpoint (the last one when no epoch improved), writes the summary.

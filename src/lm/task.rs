@@ -7,10 +7,12 @@ use super::model::{LanguageModel, LstmState};
 use crate::classifier::{Head, HeadMode};
 use crate::config::Config;
 use crate::engine::{Evaluation, Identity, ParamReport, Split, Task, TrainStep, Unit};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::random::standard_normal;
 use rand::rngs::StdRng;
 use rand::Rng;
+use std::collections::HashMap;
+use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
 /// The first `n` ids of a split (`n = 0`: all of them).
@@ -250,5 +252,41 @@ impl Task for LmTask {
     }
     fn nt_asgd(&self) -> Option<usize> {
         self.lm.asgd.then_some(self.lm.nonmono)
+    }
+    fn carried_state(&self) -> Vec<(String, Tensor)> {
+        match &self.state {
+            Some(s) => vec![
+                ("lstm.h".into(), s.h.shallow_clone()),
+                ("lstm.c".into(), s.c.shallow_clone()),
+            ],
+            None => Vec::new(),
+        }
+    }
+    fn restore_carried_state(
+        &mut self,
+        tensors: &HashMap<String, Tensor>,
+        from: &Path,
+    ) -> Result<()> {
+        // A checkpoint written before the hidden state was saved: the epoch goes on from a
+        // zero state (close to, not exactly, the uninterrupted run).
+        let (Some(h), Some(c)) = (tensors.get("lstm.h"), tensors.get("lstm.c")) else {
+            return Ok(());
+        };
+        let want = self.model.zero_state(self.batch_size as i64).h.size();
+        if h.size() != want || c.size() != want {
+            return Err(Error::bad_file(
+                from,
+                format!(
+                    "the saved LSTM state has shape {:?}, this model and batch size need {want:?}; \
+                     resume with the run's own config",
+                    h.size()
+                ),
+            ));
+        }
+        self.state = Some(LstmState {
+            h: h.to_device(self.device),
+            c: c.to_device(self.device),
+        });
+        Ok(())
     }
 }

@@ -155,7 +155,13 @@ impl MetricsDigest {
                 Event::Collapse(c) => {
                     d.collapse.insert(c.epoch, c.clone());
                 }
-                Event::Resume { .. } => d.diverged = false,
+                Event::Resume { epoch, step, .. } => {
+                    // What came after the checkpoint resumed from belongs to an abandoned
+                    // timeline (a kill between checkpoints); the resumed run repeats it.
+                    d.logs.retain(|&s, _| s <= *step);
+                    d.epochs.retain(|&e, _| e < *epoch);
+                    d.diverged = false;
+                }
                 Event::Diverged { .. } => d.diverged = true,
                 Event::Test {
                     test_loss,
@@ -523,6 +529,8 @@ mod tests {
             epoch(1, 10, 6.0, 403.4),
             log(20, 6.5, 11.0),
             epoch(2, 20, 5.9, 365.0),
+            // Logged after the checkpoint resumed from and not repeated: dropped.
+            log(25, f64::NAN, 13.0),
             json!({"event": "diverged", "epoch": 3, "step": 25, "value": "NaN"}),
             // Resumed from the end of epoch 1: steps 11..20 and epoch 2 again.
             json!({"event": "resume", "epoch": 2, "step": 10, "lr": 20.0}),

@@ -1,0 +1,595 @@
+//! Interrupts and exact resume, end to end on the binary: a tiny LM run and a tiny image run
+//! are sent SIGINT, SIGTERM, a double SIGINT and SIGKILL at several steps (mid-epoch and
+//! across epoch ends), resumed each time, and must end with the per-epoch validation
+//! numbers of an uninterrupted run. Also: a checkpoint killed while being written, forced
+//! NaNs (stop, skip), a runaway alpha, a suite and `embed word2vec` interrupted.
+//!
+//! Every run checkpoints at every step (`checkpoint_interval = 1`) and logs every step, so
+//! the test can wait for the child to reach a step (its `log` lines in `metrics.jsonl`).
+mod common;
+
+use common::{tiny_config, tiny_corpus};
+use fixclf::engine::metrics::{read_events, Event};
+use fixclf::engine::{Checkpoint, TrainState};
+use serial_test::serial;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fixclf");
+
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start fixclf")
+}
+
+/// Waits for the child; (exit code or -signal, stderr).
+fn finish(child: Child) -> (i32, String) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = child.wait_with_output().unwrap();
+    let code = out
+        .status
+        .code()
+        .unwrap_or_else(|| -out.status.signal().unwrap_or(0));
+    (code, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) on our own child's pid.
+    let rc = unsafe { libc::kill(child.id() as i32, sig) };
+    assert_eq!(rc, 0, "kill({sig})");
+}
+
+fn log_steps(run: &Path) -> usize {
+    read_events(&run.join("metrics.jsonl"))
+        .map(|ev| ev.iter().filter(|e| matches!(e, Event::Log(_))).count())
+        .unwrap_or(0)
+}
+
+/// Waits until the run's metrics hold at least `n` log lines (steps, counting repeats).
+fn wait_for_steps(child: &mut Child, run: &Path, n: usize) {
+    let start = Instant::now();
+    while log_steps(run) < n {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("fixclf ended ({status}) before step {n}");
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "no step {n}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Validation loss and accuracy (or perplexity) of each epoch, the last record of each
+/// epoch winning (a resumed run repeats the epochs after its checkpoint).
+fn epoch_metrics(run: &Path) -> BTreeMap<usize, (f64, f64)> {
+    let mut m = BTreeMap::new();
+    for e in read_events(&run.join("metrics.jsonl")).unwrap() {
+        if let Event::Epoch(e) = e {
+            let q = e.val_acc.or(e.val_ppl).unwrap();
+            m.insert(e.epoch, (e.val_loss, q));
+        }
+    }
+    m
+}
+
+fn assert_same_epochs(a: &BTreeMap<usize, (f64, f64)>, b: &BTreeMap<usize, (f64, f64)>) {
+    assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+    for ((ea, x), (eb, y)) in a.iter().zip(b) {
+        assert_eq!(ea, eb);
+        for (u, v) in [(x.0, y.0), (x.1, y.1)] {
+            assert!(
+                (u - v).abs() <= 1e-4 * v.abs(),
+                "epoch {ea}: {u} vs {v} (interrupted vs straight)"
+            );
+        }
+    }
+}
+
+/// The command the interrupt message says resumes the run, with the binary's path.
+fn resume_command(stderr: &str) -> Vec<String> {
+    let cmd = stderr
+        .lines()
+        .find_map(|l| l.split_once("resume with: ").map(|(_, c)| c.to_string()))
+        .unwrap_or_else(|| panic!("no resume command in: {stderr}"));
+    let mut words: Vec<String> = cmd.split_whitespace().map(String::from).collect();
+    assert_eq!(words[0], "fixclf");
+    words.remove(0);
+    words
+}
+
+fn state_of(ckpt: &Path) -> TrainState {
+    let c = Checkpoint::load(ckpt).unwrap();
+    serde_json::from_str(c.meta("state").unwrap()).unwrap()
+}
+
+/// One interruption: run `args` until `at` log lines exist, send `sig` (`twice`: two at
+/// once), check the exit code and message; returns the resume arguments from the message.
+fn interrupt_at(
+    args: &[&str],
+    run: &Path,
+    at: usize,
+    sig: i32,
+    twice: bool,
+) -> Option<Vec<String>> {
+    let mut child = spawn(args, &[]);
+    wait_for_steps(&mut child, run, at);
+    signal(&child, sig);
+    if twice {
+        signal(&child, sig);
+    }
+    let (code, stderr) = finish(child);
+    if sig == libc::SIGKILL {
+        assert_eq!(code, -libc::SIGKILL, "{stderr}");
+        return None;
+    }
+    let want = 128 + sig;
+    assert_eq!(code, want, "exit code after signal {sig}: {stderr}");
+    if twice && !stderr.contains("resume with") {
+        // The second signal won the race: an immediate exit, no message.
+        return None;
+    }
+    let name = if sig == libc::SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    };
+    let line = stderr.lines().last().unwrap();
+    assert!(
+        line.contains(&format!("interrupted by {name} at epoch"))
+            && line.contains("checkpoint saved to")
+            && line.contains("last.safetensors"),
+        "{stderr}"
+    );
+    // The checkpoint is at the step the message names.
+    let st = state_of(&run.join("last.safetensors"));
+    assert!(
+        line.contains(&format!("epoch {} step {};", st.epoch, st.step)),
+        "{line} vs {st:?}"
+    );
+    Some(resume_command(&stderr))
+}
+
+/// Runs to the end; checks success.
+fn complete(args: &[String]) {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stderr) = finish(spawn(&args, &[]));
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// Runs straight, then interrupted at `points` (log lines, signal, twice) and resumed after
+/// each; the per-epoch validation numbers must agree.
+fn check_interrupted_equals_straight(
+    straight: &[&str],
+    run_straight: &Path,
+    interrupted: &[&str],
+    run: &Path,
+    points: &[(usize, i32, bool)],
+) {
+    complete(&straight.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    let config = run.join("config.toml").display().to_string();
+    let fallback: Vec<String> = ["train", "--config", &config, "--resume", "-q"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut args: Vec<String> = interrupted.iter().map(|s| s.to_string()).collect();
+    for &(at, sig, twice) in points {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        args = interrupt_at(&a, run, at, sig, twice).unwrap_or_else(|| fallback.clone());
+        // Whatever the moment of the kill, the checkpoint on disk is complete.
+        Checkpoint::load(&run.join("last.safetensors")).unwrap();
+    }
+    complete(&args);
+    assert!(run.join("summary.json").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(run)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_same_epochs(&epoch_metrics(run), &epoch_metrics(run_straight));
+}
+
+/// The tiny LM with dropout and variable BPTT on: every random stream is in use.
+fn lm_config(dir: &Path) -> PathBuf {
+    tiny_config(
+        dir,
+        "lm",
+        "epochs = 3\nlog_interval = 1\ncheckpoint_interval = 1\nvariable_bptt = true",
+    )
+}
+
+const LM_RANDOM: [&str; 6] = [
+    "--set",
+    "lm.model.dropout_hidden=0.3",
+    "--set",
+    "lm.model.dropout_output=0.3",
+    "--set",
+    "lm.model.dropout_input=0.2",
+];
+
+#[test]
+#[serial]
+fn lm_interrupted_anywhere_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = lm_config(dir.path()).display().to_string();
+    let runs = dir.path().join("runs");
+    let mut straight = vec!["train", "--config", &cfg, "-q", "--set", "name=straight"];
+    straight.extend(LM_RANDOM);
+    let mut interrupted = vec!["train", "--config", &cfg, "-q"];
+    interrupted.extend(LM_RANDOM);
+    // About 30 steps an epoch: mid-epoch 1, early epoch 2 (after a validation), a double
+    // Ctrl-C, and a kill in epoch 3.
+    check_interrupted_equals_straight(
+        &straight,
+        &runs.join("straight"),
+        &interrupted,
+        &runs.join("lm"),
+        &[
+            (5, libc::SIGINT, false),
+            (36, libc::SIGTERM, false),
+            (48, libc::SIGINT, true),
+            (70, libc::SIGKILL, false),
+        ],
+    );
+}
+
+fn vision_config(dir: &Path) -> PathBuf {
+    let text = format!(
+        r#"name = "img"
+runs_dir = "{runs}"
+
+[vision]
+crop_padding = 2
+flip = true
+
+[vision.data]
+dataset = "synthetic"
+
+[vision.data.synthetic]
+classes = 4
+train = 384
+test = 64
+channels = 1
+size = 12
+seed = 3
+
+[vision.model]
+arch = "small-cnn"
+width = 8
+
+[train]
+optimizer = "sgd"
+lr = 0.05
+momentum = 0.9
+weight_decay = 1e-4
+schedule = "cosine"
+clip = 0.0
+epochs = 3
+batch_size = 12
+eval_batch_size = 64
+log_interval = 1
+checkpoint_interval = 1
+threads = 1
+"#,
+        runs = dir.join("runs").display(),
+    );
+    let path = dir.join("img.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+#[serial]
+fn image_run_interrupted_anywhere_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = vision_config(dir.path()).display().to_string();
+    let runs = dir.path().join("runs");
+    // 32 steps an epoch.
+    check_interrupted_equals_straight(
+        &["train", "--config", &cfg, "-q", "--set", "name=straight"],
+        &runs.join("straight"),
+        &["train", "--config", &cfg, "-q"],
+        &runs.join("img"),
+        &[
+            (7, libc::SIGTERM, false),
+            (33, libc::SIGINT, false),
+            (50, libc::SIGKILL, false),
+        ],
+    );
+}
+
+/// What a kill -9 in the middle of writing leaves: a partial temp file beside the complete
+/// checkpoint, and a torn last line of metrics. Resuming ignores and removes the temp file,
+/// cuts the torn line, and ends like the uninterrupted run.
+#[test]
+#[serial]
+fn kill_while_writing_leaves_a_loadable_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = lm_config(dir.path()).display().to_string();
+    let run = dir.path().join("runs/lm");
+    let base = ["train", "--config", &cfg, "-q", "--set", "train.epochs=2"];
+    let mut straight = base.to_vec();
+    straight.extend(["--set", "name=straight"]);
+    complete(&straight.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    interrupt_at(&base, &run, 12, libc::SIGKILL, false);
+    let last = run.join("last.safetensors");
+    let bytes = std::fs::read(&last).unwrap();
+    let torn = run.join("last.safetensors.4242.tmp");
+    std::fs::write(&torn, &bytes[..bytes.len() / 2]).unwrap();
+    let metrics = run.join("metrics.jsonl");
+    let mut m = std::fs::read(&metrics).unwrap();
+    m.extend_from_slice(b"{\"event\":\"log\",\"epo");
+    std::fs::write(&metrics, m).unwrap();
+    // The report reads the run as it is.
+    let (code, _, stderr) = common::fixclf(&[
+        "report",
+        run.to_str().unwrap(),
+        "--out",
+        dir.path().join("rep").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut resume = base.to_vec();
+    resume.push("--resume");
+    complete(&resume.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    assert!(!torn.exists());
+    read_events(&metrics).unwrap();
+    assert_same_epochs(
+        &epoch_metrics(&run),
+        &epoch_metrics(&dir.path().join("runs/straight")),
+    );
+}
+
+#[test]
+#[serial]
+fn forced_nan_stops_at_its_step_and_resume_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    // Checkpoints every 4 steps, log lines every 10: a resume from step 8 or 12 must log
+    // the same means at step 20 as the uninterrupted run (the log interval's sums are in
+    // the checkpoint).
+    let cfg = tiny_config(dir.path(), "nan", "epochs = 2\ncheckpoint_interval = 4")
+        .display()
+        .to_string();
+    let run = dir.path().join("runs/nan");
+    let args = ["train", "--config", &cfg, "-q"];
+    let (code, stderr) = finish(spawn(&args, &[(fixclf::engine::NAN_ENV, "12")]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("diverged at epoch 1 step 12 (the loss is NaN)")
+            && stderr.contains("last good checkpoint is kept in")
+            && stderr.contains("on_nonfinite=skip"),
+        "{stderr}"
+    );
+    assert_eq!(state_of(&run.join("last.safetensors")).step, 8);
+    assert!(read_events(&run.join("metrics.jsonl"))
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, Event::Diverged { step: 11, .. })));
+    // The gradient alone non-finite: the same stop, at its step.
+    let (code, stderr) = finish(spawn(
+        &[&args[..], &["--resume"]].concat(),
+        &[(fixclf::engine::NAN_ENV, "13:grad")],
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("step 13 (the gradient norm is NaN)"),
+        "{stderr}"
+    );
+    assert_eq!(state_of(&run.join("last.safetensors")).step, 12);
+    // Without the NaN the run resumes from step 12 and ends like a run never stopped.
+    complete(
+        &[&args[..], &["--resume"]]
+            .concat()
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    );
+    complete(
+        &[&args[..], &["--set", "name=straight"]]
+            .concat()
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    );
+    let straight = dir.path().join("runs/straight");
+    assert_same_epochs(&epoch_metrics(&run), &epoch_metrics(&straight));
+    let (a, b) = (logged_losses(&run), logged_losses(&straight));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (step, loss) in &a {
+        assert!((loss - b[step]).abs() <= 1e-4 * b[step], "step {step}");
+    }
+}
+
+/// The mean training loss of each log line, by step (the last line of a step winning).
+fn logged_losses(run: &Path) -> BTreeMap<u64, f64> {
+    read_events(&run.join("metrics.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some((l.step, l.loss)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+#[serial]
+fn skipped_nan_steps_are_counted_and_a_run_of_them_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(dir.path(), "skip", "epochs = 1\non_nonfinite = \"skip\"")
+        .display()
+        .to_string();
+    let run = dir.path().join("runs/skip");
+    let args = ["train", "--config", &cfg, "-q"];
+    let (code, stderr) = finish(spawn(&args, &[(fixclf::engine::NAN_ENV, "4:grad")]));
+    assert_eq!(code, 0, "{stderr}");
+    let events = read_events(&run.join("metrics.jsonl")).unwrap();
+    let skipped: u64 = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Log(l) => Some(l.skipped),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(skipped, 1);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Epoch(ep) if ep.skipped_steps == 1 && ep.train_loss.is_some_and(f64::is_finite))));
+    // NaN from step 3 on: ten skipped in a row, then a stop at step 12.
+    let (code, stderr) = finish(spawn(
+        &[&args[..], &["--force"]].concat(),
+        &[(fixclf::engine::NAN_ENV, "3..")],
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("step 12 (the loss is NaN, 10 non-finite steps in a row"),
+        "{stderr}"
+    );
+}
+
+#[test]
+#[serial]
+fn runaway_alpha_stops_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = vision_config(dir.path()).display().to_string();
+    let (code, stderr) = finish(spawn(
+        &[
+            "train",
+            "--config",
+            &cfg,
+            "-q",
+            "--set",
+            "head.mode=fixed-orthogonal",
+            "--set",
+            "train.lr=1e7",
+            "--set",
+            "train.momentum=0",
+        ],
+        &[],
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("alpha of the fixed classifier is") && stderr.contains("head.learn_alpha"),
+        "{stderr}"
+    );
+}
+
+#[test]
+#[serial]
+fn suite_interrupted_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = tiny_corpus(d);
+    let suite = d.join("suite.toml");
+    std::fs::write(
+        &suite,
+        format!(
+            r#"name = "s"
+runs_dir = "{runs}"
+reports_dir = "{reports}"
+
+[base.lm]
+bptt = 10
+
+[base.lm.data]
+dir = "{data}"
+cache_dir = "{cache}"
+
+[base.lm.model]
+emb_size = 16
+hidden_size = 16
+
+[base.train]
+optimizer = "adam"
+lr = 0.01
+epochs = 2
+batch_size = 4
+eval_batch_size = 4
+log_interval = 1
+checkpoint_interval = 1
+threads = 1
+
+[[runs]]
+name = "a"
+
+[[runs]]
+name = "b"
+set = ["head.mode=tied"]
+"#,
+            runs = d.join("runs").display(),
+            reports = d.join("reports").display(),
+            data = data.display(),
+            cache = d.join("cache").display(),
+        ),
+    )
+    .unwrap();
+    let suite_s = suite.display().to_string();
+    let args = ["suite", "--config", &suite_s, "-q"];
+    let run_a = d.join("runs/s/a");
+    let mut child = spawn(&args, &[]);
+    wait_for_steps(&mut child, &run_a, 20);
+    signal(&child, libc::SIGINT);
+    let (code, stderr) = finish(child);
+    assert_eq!(code, 130, "{stderr}");
+    let line = stderr.lines().last().unwrap();
+    assert!(
+        line.contains("interrupted by SIGINT")
+            && line.ends_with(&format!("resume with: fixclf suite --config {suite_s}")),
+        "{stderr}"
+    );
+    assert!(!run_a.join("summary.json").exists());
+    let mut again = resume_command(&stderr);
+    again.push("-q".into());
+    complete(&again);
+    assert!(run_a.join("summary.json").exists() && d.join("runs/s/b/summary.json").exists());
+    assert!(read_events(&run_a.join("metrics.jsonl"))
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, Event::Resume { .. })));
+}
+
+#[test]
+#[serial]
+fn embed_interrupted_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.txt");
+    // 400k tokens x 200 epochs on one thread: far longer than the test waits.
+    let line: String = (0..20).map(|i| format!("w{} ", (i * 7) % 50)).collect();
+    std::fs::write(&corpus, format!("{line}\n").repeat(20_000)).unwrap();
+    let out = dir.path().join("emb/w2v");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let mut child = spawn(
+        &[
+            "embed",
+            "word2vec",
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--dim",
+            "16",
+            "--epochs",
+            "200",
+            "--threads",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "word2vec ended too soon"
+    );
+    signal(&child, libc::SIGTERM);
+    let (code, stderr) = finish(child);
+    assert_eq!(code, 143, "{stderr}");
+    assert!(
+        stderr.contains("word2vec: interrupted by SIGTERM; nothing was written"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(out.parent().unwrap()).unwrap().count(), 0);
+}
