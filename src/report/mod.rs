@@ -11,6 +11,7 @@
 //! CSV conventions: plain numbers without units (`share_removed` is a fraction in [0, 1],
 //! as in `summary.json`; times in seconds, memory in MB), an empty cell for a missing or
 //! non-finite value.
+mod charts;
 mod collapse;
 mod load;
 pub(crate) mod plot;

@@ -1,0 +1,182 @@
+//! The report's two charts that are not one line per run: the training and test error of
+//! image runs (the paper's Figure 2) and the trainable / fixed parameter bars. Both are drawn
+//! with [`super::plot`]'s layout, legend and axis helpers.
+use super::plot::{
+    chart_builder, color, draw_legend, draw_legend_entries, draw_note, layout, padded, tick_label,
+    Area, PlotResult, Swatch, DESC_PX, GRID, LABEL_PX,
+};
+use super::RunRow;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+/// The paper's Figure 2: each image run's test (or validation) error per epoch as a solid
+/// line and its training error as a dashed line of the same color, on one chart.
+pub(super) fn draw_errors(root: &Area, title: &str, curves: &[super::RunCurves]) -> PlotResult {
+    let runs: Vec<(usize, &super::RunCurves)> = curves
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.val_err.is_empty() || !c.train_err.is_empty())
+        .collect();
+    let all: Vec<(f64, f64)> = runs
+        .iter()
+        .flat_map(|(_, c)| c.val_err.iter().chain(&c.train_err).copied())
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .collect();
+    if all.is_empty() {
+        return draw_note(root, title, "no image run has finished an epoch yet");
+    }
+    let eval_name = if runs.iter().all(|(_, c)| c.valid_is_test) {
+        "test"
+    } else {
+        "validation"
+    };
+    let mut entries: Vec<(&str, RGBColor, Swatch)> = runs
+        .iter()
+        .map(|(i, c)| (c.label.as_str(), color(*i), Swatch::Line))
+        .collect();
+    let grey = RGBColor(90, 90, 90);
+    let eval_label = format!("{eval_name} error");
+    entries.push((&eval_label, grey, Swatch::Line));
+    entries.push(("training error", grey, Swatch::Dashed));
+    let labels: Vec<&str> = entries.iter().map(|e| e.0).collect();
+    let fold = |f: fn(&(f64, f64)) -> f64| {
+        all.iter()
+            .map(f)
+            .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
+    };
+    let (x0, x1) = fold(|p| p.0);
+    let (x0, x1) = padded(x0, x1, false);
+    let (y0, y1) = fold(|p| p.1);
+    let (y0, y1) = padded(y0, y1, false);
+    let x_ticks = ((x1.floor() - x0.ceil()) as usize + 1).clamp(1, 10);
+    let (chart_area, legend) = layout(root, title, &labels, false)?;
+    let mut chart = chart_builder(&chart_area).build_cartesian_2d(x0..x1, y0.max(0.0)..y1)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc(format!("error (%): {eval_name} solid, training dashed"))
+        .x_labels(x_ticks)
+        .light_line_style(TRANSPARENT)
+        .label_style(("sans-serif", LABEL_PX))
+        .axis_desc_style(("sans-serif", DESC_PX))
+        .x_label_formatter(&tick_label)
+        .y_label_formatter(&tick_label)
+        .bold_line_style(GRID)
+        .draw()?;
+    for (i, c) in &runs {
+        let col = color(*i);
+        chart.draw_series(LineSeries::new(
+            c.val_err.iter().copied(),
+            col.stroke_width(2),
+        ))?;
+        chart.draw_series(DashedLineSeries::new(
+            c.train_err.iter().copied(),
+            8,
+            5,
+            col.stroke_width(2),
+        ))?;
+        for pts in [&c.val_err, &c.train_err] {
+            if pts.len() <= 60 {
+                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, col.filled())))?;
+            }
+        }
+    }
+    draw_legend_entries(&legend, &entries)
+}
+
+/// Stacked bars of trainable and fixed parameters (millions) per run, labelled by mode
+/// (by run when two runs share a mode).
+pub(super) fn draw_params(root: &Area, title: &str, runs: &[RunRow]) -> PlotResult {
+    let rows: Vec<&RunRow> = runs
+        .iter()
+        .filter(|r| r.params_trainable.is_some() && r.params_fixed.is_some())
+        .collect();
+    if rows.is_empty() {
+        return draw_note(root, title, "no parameter counts: no run has started");
+    }
+    let m = |n: Option<i64>| n.unwrap_or(0) as f64 / 1e6;
+    let trainable: Vec<f64> = rows.iter().map(|r| m(r.params_trainable)).collect();
+    let total: Vec<f64> = rows
+        .iter()
+        .zip(&trainable)
+        .map(|(r, t)| t + m(r.params_fixed))
+        .collect();
+    let modes_unique = rows
+        .iter()
+        .enumerate()
+        .all(|(i, r)| rows[i + 1..].iter().all(|o| o.mode != r.mode));
+    let labels: Vec<&str> = rows
+        .iter()
+        .map(|r| if modes_unique { &r.mode } else { &r.run })
+        .map(String::as_str)
+        .collect();
+    let top = total.iter().copied().fold(1e-6, f64::max) * 1.18;
+    let n = rows.len() as u32;
+    let (trainable_c, fixed_c) = (color(0), RGBColor(190, 190, 190));
+    let legend = [("trainable", trainable_c), ("fixed (not trained)", fixed_c)];
+    // The legend below, leaving the width to the bars and their labels.
+    let (chart_area, legend_area) = layout(root, title, &legend.map(|e| e.0), true)?;
+    let mut chart =
+        chart_builder(&chart_area).build_cartesian_2d((0..n - 1).into_segmented(), 0.0..top)?;
+    let x_label = |v: &SegmentValue<u32>| match v {
+        SegmentValue::CenterOf(i) => labels.get(*i as usize).copied().unwrap_or("").into(),
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        // Not max_light_lines(0): plotters' integer key points loop forever on 0 points.
+        .light_line_style(TRANSPARENT)
+        .x_labels(rows.len())
+        .x_label_formatter(&x_label)
+        .y_label_formatter(&tick_label)
+        .y_desc("parameters (millions)")
+        .label_style(("sans-serif", LABEL_PX))
+        .axis_desc_style(("sans-serif", DESC_PX))
+        .bold_line_style(GRID)
+        .draw()?;
+    let bar_margin = (0.2 * chart.plotting_area().dim_in_pixel().0 as f64 / n as f64) as u32;
+    chart.draw_series(
+        Histogram::vertical(&chart)
+            .margin(bar_margin)
+            .style(trainable_c.filled())
+            .data((0..n).zip(trainable.iter().copied())),
+    )?;
+    chart.draw_series(
+        Histogram::vertical(&chart)
+            .margin(bar_margin)
+            .style(fixed_c.filled())
+            .baseline_func(|x| match x {
+                SegmentValue::Exact(i) | SegmentValue::CenterOf(i) => {
+                    trainable.get(*i as usize).copied().unwrap_or(0.0)
+                }
+                SegmentValue::Last => 0.0,
+            })
+            .data((0..n).zip(total.iter().copied())),
+    )?;
+    // Above each bar: its trainable parameters, and how many fewer than all learned.
+    let text_style = ("sans-serif", 16)
+        .into_font()
+        .into_text_style(root)
+        .pos(Pos::new(HPos::Center, VPos::Bottom));
+    let slot = chart.plotting_area().dim_in_pixel().0 / n;
+    let wide = root.estimate_text_size("0.00 M trainable", &text_style)?.0 + 8 <= slot;
+    let line = 20;
+    chart.draw_series(rows.iter().enumerate().map(|(i, r)| {
+        let t = trainable[i];
+        let first = format!("{t:.2} M{}", if wide { " trainable" } else { "" });
+        let second = match r.share_removed.filter(|s| *s > 0.0005) {
+            Some(s) => format!("{:.0}% fewer", 100.0 * s),
+            None => String::new(),
+        };
+        let lines = if second.is_empty() {
+            [second, first]
+        } else {
+            [first, second]
+        };
+        EmptyElement::at((SegmentValue::CenterOf(i as u32), total[i]))
+            + Text::new(lines[0].clone(), (0, -4 - line), text_style.clone())
+            + Text::new(lines[1].clone(), (0, -4), text_style.clone())
+    }))?;
+    draw_legend(&legend_area, &legend, Swatch::Block)
+}
