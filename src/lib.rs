@@ -5,6 +5,7 @@ pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
+pub mod fuzzing;
 pub mod linalg;
 pub mod lm;
 pub mod memory;
