@@ -153,9 +153,12 @@ pub fn summary(data: &[u8]) {
     );
 }
 
+/// A reader's entry.
+pub type Entry = fn(&[u8]);
+
 /// Every entry by the name of its fuzz target (`fuzz/fuzz_targets/<name>.rs`,
 /// `fuzz/corpus/<name>/`).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Entry)] = &[
     ("config", config),
     ("tokenizer", tokenizer),
     ("token_cache", token_cache),
