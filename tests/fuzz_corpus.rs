@@ -43,9 +43,62 @@ fn every_target_has_a_corpus_and_it_replays() {
     assert!(replay(&corpus) >= fixclf::fuzzing::TARGETS.len());
 }
 
+/// Inputs that once crashed a reader (none may be there: then nothing to replay).
 #[test]
 fn crash_regressions_replay() {
     replay(&fuzz_dir().join("regressions"));
+}
+
+/// What CI can afford of fuzzing, deterministically: every seed truncated at many lengths,
+/// with bytes flipped, and replaced by random bytes of its length, through its reader.
+#[test]
+fn truncated_flipped_and_random_seeds_keep_the_contract() {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let corpus = fuzz_dir().join("corpus");
+    let mut runs = 0;
+    for (target, run) in fixclf::fuzzing::TARGETS {
+        for entry in std::fs::read_dir(corpus.join(target)).unwrap() {
+            let path = entry.unwrap().path();
+            if !path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("seed-")
+            {
+                continue;
+            }
+            let seed = std::fs::read(&path).unwrap();
+            let mut inputs: Vec<Vec<u8>> = Vec::new();
+            let step = (seed.len() / 200).max(1);
+            inputs.extend((0..seed.len()).step_by(step).map(|n| seed[..n].to_vec()));
+            for _ in 0..200 {
+                let mut v = seed.clone();
+                for _ in 0..1 + next() % 4 {
+                    let i = (next() as usize) % v.len();
+                    v[i] ^= 1 << (next() % 8);
+                }
+                inputs.push(v);
+            }
+            inputs.push((0..seed.len()).map(|_| next() as u8).collect());
+            for input in inputs {
+                let outcome = std::panic::catch_unwind(|| run(&input));
+                assert!(
+                    outcome.is_ok(),
+                    "{target}: a mutation of {} breaks the reader: {:?}",
+                    path.display(),
+                    String::from_utf8_lossy(&input[..input.len().min(200)])
+                );
+                runs += 1;
+            }
+        }
+    }
+    assert!(runs > 1000, "{runs}");
 }
 
 /// The seeds are valid files: each reader accepts its seed (so the corpus starts from real

@@ -126,6 +126,17 @@ impl Vocab {
 
     /// Parses a `tokenizer.json` from its bytes; `path` names the file in errors.
     pub fn from_json_bytes(bytes: &[u8], path: &Path) -> Result<Vocab> {
+        // JSON syntax first: tokenizers 0.22 panics (`expect("Helper")`) on a syntax error
+        // inside the `decoder` object instead of returning it (found by fuzz/ `tokenizer`).
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "not a readable tokenizer.json (invalid JSON: {e}); delete it to rebuild \
+                     the vocabulary from the corpus"
+                ),
+            ));
+        }
         let tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| {
             Error::bad_file(
                 path,
