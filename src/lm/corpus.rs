@@ -126,9 +126,10 @@ impl Vocab {
 
     /// Parses a `tokenizer.json` from its bytes; `path` names the file in errors.
     pub fn from_json_bytes(bytes: &[u8], path: &Path) -> Result<Vocab> {
-        // JSON syntax first: tokenizers 0.22 panics (`expect("Helper")`) on a syntax error
+        // JSON first, strings decoded (a `Value`, not `IgnoredAny`, which lets a bad `\u`
+        // escape through): tokenizers 0.22 panics (`expect("Helper")`) on a JSON error
         // inside the `decoder` object instead of returning it (found by fuzz/ `tokenizer`).
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        if let Err(e) = serde_json::from_slice::<serde_json::Value>(bytes) {
             return Err(Error::bad_file(
                 path,
                 format!(
