@@ -28,6 +28,21 @@ pub struct Config {
     /// The image-classification task.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vision: Option<VisionConfig>,
+    /// Where the config came from, for errors found after loading (see [`Origin`]).
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// The file (or `file (with --set)`) a config was loaded from, for messages about its fields
+/// that only fail once the data is known. Not part of the config's value: two configs that
+/// differ only in where they came from are equal.
+#[derive(Debug, Clone, Default)]
+pub struct Origin(pub String);
+
+impl PartialEq for Origin {
+    fn eq(&self, _: &Origin) -> bool {
+        true
+    }
 }
 
 impl Default for Config {
@@ -39,6 +54,7 @@ impl Default for Config {
             head: HeadConfig::default(),
             lm: None,
             vision: None,
+            origin: Origin::default(),
         }
     }
 }
@@ -248,7 +264,7 @@ fn from_value(value: toml::Value, origin: &str) -> Result<Config> {
             ));
         }
     }
-    let cfg: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+    let mut cfg: Config = serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
         let msg = one_line(&e.inner().to_string());
         let fix = if msg.contains("unknown field") {
@@ -259,6 +275,7 @@ fn from_value(value: toml::Value, origin: &str) -> Result<Config> {
         Error::config(origin, field, format!("{msg}{fix}"))
     })?;
     cfg.validate(origin)?;
+    cfg.origin = Origin(origin.to_string());
     Ok(cfg)
 }
 
@@ -332,10 +349,9 @@ pub fn load_run_config(path: &Path, overrides: &[String]) -> Result<Config> {
 }
 
 fn read_toml(path: &Path, overrides: &[String]) -> Result<(toml::Value, String)> {
-    let text = std::fs::read_to_string(path).at(path)?;
+    let bytes = std::fs::read(path).at(path)?;
     let origin = path.display().to_string();
-    let mut value: toml::Value =
-        toml::from_str(&text).map_err(|e| toml_error(&origin, &text, &e))?;
+    let mut value = parse_toml_bytes(&bytes, &origin)?;
     apply_overrides(&mut value, overrides)?;
     let origin = if overrides.is_empty() {
         origin
@@ -343,6 +359,29 @@ fn read_toml(path: &Path, overrides: &[String]) -> Result<(toml::Value, String)>
         format!("{origin} (with --set)")
     };
     Ok((value, origin))
+}
+
+/// Parses a TOML file's bytes into a tree; errors name `origin` and the line.
+pub fn parse_toml_bytes(bytes: &[u8], origin: &str) -> Result<toml::Value> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()].split(|&b| b == b'\n').count();
+        Error::config(
+            origin,
+            format!("line {line}"),
+            "not UTF-8 text; a config is a TOML text file",
+        )
+    })?;
+    toml::from_str(text).map_err(|e| toml_error(origin, text, &e))
+}
+
+/// Parses a config file's bytes as [`load`] (`legacy` false) or [`load_run_config`]
+/// (`legacy` true: the fixclf 0.1 layout is migrated) do, without overrides.
+pub fn from_toml_bytes(bytes: &[u8], origin: &str, legacy: bool) -> Result<Config> {
+    let mut value = parse_toml_bytes(bytes, origin)?;
+    if legacy {
+        migrate_legacy(&mut value);
+    }
+    from_value(value, origin)
 }
 
 /// Applies `key=value` overrides to a TOML tree.

@@ -14,7 +14,7 @@ pub enum Error {
     #[error("{path}: {msg}")]
     BadFile { path: PathBuf, msg: String },
     /// A config field with a bad value; `file` is the config file (or `--set`).
-    #[error("{file}: field `{field}`: {msg}")]
+    #[error("{file}: {}{msg}", field_part(.field))]
     Config {
         file: String,
         field: String,
@@ -50,7 +50,7 @@ impl Error {
     pub fn bad_file(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
         Error::BadFile {
             path: path.into(),
-            msg: msg.into(),
+            msg: one_line(msg.into()),
         }
     }
     pub fn config(
@@ -60,8 +60,8 @@ impl Error {
     ) -> Self {
         Error::Config {
             file: file.into(),
-            field: field.into(),
-            msg: msg.into(),
+            field: one_line(field.into()),
+            msg: one_line(msg.into()),
         }
     }
     pub fn interrupted(
@@ -78,8 +78,27 @@ impl Error {
     pub fn arg(arg: impl Into<String>, msg: impl Into<String>) -> Self {
         Error::Arg {
             arg: arg.into(),
-            msg: msg.into(),
+            msg: one_line(msg.into()),
         }
+    }
+}
+
+/// `field `x`: ` before a config error's message; nothing for one about the whole file.
+fn field_part(field: &str) -> String {
+    if field.is_empty() {
+        String::new()
+    } else {
+        format!("field `{field}`: ")
+    }
+}
+
+/// Line breaks as spaces: a message quotes text from the files it is about (a parser's
+/// error, a bad value), and the CLI prints every error on one line.
+fn one_line(msg: String) -> String {
+    if msg.contains(['\n', '\r']) {
+        msg.replace("\r\n", " ").replace(['\n', '\r'], " ")
+    } else {
+        msg
     }
 }
 

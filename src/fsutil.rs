@@ -1,6 +1,6 @@
 //! Small file-system helpers shared by every writer: atomic writes (temp file + rename) so
 //! that an interrupted or failed write never leaves a half-written file under the final name.
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,7 +48,18 @@ where
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.at(path)
+    result.map_err(|e| Error::io(path, full_disk_hint(e)))
+}
+
+/// A full disk (or a file-size limit) says what was kept and the fix, once.
+fn full_disk_hint(e: std::io::Error) -> std::io::Error {
+    use std::io::ErrorKind::{FileTooLarge, StorageFull};
+    if matches!(e.kind(), StorageFull | FileTooLarge) {
+        let msg = format!("{e}; the previous version of the file (if any) is intact: free some space and run the command again");
+        std::io::Error::new(e.kind(), msg)
+    } else {
+        e
+    }
 }
 
 /// Writes bytes atomically.

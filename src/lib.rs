@@ -6,6 +6,7 @@ pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
+pub mod fuzzing;
 pub mod interrupt;
 pub mod linalg;
 pub mod lm;

@@ -9,11 +9,25 @@ use std::path::Path;
 
 /// The task of a config, with its data loaded and its model built.
 pub fn build(cfg: &Config) -> Result<Box<dyn Task>> {
-    if cfg.vision.is_some() {
-        Ok(Box::new(VisionTask::new(cfg)?))
+    let task: Result<Box<dyn Task>> = if cfg.vision.is_some() {
+        VisionTask::new(cfg).map(|t| Box::new(t) as Box<dyn Task>)
     } else {
-        Ok(Box::new(LmTask::new(cfg)?))
-    }
+        LmTask::new(cfg).map(|t| Box::new(t) as Box<dyn Task>)
+    };
+    // A config field that only fails once the data is known (a simplex wider than the
+    // features, a missing embeddings file) is named with the config file it came from.
+    task.map_err(|e| match e {
+        Error::Arg { arg, msg } if is_config_field(&arg) && !cfg.origin.0.is_empty() => {
+            Error::config(&cfg.origin.0, arg, msg)
+        }
+        e => e,
+    })
+}
+
+fn is_config_field(arg: &str) -> bool {
+    ["head.", "lm.", "vision.", "train."]
+        .iter()
+        .any(|s| arg.starts_with(s))
 }
 
 /// Trains the run of `cfg` (see [`engine::train`]).

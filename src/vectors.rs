@@ -56,12 +56,16 @@ pub fn write_npy_with_vocab(npy: &Path, vectors: &WordVectors) -> Result<()> {
     })
 }
 
-/// Reads `<npy>` and the `.vocab` beside it.
+/// Reads `<npy>` and the `.vocab` beside it. When `fixclf embed` wrote them, the `.json`
+/// beside them records their SHA-256: a file that no longer has it is damaged (a bit flip
+/// passes every structural check) and is refused with the fix.
 pub fn read_npy_with_vocab(npy: &Path) -> Result<WordVectors> {
-    let (rows, dim, data) = read_npy_f32(npy)?;
+    let npy_bytes = std::fs::read(npy).at(npy)?;
+    let (rows, dim, data) = parse_npy_f32(&npy_bytes, npy)?;
     let vocab = vocab_path_for(npy);
-    let text = std::fs::read_to_string(&vocab).at(&vocab)?;
-    let words: Vec<String> = text.lines().map(str::to_string).collect();
+    let vocab_bytes = std::fs::read(&vocab).at(&vocab)?;
+    check_recorded_hashes(npy, &npy_bytes, &vocab_bytes)?;
+    let words = parse_vocab(&vocab_bytes, &vocab)?;
     if words.len() != rows {
         return Err(Error::bad_file(
             &vocab,
@@ -73,6 +77,55 @@ pub fn read_npy_with_vocab(npy: &Path) -> Result<WordVectors> {
         ));
     }
     Ok(WordVectors::new(words, dim, data))
+}
+
+/// The `.vocab` format: one word a line, UTF-8.
+pub fn parse_vocab(bytes: &[u8], path: &Path) -> Result<Vec<String>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        Error::bad_file(
+            path,
+            format!("not UTF-8 text ({e}); a .vocab file holds one word a line"),
+        )
+    })?;
+    Ok(text.lines().map(str::to_string).collect())
+}
+
+/// The keys of `NAME.json` (written by `fixclf embed`) that hold the SHA-256 of `NAME.npy`
+/// and `NAME.vocab`.
+pub const NPY_SHA_KEY: &str = "npy_sha256";
+pub const VOCAB_SHA_KEY: &str = "vocab_sha256";
+
+/// Compares the `.npy` and `.vocab` bytes with the hashes their `.json` recorded, if it did
+/// (vectors from elsewhere have no `.json`; older ones have no hashes in it).
+fn check_recorded_hashes(npy: &Path, npy_bytes: &[u8], vocab_bytes: &[u8]) -> Result<()> {
+    let json = npy.with_extension("json");
+    let Ok(text) = std::fs::read_to_string(&json) else {
+        return Ok(());
+    };
+    let Ok(meta) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Ok(());
+    };
+    let vocab = vocab_path_for(npy);
+    for (key, path, bytes) in [
+        (NPY_SHA_KEY, npy, npy_bytes),
+        (VOCAB_SHA_KEY, &vocab, vocab_bytes),
+    ] {
+        let Some(want) = meta.get(key).and_then(|v| v.as_str()) else {
+            continue;
+        };
+        if crate::fsutil::sha256_bytes(bytes) != want {
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "damaged: its SHA-256 differs from the one {} recorded when `fixclf embed` \
+                     wrote it; recompute the embeddings with `fixclf embed ... --force` (or \
+                     delete the three files and rerun the suite)",
+                    json.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Reads word vectors in any supported format, chosen by the file name:
@@ -165,9 +218,27 @@ fn parse_header(line: &str) -> Option<(usize, usize)> {
 /// Reads a `.txt`/`.vec` file: word2vec text if the first line is `<int> <int>`, else GloVe.
 pub fn read_text_any(path: &Path) -> Result<WordVectors> {
     let file = std::fs::File::open(path).at(path)?;
-    let mut reader = std::io::BufReader::new(file);
+    parse_text_any(std::io::BufReader::new(file), path)
+}
+
+/// Parses word2vec text or GloVe (see [`read_text_any`]); `path` only names the file in
+/// errors. Memory grows with the values actually read, never with what the header claims.
+pub fn parse_text_any(mut reader: impl BufRead, path: &Path) -> Result<WordVectors> {
+    let not_text = |lineno: usize| {
+        Error::bad_file(
+            path,
+            format!("line {lineno} is not UTF-8 text; not a word2vec or GloVe text file"),
+        )
+    };
+    let read_err = |e: std::io::Error, lineno: usize| {
+        if e.kind() == std::io::ErrorKind::InvalidData {
+            not_text(lineno)
+        } else {
+            Error::io(path, e)
+        }
+    };
     let mut first = String::new();
-    reader.read_line(&mut first).at(path)?;
+    reader.read_line(&mut first).map_err(|e| read_err(e, 1))?;
     let header = parse_header(&first);
     let mut words = Vec::new();
     let mut data = Vec::new();
@@ -204,7 +275,7 @@ pub fn read_text_any(path: &Path) -> Result<WordVectors> {
         parse_line(&first, 1)?;
     }
     for (i, line) in reader.lines().enumerate() {
-        parse_line(&line.at(path)?, i + 2)?;
+        parse_line(&line.map_err(|e| read_err(e, i + 2))?, i + 2)?;
     }
     let dim = dim.unwrap_or(0);
     if let Some((v, _)) = header {
@@ -224,6 +295,12 @@ pub fn read_text_any(path: &Path) -> Result<WordVectors> {
 /// Reads the word2vec binary format.
 pub fn read_word2vec_bin(path: &Path) -> Result<WordVectors> {
     let bytes = std::fs::read(path).at(path)?;
+    parse_word2vec_bin(&bytes, path)
+}
+
+/// Parses the word2vec binary format; `path` only names the file in errors. The header's
+/// counts are checked against the bytes that follow before anything is allocated for them.
+pub fn parse_word2vec_bin(bytes: &[u8], path: &Path) -> Result<WordVectors> {
     let nl = bytes
         .iter()
         .position(|&b| b == b'\n')
@@ -237,6 +314,26 @@ pub fn read_word2vec_bin(path: &Path) -> Result<WordVectors> {
                 "first line must be `<vocab size> <dim>` (word2vec binary)",
             )
         })?;
+    if v == 0 || dim == 0 {
+        return Err(Error::bad_file(
+            path,
+            format!("the header says {v} words of dimension {dim}: no word vectors"),
+        ));
+    }
+    // Each record is at least a one-byte word, a space and 4 x dim bytes.
+    let rest = bytes.len() - nl - 1;
+    let row_bytes = dim.checked_mul(4);
+    let needed = row_bytes.and_then(|r| r.checked_add(2)?.checked_mul(v));
+    if needed.is_none_or(|n| n > rest) {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "truncated or a wrong header: {v} words of dimension {dim} need more than the \
+                 {rest} bytes after the header"
+            ),
+        ));
+    }
+    let row_bytes = 4 * dim;
     let mut pos = nl + 1;
     let mut words = Vec::with_capacity(v);
     let mut data = Vec::with_capacity(v * dim);
@@ -250,7 +347,7 @@ pub fn read_word2vec_bin(path: &Path) -> Result<WordVectors> {
             .ok_or_else(|| Error::bad_file(path, format!("truncated at word {i} of {v}")))?;
         let word = String::from_utf8_lossy(&bytes[pos..pos + sp]).into_owned();
         pos += sp + 1;
-        let body = bytes.get(pos..pos + 4 * dim).ok_or_else(|| {
+        let body = bytes.get(pos..pos + row_bytes).ok_or_else(|| {
             Error::bad_file(
                 path,
                 format!("truncated in the vector of word {i} ({word:?})"),
@@ -260,7 +357,7 @@ pub fn read_word2vec_bin(path: &Path) -> Result<WordVectors> {
             body.chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
         );
-        pos += 4 * dim;
+        pos += row_bytes;
         words.push(word);
     }
     Ok(WordVectors::new(words, dim, data))
@@ -290,6 +387,12 @@ pub fn write_npy_f32(path: &Path, rows: usize, cols: usize, data: &[f32]) -> Res
 /// Reads a 2-D f32 `.npy` (little-endian, C order; format 1.0/2.0/3.0).
 pub fn read_npy_f32(path: &Path) -> Result<(usize, usize, Vec<f32>)> {
     let bytes = std::fs::read(path).at(path)?;
+    parse_npy_f32(&bytes, path)
+}
+
+/// Parses a 2-D f32 `.npy` from its bytes; `path` only names the file in errors. The shape
+/// must account for exactly the bytes after the header (checked without overflow).
+pub fn parse_npy_f32(bytes: &[u8], path: &Path) -> Result<(usize, usize, Vec<f32>)> {
     let bad = |msg: &str| Error::bad_file(path, format!("not a readable .npy matrix: {msg}"));
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad("missing the \\x93NUMPY magic"));
@@ -300,12 +403,13 @@ pub fn read_npy_f32(path: &Path) -> Result<(usize, usize, Vec<f32>)> {
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
+        2 | 3 => return Err(bad("truncated header")),
         v => return Err(bad(&format!("unsupported format version {v}"))),
     };
     let header = bytes
         .get(start..start + header_len)
-        .and_then(|h| std::str::from_utf8(h).ok())
         .ok_or_else(|| bad("truncated header"))?;
+    let header = std::str::from_utf8(header).map_err(|_| bad("the header is not text"))?;
     if !header.contains("'descr': '<f4'") {
         return Err(bad(
             "dtype must be little-endian float32 ('<f4'); convert with arr.astype('<f4')",
@@ -333,10 +437,16 @@ pub fn read_npy_f32(path: &Path) -> Result<(usize, usize, Vec<f32>)> {
         return Err(bad(&format!("expected a 2-D matrix, found shape {dims:?}")));
     };
     let body = &bytes[start + header_len..];
-    if body.len() != rows * cols * 4 {
+    let needed = rows.checked_mul(cols).and_then(|n| n.checked_mul(4));
+    if needed != Some(body.len()) {
+        let how = if needed.is_none_or(|n| body.len() < n) {
+            "truncated"
+        } else {
+            "longer than its shape"
+        };
+        let needed = needed.map_or("more than 2^64".to_string(), |n| n.to_string());
         return Err(bad(&format!(
-            "truncated: shape ({rows}, {cols}) needs {} bytes of data, found {}",
-            rows * cols * 4,
+            "{how}: shape ({rows}, {cols}) needs {needed} bytes of data, found {}",
             body.len()
         )));
     }

@@ -1,9 +1,34 @@
 //! Bad input through the command line: each gives exit code 2 and one line on stderr that
-//! names the file and the field, and leaves no run folder that looks complete.
+//! names the file and the field, says each clause once, and leaves no run folder that looks
+//! complete.
 mod common;
 
 use common::{fixclf, tiny_config};
 use std::path::Path;
+
+/// An error read once: one line, no panic, and no clause (of three words or more, between
+/// `: ` and `; `) said twice, as when a cause is folded into its own context.
+fn assert_read_once(err: &str) {
+    assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+    if let Some(c) = fixclf::fuzzing::repeated_clause(err) {
+        panic!("`{c}` said twice in: {err}");
+    }
+}
+
+/// Runs fixclf; asserts exit 2 and an error read once that contains every `want`.
+fn fails(args: &[&str], want: &[&str]) -> String {
+    let (code, _, err) = fixclf(args);
+    assert_eq!(code, 2, "{args:?}: {err}");
+    assert_read_once(&err);
+    for w in want {
+        assert!(err.contains(w), "{args:?}: `{w}` not in: {err}");
+    }
+    err
+}
 
 /// Runs `fixclf train` on a config; asserts exit 2 and a one-line error containing `want`.
 fn train_fails(config: &Path, set: &[&str], want: &[&str]) -> String {
@@ -12,13 +37,7 @@ fn train_fails(config: &Path, set: &[&str], want: &[&str]) -> String {
         args.push("--set");
         args.push(s);
     }
-    let (code, _, err) = fixclf(&args);
-    assert_eq!(code, 2, "{args:?}: {err}");
-    assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
-    for w in want {
-        assert!(err.contains(w), "{args:?}: `{w}` not in: {err}");
-    }
-    err
+    fails(&args, want)
 }
 
 #[test]
@@ -80,7 +99,11 @@ fn missing_or_empty_corpus() {
     let cfg = tiny_config(dir.path(), "c", "");
     let missing = dir.path().join("nowhere");
     let set = format!("lm.data.dir=\"{}\"", missing.display());
-    train_fails(&cfg, &[&set], &["nowhere/train.txt", "data/fetch.sh"]);
+    train_fails(
+        &cfg,
+        &[&set],
+        &["nowhere/train.txt", "data/fetch.sh", "lm.data.dir"],
+    );
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     for f in ["train.txt", "valid.txt", "test.txt"] {
@@ -104,7 +127,33 @@ fn missing_embeddings_file_for_a_pretrained_mode() {
             "head.mode=fixed-word2vec",
             "head.embeddings=\"embeddings/none.npy\"",
         ],
-        &["none.npy"],
+        &[
+            cfg.to_str().unwrap(),
+            "head.embeddings",
+            "none.npy",
+            "fixclf embed word2vec",
+        ],
+    );
+}
+
+/// C > N + 1 is only known once the vocabulary is: the error still names the file and field.
+#[test]
+fn simplex_wider_than_the_features_names_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(dir.path(), "s", "");
+    train_fails(
+        &cfg,
+        &[
+            "head.mode=fixed-simplex",
+            "lm.model.hidden_size=4",
+            "lm.model.emb_size=4",
+        ],
+        &[
+            cfg.to_str().unwrap(),
+            "head.mode",
+            "C <= N + 1",
+            "orthogonal",
+        ],
     );
 }
 
@@ -132,39 +181,37 @@ fn existing_run_needs_resume_or_force_and_truncated_checkpoints_are_refused() {
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
     }
-    let (code, _, err) = fixclf(&["eval", "--run", run.to_str().unwrap()]);
-    assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("best.safetensors") && err.contains("truncated"),
-        "{err}"
+    fails(
+        &["eval", "--run", run.to_str().unwrap()],
+        &["best.safetensors", "truncated"],
     );
-    let (code, _, err) = fixclf(&[
-        "train",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--quiet",
-        "--resume",
-        "--set",
-        "train.epochs=2",
-    ]);
-    assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("last.safetensors") && err.contains("truncated"),
-        "{err}"
+    fails(
+        &[
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--quiet",
+            "--resume",
+            "--set",
+            "train.epochs=2",
+        ],
+        &["last.safetensors", "truncated"],
     );
     // Not a run folder at all.
-    let (code, _, err) = fixclf(&["eval", "--run", dir.path().to_str().unwrap()]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("not a run folder"), "{err}");
+    fails(
+        &["eval", "--run", dir.path().to_str().unwrap()],
+        &["not a run folder"],
+    );
 }
 
 /// An I/O error says its cause once (it used to read `...: No such file or directory (os
 /// error 2): No such file or directory (os error 2)`).
 #[test]
 fn io_errors_say_their_cause_once() {
-    let (code, _, err) = fixclf(&["train", "--config", "/nonexistent.toml"]);
-    assert_eq!(code, 2);
-    assert!(err.contains("/nonexistent.toml"), "{err}");
+    let err = fails(
+        &["train", "--config", "/nonexistent.toml"],
+        &["/nonexistent.toml"],
+    );
     assert_eq!(err.matches("No such file").count(), 1, "{err}");
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
@@ -173,8 +220,20 @@ fn io_errors_say_their_cause_once() {
         "[vision.data]\ndataset = \"cifar10\"\ndir = \"nowhere\"\n[train]\nclip = 0.0\n",
     )
     .unwrap();
-    let (code, _, err) = fixclf(&["params", "--config", cfg.to_str().unwrap()]);
-    assert_eq!(code, 2);
-    assert!(err.contains("cifar-10-binary.tar.gz"), "{err}");
+    let err = fails(
+        &["params", "--config", cfg.to_str().unwrap()],
+        &["cifar-10-binary.tar.gz"],
+    );
     assert_eq!(err.matches("cannot be downloaded").count(), 1, "{err}");
+    // A missing IDX folder says its fix once too.
+    std::fs::write(
+        &cfg,
+        "[vision.data]\ndataset = \"fashion-mnist\"\ndir = \"nowhere\"\n[train]\nclip = 0.0\n",
+    )
+    .unwrap();
+    let err = fails(
+        &["params", "--config", cfg.to_str().unwrap()],
+        &["nowhere/train-images-idx3-ubyte.gz", "make data-vision"],
+    );
+    assert_eq!(err.matches("make data-vision").count(), 1, "{err}");
 }

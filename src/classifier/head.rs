@@ -181,7 +181,31 @@ impl HeadConfig {
         if kind == FixedKind::Pretrained {
             spec.source = Some(self.embeddings.clone());
         }
-        FixedMatrix::build(&spec, words).map(Some)
+        // Name the config field behind the failure (`tasks::build` adds the file).
+        FixedMatrix::build(&spec, words)
+            .map(Some)
+            .map_err(|e| match e {
+                Error::Arg { msg, .. } if kind != FixedKind::Pretrained => {
+                    Error::arg("head.mode", format!("{}: {msg}", self.mode))
+                }
+                Error::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+                    Error::arg(
+                        "head.embeddings",
+                        format!(
+                            "{}: {source}; compute it with `fixclf embed {} --out {}` or point \
+                         head.embeddings at an existing file",
+                            path.display(),
+                            if self.mode == HeadMode::FixedPmi {
+                                "pmi"
+                            } else {
+                                "word2vec"
+                            },
+                            path.with_extension("").display()
+                        ),
+                    )
+                }
+                e => e,
+            })
     }
 }
 

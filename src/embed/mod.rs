@@ -25,7 +25,7 @@ pub mod word2vec;
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{sha256_file, write_bytes_atomic};
 use crate::lm::corpus::Vocab;
-use crate::vectors::{write_npy_with_vocab, WordVectors};
+use crate::vectors::{write_npy_with_vocab, WordVectors, NPY_SHA_KEY, VOCAB_SHA_KEY};
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -281,6 +281,17 @@ pub fn is_up_to_date(
     meta.get("params") == Some(params_json)
         && meta.get("corpus_sha256").and_then(|v| v.as_str()) == Some(corpus_sha)
         && meta.get("tokenizer_sha256").and_then(|v| v.as_str()) == tokenizer_sha
+        && intact(&meta, NPY_SHA_KEY, &p.npy)
+        && intact(&meta, VOCAB_SHA_KEY, &p.vocab)
+}
+
+/// Whether `file` still has the SHA-256 that `meta` recorded under `key` (true when none was
+/// recorded, as by fixclf before 0.1.1): a damaged output is stale and is computed again.
+fn intact(meta: &serde_json::Value, key: &str, file: &Path) -> bool {
+    match meta.get(key).and_then(|v| v.as_str()) {
+        Some(want) => sha256_file(file).is_ok_and(|sha| sha == want),
+        None => true,
+    }
 }
 
 /// What [`compute`] did.
@@ -425,6 +436,10 @@ pub fn compute(
         "words_per_sec": words_per_sec,
         "stats": stats,
         "fixclf_version": env!("CARGO_PKG_VERSION"),
+        // Read back by `vectors::read_npy_with_vocab` and `is_up_to_date`: a damaged file is
+        // refused (or recomputed) instead of training on it.
+        NPY_SHA_KEY: sha256_file(&paths.npy)?,
+        VOCAB_SHA_KEY: sha256_file(&paths.vocab)?,
     });
     let text = serde_json::to_string_pretty(&meta).unwrap_or_default() + "\n";
     write_bytes_atomic(&paths.json, text.as_bytes())?;

@@ -74,7 +74,14 @@ pub struct Checkpoint {
 impl Checkpoint {
     pub fn load(path: &Path) -> Result<Checkpoint> {
         let bytes = std::fs::read(path).at(path)?;
-        let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses a checkpoint from its bytes; `path` names the file in errors (and in the
+    /// result). safetensors checks the header's offsets and shapes against the buffer, so
+    /// no tensor is allocated from a size the bytes do not hold.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
+        let st = SafeTensors::deserialize(bytes).map_err(|e| {
             Error::bad_file(
                 path,
                 format!(
@@ -83,7 +90,7 @@ impl Checkpoint {
                 ),
             )
         })?;
-        let (_, header) = SafeTensors::read_metadata(&bytes)
+        let (_, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| Error::bad_file(path, format!("unreadable header ({e})")))?;
         let metadata = header.metadata().clone().unwrap_or_default();
         let mut tensors = HashMap::new();
@@ -94,7 +101,24 @@ impl Checkpoint {
                     format!("tensor `{name}` is {:?}, expected F32", view.dtype()),
                 ));
             }
-            let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+            // safetensors checks the product of the shape against the data, but a shape
+            // with a zero in it lets another dimension be any u64, which libtorch refuses.
+            let shape: Vec<i64> = view
+                .shape()
+                .iter()
+                .map(|&d| i64::try_from(d))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| {
+                    Error::bad_file(
+                        path,
+                        format!(
+                            "tensor `{name}` has shape {:?}, too large for libtorch; the \
+                             checkpoint is damaged: delete it, or resume from the other \
+                             checkpoint of the run",
+                            view.shape()
+                        ),
+                    )
+                })?;
             let t = Tensor::from_data_size(view.data(), &shape, Kind::Float);
             tensors.insert(name, t);
         }

@@ -360,7 +360,26 @@ fn cut_torn_tail(file: &mut std::fs::File) -> std::io::Result<()> {
 /// Reads the events of a metrics file. A torn last line (a process killed mid-write) is
 /// skipped; any other line that is not an event is an error naming the line.
 pub fn read_events(path: &Path) -> Result<Vec<Event>> {
-    let text = std::fs::read_to_string(path).at(path)?;
+    let bytes = std::fs::read(path).at(path)?;
+    parse_events(&bytes, path)
+}
+
+/// Parses the lines of a `metrics.jsonl` (see [`read_events`]); `path` names the file in
+/// errors.
+pub fn parse_events(bytes: &[u8], path: &Path) -> Result<Vec<Event>> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        // Cut inside the last character: a torn last line, skipped below like any other.
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(e) => {
+            return Err(Error::bad_file(
+                path,
+                format!("not UTF-8 text ({e}); the file is damaged: delete the run folder"),
+            ))
+        }
+    };
     let lines: Vec<&str> = text.lines().collect();
     let mut events = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
@@ -447,8 +466,13 @@ fn default_task() -> String {
 impl Summary {
     /// Reads `summary.json`, with an error that names the file and the fix.
     pub fn load(path: &Path) -> Result<Summary> {
-        let text = std::fs::read_to_string(path).at(path)?;
-        serde_json::from_str(&text).map_err(|e| {
+        let bytes = std::fs::read(path).at(path)?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Parses a `summary.json`; `path` names the file in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Summary> {
+        serde_json::from_slice(bytes).map_err(|e| {
             Error::bad_file(
                 path,
                 format!(

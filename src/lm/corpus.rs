@@ -7,6 +7,7 @@
 //! up with a PyTorch model built from the same files.
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil::{sha256_bytes, sha256_file, write_atomic};
+use sha2::Digest;
 use std::collections::HashMap;
 use std::io::Write;
 use std::ops::Deref;
@@ -119,8 +120,34 @@ impl Vocab {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "no such tokenizer file"),
             ));
         }
-        let tokenizer = Tokenizer::from_file(path)
-            .map_err(|e| Error::bad_file(path, format!("not a readable tokenizer.json ({e})")))?;
+        let bytes = std::fs::read(path).at(path)?;
+        Self::from_json_bytes(&bytes, path)
+    }
+
+    /// Parses a `tokenizer.json` from its bytes; `path` names the file in errors.
+    pub fn from_json_bytes(bytes: &[u8], path: &Path) -> Result<Vocab> {
+        // JSON first, strings decoded (a `Value`, not `IgnoredAny`, which lets a bad `\u`
+        // escape through): tokenizers 0.22 panics (`expect("Helper")`) on a JSON error
+        // inside the `decoder` object instead of returning it (found by fuzz/ `tokenizer`).
+        if let Err(e) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            return Err(Error::bad_file(
+                path,
+                format!(
+                    "not a readable tokenizer.json (invalid JSON: {e}); delete it to rebuild \
+                     the vocabulary from the corpus"
+                ),
+            ));
+        }
+        let tokenizer = Tokenizer::from_bytes(bytes).map_err(|e| {
+            Error::bad_file(
+                path,
+                format!(
+                    "not a readable tokenizer.json ({}); delete it to rebuild the vocabulary \
+                     from the corpus",
+                    one_line(&e.to_string())
+                ),
+            )
+        })?;
         Self::from_tokenizer(tokenizer, path)
     }
 
@@ -247,31 +274,31 @@ impl Vocab {
             &self.hash[..16]
         ));
         if cache.exists() {
-            if let Ok(ids) = TokenIds::map(&cache) {
-                if ids.iter().all(|&i| (i as usize) < self.len()) {
-                    return Ok(ids);
-                }
+            match TokenIds::map(&cache, self.len()) {
+                Ok(ids) => return Ok(ids),
+                // The cache is derived data: a damaged one is rebuilt, and said so.
+                Err(e) => eprintln!("note: {e}; rebuilding it"),
             }
         }
         let text = read_corpus_text(path)?;
         let ids = self.encode_text(&text, path)?;
         std::fs::create_dir_all(cache_dir).at(cache_dir)?;
-        write_atomic(&cache, |w| {
-            for chunk in ids.chunks(1 << 16) {
-                let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();
-                w.write_all(&bytes)?;
-            }
-            Ok(())
-        })?;
-        TokenIds::map(&cache)
+        write_token_cache(&cache, &ids)?;
+        TokenIds::map(&cache, self.len())
     }
+}
+
+/// Whitespace runs (newlines included) as one space: library messages go on one line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Reads a corpus file as UTF-8, rejecting a missing or empty one with a clear message.
 pub fn read_corpus_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::NotFound {
-            " (run `make data` or data/fetch.sh, or fix the path in the config)"
+            " (run `make data` or data/fetch.sh, or fix the path: lm.data.dir in the config, \
+             --corpus for fixclf embed)"
         } else {
             ""
         };
@@ -297,19 +324,73 @@ impl std::fmt::Debug for TokenIds {
     }
 }
 
+/// The first bytes of a token cache (format 2; format 1 had no header and is rebuilt).
+const CACHE_MAGIC: &[u8; 16] = b"fixclf-tokens-2\n";
+/// Header: magic, token count (u64 LE), SHA-256 of the ids, zero padding. 64 bytes keep the
+/// ids 4-byte aligned in the map.
+const CACHE_HEADER: usize = 64;
+
+/// Writes a token cache: the header, then the ids as little-endian u32.
+fn write_token_cache(path: &Path, ids: &[u32]) -> Result<()> {
+    let le = |chunk: &[u32]| -> Vec<u8> { chunk.iter().flat_map(|x| x.to_le_bytes()).collect() };
+    let mut hasher = sha2::Sha256::new();
+    for chunk in ids.chunks(1 << 16) {
+        sha2::Digest::update(&mut hasher, le(chunk));
+    }
+    let mut header = [0u8; CACHE_HEADER];
+    header[..16].copy_from_slice(CACHE_MAGIC);
+    header[16..24].copy_from_slice(&(ids.len() as u64).to_le_bytes());
+    header[24..56].copy_from_slice(&sha2::Digest::finalize(hasher));
+    write_atomic(path, |w| {
+        w.write_all(&header)?;
+        for chunk in ids.chunks(1 << 16) {
+            w.write_all(&le(chunk))?;
+        }
+        Ok(())
+    })
+}
+
+/// Checks a token cache's bytes: header, length against the recorded count, SHA-256 of the
+/// ids (a bit flip in an id would silently change the data) and every id below
+/// `vocab_size`. Returns the number of tokens.
+pub fn check_token_cache(bytes: &[u8], path: &Path, vocab_size: usize) -> Result<usize> {
+    let bad = |msg: String| Error::bad_file(path, format!("damaged token cache: {msg}"));
+    if bytes.len() < CACHE_HEADER || &bytes[..16] != CACHE_MAGIC {
+        return Err(bad("no fixclf-tokens-2 header".into()));
+    }
+    let mut count = [0u8; 8];
+    count.copy_from_slice(&bytes[16..24]);
+    let count = u64::from_le_bytes(count);
+    let body = &bytes[CACHE_HEADER..];
+    if count.checked_mul(4) != Some(body.len() as u64) {
+        return Err(bad(format!(
+            "the header records {count} tokens but {} bytes of ids follow",
+            body.len()
+        )));
+    }
+    if sha2::Sha256::digest(body)[..] != bytes[24..56] {
+        return Err(bad("the ids do not match their SHA-256".into()));
+    }
+    if let Some(i) = body
+        .chunks_exact(4)
+        .position(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize >= vocab_size)
+    {
+        return Err(bad(format!(
+            "token {i} is outside the vocabulary of {vocab_size} words"
+        )));
+    }
+    Ok(count as usize)
+}
+
 impl TokenIds {
-    fn map(path: &Path) -> Result<TokenIds> {
+    /// Maps a token cache after [`check_token_cache`].
+    fn map(path: &Path, vocab_size: usize) -> Result<TokenIds> {
         let file = std::fs::File::open(path).at(path)?;
         // Safety: the cache is written atomically (temp + rename) and never modified in place.
         let mmap = unsafe { memmap2::Mmap::map(&file) }.at(path)?;
-        if mmap.len() % 4 != 0 {
-            return Err(Error::bad_file(
-                path,
-                "token cache length is not a multiple of 4",
-            ));
-        }
+        check_token_cache(&mmap, path, vocab_size)?;
         if cfg!(target_endian = "big") || mmap.as_ptr() as usize % 4 != 0 {
-            let ids = mmap
+            let ids = mmap[CACHE_HEADER..]
                 .chunks_exact(4)
                 .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
@@ -326,7 +407,10 @@ impl Deref for TokenIds {
             TokenIds::Owned(v) => v,
             // Safety: alignment and length checked in `map`; little-endian host.
             TokenIds::Mapped(m) => unsafe {
-                std::slice::from_raw_parts(m.as_ptr() as *const u32, m.len() / 4)
+                std::slice::from_raw_parts(
+                    m.as_ptr().add(CACHE_HEADER) as *const u32,
+                    (m.len() - CACHE_HEADER) / 4,
+                )
             },
         }
     }

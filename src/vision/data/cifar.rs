@@ -121,55 +121,76 @@ pub(super) fn load_cifar(dir: &Path, format: &CifarFormat) -> Result<(ImageSet, 
 }
 
 /// Reads and concatenates CIFAR binary files; each must be a whole, non-zero number of
-/// records with labels in range.
+/// records with labels in range. Every length is checked before the data is allocated.
 pub(super) fn read_cifar(paths: &[PathBuf], format: &CifarFormat, dir: &Path) -> Result<ImageSet> {
-    let record = format.record();
-    let mut lens = Vec::with_capacity(paths.len());
+    let mut n = 0;
     for path in paths {
         let len = std::fs::metadata(path).at(path)?.len();
-        if len == 0 || len % record as u64 != 0 {
-            return Err(Error::bad_file(
-                path,
-                format!(
-                    "{len} bytes is not a whole number of {record}-byte {} records \
-                     ({} label byte{} + {CIFAR_PIXELS} pixels); the file is truncated or not \
-                     from the binary version; {}",
-                    format.name,
-                    format.label_bytes,
-                    if format.label_bytes > 1 { "s" } else { "" },
-                    format.fix(dir)
-                ),
-            ));
-        }
-        lens.push(len as usize / record);
+        n += check_cifar_len(len, path, format, dir)?;
     }
-    let n: usize = lens.iter().sum();
     let mut images = Vec::with_capacity(n * CIFAR_PIXELS);
     let mut labels = Vec::with_capacity(n);
     for path in paths {
         let bytes = std::fs::read(path).at(path)?;
-        for (i, rec) in bytes.chunks_exact(record).enumerate() {
-            for (b, &classes) in format.label_classes.iter().enumerate() {
-                if rec[b] as i64 >= classes {
-                    return Err(Error::bad_file(
-                        path,
-                        format!(
-                            "label byte {b} of record {i} is {}, out of range (0 to {}); the \
-                             file is corrupt; {}",
-                            rec[b],
-                            classes - 1,
-                            format.fix(dir)
-                        ),
-                    ));
-                }
-            }
-            labels.push(rec[format.label_bytes - 1] as i64);
-            images.extend_from_slice(&rec[format.label_bytes..]);
-        }
+        parse_cifar(&bytes, path, format, dir, &mut images, &mut labels)?;
     }
+    // The files may have changed between the two passes: count what was read.
+    let n = labels.len() as i64;
     Ok(ImageSet {
-        images: Tensor::from_slice(&images).view([n as i64, 3, 32, 32]),
+        images: Tensor::from_slice(&images).view([n, 3, 32, 32]),
         labels: Tensor::from_slice(&labels),
         classes: format.classes(),
     })
+}
+
+/// A file of `len` bytes must hold a whole, non-zero number of records: returns how many.
+fn check_cifar_len(len: u64, path: &Path, format: &CifarFormat, dir: &Path) -> Result<usize> {
+    let record = format.record();
+    if len == 0 || len % record as u64 != 0 {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "{len} bytes is not a whole number of {record}-byte {} records \
+                 ({} label byte{} + {CIFAR_PIXELS} pixels); the file is truncated or not \
+                 from the binary version; {}",
+                format.name,
+                format.label_bytes,
+                if format.label_bytes > 1 { "s" } else { "" },
+                format.fix(dir)
+            ),
+        ));
+    }
+    Ok((len / record as u64) as usize)
+}
+
+/// Appends the records of one CIFAR binary file (its bytes) to `images` and `labels`;
+/// `path` names it in errors.
+pub(super) fn parse_cifar(
+    bytes: &[u8],
+    path: &Path,
+    format: &CifarFormat,
+    dir: &Path,
+    images: &mut Vec<u8>,
+    labels: &mut Vec<i64>,
+) -> Result<()> {
+    check_cifar_len(bytes.len() as u64, path, format, dir)?;
+    for (i, rec) in bytes.chunks_exact(format.record()).enumerate() {
+        for (b, &classes) in format.label_classes.iter().enumerate() {
+            if rec[b] as i64 >= classes {
+                return Err(Error::bad_file(
+                    path,
+                    format!(
+                        "label byte {b} of record {i} is {}, out of range (0 to {}); the \
+                         file is corrupt; {}",
+                        rec[b],
+                        classes - 1,
+                        format.fix(dir)
+                    ),
+                ));
+            }
+        }
+        labels.push(rec[format.label_bytes - 1] as i64);
+        images.extend_from_slice(&rec[format.label_bytes..]);
+    }
+    Ok(())
 }

@@ -58,22 +58,28 @@ pub(super) fn load_idx_split(dir: &Path, split: &str, fix: &str) -> Result<Image
             ),
         ));
     }
-    if let Some(i) = labels.data.iter().position(|&l| l as i64 >= IDX_CLASSES) {
-        return Err(Error::bad_file(
-            &labels_path,
-            format!(
-                "label {} of item {i} is out of range (0 to {}); the file is corrupt: {fix}",
-                labels.data[i],
-                IDX_CLASSES - 1
-            ),
-        ));
-    }
+    check_idx_labels(&labels.data, &labels_path, fix)?;
     let (rows, cols) = (images.dims[1] as i64, images.dims[2] as i64);
     Ok(ImageSet {
         images: Tensor::from_slice(&images.data).view([n as i64, 1, rows, cols]),
         labels: Tensor::from_slice(&labels.data).to_kind(Kind::Int64),
         classes: IDX_CLASSES,
     })
+}
+
+/// Every label must be a class of MNIST / Fashion-MNIST.
+pub(super) fn check_idx_labels(labels: &[u8], path: &Path, fix: &str) -> Result<()> {
+    match labels.iter().position(|&l| l as i64 >= IDX_CLASSES) {
+        Some(i) => Err(Error::bad_file(
+            path,
+            format!(
+                "label {} of item {i} is out of range (0 to {}); the file is corrupt: {fix}",
+                labels[i],
+                IDX_CLASSES - 1
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// `<dir>/<stem>` when it exists, else `<dir>/<stem>.gz`; a missing pair is an error that
@@ -109,9 +115,20 @@ pub(super) struct Idx {
 pub(super) fn read_idx(path: &Path, ndims: usize, what: &str, fix: &str) -> Result<Idx> {
     let file = std::fs::File::open(path).at(path)?;
     let file_len = file.metadata().at(path)?.len();
-    let mut buffered = BufReader::new(file);
+    parse_idx(BufReader::new(file), file_len, path, ndims, what, fix)
+}
+
+/// Parses an IDX stream of `file_len` bytes (see [`read_idx`]); `path` names it in errors.
+pub(super) fn parse_idx(
+    mut buffered: impl BufRead,
+    file_len: u64,
+    path: &Path,
+    ndims: usize,
+    what: &str,
+    fix: &str,
+) -> Result<Idx> {
     let gz = buffered.fill_buf().at(path)?.starts_with(&[0x1f, 0x8b]);
-    let mut reader: Box<dyn Read> = if gz {
+    let mut reader: Box<dyn Read + '_> = if gz {
         Box::new(flate2::read::MultiGzDecoder::new(buffered))
     } else {
         Box::new(buffered)

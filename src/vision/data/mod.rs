@@ -208,6 +208,36 @@ pub fn load(kind: DatasetKind, dir: &Path, synthetic: Option<SyntheticSpec>) -> 
     })
 }
 
+/// Parses one IDX file's bytes (`ndims` 1: labels, checked against the 10 classes; 3:
+/// images) as `fashion-mnist` reads it; returns the dimensions. For `crate::fuzzing`.
+pub(crate) fn parse_idx_bytes(bytes: &[u8], path: &Path, ndims: usize) -> Result<Vec<usize>> {
+    let what = if ndims == 1 { "labels" } else { "images" };
+    let idx = idx::parse_idx(
+        bytes,
+        bytes.len() as u64,
+        path,
+        ndims,
+        what,
+        FASHION_MNIST_FIX,
+    )?;
+    if ndims == 1 {
+        idx::check_idx_labels(&idx.data, path, FASHION_MNIST_FIX)?;
+    }
+    Ok(idx.dims)
+}
+
+/// Parses one CIFAR-10 (`cifar100` false) or CIFAR-100 binary file's bytes; returns the
+/// number of images. For `crate::fuzzing`.
+pub(crate) fn parse_cifar_bytes(bytes: &[u8], path: &Path, cifar100: bool) -> Result<usize> {
+    let (format, dir) = match cifar100 {
+        false => (&CIFAR10, Path::new(DatasetKind::Cifar10.default_dir())),
+        true => (&CIFAR100, Path::new(DatasetKind::Cifar100.default_dir())),
+    };
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    cifar::parse_cifar(bytes, path, format, dir, &mut images, &mut labels)?;
+    Ok(labels.len())
+}
+
 /// Per-channel mean and (population) std of u8 images `[N, C, H, W]`, in `[0, 1]` units.
 pub fn channel_mean_std(images: &Tensor) -> (Vec<f64>, Vec<f64>) {
     let x = images.to_kind(Kind::Double) / 255.0;
