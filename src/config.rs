@@ -344,8 +344,24 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
 pub fn load_run_config(path: &Path, overrides: &[String]) -> Result<Config> {
     let (mut value, origin) = read_toml(path, &[])?;
     migrate_legacy(&mut value);
+    keep_canonical_orientation(&mut value);
     apply_overrides(&mut value, overrides)?;
     from_value(value, &origin)
+}
+
+/// A run folder's config written before `head.random_orientation` existed trained the
+/// canonical Hadamard and simplex matrices: keep them (its checkpoints record them).
+fn keep_canonical_orientation(value: &mut toml::Value) {
+    let Some(table) = value.as_table_mut() else {
+        return;
+    };
+    let head = table
+        .entry("head")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(head) = head.as_table_mut() {
+        head.entry("random_orientation")
+            .or_insert(toml::Value::Boolean(false));
+    }
 }
 
 fn read_toml(path: &Path, overrides: &[String]) -> Result<(toml::Value, String)> {
@@ -380,6 +396,7 @@ pub fn from_toml_bytes(bytes: &[u8], origin: &str, legacy: bool) -> Result<Confi
     let mut value = parse_toml_bytes(bytes, origin)?;
     if legacy {
         migrate_legacy(&mut value);
+        keep_canonical_orientation(&mut value);
     }
     from_value(value, origin)
 }
@@ -480,141 +497,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const LM: &str = "[lm]\n";
-
-    #[test]
-    fn defaults_are_the_paper_lm_recipe() {
-        let c = from_toml_str(LM, "x.toml").unwrap();
-        assert_eq!(c.train.lr, 20.0);
-        assert_eq!(c.train.clip, 0.25);
-        assert_eq!(c.train.batch_size, 20);
-        assert_eq!(c.train.eval_batch_size, 10);
-        let lm = c.lm().unwrap();
-        assert_eq!(lm.bptt, 35);
-        assert_eq!(lm.model.dropout_output, 0.5);
-        assert_eq!(lm.model.hidden_size, 512);
-        // Round trip through the resolved TOML.
-        assert_eq!(from_toml_str(&c.to_toml(), "y").unwrap(), c);
-        let e = from_toml_str("", "z.toml").unwrap_err().to_string();
-        assert!(e.contains("z.toml") && e.contains("[lm]"), "{e}");
-        let e = from_toml_str("[lm]\n[vision]\n", "z.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("one task"), "{e}");
-    }
-
-    #[test]
-    fn unknown_key_names_file_and_field() {
-        let e = from_toml_str("[lm]\n[train]\nlrr = 3\n", "configs/a.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("configs/a.toml") && e.contains("train.lrr") && e.contains("unknown field"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn wrong_type_names_field() {
-        let e = from_toml_str("[lm.model]\nlayers = \"two\"\n", "a.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("lm.model.layers") && e.contains("invalid type"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn bad_values_name_the_field() {
-        for (text, field) in [
-            ("[lm.model]\nhidden_size = 0", "lm.model.hidden_size"),
-            ("[lm.model]\nemb_size = -5", "lm.model.emb_size"),
-            ("[lm]\n[train]\nbatch_size = 0", "train.batch_size"),
-            ("[lm]\n[train]\nlr = -1.0", "train.lr"),
-            ("[lm]\n[train]\nmomentum = 1.5", "train.momentum"),
-            ("[lm]\n[train]\nnesterov = true", "train.nesterov"),
-            (
-                "[lm]\n[train]\nschedule = \"multi-step\"",
-                "train.milestones",
-            ),
-            ("[lm]\n[train]\ndevice = \"cuda:x\"", "train.device"),
-            (
-                "[lm.model]\ndropout_output = 1.5",
-                "lm.model.dropout_output",
-            ),
-            ("[lm]\nbptt = 0", "lm.bptt"),
-            (
-                "[head]\nmode = \"tied\"\n[lm.model]\nemb_size = 256",
-                "head.mode",
-            ),
-            ("[lm]\n[head]\nmode = \"fixed-pmi\"", "head.embeddings"),
-            ("[lm]\n[head]\nmode = \"nope\"", "head.mode"),
-            ("[lm]\n[head]\nalpha_init = -1", "head.alpha_init"),
-        ] {
-            let e = from_toml_str(text, "c.toml").unwrap_err().to_string();
-            assert!(e.contains(field) && e.contains("c.toml"), "{text}: {e}");
-        }
-    }
-
-    #[test]
-    fn overrides_set_nested_fields() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("c.toml");
-        std::fs::write(&p, "name = \"a\"\n[train]\nlr = 1.0\n[lm]\n").unwrap();
-        let c = load(
-            &p,
-            &[
-                "train.lr=0.5".into(),
-                "head.mode=fixed-orthogonal".into(),
-                "lm.model.layers=3".into(),
-            ],
-        )
-        .unwrap();
-        assert_eq!(c.train.lr, 0.5);
-        assert_eq!(c.head.mode, HeadMode::FixedOrthogonal);
-        assert_eq!(c.lm().unwrap().model.layers, 3);
-        let e = load(&p, &["train.bogus=1".into()]).unwrap_err().to_string();
-        assert!(e.contains("train.bogus") && e.contains("--set"), "{e}");
-        let e = load(&p, &["nonsense".into()]).unwrap_err().to_string();
-        assert!(e.contains("--set"), "{e}");
-        let e = load(&p, &["train.on_nonfinite=ignore".into()])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("train.on_nonfinite") && e.contains("stop") && e.contains("skip"),
-            "{e}"
-        );
-        let c = load(&p, &["train.on_nonfinite=skip".into()]).unwrap();
-        assert_eq!(c.train.on_nonfinite, OnNonFinite::Skip);
-    }
-
-    /// A config file of the old layout is refused with the moves to make; a run folder's
-    /// config of that layout is migrated.
-    #[test]
-    fn legacy_layout_is_refused_in_files_and_migrated_in_run_folders() {
-        let old = "name = \"r\"\n[data]\ndir = \"data/ptb\"\n[model]\nemb_size = 64\n\
-                   hidden_size = 64\n[output]\nmode = \"fixed-orthogonal\"\n\
-                   input_embedding = \"learned\"\n[train]\nlr = 2.0\nbptt = 12\nasgd = true\n";
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("config.toml");
-        std::fs::write(&p, old).unwrap();
-        let e = load(&p, &[]).unwrap_err().to_string();
-        assert!(
-            e.contains("config.toml") && e.contains("[lm.data]") && e.contains("[head]"),
-            "{e}"
-        );
-        let c = load_run_config(&p, &[]).unwrap();
-        let lm = c.lm().unwrap();
-        assert_eq!(lm.data.dir, PathBuf::from("data/ptb"));
-        assert_eq!(lm.model.emb_size, 64);
-        assert_eq!(lm.model.input_embedding, InputEmbedding::Learned);
-        assert_eq!(lm.bptt, 12);
-        assert!(lm.asgd);
-        assert_eq!(c.head.mode, HeadMode::FixedOrthogonal);
-        assert_eq!(c.train.lr, 2.0);
-    }
-}
+mod tests;

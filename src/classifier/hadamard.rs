@@ -72,6 +72,9 @@ pub(crate) struct Hadamard {
     pub hb: Tensor,
 }
 
+/// Mixed into the seed of the column signs' stream, apart from the blocks' stream.
+const COLUMN_SIGNS_STREAM: u64 = 0xC01_5165;
+
 /// `(-1)^popcount(a & b)` as +-1: entry `(a, b)` of the Sylvester matrix.
 pub(crate) fn walsh(a: usize, b: usize) -> i8 {
     if (a & b).count_ones() % 2 == 0 {
@@ -127,7 +130,20 @@ pub fn hadamard_prefers_dense(c: i64, n: i64) -> bool {
 const HADAMARD_DENSE_MAX: i64 = 1 << 16;
 
 impl Hadamard {
+    /// The canonical matrix (no column signs), for the tests.
+    #[cfg(test)]
     pub fn new(c: i64, n: i64, seed: u64) -> Result<Self> {
+        Self::with_column_signs(c, n, seed, false)
+    }
+
+    /// The matrix of the module docs (`C x N`, blocks `d_k` from `seed`), with every `d_k` also
+    /// multiplied by one seeded random +-1 vector
+    /// `s` when `column_signs`: `Q diag(s)`, so no row is all positive (row 0 of Sylvester's
+    /// matrix is all ones, and on non-negative features, such as a ReLU network's pooled
+    /// ones, its logit is never below any other row's). `Q Q^T` is unchanged, and so are the
+    /// fast transform and its cost; `s` comes from its own stream, so the blocks' `d_k` are
+    /// the same either way.
+    pub fn with_column_signs(c: i64, n: i64, seed: u64, column_signs: bool) -> Result<Self> {
         if c < 1 || n < 1 {
             return Err(Error::arg(
                 "hadamard",
@@ -162,6 +178,15 @@ impl Hadamard {
             });
             if !clash {
                 diag.push(cand);
+            }
+        }
+        if column_signs {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ COLUMN_SIGNS_STREAM);
+            let s: Vec<i8> = (0..nu)
+                .map(|_| if rng.gen::<bool>() { 1 } else { -1 })
+                .collect();
+            for d in &mut diag {
+                d.iter_mut().zip(&s).for_each(|(x, y)| *x *= y);
             }
         }
         let scale = 1.0 / (n as f32).sqrt();

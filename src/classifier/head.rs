@@ -105,6 +105,12 @@ pub struct HeadConfig {
     pub alpha_init: f64,
     /// Learn alpha (true) or keep it fixed at `alpha_init` (the paper's ablation: 0.1, 1, 10).
     pub learn_alpha: bool,
+    /// fixed-hadamard and fixed-simplex: orient the structured matrix at random (seeded by
+    /// `matrix_seed`; Hadamard: random column signs, still the fast transform; simplex: a
+    /// random rotation into all N features). `Q Q^T` is unchanged, but no row is all
+    /// positive: on non-negative features (a ReLU network's pooled features) the canonical
+    /// matrices favour their first class. Run folders written before this option read false.
+    pub random_orientation: bool,
     /// Weight decay on alpha (the paper uses the classifier's weight decay).
     pub alpha_weight_decay: f64,
     /// Learned per-class bias on the fixed classifier's logits.
@@ -121,6 +127,7 @@ impl Default for HeadConfig {
             matrix_seed: 0,
             alpha_init: 10.0,
             learn_alpha: true,
+            random_orientation: true,
             alpha_weight_decay: 0.0,
             bias: true,
             loss: LossKind::CrossEntropy,
@@ -181,6 +188,8 @@ impl HeadConfig {
         if kind == FixedKind::Pretrained {
             spec.source = Some(self.embeddings.clone());
         }
+        spec.random_orientation =
+            self.random_orientation && matches!(kind, FixedKind::Hadamard | FixedKind::Simplex);
         // Name the config field behind the failure (`tasks::build` adds the file).
         FixedMatrix::build(&spec, words)
             .map(Some)

@@ -476,4 +476,40 @@ mod tests {
         assert!(after < before, "{before} -> {after}");
         assert_eq!(clf.alpha(), 10.0); // no gradient reaches alpha
     }
+
+    /// The random orientation of the Hadamard and simplex matrices keeps their Gram matrix
+    /// and leaves no row all positive; specs without it rebuild the canonical matrices.
+    #[test]
+    fn random_orientation_keeps_the_gram_matrix() {
+        for (kind, c, n) in [
+            (FixedKind::Hadamard, 10, 64),
+            (FixedKind::Hadamard, 100, 342),
+            (FixedKind::Hadamard, 300, 48),
+            (FixedKind::Simplex, 10, 128),
+            (FixedKind::Simplex, 11, 10),
+        ] {
+            let mut spec = FixedSpec::request(kind, c, n, 7);
+            let plain = FixedMatrix::build(&spec, None).unwrap().dense();
+            spec.random_orientation = true;
+            let turned = FixedMatrix::build(&spec, None).unwrap();
+            assert_eq!(turned.spec(), &spec, "the spec records the orientation");
+            let turned = turned.dense();
+            let gram = |q: &Tensor| q.matmul(&q.tr());
+            let diff = (gram(&plain) - gram(&turned)).abs().max().double_value(&[]);
+            assert!(diff < 1e-5, "{kind} {c}x{n}: Gram differs by {diff}");
+            let all_positive =
+                |q: &Tensor| q.ge(-1e-7).all_dim(1, false).any().int64_value(&[]) != 0;
+            assert!(all_positive(&plain), "{kind}: row 0 of the canonical form");
+            assert!(!all_positive(&turned), "{kind} {c}x{n}");
+            // Deterministic, and another seed turns it another way.
+            let again = FixedMatrix::build(&spec, None).unwrap().dense();
+            assert!(again.equal(&turned));
+            spec.seed = 8;
+            let other = FixedMatrix::build(&spec, None).unwrap().dense();
+            assert!(!other.equal(&turned));
+        }
+        // The spec of a canonical matrix is written as before the option existed.
+        let json = serde_json::to_string(&FixedSpec::request(FixedKind::Hadamard, 10, 64, 0));
+        assert!(!json.unwrap().contains("orientation"));
+    }
 }

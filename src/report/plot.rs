@@ -193,11 +193,17 @@ pub(crate) fn draw_note(root: &Area, title: &str, note: &str) -> PlotResult {
     Ok(())
 }
 
-/// A tick label: the value to 10 significant digits, written shortest (`0.3`, `1000`).
+/// A tick label: the value to 10 significant digits, written shortest (`0.3`, `1000`);
+/// whole thousands and millions from 10,000 up with a suffix (`20k`, `1M`), so that wide
+/// log axes stay readable.
 pub(super) fn tick_label(v: &f64) -> String {
     let r: f64 = format!("{v:.9e}").parse().unwrap_or(*v);
     if r == 0.0 {
         "0".into()
+    } else if r.abs() >= 1e6 && (r / 1e6).fract() == 0.0 {
+        format!("{}M", r / 1e6)
+    } else if r.abs() >= 1e4 && (r / 1e3).fract() == 0.0 {
+        format!("{}k", r / 1e3)
     } else {
         r.to_string()
     }
@@ -386,9 +392,10 @@ pub(super) fn draw_lines(
     draw_legend(&legend, &entries, Swatch::Line)
 }
 
-/// A log axis over `lo..hi`: plotters' log ticks (powers of ten, then 2 and 5 times them)
-/// over a range past a decade; within one, plotters' linear ticks (its log ticks are only
-/// at and between powers of ten, and a range such as 140..420 has none).
+/// A log axis over `lo..hi`: plotters' log ticks (powers of ten, then 2 and 5 times them up
+/// to three decades, powers of ten alone beyond) over a range past a decade; within one,
+/// plotters' linear ticks (its log ticks are only at and between powers of ten, and a range
+/// such as 140..420 has none).
 pub(crate) fn log_axis(lo: f64, hi: f64) -> impl Ranged<ValueType = f64> + ValueFormatter<f64> {
     let mut ticks: Vec<f64> = if hi / lo < 10.0 {
         RangedCoordf64::from(lo..hi).key_points(6)
@@ -398,7 +405,12 @@ pub(crate) fn log_axis(lo: f64, hi: f64) -> impl Ranged<ValueType = f64> + Value
             .into_iter()
             .filter(|v| {
                 let m = v / 10f64.powf(v.log10().floor());
-                [1.0, 2.0, 5.0].iter().any(|k| (m - k).abs() < 1e-6)
+                let multiples: &[f64] = if hi / lo <= 1e3 {
+                    &[1.0, 2.0, 5.0]
+                } else {
+                    &[1.0]
+                };
+                multiples.iter().any(|k| (m - k).abs() < 1e-6)
             })
             .collect()
     };
@@ -520,5 +532,10 @@ mod tests {
         assert_eq!(tick_label(&0.30000000000000004), "0.3");
         assert_eq!(tick_label(&1000.0), "1000");
         assert_eq!(tick_label(&0.0), "0");
+        assert_eq!(tick_label(&20000.0), "20k");
+        assert_eq!(tick_label(&1e6), "1M");
+        assert_eq!(tick_label(&12345.0), "12345");
+        // Past three decades: powers of ten alone.
+        assert_eq!(ticks(10.0, 1e6), vec![10.0, 100.0, 1000.0, 1e4, 1e5, 1e6]);
     }
 }
