@@ -100,8 +100,9 @@ pub struct HeadBench {
     opt: Box<dyn Optimizer>,
 }
 
-/// The sweep's optimizer: SGD with momentum 0.9 and weight decay 1e-4 (the paper's CIFAR
-/// setting, `fixclf bench vision`'s too), no clipping.
+/// The benches' optimizer (`bench classifier`, `bench heads`, and `bench vision` as the
+/// PyTorch reference has it): SGD, lr 0.1, momentum 0.9, no clipping, weight decay 1e-4 (the
+/// paper's CIFAR setting) on every parameter but alpha, which keeps its own as in training.
 pub const OPTIMIZER: OptimizerConfig = OptimizerConfig {
     kind: OptimizerKind::Sgd,
     lr: 0.1,

@@ -2,8 +2,8 @@
 //! image runs (the paper's Figure 2) and the trainable / fixed parameter bars. Both are drawn
 //! with [`super::plot`]'s layout, legend and axis helpers.
 use super::plot::{
-    chart_builder, color, draw_legend, draw_legend_entries, draw_note, layout, padded, tick_label,
-    Area, PlotResult, Swatch, DESC_PX, GRID, LABEL_PX,
+    bounds, chart_builder, color, draw_legend, draw_legend_entries, draw_note, layout, padded,
+    tick_label, Area, PlotResult, Swatch, DESC_PX, GRID, LABEL_PX,
 };
 use super::RunRow;
 use plotters::prelude::*;
@@ -39,14 +39,8 @@ pub(super) fn draw_errors(root: &Area, title: &str, curves: &[super::RunCurves])
     entries.push((&eval_label, grey, Swatch::Line));
     entries.push(("training error", grey, Swatch::Dashed));
     let labels: Vec<&str> = entries.iter().map(|e| e.0).collect();
-    let fold = |f: fn(&(f64, f64)) -> f64| {
-        all.iter()
-            .map(f)
-            .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
-    };
-    let (x0, x1) = fold(|p| p.0);
+    let ((x0, x1), (y0, y1)) = bounds(&all);
     let (x0, x1) = padded(x0, x1, false);
-    let (y0, y1) = fold(|p| p.1);
     let (y0, y1) = padded(y0, y1, false);
     let x_ticks = ((x1.floor() - x0.ceil()) as usize + 1).clamp(1, 10);
     let (chart_area, legend) = layout(root, title, &labels, false)?;

@@ -209,6 +209,17 @@ pub(super) fn tick_label(v: &f64) -> String {
     }
 }
 
+/// The smallest and largest x, and y, of the points.
+pub(super) fn bounds(points: &[(f64, f64)]) -> ((f64, f64), (f64, f64)) {
+    let range = |f: fn(&(f64, f64)) -> f64| {
+        points
+            .iter()
+            .map(f)
+            .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
+    };
+    (range(|p| p.0), range(|p| p.1))
+}
+
 /// A padded range around `lo..hi` (a point gets a range around it).
 pub(crate) fn padded(lo: f64, hi: f64, log: bool) -> (f64, f64) {
     if log {
@@ -366,14 +377,8 @@ pub(super) fn draw_lines(
     if all.is_empty() {
         return draw_note(root, title, empty_note);
     }
-    let range = |f: fn(&(f64, f64)) -> f64| {
-        all.iter()
-            .map(f)
-            .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
-    };
-    let (x0, x1) = range(|p| p.0);
+    let ((x0, x1), (y0, y1)) = bounds(&all);
     let (x0, x1) = padded(x0, x1, false);
-    let (y0, y1) = range(|p| p.1);
     let (y0, y1) = padded(y0, y1, log_y);
     // Epochs and steps are whole numbers: at most one tick per unit.
     let x_ticks = if all.iter().all(|p| p.0.fract() == 0.0) {

@@ -14,11 +14,12 @@
 //! other fixed mode can be named (`fixed-hadamard`, `fixed-simplex`).
 use super::models::{self, Arch, ModelConfig};
 use super::task::build_head;
+use crate::bench::head_step::{OPTIMIZER, WEIGHT_DECAY};
 use crate::bench::{median, ordered_json, round, sorted_ms, sync, LIBTORCH_VERSION};
 use crate::classifier::{HeadConfig, HeadMode};
 use crate::engine::ParamReport;
 use crate::error::{Error, Result};
-use crate::optim::{self, OptimizerConfig, OptimizerKind};
+use crate::optim;
 use serde_json::json;
 use std::time::Instant;
 use tch::nn::{self, ModuleT};
@@ -83,17 +84,6 @@ pub const REFERENCE_KEYS: [&str; 16] = [
     "eval_images_per_s",
     "train_step_ms_all",
 ];
-
-/// SGD as the reference: momentum 0.9, weight decay 1e-4, lr 0.1, no clipping.
-pub const OPTIMIZER: OptimizerConfig = OptimizerConfig {
-    kind: OptimizerKind::Sgd,
-    lr: 0.1,
-    clip: 0.0,
-    momentum: 0.9,
-    nesterov: false,
-};
-/// The reference's weight decay (every parameter; fixclf keeps alpha's own, as training).
-pub const WEIGHT_DECAY: f64 = 1e-4;
 
 /// Benchmarks the ResNet of `depth` with one head; returns the JSON line.
 pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Result<String> {
