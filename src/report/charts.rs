@@ -2,8 +2,8 @@
 //! image runs (the paper's Figure 2) and the trainable / fixed parameter bars. Both are drawn
 //! with [`super::plot`]'s layout, legend and axis helpers.
 use super::plot::{
-    bounds, chart_builder, color, draw_legend, draw_legend_entries, draw_note, layout, padded,
-    tick_label, Area, PlotResult, Swatch, DESC_PX, GRID, LABEL_PX,
+    bounds, chart_builder, color, draw_legend, draw_legend_entries, draw_note, layout, lines_chart,
+    padded, tick_label, whole_ticks, Area, PlotResult, Swatch, DESC_PX, GRID, LABEL_PX,
 };
 use super::RunRow;
 use plotters::prelude::*;
@@ -42,39 +42,24 @@ pub(super) fn draw_errors(root: &Area, title: &str, curves: &[super::RunCurves])
     let ((x0, x1), (y0, y1)) = bounds(&all);
     let (x0, x1) = padded(x0, x1, false);
     let (y0, y1) = padded(y0, y1, false);
-    let x_ticks = ((x1.floor() - x0.ceil()) as usize + 1).clamp(1, 10);
     let (chart_area, legend) = layout(root, title, &labels, false)?;
-    let mut chart = chart_builder(&chart_area).build_cartesian_2d(x0..x1, y0.max(0.0)..y1)?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc(format!("error (%): {eval_name} solid, training dashed"))
-        .x_labels(x_ticks)
-        .light_line_style(TRANSPARENT)
-        .label_style(("sans-serif", LABEL_PX))
-        .axis_desc_style(("sans-serif", DESC_PX))
-        .x_label_formatter(&tick_label)
-        .y_label_formatter(&tick_label)
-        .bold_line_style(GRID)
-        .draw()?;
-    for (i, c) in &runs {
-        let col = color(*i);
-        chart.draw_series(LineSeries::new(
-            c.val_err.iter().copied(),
-            col.stroke_width(2),
-        ))?;
-        chart.draw_series(DashedLineSeries::new(
-            c.train_err.iter().copied(),
-            8,
-            5,
-            col.stroke_width(2),
-        ))?;
-        for pts in [&c.val_err, &c.train_err] {
-            if pts.len() <= 60 {
-                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, col.filled())))?;
-            }
-        }
-    }
+    let solid: Vec<(RGBColor, Vec<(f64, f64)>)> = runs
+        .iter()
+        .map(|(i, c)| (color(*i), c.val_err.clone()))
+        .collect();
+    let dashed: Vec<(RGBColor, Vec<(f64, f64)>)> = runs
+        .iter()
+        .map(|(i, c)| (color(*i), c.train_err.clone()))
+        .collect();
+    let y_desc = format!("error (%): {eval_name} solid, training dashed");
+    lines_chart(
+        chart_builder(&chart_area),
+        (x0..x1, whole_ticks(x0, x1)),
+        y0.max(0.0)..y1,
+        ("epoch", &y_desc),
+        &solid,
+        &dashed,
+    )?;
     draw_legend_entries(&legend, &entries)
 }
 

@@ -382,7 +382,7 @@ pub(super) fn draw_lines(
     let (y0, y1) = padded(y0, y1, log_y);
     // Epochs and steps are whole numbers: at most one tick per unit.
     let x_ticks = if all.iter().all(|p| p.0.fract() == 0.0) {
-        ((x1.floor() - x0.ceil()) as usize + 1).clamp(1, 10)
+        whole_ticks(x0, x1)
     } else {
         10
     };
@@ -390,9 +390,9 @@ pub(super) fn draw_lines(
     let builder = chart_builder(&chart_area);
     if log_y {
         let y = log_axis(y0, y1);
-        lines_chart(builder, (x0..x1, x_ticks), y, desc, &series)?;
+        lines_chart(builder, (x0..x1, x_ticks), y, desc, &series, &[])?;
     } else {
-        lines_chart(builder, (x0..x1, x_ticks), y0..y1, desc, &series)?;
+        lines_chart(builder, (x0..x1, x_ticks), y0..y1, desc, &series, &[])?;
     }
     draw_legend(&legend, &entries, Swatch::Line)
 }
@@ -424,14 +424,22 @@ pub(crate) fn log_axis(lo: f64, hi: f64) -> impl Ranged<ValueType = f64> + Value
     (lo..hi).log_scale().with_key_points(ticks)
 }
 
+/// How many ticks an axis of whole numbers (epochs, steps) over `lo..hi` gets: at most one
+/// per unit, and 10 at most.
+pub(super) fn whole_ticks(lo: f64, hi: f64) -> usize {
+    ((hi.floor() - lo.ceil()) as usize + 1).clamp(1, 10)
+}
+
 /// Lines (and markers where a series has few points) on axes `x` and `y`, linear or
-/// [`log_axis`] each, with `x_ticks` ticks at most on a linear x axis.
+/// [`log_axis`] each, with `x_ticks` ticks at most on a linear x axis: `series` solid,
+/// `dashed` dashed.
 pub(crate) fn lines_chart<X, Y>(
     mut builder: ChartBuilder<SVGBackend>,
     (x, x_ticks): (X, usize),
     y: Y,
     (x_desc, y_desc): (&str, &str),
     series: &[(RGBColor, Vec<(f64, f64)>)],
+    dashed: &[(RGBColor, Vec<(f64, f64)>)],
 ) -> PlotResult
 where
     X: AsRangedCoord<Value = f64>,
@@ -454,6 +462,12 @@ where
         .draw()?;
     for &(c, ref pts) in series {
         chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?;
+    }
+    for &(c, ref pts) in dashed {
+        let line = DashedLineSeries::new(pts.iter().copied(), 8, 5, c.stroke_width(2));
+        chart.draw_series(line)?;
+    }
+    for &(c, ref pts) in series.iter().chain(dashed) {
         if pts.len() <= 60 {
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
         }
