@@ -38,11 +38,16 @@ impl OptimizerKind {
     }
 }
 
-/// One trainable tensor and its weight decay.
+/// One trainable tensor, its weight decay, its learning-rate multiplier and whether its
+/// gradient counts in (and is scaled by) global-norm clipping.
 pub struct Param {
     pub name: String,
     pub tensor: Tensor,
     pub weight_decay: f64,
+    /// This parameter's learning rate is the group's times this (1: the same).
+    pub lr_scale: f64,
+    /// Its gradient is part of the global norm and scaled by the clipping coefficient.
+    pub clipped: bool,
 }
 
 /// The trainable variables of a `VarStore` in name order, each with the weight decay
@@ -59,6 +64,8 @@ pub fn params_of(vs: &tch::nn::VarStore, weight_decay: impl Fn(&str) -> f64) -> 
             weight_decay: weight_decay(&name),
             name,
             tensor,
+            lr_scale: 1.0,
+            clipped: true,
         })
         .collect()
 }
@@ -70,15 +77,18 @@ pub fn params_of(vs: &tch::nn::VarStore, weight_decay: impl Fn(&str) -> f64) -> 
 pub fn training_params(
     vs: &tch::nn::VarStore,
     weight_decay: f64,
-    alpha_weight_decay: f64,
+    head: &crate::classifier::HeadConfig,
 ) -> Vec<Param> {
-    params_of(vs, |name| {
-        if name.ends_with("alpha") {
-            alpha_weight_decay
-        } else {
-            weight_decay
-        }
-    })
+    let mut params = params_of(vs, |_| weight_decay);
+    for p in params.iter_mut().filter(|p| is_alpha(&p.name)) {
+        p.weight_decay = head.alpha_weight_decay;
+    }
+    params
+}
+
+/// Whether a variable is the fixed classifier's scale.
+pub fn is_alpha(name: &str) -> bool {
+    name.ends_with("alpha")
 }
 
 /// The settings every optimizer is built from (`[train]`).
@@ -225,8 +235,9 @@ impl ParamGroup {
     fn norm_and_coef(&self, grads: &[Tensor]) -> (f64, f64) {
         let norms: Vec<Tensor> = grads
             .iter()
-            .filter(|g| g.defined())
-            .map(|g| g.norm())
+            .zip(&self.params)
+            .filter(|(g, p)| g.defined() && p.clipped)
+            .map(|(g, _)| g.norm())
             .collect();
         let norm = if norms.is_empty() {
             0.0
@@ -297,6 +308,8 @@ impl Optimizer for Sgd {
                 if !g.defined() {
                     continue;
                 }
+                let coef = if p.clipped { coef } else { 1.0 };
+                let lr = lr * p.lr_scale;
                 let mut w = p.tensor.shallow_clone();
                 if self.momentum == 0.0 {
                     if p.weight_decay > 0.0 {
@@ -387,6 +400,8 @@ impl Optimizer for Adam {
                 if !g.defined() {
                     continue;
                 }
+                let coef = if p.clipped { coef } else { 1.0 };
+                let lr = lr * p.lr_scale;
                 let mut w = p.tensor.shallow_clone();
                 if coef != 1.0 {
                     let _ = g.g_mul_scalar_(coef);
@@ -449,6 +464,8 @@ mod tests {
 
     fn param(values: &[f32]) -> Param {
         Param {
+            lr_scale: 1.0,
+            clipped: true,
             name: "w".into(),
             tensor: Tensor::from_slice(values).set_requires_grad(true),
             weight_decay: 0.0,
@@ -571,6 +588,8 @@ mod tests {
             name: "alpha".into(),
             tensor: Tensor::from_slice(&[10.0f32]).set_requires_grad(true),
             weight_decay: 0.0,
+            lr_scale: 1.0,
+            clipped: true,
         };
         let mut opt = opt(OptimizerKind::Sgd, 1.0, 0.0, vec![used, unused]);
         let w = opt.params()[0].tensor.shallow_clone();

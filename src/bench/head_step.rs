@@ -137,7 +137,7 @@ impl HeadBench {
             }
         };
         let scale = (vs.root() / "backbone").var("scale", &[1], Init::Const(1.0));
-        let params = optim::training_params(&vs, WEIGHT_DECAY, cfg.alpha_weight_decay);
+        let params = optim::training_params(&vs, WEIGHT_DECAY, &cfg);
         let opt = optim::build(&OPTIMIZER, params);
         Ok(Self {
             kind,

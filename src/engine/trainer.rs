@@ -70,11 +70,7 @@ pub fn train(
         );
     }
     let t = &cfg.train;
-    let params = optim::training_params(
-        task.var_store(),
-        t.weight_decay,
-        cfg.head.alpha_weight_decay,
-    );
+    let params = optim::training_params(task.var_store(), t.weight_decay, &cfg.head);
     let opt = optim::build(
         &OptimizerConfig {
             kind: t.optimizer,

@@ -116,7 +116,7 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
         backbone.features,
     )?;
     let report = ParamReport::new(&vs, head.fixed_numel(), 0, 0);
-    let params = optim::training_params(&vs, WEIGHT_DECAY, head_cfg.alpha_weight_decay);
+    let params = optim::training_params(&vs, WEIGHT_DECAY, &head_cfg);
     let mut opt = optim::build(&OPTIMIZER, params);
     crate::memory::release_free_memory();
 
