@@ -11,6 +11,7 @@ pub mod interrupt;
 pub mod linalg;
 pub mod lm;
 pub mod memory;
+pub mod native;
 pub mod optim;
 pub mod random;
 pub mod report;

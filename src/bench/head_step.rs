@@ -171,9 +171,9 @@ impl HeadBench {
     }
 
     /// One training step: forward, loss, backward and the SGD-momentum update.
-    pub fn step(&mut self) {
+    pub fn step(&mut self) -> crate::error::Result<()> {
         let loss = self.head.training_loss(&self.features(), &self.targets);
-        self.opt.backward_step(&loss.objective);
+        self.opt.backward_step(&loss.objective).map(drop)
     }
 
     /// The head's optimizer state (momentum buffers), in floats; the stand-in backbone's
@@ -226,7 +226,7 @@ mod tests {
             let grads = h.forward_backward();
             assert!(grads.iter().all(|g| g.defined()), "{kind:?}");
             let before = h.forward();
-            h.step();
+            h.step().unwrap();
             assert!(
                 !h.forward().equal(&before),
                 "{kind:?}: the step moved nothing"

@@ -155,13 +155,21 @@ impl Sweep {
             let mut h = HeadBench::new(kind, c, n, self.batch, self.device)?;
             super::sync(self.device);
             let build_s = t0.elapsed().as_secs_f64();
+            let mut failed = None;
             let times = time_runs(
                 self.warmup,
                 self.steps,
                 self.max_seconds,
                 self.device,
-                || h.step(),
+                || {
+                    if failed.is_none() {
+                        failed = h.step().err();
+                    }
+                },
             );
+            if let Some(e) = failed {
+                return Err(e);
+            }
             Ok::<_, crate::error::Error>((h, build_s, times))
         }));
         let (h, build_s, times) = match run {

@@ -319,6 +319,11 @@ impl Head {
         self.fixed_classifier().map(FixedClassifier::alpha)
     }
 
+    /// The fixed classifier's scale alpha as a device tensor, if any (nothing is read).
+    pub fn alpha_tensor(&self) -> Option<Tensor> {
+        self.fixed_classifier().map(FixedClassifier::alpha_tensor)
+    }
+
     /// How to regenerate the fixed matrix (checkpoint metadata), if any.
     pub fn fixed_spec(&self) -> Option<&FixedSpec> {
         self.fixed_classifier().map(|c| c.matrix().spec())

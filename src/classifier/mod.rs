@@ -216,9 +216,14 @@ impl FixedClassifier {
         TrainingLoss { value, objective }
     }
 
-    /// The current scale.
+    /// The current scale (read from the device: waits for it).
     pub fn alpha(&self) -> f64 {
         self.alpha.double_value(&[0])
+    }
+
+    /// The current scale as a `[1]` tensor on the device, detached (nothing is read).
+    pub fn alpha_tensor(&self) -> Tensor {
+        self.alpha.detach()
     }
 
     pub fn learns_alpha(&self) -> bool {

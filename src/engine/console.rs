@@ -2,11 +2,12 @@
 //! (`| epoch   1 |   200/ 2983 batches | lr 20.00 | ms/batch ...`), the progress bar, and
 //! the sums over a log interval (kept in the training state, [`IntervalSums`]).
 use super::run_dir::IntervalSums;
-use super::{TrainStep, Unit};
+use super::step_records::StepRecord;
+use super::Unit;
 use std::io::IsTerminal;
 
 impl IntervalSums {
-    pub fn add(&mut self, step: &TrainStep) {
+    pub fn add(&mut self, step: &StepRecord) {
         self.steps += 1;
         self.loss += step.loss;
         self.units += step.units as u64;

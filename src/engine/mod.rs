@@ -9,6 +9,7 @@ pub mod metrics;
 mod numerics;
 mod resume;
 pub mod run_dir;
+pub mod step_records;
 mod trainer;
 
 pub use checkpoint::{save_safetensors, Checkpoint, CHECKPOINT_FORMAT};
@@ -47,16 +48,17 @@ impl Split {
 
 /// One training step's loss, as the task computed it.
 pub struct TrainStep {
-    /// The loss value (host number: logged, checked for NaN).
-    pub loss: f64,
+    /// The loss value, 0-dim on the device (recorded there, read at the log interval).
+    pub loss: Tensor,
     /// The scalar to backpropagate (its gradient is the loss's, regularizers included).
     pub objective: Tensor,
     /// Learning-rate multiplier for this step (variable BPTT), 1 otherwise.
     pub lr_scale: f64,
     /// Training data in this step, in the task's [`Unit`].
     pub units: usize,
-    /// Correctly classified samples and samples, where the task counts them.
-    pub correct: Option<(u64, u64)>,
+    /// Correctly classified samples (0-dim, on the device) and samples, where the task
+    /// counts them.
+    pub correct: Option<(Tensor, u64)>,
 }
 
 /// One checkpoint metadata entry that identifies a task's model or data.

@@ -1,11 +1,15 @@
-//! Non-finite numbers in training: a NaN or infinite loss or gradient norm stops the run
-//! with the step number and the last good checkpoint kept, or (`train.on_nonfinite =
-//! "skip"`) leaves the weights as they were and goes on, up to
+//! Non-finite numbers in training. The optimizer masks the update of a step whose loss or
+//! gradient is not finite on the device (the weights stay as they were), and the trainer
+//! reads the steps' numbers at the next log line, checkpoint, epoch end or signal
+//! ([`super::step_records`]), then takes them in order: a non-finite loss or gradient norm
+//! stops the run naming its step, with the last good checkpoint kept (none is written
+//! after it), or (`train.on_nonfinite = "skip"`) is counted and training goes on, up to
 //! [`MAX_CONSECUTIVE_SKIPS`] steps in a row. A fixed head's alpha that is not finite, not
 //! positive or above [`ALPHA_MAX`] after an update stops the run the same way (an update
 //! cannot be taken back, so there is no skipping it). A skipped step still consumes its
 //! batch, and what the task carries to the next step stays as the step left it: a NaN in
 //! the LM's hidden state makes the following steps NaN too, and the skip limit stops the run.
+//! With momentum or Adam, a skipped step's buffers decay as after a zero gradient.
 //!
 //! Tests force a NaN with the environment variable `FIXCLF_DEBUG_NAN_AT_STEP`: `N` makes the
 //! loss of step N (1-based, as the messages count) NaN, `N..` every step from N on, and a
@@ -73,19 +77,52 @@ impl NanInjection {
         if step == from || (self.onwards && step > from) {
             s.objective = &s.objective * f64::NAN;
             if !self.in_gradient {
-                s.loss = f64::NAN;
+                s.loss = &s.loss * f64::NAN;
             }
         }
     }
 }
 
 impl Trainer<'_> {
-    /// A non-finite `what` (loss, gradient norm) in the step being taken: Err to stop, or
-    /// Ok with the step counted as skipped.
-    pub(super) fn non_finite(&mut self, what: &str, value: f64) -> Result<()> {
-        let failing = self.st.step + 1;
+    /// Reads the steps recorded since the last call (one wait for the device) and takes
+    /// them in order: sums for the log line and the epoch, non-finite values, alpha.
+    pub(super) fn settle(&mut self) -> Result<()> {
+        for r in self.records.take()? {
+            if !r.loss.is_finite() {
+                self.non_finite(r.step, "loss", r.loss)?;
+                continue;
+            }
+            if !r.applied {
+                let what = if r.norm.is_finite() {
+                    "gradient of a parameter outside clipping (alpha)"
+                } else {
+                    "gradient norm"
+                };
+                self.non_finite(
+                    r.step,
+                    what,
+                    if r.norm.is_finite() { f64::NAN } else { r.norm },
+                )?;
+                continue;
+            }
+            self.check_alpha(r.step, r.alpha)?;
+            self.st.consecutive_skips = 0;
+            self.st.epoch_loss_sum += r.loss;
+            if let Some((c, n)) = r.correct {
+                self.st.epoch_correct += c;
+                self.st.epoch_samples += n;
+            }
+            self.st.interval.add(&r);
+        }
+        Ok(())
+    }
+
+    /// A non-finite `what` (loss, gradient norm) in step `step` (0-based; its update was
+    /// not applied): Err to stop, or Ok with the step counted as skipped.
+    pub(super) fn non_finite(&mut self, step: u64, what: &str, value: f64) -> Result<()> {
+        let failing = step + 1;
         if self.cfg.train.on_nonfinite == OnNonFinite::Stop {
-            return Err(self.diverged(&format!("the {what} is {value}"), value, RETRY));
+            return Err(self.diverged(step, &format!("the {what} is {value}"), value, RETRY));
         }
         self.st.skipped_steps += 1;
         self.st.epoch_skips += 1;
@@ -93,6 +130,7 @@ impl Trainer<'_> {
         self.st.interval.skipped += 1;
         if self.st.consecutive_skips >= MAX_CONSECUTIVE_SKIPS {
             return Err(self.diverged(
+                step,
                 &format!(
                     "the {what} is {value}, {MAX_CONSECUTIVE_SKIPS} non-finite steps in a row \
                      with train.on_nonfinite = \"skip\""
@@ -107,10 +145,11 @@ impl Trainer<'_> {
         Ok(())
     }
 
-    /// Stops when the fixed head's alpha left (0, ALPHA_MAX] with the update just taken.
-    pub(super) fn check_alpha(&mut self) -> Result<()> {
-        match self.task.head().alpha() {
+    /// Stops when the fixed head's alpha left (0, ALPHA_MAX] with the update of step `step`.
+    pub(super) fn check_alpha(&mut self, step: u64, alpha: Option<f64>) -> Result<()> {
+        match alpha {
             Some(a) if !(a.is_finite() && a > 0.0 && a <= ALPHA_MAX) => Err(self.diverged(
+                step,
                 &format!(
                     "alpha of the fixed classifier is {a} after the update (it must stay \
                      finite, > 0 and <= {ALPHA_MAX})"
@@ -123,12 +162,12 @@ impl Trainer<'_> {
         }
     }
 
-    /// The error that stops a run at the step in progress; `last.safetensors` (written
-    /// before this step) is left as it is. `fix` says what to do.
-    pub(super) fn diverged(&mut self, why: &str, value: f64, fix: &str) -> Error {
+    /// The error that stops a run at step `step` (0-based) of the epoch in progress;
+    /// `last.safetensors` (written before it) is left as it is. `fix` says what to do.
+    pub(super) fn diverged(&mut self, step: u64, why: &str, value: f64, fix: &str) -> Error {
         let _ = self.metrics.write(&Event::Diverged {
             epoch: self.st.epoch,
-            step: self.st.step,
+            step,
             value: value.to_string(),
         });
         let kept = if self.run.has_last() {
@@ -143,7 +182,7 @@ impl Trainer<'_> {
             "{}: training diverged at epoch {} step {} ({why}); {kept}; {fix}",
             self.run.path.display(),
             self.st.epoch,
-            self.st.step + 1
+            step + 1
         ))
     }
 }

@@ -6,6 +6,7 @@
 use super::console::{describe_quality, format_lr, progress_bar, quality};
 use super::metrics::{EpochEvent, LogEvent, Throughput};
 use super::numerics::NanInjection;
+use super::step_records::StepRecords;
 use super::{
     load_weights, model_tensors, save_safetensors, Checkpoint, Evaluation, Event, MetricsLog,
     RunDir, Split, Summary, Task, TrainState, Unit, BEST, CONFIG_FILE, SUMMARY_FILE,
@@ -70,6 +71,7 @@ pub fn train(
         );
     }
     let t = &cfg.train;
+    let device = task.device();
     let params = optim::training_params(task.var_store(), t.weight_decay, &cfg.head);
     let opt = optim::build(
         &OptimizerConfig {
@@ -97,6 +99,7 @@ pub fn train(
         carried: None,
         interval_start: Instant::now(),
         nan_injection: NanInjection::from_env()?,
+        records: StepRecords::new(t.log_interval, device),
     };
     if resume {
         trainer.resume()?;
@@ -171,6 +174,8 @@ pub(super) struct Trainer<'a> {
     /// When the sums of `st.interval` started (timing only).
     pub(super) interval_start: Instant,
     pub(super) nan_injection: NanInjection,
+    /// The numbers of the steps since the last `settle`, on the device.
+    pub(super) records: StepRecords,
 }
 
 impl Trainer<'_> {
@@ -228,29 +233,14 @@ impl Trainer<'_> {
                 break;
             };
             self.nan_injection.apply(self.st.step + 1, &mut step);
-            let applied = if step.loss.is_finite() {
-                let norm = self
-                    .opt
-                    .backward_step_scaled(&step.objective, step.lr_scale);
-                norm.is_finite() || {
-                    self.non_finite("gradient norm", norm)?;
-                    false
-                }
-            } else {
-                self.non_finite("loss", step.loss)?;
-                false
-            };
-            if applied {
-                self.check_alpha()?;
-                self.st.consecutive_skips = 0;
-                self.update_averages();
-                self.st.epoch_loss_sum += step.loss;
-                if let Some((c, n)) = step.correct {
-                    self.st.epoch_correct += c;
-                    self.st.epoch_samples += n;
-                }
-                self.st.interval.add(&step);
-            }
+            // Queued, not waited for: the step's numbers stay on the device until `settle`.
+            let stats = self
+                .opt
+                .step_guarded(&step.objective, step.lr_scale, Some(&step.loss))?;
+            let alpha = self.task.head().alpha_tensor();
+            self.records
+                .record(self.st.step, &step, &stats, alpha.as_ref())?;
+            self.update_averages();
             // A skipped step still used its batch: the data position moves on.
             self.st.step += 1;
             self.st.epoch_step += 1;
@@ -258,11 +248,16 @@ impl Trainer<'_> {
             self.st.train_seconds += step_start.elapsed().as_secs_f64();
             self.st.position = self.task.position();
             bar.inc(1);
-            if self.st.epoch_step % t.log_interval == 0 {
-                self.log(limit, &bar, wall_start)?;
-            }
+            let log = self.st.epoch_step % t.log_interval == 0;
             let saved =
                 t.checkpoint_interval > 0 && self.st.step % t.checkpoint_interval as u64 == 0;
+            let stop = interrupt::requested().is_some();
+            if log || saved || stop || self.records.is_full() || self.st.epoch_step == limit {
+                self.settle()?;
+            }
+            if log {
+                self.log(limit, &bar, wall_start)?;
+            }
             if saved {
                 self.st.wall_seconds = wall_start.elapsed().as_secs_f64();
                 self.save_last()?;
@@ -273,6 +268,7 @@ impl Trainer<'_> {
             }
         }
         bar.finish_and_clear();
+        self.settle()?;
         self.st.position = self.task.next_epoch_position();
         // Steps after the epoch's last log line are not logged (as in PyTorch's example).
         self.st.interval = Default::default();
@@ -361,6 +357,7 @@ impl Trainer<'_> {
         }
         if !val.loss.is_finite() {
             return Err(self.diverged(
+                self.st.step,
                 &format!("the validation loss is {}", val.loss),
                 val.loss,
                 super::numerics::RESTART,

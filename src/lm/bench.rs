@@ -112,7 +112,7 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
         state = state.detach();
         let f = model.forward(&x, &state, true);
         let loss = model.training_loss(&f.output, &y);
-        opt.backward_step(&loss.objective);
+        opt.backward_step(&loss.objective)?;
         state = f.state;
         crate::bench::sync(b.device);
         if step >= b.warmup {

@@ -50,10 +50,70 @@ pub struct LanguageModel {
     pub cfg: LstmConfig,
     pub mode: HeadMode,
     pub input: InputLayer,
-    /// Per layer: weight_ih, weight_hh, bias_ih, bias_hh.
+    /// Per layer: weight_ih, weight_hh, bias_ih, bias_hh: views into `rnn_buffer`.
     pub rnn: Vec<[Tensor; 4]>,
+    /// The LSTM's weights in one flat buffer, in cuDNN's layout on CUDA
+    /// ([`flatten_lstm_weights`]).
+    pub rnn_buffer: Tensor,
     pub head: Head,
     pub device: Device,
+}
+
+/// Moves the LSTM's weights (per layer weight_ih, weight_hh, bias_ih, bias_hh) into one
+/// flat buffer and makes each variable a view into it (their values kept), as PyTorch's
+/// `flatten_parameters` does. On CUDA the buffer has cuDNN's layout
+/// (`_cudnn_rnn_flatten_weight`): cuDNN then reads the weights in place, where separate
+/// tensors are copied into its layout on every call (libtorch warns each time: "RNN module
+/// weights are not part of single contiguous chunk of memory"). On the CPU the layout is
+/// the parameters in order; nothing reads it, but the variables are views all the same, so
+/// the CPU tests run the code that the GPU runs. Weight-drop (`lm.model.weight_drop`) hands
+/// the LSTM a new hidden-to-hidden matrix each pass, which cuDNN copies again.
+pub fn flatten_lstm_weights(rnn: &[[Tensor; 4]], input_size: i64, hidden: i64) -> Result<Tensor> {
+    let weights: Vec<&Tensor> = rnn.iter().flatten().collect();
+    let Some(first) = weights.first() else {
+        return Ok(Tensor::new());
+    };
+    let device = first.device();
+    tch::no_grad(|| {
+        if device.is_cuda() {
+            // cuDNN's mode 2 is LSTM; the call copies the values and re-points each tensor.
+            return Ok(Tensor::f_internal_cudnn_rnn_flatten_weight(
+                &weights,
+                4,
+                input_size,
+                2,
+                hidden,
+                0,
+                rnn.len() as i64,
+                false,
+                false,
+            )?);
+        }
+        let total: i64 = weights.iter().map(|w| w.numel() as i64).sum();
+        let buffer = Tensor::f_empty([total], (first.kind(), device))?;
+        let mut offset = 0;
+        for w in &weights {
+            let n = w.numel() as i64;
+            buffer
+                .f_narrow(0, offset, n)?
+                .f_copy_(&w.f_reshape([-1])?)?;
+            let size = w.size();
+            let stride = contiguous_strides(&size);
+            let _ = w
+                .shallow_clone()
+                .f_set_source_tensor_storage_offset_(&buffer, offset, &size, &stride)?;
+            offset += n;
+        }
+        Ok(buffer)
+    })
+}
+
+fn contiguous_strides(size: &[i64]) -> Vec<i64> {
+    let mut strides = vec![1; size.len()];
+    for i in (0..size.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * size[i + 1];
+    }
+    strides
 }
 
 impl LanguageModel {
@@ -81,7 +141,7 @@ impl LanguageModel {
         };
         let rnn_path = root.sub("rnn");
         let k = 1.0 / (h as f64).sqrt();
-        let rnn = (0..m.layers)
+        let rnn: Vec<[Tensor; 4]> = (0..m.layers)
             .map(|l| {
                 let input_size = if l == 0 { e } else { h };
                 [
@@ -92,6 +152,7 @@ impl LanguageModel {
                 ]
             })
             .collect();
+        let rnn_buffer = flatten_lstm_weights(&rnn, e, h)?;
         let dec = root.sub("decoder");
         let head = match (fixed, &input) {
             (Some(q), _) => Head::fixed(&dec, q, head_cfg)?,
@@ -106,6 +167,7 @@ impl LanguageModel {
             mode: head_cfg.mode,
             input,
             rnn,
+            rnn_buffer,
             head,
             device: vs.device(),
         })
@@ -252,6 +314,45 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == want), "{names:?}");
         }
+    }
+
+    /// The LSTM's variables are consecutive views of one buffer, still trainable, and the
+    /// LSTM gives what it gives on separate copies of the same weights.
+    #[test]
+    fn flat_lstm_weights_are_views_with_the_same_output() {
+        let mut lm = LmConfig::default();
+        lm.model.emb_size = 6;
+        lm.model.hidden_size = 5;
+        let vs = nn::VarStore::new(Device::Cpu);
+        let m = LanguageModel::new(&vs, &lm, &HeadConfig::default(), 13, None).unwrap();
+        let ws: Vec<&Tensor> = m.rnn.iter().flatten().collect();
+        let total: usize = ws.iter().map(|w| w.numel()).sum();
+        assert_eq!(m.rnn_buffer.numel(), total);
+        let mut at = m.rnn_buffer.data_ptr() as usize;
+        for w in &ws {
+            assert_eq!(w.data_ptr() as usize, at, "consecutive views");
+            assert!(w.requires_grad() && w.is_contiguous());
+            at += 4 * w.numel();
+        }
+        let named = vs.variables();
+        assert_eq!(
+            named["rnn.weight_hh_l1"].data_ptr(),
+            m.rnn[1][1].data_ptr(),
+            "the var store holds the views"
+        );
+        let copies: Vec<Tensor> = ws.iter().map(|w| w.detach().copy()).collect();
+        let x = Tensor::randn([4, 3, 6], (Kind::Float, Device::Cpu));
+        let s = m.zero_state(3);
+        let run = |p: Vec<&Tensor>| {
+            x.lstm(&[&s.h, &s.c], &p, true, 2, 0.0, false, false, false)
+                .0
+        };
+        assert!(run(ws.clone()).equal(&run(copies.iter().collect())));
+        // Gradients reach every view.
+        let grads = Tensor::run_backward(&[run(ws.clone()).sum(Kind::Float)], &ws, false, false);
+        assert!(grads
+            .iter()
+            .all(|g| g.defined() && g.abs().sum(Kind::Float).double_value(&[]) > 0.0));
     }
 
     #[test]

@@ -111,24 +111,27 @@ impl LmTask {
 }
 
 /// Mean cross-entropy of the model over `data` (from [`batchify`]), in evaluation mode.
+/// The sum stays on the device (in float64) and is read once at the end, so a GPU is not
+/// waited for after every window.
 pub fn evaluate(model: &LanguageModel, data: &Tensor, bptt: usize) -> f64 {
     tch::no_grad(|| {
         let rows = data.size()[0];
         let batch = data.size()[1];
         let mut state = model.zero_state(batch);
-        let mut total = 0.0;
+        let mut total = Tensor::zeros([], (Kind::Double, data.device()));
         let mut count = 0i64;
         let mut i = 0;
         while i < rows - 1 {
             let (x, y) = get_batch(data, i, bptt as i64);
             let f = model.forward(&x, &state, false);
             let len = x.size()[0];
-            total += model.nll(&f.output, &y).double_value(&[]) * len as f64;
+            let nll = model.nll(&f.output, &y).to_kind(Kind::Double);
+            total += nll * len as f64;
             count += len;
             state = f.state;
             i += len;
         }
-        total / count.max(1) as f64
+        total.double_value(&[]) / count.max(1) as f64
     })
 }
 
@@ -224,7 +227,7 @@ impl Task for LmTask {
         self.state = Some(f.state);
         self.row += len;
         Some(TrainStep {
-            loss: tl.value.double_value(&[]),
+            loss: tl.value.detach(),
             objective,
             lr_scale: len as f64 / self.lm.bptt as f64,
             units: len * self.batch_size,

@@ -131,7 +131,7 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
         let t0 = Instant::now();
         let features = backbone.forward_t(&x, true);
         let loss = head.training_loss(&features, &y);
-        opt.backward_step(&loss.objective);
+        opt.backward_step(&loss.objective)?;
         sync(b.device);
         if step >= b.warmup {
             times.push(t0.elapsed().as_secs_f64());

@@ -260,15 +260,14 @@ impl Task for VisionTask {
                 .argmax(-1, false)
                 .eq_tensor(&y)
                 .sum(Kind::Int64)
-                .int64_value(&[])
         });
         self.batch += 1;
         Some(TrainStep {
-            loss: tl.value.double_value(&[]),
+            loss: tl.value.detach(),
             objective: tl.objective,
             lr_scale: 1.0,
             units: end - start,
-            correct: Some((correct as u64, (end - start) as u64)),
+            correct: Some((correct, (end - start) as u64)),
         })
     }
     fn position(&self) -> usize {

@@ -1,0 +1,191 @@
+// The few libtorch entry points that tch 0.24 does not bind: multi-tensor (`_foreach_*`)
+// updates for the optimizer, TF32 and autocast switches, and (built with the `cuda`
+// feature only) CUDA graph capture and replay over at::cuda::CUDAGraph.
+//
+// Every function returns NULL on success or a malloc'ed message (freed by
+// fixclf_free_error) when libtorch threw: no C++ exception crosses into Rust.
+// Tensors are tch's handles, i.e. `at::Tensor*`.
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#ifdef FIXCLF_CUDA
+#include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+typedef at::Tensor *tensor;
+
+namespace {
+char *error_of(const char *what) {
+  char *out = static_cast<char *>(std::malloc(std::strlen(what) + 1));
+  if (out) std::strcpy(out, what);
+  return out;
+}
+
+std::vector<at::Tensor> list(const tensor *ts, int n) {
+  std::vector<at::Tensor> out;
+  out.reserve(n);
+  for (int i = 0; i < n; i++) out.push_back(*ts[i]);
+  return out;
+}
+}  // namespace
+
+#define GUARD(body)                                        \
+  try {                                                    \
+    body;                                                  \
+    return nullptr;                                        \
+  } catch (const std::exception &e) {                      \
+    return error_of(e.what());                             \
+  } catch (...) {                                          \
+    return error_of("unknown C++ exception in libtorch");  \
+  }
+
+extern "C" {
+
+void fixclf_free_error(char *e) { std::free(e); }
+
+// The global 2-norm of all tensors as a 0-dim float tensor on their device (no host sync).
+char *fixclf_foreach_global_norm(const tensor *ts, int n, tensor *out) {
+  GUARD({
+    auto norms = at::_foreach_norm(list(ts, n), 2);
+    *out = new at::Tensor(at::linalg_vector_norm(at::stack(norms), 2));
+  })
+}
+
+// self[i] *= scalar (a 0-dim tensor, on the device or the CPU).
+char *fixclf_foreach_mul_tensor_(const tensor *self, int n, tensor scalar) {
+  GUARD(at::_foreach_mul_(list(self, n), *scalar))
+}
+
+char *fixclf_foreach_mul_scalar_(const tensor *self, int n, double s) {
+  GUARD(at::_foreach_mul_(list(self, n), s))
+}
+
+char *fixclf_foreach_add_scalar_(const tensor *self, int n, double s) {
+  GUARD(at::_foreach_add_(list(self, n), s))
+}
+
+// self[i] += alpha * other[i].
+char *fixclf_foreach_add_list_(const tensor *self, const tensor *other, int n, double alpha) {
+  GUARD(at::_foreach_add_(list(self, n), list(other, n), alpha))
+}
+
+// self[i] += other[i] * scale (a 0-dim tensor).
+char *fixclf_foreach_add_scaled_(const tensor *self, const tensor *other, int n, tensor scale) {
+  GUARD(at::_foreach_add_(list(self, n), at::_foreach_mul(list(other, n), *scale)))
+}
+
+// self[i] += a[i] * b[i] * value.
+char *fixclf_foreach_addcmul_(const tensor *self, const tensor *a, const tensor *b, int n,
+                              double value) {
+  GUARD(at::_foreach_addcmul_(list(self, n), list(a, n), list(b, n), value))
+}
+
+// self[i] += weight * (end[i] - self[i]).
+char *fixclf_foreach_lerp_scalar_(const tensor *self, const tensor *end, int n, double weight) {
+  GUARD(at::_foreach_lerp_(list(self, n), list(end, n), weight))
+}
+
+// out[i] = sqrt(self[i]) (new tensors).
+char *fixclf_foreach_sqrt(const tensor *self, int n, tensor *out) {
+  GUARD({
+    auto r = at::_foreach_sqrt(list(self, n));
+    for (int i = 0; i < n; i++) out[i] = new at::Tensor(r[i]);
+  })
+}
+
+// self[i] /= other[i].
+char *fixclf_foreach_div_list_(const tensor *self, const tensor *other, int n) {
+  GUARD(at::_foreach_div_(list(self, n), list(other, n)))
+}
+
+// TF32 tensor cores for float32 matrix products and cuDNN convolutions / RNNs (CUDA only;
+// no effect on the CPU).
+char *fixclf_set_tf32(int on) {
+  GUARD({
+    at::globalContext().setAllowTF32CuBLAS(on != 0);
+    at::globalContext().setAllowTF32CuDNN(on != 0);
+  })
+}
+
+// Autocast on `device` (0: CPU, 1: CUDA) to bfloat16, on or off. Returns the previous state
+// in *was_enabled.
+char *fixclf_set_autocast_bf16(int device, int on, int *was_enabled) {
+  GUARD({
+    auto type = device == 1 ? at::kCUDA : at::kCPU;
+    *was_enabled = at::autocast::is_autocast_enabled(type) ? 1 : 0;
+    at::autocast::set_autocast_dtype(type, at::kBFloat16);
+    at::autocast::set_autocast_enabled(type, on != 0);
+    if (on == 0) at::autocast::clear_cache();
+  })
+}
+
+int fixclf_cuda_graphs_compiled() {
+#ifdef FIXCLF_CUDA
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+#ifdef FIXCLF_CUDA
+// A graph with the side stream it is captured on (capture cannot use the default stream).
+struct FixclfGraph {
+  at::cuda::CUDAGraph graph;
+  c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
+  c10::optional<c10::cuda::CUDAStream> previous;
+};
+
+char *fixclf_graph_new(void **out) {
+  GUARD(*out = new FixclfGraph())
+}
+
+void fixclf_graph_free(void *g) { delete static_cast<FixclfGraph *>(g); }
+
+// Makes the graph's side stream current, after the work queued so far on the current one.
+char *fixclf_graph_enter_stream(void *g) {
+  GUARD({
+    auto *fg = static_cast<FixclfGraph *>(g);
+    auto cur = c10::cuda::getCurrentCUDAStream();
+    at::cuda::CUDAEvent ready;
+    ready.record(cur);
+    ready.block(fg->side);
+    fg->previous = cur;
+    c10::cuda::setCurrentCUDAStream(fg->side);
+  })
+}
+
+// Back to the stream current before enter, which waits for the side stream's work.
+char *fixclf_graph_exit_stream(void *g) {
+  GUARD({
+    auto *fg = static_cast<FixclfGraph *>(g);
+    if (!fg->previous) return error_of("fixclf_graph_exit_stream without enter");
+    at::cuda::CUDAEvent done;
+    done.record(fg->side);
+    done.block(*fg->previous);
+    c10::cuda::setCurrentCUDAStream(*fg->previous);
+    fg->previous.reset();
+  })
+}
+
+char *fixclf_graph_capture_begin(void *g) {
+  GUARD(static_cast<FixclfGraph *>(g)->graph.capture_begin())
+}
+
+char *fixclf_graph_capture_end(void *g) {
+  GUARD(static_cast<FixclfGraph *>(g)->graph.capture_end())
+}
+
+char *fixclf_graph_replay(void *g) {
+  GUARD(static_cast<FixclfGraph *>(g)->graph.replay())
+}
+
+char *fixclf_graph_reset(void *g) {
+  GUARD(static_cast<FixclfGraph *>(g)->graph.reset())
+}
+#endif
+}
