@@ -87,6 +87,21 @@ pub enum OnNonFinite {
     Skip,
 }
 
+/// The arithmetic of training and evaluation (`train.precision`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// float32 everywhere.
+    #[default]
+    Fp32,
+    /// float32 tensors, matrix products and cuDNN on TF32 tensor cores (10-bit mantissa
+    /// inputs, float32 sums). CUDA only: the CPU computes in float32 all the same.
+    Tf32,
+    /// Autocast to bfloat16 for the forward pass (products, LSTM; reductions and the
+    /// softmax stay float32), weights and optimizer in float32.
+    Bf16,
+}
+
 /// Consecutive non-finite steps after which `on_nonfinite = "skip"` stops all the same.
 pub const MAX_CONSECUTIVE_SKIPS: u64 = 10;
 
@@ -127,6 +142,13 @@ pub struct TrainConfig {
     pub threads: usize,
     /// `stop` (default) or `skip` a step whose loss or gradient is NaN or infinite.
     pub on_nonfinite: OnNonFinite,
+    /// `fp32` (default), `tf32` (CUDA tensor cores) or `bf16` (autocast).
+    pub precision: Precision,
+    /// On CUDA, capture the whole training step (forward, loss, backward, clipping, SGD
+    /// update) in a CUDA graph per input shape and replay it: one launch instead of
+    /// hundreds. Used for SGD on tasks whose steps read fixed buffers (the LM) while no
+    /// NT-ASGD average is kept; other steps run eagerly. No effect on the CPU.
+    pub cuda_graph: bool,
 }
 
 impl Default for TrainConfig {
@@ -151,6 +173,8 @@ impl Default for TrainConfig {
             device: "auto".into(),
             threads: 0,
             on_nonfinite: OnNonFinite::Stop,
+            precision: Precision::Fp32,
+            cuda_graph: true,
         }
     }
 }

@@ -53,7 +53,7 @@ pub fn eval_run(run_dir: &Path, split: &str, device: Option<&str>) -> Result<Eva
         .collect();
     let cfg = crate::config::load_run_config(&cfg_path, &overrides)?;
     let task = build(&cfg)?;
-    engine::eval_run(&run, split, task.as_ref())
+    engine::eval_run(&run, split, task.as_ref(), cfg.train.precision)
 }
 
 /// Parameter counts of a config's model, without training it.

@@ -10,15 +10,18 @@ mod numerics;
 mod resume;
 pub mod run_dir;
 pub mod step_records;
+mod step_runner;
 mod trainer;
 
 pub use checkpoint::{save_safetensors, Checkpoint, CHECKPOINT_FORMAT};
 pub use metrics::{Collapse, Evaluation, Event, MetricsLog, ParamReport, Summary, Unit};
 pub use numerics::{ALPHA_MAX, NAN_ENV};
 pub use run_dir::{RunDir, TrainState, BEST, CONFIG_FILE, LAST, METRICS_FILE, SUMMARY_FILE};
+pub use step_runner::CAPTURE_AFTER;
 pub use trainer::{train, TrainOptions};
 
 use crate::classifier::{Head, HeadMode};
+use crate::config::Precision;
 use crate::error::{Error, Result};
 use rand::rngs::StdRng;
 use std::collections::HashMap;
@@ -52,13 +55,23 @@ pub struct TrainStep {
     pub loss: Tensor,
     /// The scalar to backpropagate (its gradient is the loss's, regularizers included).
     pub objective: Tensor,
+    /// Correctly classified samples (0-dim, on the device), where the task counts them.
+    pub correct: Option<Tensor>,
+}
+
+/// What the host decided for the next step ([`Task::stage_step`]); its inputs wait in the
+/// task's buffers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StagedStep {
+    /// Steps with the same key have inputs of the same shapes in the same buffers (the
+    /// LM: the BPTT length), so one captured CUDA graph replays them all.
+    pub key: usize,
     /// Learning-rate multiplier for this step (variable BPTT), 1 otherwise.
     pub lr_scale: f64,
     /// Training data in this step, in the task's [`Unit`].
     pub units: usize,
-    /// Correctly classified samples (0-dim, on the device) and samples, where the task
-    /// counts them.
-    pub correct: Option<(Tensor, u64)>,
+    /// Samples whose predictions the step counts, where the task counts them.
+    pub samples: Option<u64>,
 }
 
 /// One checkpoint metadata entry that identifies a task's model or data.
@@ -94,9 +107,22 @@ pub trait Task {
     /// [`position`](Self::position) or [`next_epoch_position`](Self::next_epoch_position)
     /// gave it).
     fn start_epoch(&mut self, epoch: usize, position: usize);
-    /// The loss of the next training batch, or None when the training data is exhausted.
-    /// `rng` is the engine's seeded stream for the task's own random choices.
-    fn train_step(&mut self, rng: &mut StdRng) -> Option<TrainStep>;
+    /// Chooses the next training batch and puts it in the task's input buffers, or None
+    /// when the training data is exhausted. `rng` is the engine's seeded stream for the
+    /// task's own random choices. Host work and copies only: no loss yet.
+    fn stage_step(&mut self, rng: &mut StdRng) -> Option<StagedStep>;
+    /// The loss of the staged batch, computed from the task's buffers and model alone
+    /// (device work only, when [`capturable`](Self::capturable): the engine may capture it
+    /// with the update in a CUDA graph and replay it for later steps of the same key).
+    fn compute_step(&mut self, staged: &StagedStep) -> Result<TrainStep>;
+    /// After the update: what the step hands to the next (the LM's hidden state) moves into
+    /// the task's buffers (device work, captured with the step).
+    fn finish_step(&mut self, _staged: &StagedStep) {}
+    /// Whether [`compute_step`](Self::compute_step) and [`finish_step`](Self::finish_step)
+    /// read and write only buffers that stay in place from step to step.
+    fn capturable(&self) -> bool {
+        false
+    }
     /// Where in the training data the next step starts (saved in checkpoints).
     fn position(&self) -> usize;
     /// Where the next epoch starts: where this one stopped (an epoch cut short by
@@ -220,9 +246,31 @@ pub fn resolve_device(name: &str) -> Result<Device> {
     }
 }
 
+/// Sets the arithmetic of `precision` for what follows: TF32 on or off (CUDA's products and
+/// cuDNN; a no-op on the CPU). bf16 is an autocast scope: [`evaluate_in`], and the trainer
+/// around each step's forward pass.
+pub fn set_precision(precision: Precision) -> Result<()> {
+    crate::native::set_tf32(precision == Precision::Tf32)
+}
+
+/// `task.evaluate(split)` under `precision` (bf16: in an autocast scope).
+pub fn evaluate_in(task: &dyn Task, split: Split, precision: Precision) -> Result<Evaluation> {
+    set_precision(precision)?;
+    if precision == Precision::Bf16 {
+        crate::native::with_bf16_autocast(task.device(), || task.evaluate(split))?
+    } else {
+        task.evaluate(split)
+    }
+}
+
 /// Evaluates a run's best checkpoint (else its last) on a split, with `task` built from the
-/// run's config.
-pub fn eval_run(run: &RunDir, split: Split, task: &dyn Task) -> Result<Evaluation> {
+/// run's config, in the precision it trained with.
+pub fn eval_run(
+    run: &RunDir,
+    split: Split,
+    task: &dyn Task,
+    precision: Precision,
+) -> Result<Evaluation> {
     let path = run.best_or_last().ok_or_else(|| {
         Error::arg(
             run.path.display().to_string(),
@@ -230,5 +278,5 @@ pub fn eval_run(run: &RunDir, split: Split, task: &dyn Task) -> Result<Evaluatio
         )
     })?;
     load_weights(task, &Checkpoint::load(&path)?)?;
-    task.evaluate(split)
+    evaluate_in(task, split, precision)
 }

@@ -69,6 +69,11 @@ impl NanInjection {
         })
     }
 
+    /// Whether some step will be made non-finite.
+    pub fn active(&self) -> bool {
+        self.from.is_some()
+    }
+
     /// Makes step `step` (1-based) non-finite, if it is a chosen one.
     pub fn apply(&self, step: u64, s: &mut TrainStep) {
         let Some(from) = self.from else {

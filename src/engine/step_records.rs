@@ -4,7 +4,7 @@
 //! step waits for the GPU to finish it; reading a block of them once per log interval lets
 //! the host queue the next steps meanwhile (and lets a captured step write them too: the
 //! row to write is a device counter, not a host index).
-use super::TrainStep;
+use super::{StagedStep, TrainStep};
 use crate::error::Result;
 use crate::optim::StepStats;
 use tch::{Device, Kind, Tensor};
@@ -71,38 +71,40 @@ impl StepRecords {
         self.pending.is_empty()
     }
 
-    /// Appends step `step` (0-based) on the device; nothing is read back.
+    /// Writes a step's numbers into the next row, on the device only (a captured step
+    /// writes them at each replay); [`note`](Self::note) tells the host of it.
     pub fn record(
         &mut self,
-        step: u64,
         s: &TrainStep,
         stats: &StepStats,
         alpha: Option<&Tensor>,
     ) -> Result<()> {
-        debug_assert!(!self.is_full());
         let one = |t: &Tensor| t.detach().reshape([1]).to_kind(Kind::Double);
-        let mut cols = vec![
+        let cols = [
             one(&s.loss),
             one(&stats.norm),
             one(&stats.applied),
             alpha.map_or_else(|| self.absent.shallow_clone(), one),
-            self.absent.shallow_clone(),
+            s.correct
+                .as_ref()
+                .map_or_else(|| self.absent.shallow_clone(), one),
         ];
-        if let Some((c, _)) = &s.correct {
-            cols[CORRECT] = one(c);
-        }
         let row = Tensor::f_cat(&cols, 0)?.unsqueeze(0);
         tch::no_grad(|| -> Result<()> {
             let _ = self.rows.f_index_copy_(0, &self.slot, &row)?;
             let _ = self.slot.f_add_scalar_(1)?;
             Ok(())
-        })?;
+        })
+    }
+
+    /// The host's part of step `step` (0-based), recorded (or replayed) just before.
+    pub fn note(&mut self, step: u64, staged: &StagedStep) {
+        debug_assert!(!self.is_full());
         self.pending.push(Pending {
             step,
-            units: s.units,
-            samples: s.correct.as_ref().map(|(_, n)| *n),
+            units: staged.units,
+            samples: staged.samples,
         });
-        Ok(())
     }
 
     /// The pending steps, in order (one read from the device), and an empty buffer.
@@ -143,31 +145,40 @@ mod tests {
         }
     }
 
-    fn step(loss: f32, correct: Option<(i64, u64)>) -> TrainStep {
-        TrainStep {
+    fn step(loss: f32, correct: Option<(i64, u64)>) -> (TrainStep, StagedStep) {
+        let train = TrainStep {
             loss: Tensor::from(loss),
             objective: Tensor::from(loss),
+            correct: correct.map(|(c, _)| Tensor::from(c)),
+        };
+        let staged = StagedStep {
+            key: 0,
             lr_scale: 1.0,
             units: 7,
-            correct: correct.map(|(c, n)| (Tensor::from(c), n)),
-        }
+            samples: correct.map(|(_, n)| n),
+        };
+        (train, staged)
+    }
+
+    fn add(
+        r: &mut StepRecords,
+        at: u64,
+        (train, staged): (TrainStep, StagedStep),
+        stats: StepStats,
+        alpha: Option<&Tensor>,
+    ) {
+        r.record(&train, &stats, alpha).unwrap();
+        r.note(at, &staged);
     }
 
     #[test]
     fn records_come_back_in_order_and_the_buffer_empties() {
         let mut r = StepRecords::new(3, Device::Cpu);
-        r.record(4, &step(2.5, None), &stats(0.5, 1.0), None)
-            .unwrap();
+        add(&mut r, 4, step(2.5, None), stats(0.5, 1.0), None);
         let alpha = Tensor::from_slice(&[9.5f32]);
-        r.record(
-            5,
-            &step(f32::NAN, Some((3, 8))),
-            &stats(f32::INFINITY, 0.0),
-            Some(&alpha),
-        )
-        .unwrap();
-        r.record(6, &step(1.0, None), &stats(0.1, 1.0), None)
-            .unwrap();
+        let nan = step(f32::NAN, Some((3, 8)));
+        add(&mut r, 5, nan, stats(f32::INFINITY, 0.0), Some(&alpha));
+        add(&mut r, 6, step(1.0, None), stats(0.1, 1.0), None);
         assert!(r.is_full());
         let got = r.take().unwrap();
         assert_eq!(got.len(), 3);
@@ -179,8 +190,7 @@ mod tests {
             (Some(9.5), Some((3, 8)), 7)
         );
         assert!(r.is_empty() && !r.is_full());
-        r.record(7, &step(3.0, None), &stats(0.2, 1.0), None)
-            .unwrap();
+        add(&mut r, 7, step(3.0, None), stats(0.2, 1.0), None);
         assert_eq!(r.take().unwrap()[0].step, 7);
         assert!(r.take().unwrap().is_empty());
     }

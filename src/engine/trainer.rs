@@ -7,6 +7,7 @@ use super::console::{describe_quality, format_lr, progress_bar, quality};
 use super::metrics::{EpochEvent, LogEvent, Throughput};
 use super::numerics::NanInjection;
 use super::step_records::StepRecords;
+use super::step_runner::StepGraphs;
 use super::{
     load_weights, model_tensors, save_safetensors, Checkpoint, Evaluation, Event, MetricsLog,
     RunDir, Split, Summary, Task, TrainState, Unit, BEST, CONFIG_FILE, SUMMARY_FILE,
@@ -72,6 +73,10 @@ pub fn train(
     }
     let t = &cfg.train;
     let device = task.device();
+    super::set_precision(t.precision)?;
+    if t.precision == crate::config::Precision::Tf32 && !device.is_cuda() && !opts.quiet {
+        println!("| train.precision = \"tf32\" changes nothing on the CPU (float32 there)");
+    }
     let params = optim::training_params(task.var_store(), t.weight_decay, &cfg.head);
     let opt = optim::build(
         &OptimizerConfig {
@@ -100,6 +105,7 @@ pub fn train(
         interval_start: Instant::now(),
         nan_injection: NanInjection::from_env()?,
         records: StepRecords::new(t.log_interval, device),
+        graphs: StepGraphs::default(),
     };
     if resume {
         trainer.resume()?;
@@ -120,7 +126,9 @@ pub fn train(
     while trainer.st.epoch <= t.epochs {
         let epoch_start = Instant::now();
         trainer.train_epoch(wall_start)?;
-        let val = trainer.with_averages(|task| task.evaluate(Split::Valid))?;
+        let precision = t.precision;
+        let val =
+            trainer.with_averages(|task| super::evaluate_in(task, Split::Valid, precision))?;
         trainer.end_epoch(&val, epoch_start, wall_start)?;
         // end_epoch wrote last.safetensors: a signal during validation stops here.
         trainer.stop_if_requested(wall_start, false)?;
@@ -176,6 +184,9 @@ pub(super) struct Trainer<'a> {
     pub(super) nan_injection: NanInjection,
     /// The numbers of the steps since the last `settle`, on the device.
     pub(super) records: StepRecords,
+    /// Captured training steps (CUDA).
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(super) graphs: StepGraphs,
 }
 
 impl Trainer<'_> {
@@ -229,22 +240,16 @@ impl Trainer<'_> {
                     .set_learning_rate(cosine_lr(t, self.st.epoch, self.st.epoch_step, limit));
             }
             let mut rng = step_streams(t.seed, self.st.step);
-            let Some(mut step) = self.task.train_step(&mut rng) else {
+            let Some(staged) = self.task.stage_step(&mut rng) else {
                 break;
             };
-            self.nan_injection.apply(self.st.step + 1, &mut step);
             // Queued, not waited for: the step's numbers stay on the device until `settle`.
-            let stats = self
-                .opt
-                .step_guarded(&step.objective, step.lr_scale, Some(&step.loss))?;
-            let alpha = self.task.head().alpha_tensor();
-            self.records
-                .record(self.st.step, &step, &stats, alpha.as_ref())?;
+            self.run_step(&staged)?;
             self.update_averages();
             // A skipped step still used its batch: the data position moves on.
             self.st.step += 1;
             self.st.epoch_step += 1;
-            self.st.train_units += step.units as u64;
+            self.st.train_units += staged.units as u64;
             self.st.train_seconds += step_start.elapsed().as_secs_f64();
             self.st.position = self.task.position();
             bar.inc(1);
@@ -476,7 +481,7 @@ impl Trainer<'_> {
             )
         })?;
         load_weights(self.task, &Checkpoint::load(&path)?)?;
-        let test = self.task.evaluate(Split::Test)?;
+        let test = super::evaluate_in(self.task, Split::Test, self.cfg.train.precision)?;
         let best_val_loss = self.st.best_val_loss.unwrap_or(f64::NAN);
         let unit = self.task.unit();
         let per_s = self.st.train_units as f64 / self.st.train_seconds.max(1e-9);

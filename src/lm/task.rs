@@ -6,7 +6,7 @@ use super::corpus::{batchify, get_batch, Corpus, CorpusFiles};
 use super::model::{LanguageModel, LstmState};
 use crate::classifier::{Head, HeadMode};
 use crate::config::Config;
-use crate::engine::{Evaluation, Identity, ParamReport, Split, Task, TrainStep, Unit};
+use crate::engine::{Evaluation, Identity, ParamReport, Split, StagedStep, Task, TrainStep, Unit};
 use crate::error::{Error, Result};
 use crate::random::standard_normal;
 use rand::rngs::StdRng;
@@ -48,7 +48,13 @@ pub struct LmTask {
     train_data: Tensor,
     /// Row of `train_data` where the next step starts.
     row: usize,
-    state: Option<LstmState>,
+    /// The hidden state the next step starts from: buffers that stay in place (a captured
+    /// step reads and writes them at every replay).
+    state: LstmState,
+    /// The state the step just computed, until [`Task::finish_step`] copies it in.
+    next_state: Option<LstmState>,
+    /// Input and target buffers per BPTT length (`[len, batch]`, `[len * batch]`).
+    batches: HashMap<usize, (Tensor, Tensor)>,
 }
 
 impl LmTask {
@@ -61,6 +67,7 @@ impl LmTask {
         let vs = nn::VarStore::new(device);
         let vocab = corpus.vocab.len() as i64;
         let model = LanguageModel::new(&vs, &lm, &cfg.head, vocab, Some(&corpus.vocab))?;
+        let state = model.zero_state(cfg.train.batch_size as i64);
         let train_data = batchify(
             first_tokens(&corpus.train, lm.data.train_tokens),
             cfg.train.batch_size,
@@ -75,7 +82,9 @@ impl LmTask {
             model,
             train_data,
             row: 0,
-            state: None,
+            state,
+            next_state: None,
+            batches: HashMap::new(),
             lm,
         })
     }
@@ -200,39 +209,65 @@ impl Task for LmTask {
     }
     fn start_epoch(&mut self, _epoch: usize, position: usize) {
         self.row = position;
-        self.state = Some(self.model.zero_state(self.batch_size as i64));
+        self.next_state = None;
+        tch::no_grad(|| {
+            let _ = self.state.h.zero_();
+            let _ = self.state.c.zero_();
+        });
     }
-    fn train_step(&mut self, rng: &mut StdRng) -> Option<TrainStep> {
+    fn stage_step(&mut self, rng: &mut StdRng) -> Option<StagedStep> {
         if self.row + 1 >= self.rows() {
             return None;
         }
         let seq_len = self.seq_len(rng);
         let (x, y) = get_batch(&self.train_data, self.row as i64, seq_len as i64);
         let len = x.size()[0] as usize;
-        let state = match self.state.take() {
-            Some(s) => s.detach(),
-            None => self.model.zero_state(self.batch_size as i64),
-        };
-        let f = self.model.forward(&x, &state, true);
-        let tl = self.model.training_loss(&f.output, &y);
+        let (bx, by) = self
+            .batches
+            .entry(len)
+            .or_insert_with(|| (x.empty_like(), y.empty_like()));
+        bx.copy_(&x);
+        by.copy_(&y);
+        self.row += len;
+        Some(StagedStep {
+            key: len,
+            lr_scale: len as f64 / self.lm.bptt as f64,
+            units: len * self.batch_size,
+            samples: None,
+        })
+    }
+    fn compute_step(&mut self, staged: &StagedStep) -> Result<TrainStep> {
+        let (x, y) = &self.batches[&staged.key];
+        let len = staged.key as i64;
+        let f = self.model.forward(x, &self.state, true);
+        let tl = self.model.training_loss(&f.output, y);
         let mut objective = tl.objective;
         if self.lm.ar > 0.0 {
             objective += f.output.square().mean(Kind::Float) * self.lm.ar;
         }
         if self.lm.tar > 0.0 && len > 1 {
             let r = &f.raw_output;
-            let d = r.narrow(0, 1, len as i64 - 1) - r.narrow(0, 0, len as i64 - 1);
+            let d = r.narrow(0, 1, len - 1) - r.narrow(0, 0, len - 1);
             objective += d.square().mean(Kind::Float) * self.lm.tar;
         }
-        self.state = Some(f.state);
-        self.row += len;
-        Some(TrainStep {
+        self.next_state = Some(f.state);
+        Ok(TrainStep {
             loss: tl.value.detach(),
             objective,
-            lr_scale: len as f64 / self.lm.bptt as f64,
-            units: len * self.batch_size,
             correct: None,
         })
+    }
+    fn finish_step(&mut self, _staged: &StagedStep) {
+        // After the backward pass: the LSTM saved the old state for it.
+        if let Some(next) = self.next_state.take() {
+            tch::no_grad(|| {
+                self.state.h.copy_(&next.h);
+                self.state.c.copy_(&next.c);
+            });
+        }
+    }
+    fn capturable(&self) -> bool {
+        true
     }
     fn position(&self) -> usize {
         self.row
@@ -257,13 +292,10 @@ impl Task for LmTask {
         self.lm.asgd.then_some(self.lm.nonmono)
     }
     fn carried_state(&self) -> Vec<(String, Tensor)> {
-        match &self.state {
-            Some(s) => vec![
-                ("lstm.h".into(), s.h.shallow_clone()),
-                ("lstm.c".into(), s.c.shallow_clone()),
-            ],
-            None => Vec::new(),
-        }
+        vec![
+            ("lstm.h".into(), self.state.h.shallow_clone()),
+            ("lstm.c".into(), self.state.c.shallow_clone()),
+        ]
     }
     fn restore_carried_state(
         &mut self,
@@ -286,9 +318,9 @@ impl Task for LmTask {
                 ),
             ));
         }
-        self.state = Some(LstmState {
-            h: h.to_device(self.device),
-            c: c.to_device(self.device),
+        tch::no_grad(|| {
+            self.state.h.copy_(h);
+            self.state.c.copy_(c);
         });
         Ok(())
     }

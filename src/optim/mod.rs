@@ -142,6 +142,17 @@ pub trait Optimizer {
     fn group(&self) -> &ParamGroup;
     fn group_mut(&mut self) -> &mut ParamGroup;
 
+    /// Writes the learning rate times `lr_scale` into its device tensor if it changed (the
+    /// step does it too; a step captured in a CUDA graph needs it done before the replay).
+    fn prepare_step(&mut self, lr_scale: f64) {
+        self.group_mut().prepare(lr_scale);
+    }
+
+    /// Counts a step replayed from a CUDA graph (the host ran none of its code).
+    fn count_replayed_step(&mut self) {
+        self.group_mut().steps += 1;
+    }
+
     /// [`step_guarded`](Self::step_guarded) at the learning rate itself, with no guard.
     fn backward_step(&mut self, objective: &Tensor) -> Result<StepStats> {
         self.step_guarded(objective, 1.0, None)
@@ -260,11 +271,7 @@ impl ParamGroup {
         guard: Option<&Tensor>,
     ) -> Result<Step> {
         let mut grads = self.gradients(objective);
-        let lr = self.lr * lr_scale;
-        if self.lr_filled != Some(lr) {
-            let _ = self.lr_on_device.fill_(lr);
-            self.lr_filled = Some(lr);
-        }
+        self.prepare(lr_scale);
         let (clipped, unclipped): (Vec<usize>, Vec<usize>) = (0..grads.len())
             .filter(|&i| grads[i].defined())
             .partition(|&i| self.params[i].clipped);
@@ -314,6 +321,14 @@ impl ParamGroup {
             neg_lr,
             norm,
         })
+    }
+
+    fn prepare(&mut self, lr_scale: f64) {
+        let lr = self.lr * lr_scale;
+        if self.lr_filled != Some(lr) {
+            let _ = self.lr_on_device.fill_(lr);
+            self.lr_filled = Some(lr);
+        }
     }
 
     /// The parameters with a gradient, grouped by weight decay, lr multiplier and clipping.

@@ -11,8 +11,10 @@ use super::models::{self, Backbone};
 use crate::classifier::{Head, HeadConfig, HeadMode};
 use crate::config::Config;
 use crate::engine::metrics::is_buffer;
-use crate::engine::{Collapse, Evaluation, Identity, ParamReport, Split, Task, TrainStep, Unit};
-use crate::error::Result;
+use crate::engine::{
+    Collapse, Evaluation, Identity, ParamReport, Split, StagedStep, Task, TrainStep, Unit,
+};
+use crate::error::{Error, Result};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -37,6 +39,8 @@ pub struct VisionTask {
     pass: usize,
     order: Vec<i64>,
     batch: usize,
+    /// The staged batch (augmented images on the device, labels) until its step runs.
+    staged: Option<(Tensor, Tensor)>,
 }
 
 /// The first `n` images of a set (`n = 0`: all), and the rest.
@@ -103,6 +107,7 @@ impl VisionTask {
             pass: 0,
             order: Vec::new(),
             batch: 0,
+            staged: None,
             vision,
         })
     }
@@ -242,7 +247,7 @@ impl Task for VisionTask {
         self.batch = position % spe;
         self.order = self.order_of(self.pass);
     }
-    fn train_step(&mut self, _rng: &mut StdRng) -> Option<TrainStep> {
+    fn stage_step(&mut self, _rng: &mut StdRng) -> Option<StagedStep> {
         let start = self.batch * self.batch_size;
         if start >= self.train_len() {
             return None;
@@ -252,6 +257,21 @@ impl Task for VisionTask {
         let (x, y) = self.batch(&self.data.train, &idx);
         let (mean, std) = (&self.data.mean, &self.data.std);
         let x = augment(&x, mean, std, self.vision.crop_padding, self.vision.flip);
+        self.staged = Some((x, y));
+        self.batch += 1;
+        Some(StagedStep {
+            key: end - start,
+            lr_scale: 1.0,
+            units: end - start,
+            samples: Some((end - start) as u64),
+        })
+    }
+    fn compute_step(&mut self, _staged: &StagedStep) -> Result<TrainStep> {
+        let Some((x, y)) = self.staged.take() else {
+            return Err(Error::Torch(tch::TchError::Torch(
+                "compute_step without a staged batch".into(),
+            )));
+        };
         let features = self.backbone.net.forward_t(&x, true);
         let tl = self.head.training_loss(&features, &y);
         let correct = tch::no_grad(|| {
@@ -261,13 +281,10 @@ impl Task for VisionTask {
                 .eq_tensor(&y)
                 .sum(Kind::Int64)
         });
-        self.batch += 1;
-        Some(TrainStep {
+        Ok(TrainStep {
             loss: tl.value.detach(),
             objective: tl.objective,
-            lr_scale: 1.0,
-            units: end - start,
-            correct: Some((correct, (end - start) as u64)),
+            correct: Some(correct),
         })
     }
     fn position(&self) -> usize {
