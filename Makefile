@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SUITE ?= configs/wt2-quick.toml
 
-.PHONY: run test setup libtorch data data-vision vision build lint bench clean-cache
+.PHONY: run test setup libtorch data data-vision vision build lint bench gpu clean-cache
 
 run: setup
 	$(CARGO) run --release -- suite --config $(SUITE)
@@ -39,3 +39,9 @@ lint: setup
 
 bench: setup
 	$(CARGO) run --release -- bench lm
+
+# On a CUDA machine: build with --features cuda (full torch wheel), fixclf info, the LM step
+# against PyTorch's, one paper-scale epoch per precision (scripts/gpu-check.sh; results in
+# reports/gpu-check/).
+gpu: data
+	./scripts/gpu-check.sh

@@ -88,7 +88,7 @@ pub enum OnNonFinite {
 }
 
 /// The arithmetic of training and evaluation (`train.precision`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Precision {
     /// float32 everywhere.

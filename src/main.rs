@@ -130,6 +130,9 @@ enum BenchCommand {
         hidden: i64,
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Arithmetic of the step and the evaluation (as `train.precision`).
+        #[arg(long, value_enum, default_value = "fp32")]
+        precision: config::Precision,
     },
     /// Training and evaluation images/s of the CIFAR ResNet with a learned or a fixed head,
     /// one JSON line per (model, head) with the keys of ../shared/bench/torch_vision_bench.py.
@@ -294,6 +297,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("cuda available: {}", tch::Cuda::is_available());
             println!("cuda devices: {}", tch::Cuda::device_count());
             println!("cudnn available: {}", tch::Cuda::cudnn_is_available());
+            println!(
+                "cuda graphs: {}",
+                if fixclf::native::cuda_graphs_compiled() {
+                    "built in (the cuda feature)"
+                } else {
+                    "not built (build with --features cuda)"
+                }
+            );
             println!("threads: {}", tch::get_num_threads());
             println!(
                 "cpu cores: {}",
@@ -311,8 +322,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             emb,
             hidden,
             device,
+            precision,
         }) => {
             let b = fixclf::lm::bench::LmBench {
+                precision,
                 modes: fixclf::lm::bench::parse_modes(&modes)?,
                 optimizer,
                 threads,

@@ -27,6 +27,8 @@ pub struct LmBench {
     pub eval_batch: i64,
     pub bptt: i64,
     pub device: Device,
+    /// Arithmetic of the forward pass: TF32 products or bf16 autocast (`train.precision`).
+    pub precision: crate::config::Precision,
 }
 
 impl Default for LmBench {
@@ -46,6 +48,7 @@ impl Default for LmBench {
             eval_batch: 10,
             bptt: 35,
             device: Device::Cpu,
+            precision: Default::default(),
         }
     }
 }
@@ -59,9 +62,19 @@ pub fn parse_modes(list: &str) -> Result<Vec<HeadMode>> {
         .collect())
 }
 
+/// `f` in a bf16 autocast scope when the bench asks for it.
+fn autocast_if<T>(b: &LmBench, f: impl FnOnce() -> T) -> Result<T> {
+    if b.precision == crate::config::Precision::Bf16 {
+        crate::native::with_bf16_autocast(b.device, f)
+    } else {
+        Ok(f())
+    }
+}
+
 /// Benchmarks one mode; returns the JSON line.
 pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
     crate::bench::set_threads(b.threads);
+    crate::engine::set_precision(b.precision)?;
     tch::manual_seed(0);
     crate::memory::reset_peak_rss();
     let mut lm = LmConfig::default();
@@ -110,8 +123,11 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
         let y = Tensor::randint(b.vocab, [b.bptt * b.batch], opts);
         let t0 = Instant::now();
         state = state.detach();
-        let f = model.forward(&x, &state, true);
-        let loss = model.training_loss(&f.output, &y);
+        let (f, loss) = autocast_if(b, || {
+            let f = model.forward(&x, &state, true);
+            let loss = model.training_loss(&f.output, &y);
+            (f, loss)
+        })?;
         opt.backward_step(&loss.objective)?;
         state = f.state;
         crate::bench::sync(b.device);
@@ -120,20 +136,24 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
         }
     }
     let mut eval_times = Vec::new();
-    tch::no_grad(|| {
+    tch::no_grad(|| -> Result<()> {
         let mut state = model.zero_state(b.eval_batch);
         for step in 0..b.warmup + b.steps {
             let x = Tensor::randint(b.vocab, [b.bptt, b.eval_batch], opts);
             let y = Tensor::randint(b.vocab, [b.bptt * b.eval_batch], opts);
             let t0 = Instant::now();
-            let f = model.forward(&x, &state, false);
-            let _ = model.nll(&f.output, &y).double_value(&[]);
+            let f = autocast_if(b, || {
+                let f = model.forward(&x, &state, false);
+                let _ = model.nll(&f.output, &y).double_value(&[]);
+                f
+            })?;
             state = f.state;
             if step >= b.warmup {
                 eval_times.push(t0.elapsed().as_secs_f64());
             }
         }
-    });
+        Ok(())
+    })?;
     let step_s = median(times.clone());
     let eval_s = median(eval_times.clone());
     Ok(json!({
@@ -141,6 +161,7 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
         "torch": crate::bench::LIBTORCH_VERSION,
         "mode": mode.name(),
         "optimizer": b.optimizer.name(),
+        "precision": format!("{:?}", b.precision).to_lowercase(),
         "threads": tch::get_num_threads(),
         "vocab": b.vocab, "emb": b.emb, "hidden": b.hidden, "layers": b.layers,
         "batch": b.batch, "bptt": b.bptt, "steps": b.steps,

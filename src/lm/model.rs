@@ -50,11 +50,11 @@ pub struct LanguageModel {
     pub cfg: LstmConfig,
     pub mode: HeadMode,
     pub input: InputLayer,
-    /// Per layer: weight_ih, weight_hh, bias_ih, bias_hh: views into `rnn_buffer`.
+    /// Per layer: weight_ih, weight_hh, bias_ih, bias_hh: views into the layer's buffer.
     pub rnn: Vec<[Tensor; 4]>,
-    /// The LSTM's weights in one flat buffer, in cuDNN's layout on CUDA
+    /// Per layer, its weights in one flat buffer, in cuDNN's layout on CUDA
     /// ([`flatten_lstm_weights`]).
-    pub rnn_buffer: Tensor,
+    pub rnn_buffers: Vec<Tensor>,
     pub head: Head,
     pub device: Device,
 }
@@ -152,7 +152,15 @@ impl LanguageModel {
                 ]
             })
             .collect();
-        let rnn_buffer = flatten_lstm_weights(&rnn, e, h)?;
+        // One buffer per layer: the forward pass runs the layers one by one (see `forward`).
+        let rnn_buffers = rnn
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| {
+                let input = if l == 0 { e } else { h };
+                flatten_lstm_weights(std::slice::from_ref(layer), input, h)
+            })
+            .collect::<Result<Vec<_>>>()?;
         let dec = root.sub("decoder");
         let head = match (fixed, &input) {
             (Some(q), _) => Head::fixed(&dec, q, head_cfg)?,
@@ -167,7 +175,7 @@ impl LanguageModel {
             mode: head_cfg.mode,
             input,
             rnn,
-            rnn_buffer,
+            rnn_buffers,
             head,
             device: vs.device(),
         })
@@ -217,16 +225,25 @@ impl LanguageModel {
         } else {
             self.rnn.iter().flat_map(|l| l.iter()).collect()
         };
-        let (out, h, c) = emb.lstm(
-            &[&state.h, &state.c],
-            &params,
-            true,
-            self.cfg.layers,
-            self.cfg.dropout_hidden,
-            train,
-            false,
-            false,
-        );
+        // The layers one by one, with the dropout between them that a multi-layer call would
+        // apply (the same numbers, the same random draws on the CPU): cuDNN's own dropout
+        // inside a multi-layer call keeps a generator of its own, which a CUDA graph replay
+        // would not advance, and each layer's weights are a flat buffer cuDNN reads in place.
+        let mut x = emb;
+        let (mut hs, mut cs) = (Vec::new(), Vec::new());
+        for (l, p) in params.chunks(4).enumerate() {
+            let l = l as i64;
+            let (h0, c0) = (state.h.narrow(0, l, 1), state.c.narrow(0, l, 1));
+            let (out, h, c) = x.lstm(&[&h0, &c0], p, true, 1, 0.0, train, false, false);
+            hs.push(h);
+            cs.push(c);
+            x = if l + 1 < self.cfg.layers {
+                out.dropout(self.cfg.dropout_hidden, train)
+            } else {
+                out
+            };
+        }
+        let (out, h, c) = (x, Tensor::cat(&hs, 0), Tensor::cat(&cs, 0));
         let output = out.dropout(self.cfg.dropout_output, train);
         Forward {
             output,
@@ -326,13 +343,15 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let m = LanguageModel::new(&vs, &lm, &HeadConfig::default(), 13, None).unwrap();
         let ws: Vec<&Tensor> = m.rnn.iter().flatten().collect();
-        let total: usize = ws.iter().map(|w| w.numel()).sum();
-        assert_eq!(m.rnn_buffer.numel(), total);
-        let mut at = m.rnn_buffer.data_ptr() as usize;
-        for w in &ws {
-            assert_eq!(w.data_ptr() as usize, at, "consecutive views");
-            assert!(w.requires_grad() && w.is_contiguous());
-            at += 4 * w.numel();
+        for (layer, buffer) in m.rnn.iter().zip(&m.rnn_buffers) {
+            let total: usize = layer.iter().map(|w| w.numel()).sum();
+            assert_eq!(buffer.numel(), total);
+            let mut at = buffer.data_ptr() as usize;
+            for w in layer {
+                assert_eq!(w.data_ptr() as usize, at, "consecutive views");
+                assert!(w.requires_grad() && w.is_contiguous());
+                at += 4 * w.numel();
+            }
         }
         let named = vs.variables();
         assert_eq!(
@@ -353,6 +372,36 @@ mod tests {
         assert!(grads
             .iter()
             .all(|g| g.defined() && g.abs().sum(Kind::Float).double_value(&[]) > 0.0));
+    }
+
+    /// The layer-by-layer forward pass equals libtorch's two-layer LSTM call, dropout
+    /// between the layers included (same seed, same draws).
+    #[test]
+    fn layer_by_layer_lstm_equals_the_multi_layer_call() {
+        let mut lm = LmConfig::default();
+        lm.model.emb_size = 6;
+        lm.model.hidden_size = 5;
+        lm.model.dropout_input = 0.0;
+        lm.model.dropout_output = 0.0;
+        lm.model.dropout_hidden = 0.3;
+        let vs = nn::VarStore::new(Device::Cpu);
+        let m = LanguageModel::new(&vs, &lm, &HeadConfig::default(), 13, None).unwrap();
+        let ids = Tensor::from_slice(&[1i64, 2, 3, 4, 5, 6, 7, 8]).view([4, 2]);
+        let s = LstmState {
+            h: Tensor::randn([2, 2, 5], (Kind::Float, Device::Cpu)),
+            c: Tensor::randn([2, 2, 5], (Kind::Float, Device::Cpu)),
+        };
+        for train in [false, true] {
+            tch::manual_seed(7);
+            let f = m.forward(&ids, &s, train);
+            tch::manual_seed(7);
+            let emb = m.embed(&ids, train);
+            let p: Vec<&Tensor> = m.rnn.iter().flatten().collect();
+            let (out, h, c) = emb.lstm(&[&s.h, &s.c], &p, true, 2, 0.3, train, false, false);
+            assert!(f.output.allclose(&out, 1e-6, 1e-6, false), "train {train}");
+            assert!(f.state.h.allclose(&h, 1e-6, 1e-6, false));
+            assert!(f.state.c.allclose(&c, 1e-6, 1e-6, false));
+        }
     }
 
     #[test]
