@@ -31,8 +31,8 @@ bin=${FIXCLF_BIN:-}
 python=${FIXCLF_PYTHON:-}
 if [ -z "$bin" ]; then
   torch_dir=$(FIXCLF_TORCH_FULL=1 ./scripts/setup-libtorch.sh)
-  LIBTORCH="$torch_dir" CARGO_TARGET_DIR=target-cuda cargo build --release --features cuda --bin fixclf
-  bin=target-cuda/release/fixclf
+  LIBTORCH="$torch_dir" CARGO_TARGET_DIR=target/cuda cargo build --release --features cuda --bin fixclf
+  bin=target/cuda/release/fixclf
   [ -n "$python" ] || python="$(dirname "$(dirname "$(dirname "$(dirname "$torch_dir")")")")/bin/python"
 fi
 [ -n "$python" ] || python=python3
