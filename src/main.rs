@@ -98,6 +98,10 @@ enum Command {
         /// Only print progress lines between runs, and errors.
         #[arg(long, short)]
         quiet: bool,
+        /// Train this many runs at once, each in its own process with its log in
+        /// `<runs>/.jobs/` (a GPU has room for several batch-20 LSTMs).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+        jobs: u64,
     },
     /// libtorch version, CUDA availability, threads.
     Info,
@@ -281,6 +285,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             set,
             only,
             quiet,
+            jobs,
         } => {
             fixclf::suite::run_suite(
                 &config,
@@ -288,6 +293,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     overrides: set,
                     only,
                     quiet,
+                    jobs: jobs as usize,
                 },
             )?;
         }

@@ -292,3 +292,83 @@ set = ["head.mode=fixed-simplex"]
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(out.matches("finished, reused").count(), 3, "{out}");
 }
+
+/// `--jobs 2`: the runs train in two `fixclf train` processes at once, each with its log;
+/// the report covers both, a failing run is named with its error and log, and the same
+/// command afterwards reuses the finished runs.
+#[test]
+#[serial]
+fn suite_jobs_train_runs_in_parallel_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = tiny_corpus(d);
+    let suite = |extra: &str| {
+        format!(
+            r#"name = "par"
+runs_dir = "{runs}"
+reports_dir = "{reports}"
+
+[base.lm]
+bptt = 10
+
+[base.lm.data]
+dir = "{data}"
+cache_dir = "{cache}"
+
+[base.lm.model]
+emb_size = 16
+hidden_size = 16
+
+[base.train]
+optimizer = "sgd"
+lr = 1.0
+epochs = 1
+batch_size = 4
+eval_batch_size = 4
+log_interval = 5
+threads = 1
+
+[[runs]]
+name = "learned"
+set = ["head.mode=learned"]
+
+[[runs]]
+name = "fixed-orthogonal"
+set = ["head.mode=fixed-orthogonal"]
+{extra}"#,
+            runs = d.join("runs").display(),
+            reports = d.join("reports").display(),
+            data = data.display(),
+            cache = d.join("cache").display(),
+        )
+    };
+    let path = d.join("par.toml");
+    std::fs::write(&path, suite("")).unwrap();
+    let cfg = path.to_str().unwrap();
+    let (code, out, err) = fixclf(&["suite", "--config", cfg, "--jobs", "2"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(out.matches("in process").count(), 2, "{out}");
+    assert_eq!(out.matches(": finished in").count(), 2, "{out}");
+    for run in ["learned", "fixed-orthogonal"] {
+        assert!(d.join(format!("runs/par/{run}/summary.json")).exists());
+        let log = std::fs::read_to_string(d.join(format!("runs/par/.jobs/{run}.log"))).unwrap();
+        assert!(log.contains("End of training"), "{log}");
+    }
+    let csv = std::fs::read_to_string(d.join("reports/par/results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+
+    // A run that fails (its embeddings file is missing) is named with its error; the
+    // finished ones are reused.
+    let bad = "\n[[runs]]\nname = \"bad\"\nset = [\"head.mode=fixed-word2vec\", \"head.embeddings=\\\"nowhere.npy\\\"\"]\n";
+    std::fs::write(&path, suite(bad)).unwrap();
+    let (code, out, err) = fixclf(&["suite", "--config", cfg, "--jobs", "2"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert_eq!(out.matches("finished, reused").count(), 2, "{out}");
+    assert!(
+        err.contains("run bad failed (")
+            && err.contains("nowhere.npy")
+            && err.contains(".jobs/bad.log"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

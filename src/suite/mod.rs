@@ -10,6 +10,8 @@ use crate::tasks::train;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+pub mod jobs;
+
 /// A suite file (`configs/*.toml` with `[base]` and `[[runs]]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,6 +119,9 @@ pub struct SuiteOptions {
     /// Only these runs (by name); empty: all.
     pub only: Vec<String>,
     pub quiet: bool,
+    /// Runs trained at once, each in its own `fixclf train` process (1: one after the
+    /// other, in this process).
+    pub jobs: usize,
 }
 
 /// Runs a suite; returns the run folders and the report folder.
@@ -182,6 +187,7 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
         }
     }
     let mut dirs = Vec::new();
+    let mut pending = Vec::new();
     for (run, cfg) in suite.runs.iter().zip(&configs) {
         let dir = RunDir::new(cfg.run_dir());
         dirs.push(dir.path.clone());
@@ -208,6 +214,14 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
             continue;
         }
         let resume = dir.has_last();
+        if opts.jobs > 1 {
+            pending.push(jobs::Job {
+                name: run.name.clone(),
+                cfg: cfg.clone(),
+                resume,
+            });
+            continue;
+        }
         println!(
             "| run {}: {} ({})",
             run.name,
@@ -224,6 +238,16 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
             },
         )
         .map_err(|e| suite_interrupted(e, path, opts))?;
+    }
+    if let jobs::JobsOutcome::Interrupted(signal) = jobs::run_jobs(pending, opts.jobs)? {
+        return Err(Error::interrupted(
+            signal,
+            format!(
+                "suite {}: interrupted by {signal}; every run kept its checkpoint",
+                suite.name
+            ),
+            resume_hint(path, opts),
+        ));
     }
     let title = if suite.title.is_empty() {
         suite.name.clone()
@@ -255,6 +279,9 @@ fn resume_hint(path: &Path, opts: &SuiteOptions) -> String {
     }
     for n in &opts.only {
         cmd.push_str(&format!(" --only {}", shell_quote(n)));
+    }
+    if opts.jobs > 1 {
+        cmd.push_str(&format!(" --jobs {}", opts.jobs));
     }
     cmd
 }
