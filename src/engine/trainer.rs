@@ -233,8 +233,10 @@ impl Trainer<'_> {
         let bar = progress_bar(limit as u64, self.quiet);
         bar.set_position(self.st.epoch_step as u64);
         self.interval_start = Instant::now();
+        // Training time is counted up to each `settle`, which waits for the device: a
+        // step's own duration on the host is only the time to queue it on a GPU.
+        let mut timed_from = Instant::now();
         while self.st.epoch_step < limit {
-            let step_start = Instant::now();
             if t.schedule == Schedule::Cosine {
                 self.opt
                     .set_learning_rate(cosine_lr(t, self.st.epoch, self.st.epoch_step, limit));
@@ -250,7 +252,6 @@ impl Trainer<'_> {
             self.st.step += 1;
             self.st.epoch_step += 1;
             self.st.train_units += staged.units as u64;
-            self.st.train_seconds += step_start.elapsed().as_secs_f64();
             self.st.position = self.task.position();
             bar.inc(1);
             let log = self.st.epoch_step % t.log_interval == 0;
@@ -259,6 +260,8 @@ impl Trainer<'_> {
             let stop = interrupt::requested().is_some();
             if log || saved || stop || self.records.is_full() || self.st.epoch_step == limit {
                 self.settle()?;
+                self.st.train_seconds += timed_from.elapsed().as_secs_f64();
+                timed_from = Instant::now();
             }
             if log {
                 self.log(limit, &bar, wall_start)?;
@@ -266,6 +269,7 @@ impl Trainer<'_> {
             if saved {
                 self.st.wall_seconds = wall_start.elapsed().as_secs_f64();
                 self.save_last()?;
+                timed_from = Instant::now();
             }
             if interrupt::requested().is_some() {
                 bar.finish_and_clear();
@@ -274,6 +278,7 @@ impl Trainer<'_> {
         }
         bar.finish_and_clear();
         self.settle()?;
+        self.st.train_seconds += timed_from.elapsed().as_secs_f64();
         self.st.position = self.task.next_epoch_position();
         // Steps after the epoch's last log line are not logged (as in PyTorch's example).
         self.st.interval = Default::default();
