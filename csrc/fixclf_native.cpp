@@ -7,6 +7,7 @@
 // Tensors are tch's handles, i.e. `at::Tensor*`.
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -121,6 +122,39 @@ char *fixclf_set_autocast_bf16(int device, int on, int *was_enabled) {
     at::autocast::set_autocast_dtype(type, at::kBFloat16);
     at::autocast::set_autocast_enabled(type, on != 0);
     if (on == 0) at::autocast::clear_cache();
+  })
+}
+
+// The profiler (Kineto), to measure the device time of the kernels a piece of work runs:
+// start, the work, stop. On the CPU nothing device-side is recorded (0 kernels).
+char *fixclf_profiler_start(int cuda) {
+  GUARD({
+    using torch::profiler::impl::ActivityType;
+    using torch::profiler::impl::ProfilerConfig;
+    using torch::profiler::impl::ProfilerState;
+    ProfilerConfig cfg(ProfilerState::KINETO);
+    std::set<ActivityType> acts{ActivityType::CPU};
+    if (cuda) acts.insert(ActivityType::CUDA);
+    torch::autograd::profiler::prepareProfiler(cfg, acts);
+    torch::autograd::profiler::enableProfiler(cfg, acts);
+  })
+}
+
+// Stops the profiler: the summed duration of the device-side events (kernels, copies, sets)
+// in microseconds, and their number.
+char *fixclf_profiler_stop(double *device_us, int64_t *device_events) {
+  GUARD({
+    auto result = torch::autograd::profiler::disableProfiler();
+    double total = 0;
+    int64_t n = 0;
+    for (const auto &e : result->events()) {
+      if (e.deviceType() == c10::DeviceType::CUDA) {
+        total += e.durationNs() / 1000.0;
+        n++;
+      }
+    }
+    *device_us = total;
+    *device_events = n;
   })
 }
 

@@ -53,7 +53,7 @@ for mode in learned tied fixed-orthogonal; do
       || echo "gpu-check: the PyTorch reference failed (is $python's torch built with CUDA?)" >&2
   fi
   for precision in fp32 tf32 bf16; do
-    "$bin" bench lm --device cuda --modes "$mode" --steps "$steps" --precision "$precision" \
+    "$bin" bench lm --device cuda --modes "$mode" --steps "$steps" --precision "$precision" --profile \
       | tee -a "$out/bench.jsonl"
   done
 done

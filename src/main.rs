@@ -137,6 +137,10 @@ enum BenchCommand {
         /// Arithmetic of the step and the evaluation (as `train.precision`).
         #[arg(long, value_enum, default_value = "fp32")]
         precision: config::Precision,
+        /// Also report the device time of a step's kernels (the profiler; CUDA only): the
+        /// floor the step's time is compared with.
+        #[arg(long)]
+        profile: bool,
     },
     /// Training and evaluation images/s of the CIFAR ResNet with a learned or a fixed head,
     /// one JSON line per (model, head) with the keys of ../shared/bench/torch_vision_bench.py.
@@ -329,9 +333,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             hidden,
             device,
             precision,
+            profile,
         }) => {
+            let device = fixclf::engine::resolve_device(&device)?;
+            if profile && !device.is_cuda() {
+                anyhow::bail!("--profile: the device time of kernels needs --device cuda");
+            }
             let b = fixclf::lm::bench::LmBench {
                 precision,
+                profile,
                 modes: fixclf::lm::bench::parse_modes(&modes)?,
                 optimizer,
                 threads,
@@ -339,7 +349,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 vocab,
                 emb,
                 hidden,
-                device: fixclf::engine::resolve_device(&device)?,
+                device,
                 ..Default::default()
             };
             for mode in b.modes.clone() {

@@ -2,7 +2,7 @@
 //! random token ids (speed does not depend on them), one JSON line per output mode, with the
 //! keys of `../shared/bench/torch_lm_bench.py` so that the two compare line by line.
 use super::config::LmConfig;
-use super::model::LanguageModel;
+use super::model::{LanguageModel, LstmState};
 use crate::bench::{median, sorted_ms};
 use crate::classifier::{HeadConfig, HeadMode};
 use crate::error::{Error, Result};
@@ -29,6 +29,8 @@ pub struct LmBench {
     pub device: Device,
     /// Arithmetic of the forward pass: TF32 products or bf16 autocast (`train.precision`).
     pub precision: crate::config::Precision,
+    /// Also measure the device time of the step's kernels with the profiler (CUDA).
+    pub profile: bool,
 }
 
 impl Default for LmBench {
@@ -49,6 +51,7 @@ impl Default for LmBench {
             bptt: 35,
             device: Device::Cpu,
             precision: Default::default(),
+            profile: false,
         }
     }
 }
@@ -118,23 +121,37 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
     let opts = (Kind::Int64, b.device);
     let mut state = model.zero_state(b.batch);
     let mut times = Vec::new();
-    for step in 0..b.warmup + b.steps {
+    let mut train_step = |state: &mut LstmState| -> Result<()> {
         let x = Tensor::randint(b.vocab, [b.bptt, b.batch], opts);
         let y = Tensor::randint(b.vocab, [b.bptt * b.batch], opts);
-        let t0 = Instant::now();
-        state = state.detach();
         let (f, loss) = autocast_if(b, || {
-            let f = model.forward(&x, &state, true);
+            let f = model.forward(&x, state, true);
             let loss = model.training_loss(&f.output, &y);
             (f, loss)
         })?;
         opt.backward_step(&loss.objective)?;
-        state = f.state;
+        *state = f.state.detach();
         crate::bench::sync(b.device);
+        Ok(())
+    };
+    for step in 0..b.warmup + b.steps {
+        let t0 = Instant::now();
+        train_step(&mut state)?;
         if step >= b.warmup {
             times.push(t0.elapsed().as_secs_f64());
         }
     }
+    // The floor: the device time of a step's kernels (the profiler's sum over `steps`
+    // steps), against which the measured step shows the launch and host overhead.
+    let kernel_ms = if b.profile {
+        let (done, us, _) = crate::native::device_time(b.device.is_cuda(), || {
+            (0..b.steps).try_for_each(|_| train_step(&mut state))
+        })?;
+        done?;
+        Some((us / 1e3 / b.steps.max(1) as f64 * 100.0).round() / 100.0)
+    } else {
+        None
+    };
     let mut eval_times = Vec::new();
     tch::no_grad(|| -> Result<()> {
         let mut state = model.zero_state(b.eval_batch);
@@ -167,6 +184,7 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
         "batch": b.batch, "bptt": b.bptt, "steps": b.steps,
         "trainable_params": trainable,
         "train_step_ms_median": (step_s * 1e5).round() / 100.0,
+        "device_kernel_ms_per_step": kernel_ms,
         "train_tokens_per_s": ((b.bptt * b.batch) as f64 / step_s * 10.0).round() / 10.0,
         "eval_tokens_per_s": ((b.bptt * b.eval_batch) as f64 / eval_s * 10.0).round() / 10.0,
         "optimizer_state_floats": opt.state_numel(),

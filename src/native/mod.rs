@@ -49,6 +49,8 @@ extern "C" {
     fn fixclf_set_tf32(on: c_int) -> *mut c_char;
     fn fixclf_set_autocast_bf16(device: c_int, on: c_int, was: *mut c_int) -> *mut c_char;
     fn fixclf_cuda_graphs_compiled() -> c_int;
+    fn fixclf_profiler_start(cuda: c_int) -> *mut c_char;
+    fn fixclf_profiler_stop(device_us: *mut f64, events: *mut i64) -> *mut c_char;
 }
 
 /// Turns the shim's error string into an error naming `what`.
@@ -206,6 +208,19 @@ pub fn with_bf16_autocast<T>(device: tch::Device, f: impl FnOnce() -> T) -> Resu
     Ok(out)
 }
 
+/// What the profiler saw on the device while `f` ran: the summed duration of its kernels,
+/// copies and sets (microseconds) and their number, with `f`'s result. Work queued by `f`
+/// must have finished (synchronize inside `f`) to be counted.
+pub fn device_time<T>(cuda: bool, f: impl FnOnce() -> T) -> Result<(T, f64, i64)> {
+    check("profiler", unsafe {
+        fixclf_profiler_start(c_int::from(cuda))
+    })?;
+    let out = f();
+    let (mut us, mut n) = (0.0, 0);
+    check("profiler", unsafe { fixclf_profiler_stop(&mut us, &mut n) })?;
+    Ok((out, us, n))
+}
+
 /// Whether this binary was built with CUDA graph support (the `cuda` feature).
 pub fn cuda_graphs_compiled() -> bool {
     unsafe { fixclf_cuda_graphs_compiled() != 0 }
@@ -254,6 +269,14 @@ mod tests {
         let e = add_(&[&a], &[&b], 1.0).unwrap_err().to_string();
         assert!(e.contains("_foreach_add_: ") && !e.contains('\n'), "{e}");
         assert!(add_(&[&a], &[], 1.0).is_err());
+    }
+
+    #[test]
+    fn the_profiler_runs_on_the_cpu_and_sees_no_device_work() {
+        let x = Tensor::ones([64, 64], (Kind::Float, tch::Device::Cpu));
+        let (y, us, n) = device_time(false, || x.matmul(&x)).unwrap();
+        assert_eq!(y.size(), [64, 64]);
+        assert_eq!((us, n), (0.0, 0));
     }
 
     #[test]
