@@ -2,7 +2,9 @@
 //! only: the input embedding's weight) or fixed (see [`super::FixedClassifier`]), built from
 //! one [`HeadConfig`], the `[head]` section of every config. Its values are checked once,
 //! here ([`HeadConfig::validate`]).
-use super::{AlphaParam, FixedClassifier, FixedKind, FixedMatrix, FixedSpec, LossKind, TrainingLoss};
+use super::{
+    AlphaParam, FixedClassifier, FixedKind, FixedMatrix, FixedSpec, LossKind, TrainingLoss,
+};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
