@@ -1,4 +1,3 @@
-
 use super::*;
 use tch::nn::{Module, OptimizerConfig};
 use tch::Device;
@@ -320,7 +319,7 @@ fn log_alpha_gradient_is_alpha_times_the_linear_one() {
     let h = 1e-2;
     let loss_at = |v: f64| {
         let mut w = var.shallow_clone();
-        tch::no_grad(|| w.fill_(v));
+        let _ = tch::no_grad(|| w.fill_(v));
         clf.loss(&x0, &t).double_value(&[])
     };
     let l0 = var.double_value(&[0]);
