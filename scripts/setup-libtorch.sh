@@ -14,6 +14,10 @@ set -euo pipefail
 TORCH_VERSION=2.11.0
 CUDA_RUNTIME=nvidia-cuda-runtime==13.0.96
 CUDA_CUPTI=nvidia-cuda-cupti==13.0.85
+# The CUDA headers that cuda_runtime.h includes beyond the runtime's own (crt/host_config.h;
+# CCCL's nv/target): the full flavour's `--features cuda` build compiles the CUDA-graph part
+# of csrc/fixclf_native.cpp with them.
+CUDA_HEADERS=(nvidia-cuda-crt==13.0.88 nvidia-cuda-cccl==13.0.85)
 
 cache="${FIXCLF_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fixclf}"
 flavour=light
@@ -38,6 +42,11 @@ if [ ! -f "$stamp" ]; then
     "${pip[@]}" install --no-deps "$CUDA_RUNTIME" "$CUDA_CUPTI"
   fi
   touch "$stamp"
+fi
+
+if [ "$flavour" = full ] && ! ls "$venv"/lib/python3*/site-packages/nvidia/cu*/include/{crt/host_config.h,nv/target} >/dev/null 2>&1; then
+  echo "setup-libtorch: adding the CUDA headers the cuda feature compiles with (${CUDA_HEADERS[*]})" >&2
+  "$venv/bin/python" -m pip --disable-pip-version-check -q install --no-deps "${CUDA_HEADERS[@]}"
 fi
 
 site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')

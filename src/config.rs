@@ -5,7 +5,7 @@
 //! [`HeadConfig`]) and one task section (`[lm]`, [`LmConfig`], or `[vision]`,
 //! [`VisionConfig`]). The `[train]` defaults are the paper's language-model recipe, so an LM
 //! config only states what differs; image configs state their recipe.
-pub use crate::classifier::{HeadConfig, HeadMode, LossKind};
+pub use crate::classifier::{AlphaParam, HeadConfig, HeadMode, LossKind};
 use crate::error::{Error, IoContext, Result};
 pub use crate::lm::config::{InputEmbedding, LmConfig};
 pub use crate::optim::OptimizerKind;

@@ -2,7 +2,9 @@
 //! only: the input embedding's weight) or fixed (see [`super::FixedClassifier`]), built from
 //! one [`HeadConfig`], the `[head]` section of every config. Its values are checked once,
 //! here ([`HeadConfig::validate`]).
-use super::{FixedClassifier, FixedKind, FixedMatrix, FixedSpec, LossKind, TrainingLoss};
+use super::{
+    AlphaParam, FixedClassifier, FixedKind, FixedMatrix, FixedSpec, LossKind, TrainingLoss,
+};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -111,8 +113,20 @@ pub struct HeadConfig {
     /// positive: on non-negative features (a ReLU network's pooled features) the canonical
     /// matrices favour their first class. Run folders written before this option read false.
     pub random_orientation: bool,
-    /// Weight decay on alpha (the paper uses the classifier's weight decay).
+    /// Weight decay on alpha (the paper uses the classifier's weight decay); with
+    /// `alpha_param = "log"` it decays `log_alpha`, pulling alpha towards 1.
     pub alpha_weight_decay: f64,
+    /// alpha's learning rate is `train.lr` times this (finite, > 0).
+    pub alpha_lr_scale: f64,
+    /// alpha's gradient counts in the global gradient norm and is scaled by `train.clip`'s
+    /// clipping like every other gradient (false: it is left out of both, so its step is
+    /// `lr * alpha_lr_scale * dL/dalpha` whatever the other gradients are).
+    pub alpha_clip: bool,
+    /// `linear`: the variable `alpha` is learned; `log`: `log_alpha = ln(alpha)` is
+    /// (initialized to `ln(alpha_init)`; alpha stays positive and a step multiplies it).
+    /// The checkpoints of the two hold different variables, so a run resumes only with its
+    /// own parameterization.
+    pub alpha_param: AlphaParam,
     /// Learned per-class bias on the fixed classifier's logits.
     pub bias: bool,
     /// Loss of the fixed classifier: `cross-entropy`, or the paper's `cosine` angle loss.
@@ -129,6 +143,9 @@ impl Default for HeadConfig {
             learn_alpha: true,
             random_orientation: true,
             alpha_weight_decay: 0.0,
+            alpha_lr_scale: 1.0,
+            alpha_clip: true,
+            alpha_param: AlphaParam::Linear,
             bias: true,
             loss: LossKind::CrossEntropy,
         }
@@ -153,6 +170,16 @@ impl HeadConfig {
             return err(
                 "head.alpha_weight_decay",
                 format!("must be zero or positive, got {}", self.alpha_weight_decay),
+            );
+        }
+        if !(self.alpha_lr_scale.is_finite() && self.alpha_lr_scale > 0.0) {
+            return err(
+                "head.alpha_lr_scale",
+                format!(
+                    "must be a finite number > 0 (alpha's learning rate is train.lr times it; \
+                     to keep alpha fixed set head.learn_alpha = false), got {}",
+                    self.alpha_lr_scale
+                ),
             );
         }
         if self.mode.needs_embeddings() && self.embeddings.as_os_str().is_empty() {
@@ -357,6 +384,20 @@ mod tests {
                     ..Default::default()
                 },
                 "head.alpha_init",
+            ),
+            (
+                HeadConfig {
+                    alpha_lr_scale: 0.0,
+                    ..Default::default()
+                },
+                "head.alpha_lr_scale",
+            ),
+            (
+                HeadConfig {
+                    alpha_lr_scale: f64::INFINITY,
+                    ..Default::default()
+                },
+                "head.alpha_lr_scale",
             ),
             (
                 HeadConfig {

@@ -31,6 +31,11 @@
 //! while alpha = 1 caps it near 2e-4; for C = 10 or 100 it is also comfortable. Learned (the
 //! default) it adapts from there. alpha is applied to the N-wide `x_hat` before projecting
 //! (same result as scaling the C-wide logits, less work). Exclude `alpha` from weight decay.
+//! alpha has its own optimizer settings in `[head]` (applied by `optim::training_params`):
+//! `alpha_lr_scale` (its learning rate is `train.lr` times this), `alpha_clip` (whether its
+//! gradient is in the global clipping norm), `alpha_weight_decay`, and `alpha_param`
+//! ([`AlphaParam`]: alpha itself, or `log_alpha`, with `alpha = exp(log_alpha)` in the
+//! graph). Why they exist (SGD at lr 20 with clipping): `docs/alpha-stability.md`.
 //!
 //! # Cosine loss
 //! [`cosine_loss`]: `mean over samples of (1 - q_t . x_hat)`, `q_t` the (unit) row of the target
@@ -71,6 +76,29 @@ pub enum LossKind {
     CrossEntropy,
     /// `1 - cos(angle between x and the target's row)`, see [`cosine_loss`].
     Cosine,
+}
+
+/// How a learned alpha is parameterized (`head.alpha_param`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlphaParam {
+    /// The variable `alpha` is alpha itself.
+    #[default]
+    Linear,
+    /// The variable `log_alpha` is `ln(alpha)`, `alpha = exp(log_alpha)`: alpha stays
+    /// positive and a step multiplies it by a factor. Its gradient is `alpha * dL/dalpha`
+    /// and weight decay pulls `log_alpha` to 0, i.e. alpha to 1.
+    Log,
+}
+
+impl AlphaParam {
+    /// The name of the variable that holds alpha in the `VarStore` and in checkpoints.
+    pub fn var_name(self) -> &'static str {
+        match self {
+            AlphaParam::Linear => "alpha",
+            AlphaParam::Log => "log_alpha",
+        }
+    }
 }
 
 /// `x / ||x||` over the last dimension (norms clamped at [`NORM_EPS`]).
@@ -128,22 +156,30 @@ pub fn softmax_cross_entropy(logits: Tensor, targets: &Tensor) -> (Tensor, Tenso
 #[derive(Debug)]
 pub struct FixedClassifier {
     matrix: FixedMatrix,
+    /// The variable: alpha, or ln(alpha) ([`AlphaParam`]).
     alpha: Tensor,
+    alpha_param: AlphaParam,
     bias: Option<Tensor>,
     learn_alpha: bool,
     loss: LossKind,
 }
 
 impl FixedClassifier {
-    /// Registers `alpha` (`[1]`; trainable only when `learn_alpha`, but saved either way) and
-    /// `bias` (`[C]`, zeros, when enabled) under `p`, and moves `matrix` to `p`'s device.
-    /// `cfg` is a validated [`HeadConfig`] ([`HeadConfig::validate`]).
+    /// Registers `alpha` (`[1]`; `log_alpha` = ln(alpha) when `head.alpha_param = "log"`;
+    /// trainable only when `learn_alpha`, but saved either way) and `bias` (`[C]`, zeros,
+    /// when enabled) under `p`, and moves `matrix` to `p`'s device. `cfg` is a validated
+    /// [`HeadConfig`] ([`HeadConfig::validate`]).
     pub fn new(p: &nn::Path, matrix: FixedMatrix, cfg: &HeadConfig) -> Result<Self> {
-        let init = Tensor::from_slice(&[cfg.alpha_init as f32]);
+        let value = match cfg.alpha_param {
+            AlphaParam::Linear => cfg.alpha_init,
+            AlphaParam::Log => cfg.alpha_init.ln(),
+        };
+        let init = Tensor::from_slice(&[value as f32]);
+        let name = cfg.alpha_param.var_name();
         let alpha = if cfg.learn_alpha {
-            p.f_var_copy("alpha", &init)?
+            p.f_var_copy(name, &init)?
         } else {
-            let mut a = p.f_zeros_no_train("alpha", &[1])?;
+            let mut a = p.f_zeros_no_train(name, &[1])?;
             tch::no_grad(|| a.f_copy_(&init))?;
             a
         };
@@ -155,6 +191,7 @@ impl FixedClassifier {
         Ok(Self {
             matrix: matrix.to_device(p.device()),
             alpha,
+            alpha_param: cfg.alpha_param,
             bias,
             learn_alpha: cfg.learn_alpha,
             loss: cfg.loss,
@@ -163,7 +200,7 @@ impl FixedClassifier {
 
     /// `[.., N] -> [.., C]` logits.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let z = normalize(x) * self.alpha.to_kind(x.kind());
+        let z = normalize(x) * self.scale().to_kind(x.kind());
         match &self.bias {
             Some(b) if b.kind() != x.kind() => self
                 .matrix
@@ -189,7 +226,8 @@ impl FixedClassifier {
     /// (`softmax - onehot`, [`softmax_cross_entropy`]) is projected back through `Q`
     /// ([`FixedMatrix::project_transpose`]) and summed for the bias, and `objective =
     /// sum(z * dz) + sum(b * db)` with `z = alpha x_hat` hands those gradients to autograd for
-    /// the N-wide rest (normalization, alpha, and the network below). The gradient is the
+    /// the N-wide rest (normalization, alpha, and the network below; with `log_alpha`, alpha
+    /// is `exp(log_alpha)` in that graph, so its gradient is `alpha * dL/dalpha`). The gradient is the
     /// same as autograd's through `loss` (tested); what is saved is memory traffic and two
     /// `[n, C]` buffers per step. The cosine loss is plain autograd.
     pub fn training_loss(&self, x: &Tensor, targets: &Tensor) -> TrainingLoss {
@@ -199,7 +237,7 @@ impl FixedClassifier {
         let kind = x.kind();
         let n_feat = self.matrix.cols();
         let x = x.reshape([-1, n_feat]);
-        let z = normalize(&x) * self.alpha.to_kind(kind);
+        let z = normalize(&x) * self.scale().to_kind(kind);
         let n = z.size()[0].max(1) as f64;
         let (value, dz, db) = tch::no_grad(|| {
             let bias = self.bias.as_ref().map(|b| b.detach().to_kind(kind));
@@ -216,14 +254,33 @@ impl FixedClassifier {
         TrainingLoss { value, objective }
     }
 
-    /// The current scale (read from the device: waits for it).
-    pub fn alpha(&self) -> f64 {
-        self.alpha.double_value(&[0])
+    /// The scale alpha as a `[1]` tensor in the graph of its variable (`exp(log_alpha)` when
+    /// alpha is learned in log space).
+    pub fn scale(&self) -> Tensor {
+        match self.alpha_param {
+            AlphaParam::Linear => self.alpha.shallow_clone(),
+            AlphaParam::Log => self.alpha.exp(),
+        }
     }
 
-    /// The current scale as a `[1]` tensor on the device, detached (nothing is read).
+    /// The current scale alpha (not its logarithm, whatever the parameterization; read
+    /// from the device: waits for it).
+    pub fn alpha(&self) -> f64 {
+        let v = self.alpha.double_value(&[0]);
+        match self.alpha_param {
+            AlphaParam::Linear => v,
+            AlphaParam::Log => v.exp(),
+        }
+    }
+
+    /// How alpha is parameterized.
+    pub fn alpha_param(&self) -> AlphaParam {
+        self.alpha_param
+    }
+
+    /// The current scale alpha as a `[1]` tensor on the device, detached (nothing is read).
     pub fn alpha_tensor(&self) -> Tensor {
-        self.alpha.detach()
+        self.scale().detach()
     }
 
     pub fn learns_alpha(&self) -> bool {
@@ -250,271 +307,4 @@ impl nn::Module for FixedClassifier {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tch::nn::{Module, OptimizerConfig};
-    use tch::Device;
-
-    fn tiny(cfg: &HeadConfig) -> (nn::VarStore, nn::Linear, FixedClassifier) {
-        let vs = nn::VarStore::new(Device::Cpu);
-        let root = vs.root();
-        let body = nn::linear(&root / "body", 6, 8, Default::default());
-        let m = FixedMatrix::orthogonal(5, 8, 1).unwrap();
-        let clf = FixedClassifier::new(&(&root / "out"), m, cfg).unwrap();
-        (vs, body, clf)
-    }
-
-    fn train(vs: &nn::VarStore, body: &nn::Linear, clf: &FixedClassifier, steps: usize) {
-        let mut opt = nn::Sgd::default().build(vs, 0.5).unwrap();
-        let x = Tensor::randn([32, 6], (Kind::Float, Device::Cpu));
-        let y = Tensor::from_slice(&(0..32).map(|i| i % 5).collect::<Vec<i64>>());
-        for _ in 0..steps {
-            let loss = clf.loss(&body.forward(&x), &y);
-            opt.backward_step(&loss);
-        }
-    }
-
-    #[test]
-    fn classifier_q_fixed_alpha_learned() {
-        let cfg = HeadConfig::default();
-        let (vs, body, clf) = tiny(&cfg);
-        let q0 = clf.matrix().dense().copy();
-        assert!(clf.learns_alpha());
-        train(&vs, &body, &clf, 5);
-        let q = clf.matrix().dense();
-        assert!(q.equal(&q0), "Q changed");
-        assert!(!q.requires_grad());
-        assert!(!q.grad().defined(), "Q has a gradient");
-        let shapes: Vec<Vec<i64>> = vs.trainable_variables().iter().map(|t| t.size()).collect();
-        assert!(!shapes.contains(&vec![5, 8]), "Q is trainable: {shapes:?}");
-        assert_eq!(vs.trainable_variables().len(), 4, "{shapes:?}"); // body w, b; alpha; bias
-        assert!((clf.alpha() - 10.0).abs() > 1e-6, "alpha did not move");
-        let names = vs.variables();
-        assert!(names.contains_key("out.alpha") && names.contains_key("out.bias"));
-        assert_eq!(names.len(), 4);
-    }
-
-    #[test]
-    fn classifier_fixed_alpha_stays_and_is_saved() {
-        let cfg = HeadConfig {
-            alpha_init: 3.5,
-            learn_alpha: false,
-            ..Default::default()
-        };
-        let (vs, body, clf) = tiny(&cfg);
-        train(&vs, &body, &clf, 5);
-        assert_eq!(clf.alpha(), 3.5);
-        assert!(!clf.learns_alpha());
-        assert_eq!(vs.trainable_variables().len(), 3); // body w, b; bias
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ck.safetensors");
-        vs.save(&path).unwrap();
-        let (mut vs2, _, clf2) = tiny(&HeadConfig {
-            alpha_init: 1.0,
-            learn_alpha: false,
-            ..Default::default()
-        });
-        vs2.load(&path).unwrap();
-        assert_eq!(clf2.alpha(), 3.5);
-    }
-
-    #[test]
-    fn classifier_forward_formula_and_no_bias() {
-        let cfg = HeadConfig {
-            alpha_init: 2.0,
-            bias: false,
-            ..Default::default()
-        };
-        let vs = nn::VarStore::new(Device::Cpu);
-        let m = FixedMatrix::hadamard(20, 6, 0).unwrap();
-        let q = m.dense();
-        let clf = FixedClassifier::new(&vs.root(), m, &cfg).unwrap();
-        assert!(clf.bias().is_none());
-        let x = Tensor::randn([3, 4, 6], (Kind::Float, Device::Cpu));
-        let want = (&x / x.norm_scalaropt_dim(2.0, [-1i64], true)).matmul(&q.tr()) * 2.0;
-        let got = clf.forward(&x);
-        assert_eq!(got.size(), vec![3, 4, 20]);
-        assert!((got - want).abs().max().double_value(&[]) < 1e-5);
-        assert_eq!(vs.variables().len(), 1);
-    }
-
-    #[test]
-    fn classifier_config_defaults_and_validation() {
-        let cfg: HeadConfig = toml::from_str("").unwrap();
-        assert_eq!(cfg, HeadConfig::default());
-        assert_eq!(cfg.alpha_init, 10.0);
-        let cfg: HeadConfig =
-            toml::from_str("mode = \"fixed-hadamard\"\nloss = \"cosine\"\nlearn_alpha = false")
-                .unwrap();
-        assert_eq!(cfg.loss, LossKind::Cosine);
-        assert!(toml::from_str::<HeadConfig>("alpha = 3.0").is_err());
-        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            let cfg = HeadConfig {
-                alpha_init: bad,
-                ..Default::default()
-            };
-            let err = cfg.validate("run.toml").unwrap_err().to_string();
-            assert!(
-                err.contains("run.toml") && err.contains("head.alpha_init"),
-                "{err}"
-            );
-        }
-    }
-
-    #[test]
-    fn classifier_cosine_loss_gradient_check() {
-        let m = FixedMatrix::orthogonal(4, 5, 2).unwrap();
-        let x = Tensor::randn([3, 5], (Kind::Double, Device::Cpu)).set_requires_grad(true);
-        let t = Tensor::from_slice(&[0i64, 3, 1]);
-        let loss = cosine_loss(&x, &t, &m);
-        loss.backward();
-        let grad = x.grad();
-        let h = 1e-6;
-        let x0 = x.detach();
-        for i in 0..3 {
-            for j in 0..5 {
-                let e = Tensor::zeros([3, 5], (Kind::Double, Device::Cpu));
-                let _ = e.get(i).get(j).fill_(h);
-                let up = cosine_loss(&(&x0 + &e), &t, &m).double_value(&[]);
-                let down = cosine_loss(&(&x0 - &e), &t, &m).double_value(&[]);
-                let fd = (up - down) / (2.0 * h);
-                let ad = grad.double_value(&[i, j]);
-                assert!(
-                    (fd - ad).abs() < 1e-7,
-                    "({i},{j}): fd {fd} vs autograd {ad}"
-                );
-            }
-        }
-        // Value: 0 when x points at its row, 2 when opposite.
-        let q = m.dense().to_kind(Kind::Double);
-        let at = q.index_select(0, &t) * 3.0;
-        assert!(cosine_loss(&at, &t, &m).double_value(&[]).abs() < 1e-6); // Q is f32
-        assert!((cosine_loss(&(-at), &t, &m).double_value(&[]) - 2.0).abs() < 1e-6);
-    }
-
-    #[test]
-    fn classifier_softmax_cross_entropy_matches_torch() {
-        let logits = Tensor::randn([7, 13], (Kind::Double, Device::Cpu)) * 3.0;
-        let t = Tensor::from_slice(&[0i64, 12, 5, 5, 1, 7, 3]);
-        let ce =
-            |l: &Tensor| l.cross_entropy_loss::<Tensor>(&t, None, tch::Reduction::Mean, -100, 0.0);
-        let want = ce(&logits).double_value(&[]);
-        let l = logits.detach().set_requires_grad(true);
-        ce(&l).backward();
-        let (loss, residual) = softmax_cross_entropy(logits.copy(), &t);
-        assert!((loss.double_value(&[]) - want).abs() < 1e-12);
-        let max = (residual / 7.0 - l.grad()).abs().max().double_value(&[]);
-        assert!(max < 1e-12, "{max}");
-    }
-
-    /// The hand-differentiated cross-entropy gives autograd's loss and gradients for x, alpha
-    /// and the bias, for a dense and a Hadamard matrix (C > N', N not a power of two), with
-    /// and without bias.
-    #[test]
-    fn classifier_training_loss_gradient_equals_autograd() {
-        let cases = [
-            (FixedMatrix::orthogonal(37, 6, 3).unwrap(), true),
-            (FixedMatrix::orthogonal(37, 6, 3).unwrap(), false),
-            (FixedMatrix::hadamard(37, 6, 4).unwrap(), true),
-            (FixedMatrix::hadamard(37, 6, 4).unwrap(), false),
-            (FixedMatrix::hadamard(64, 16, 4).unwrap(), true),
-        ];
-        for (m, bias) in cases {
-            let vs = nn::VarStore::new(Device::Cpu);
-            let cfg = HeadConfig {
-                alpha_init: 2.5,
-                bias,
-                ..Default::default()
-            };
-            let c = m.rows();
-            let n = m.cols();
-            let clf = FixedClassifier::new(&vs.root(), m, &cfg).unwrap();
-            if let Some(b) = clf.bias() {
-                let mut b = b.shallow_clone();
-                tch::no_grad(|| b.copy_(&(Tensor::randn([c], (Kind::Float, Device::Cpu)) * 0.3)));
-            }
-            let x0 = Tensor::randn([3, 4, n], (Kind::Float, Device::Cpu));
-            let t = Tensor::randint(c, [12], (Kind::Int64, Device::Cpu));
-            let vars = vs.trainable_variables();
-            let grads = |loss: &Tensor, x: &Tensor| {
-                let mut inputs = vec![x.shallow_clone()];
-                inputs.extend(vars.iter().map(|v| v.shallow_clone()));
-                Tensor::run_backward(&[loss], &inputs, false, false)
-            };
-            let x = x0.copy().set_requires_grad(true);
-            let plain = clf.loss(&x, &t);
-            let want = grads(&plain, &x);
-            let x = x0.copy().set_requires_grad(true);
-            let tl = clf.training_loss(&x, &t);
-            assert!(!tl.value.requires_grad());
-            let diff = (tl.value.double_value(&[]) - plain.double_value(&[])).abs();
-            assert!(diff < 1e-5, "loss differs by {diff}");
-            let got = grads(&tl.objective, &x);
-            assert_eq!(got.len(), want.len());
-            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert_eq!(g.size(), w.size());
-                let err = (g - w).abs().max().double_value(&[]);
-                let scale = w.abs().max().double_value(&[]).max(1e-3);
-                assert!(
-                    err / scale < 1e-4,
-                    "gradient {i} (bias {bias}): {err} vs {scale}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn classifier_cosine_loss_trains() {
-        let cfg = HeadConfig {
-            loss: LossKind::Cosine,
-            ..Default::default()
-        };
-        let (vs, body, clf) = tiny(&cfg);
-        let x = Tensor::randn([32, 6], (Kind::Float, Device::Cpu));
-        let y = Tensor::from_slice(&(0..32).map(|i| i % 5).collect::<Vec<i64>>());
-        let before = clf.loss(&body.forward(&x), &y).double_value(&[]);
-        let mut opt = nn::Sgd::default().build(&vs, 0.5).unwrap();
-        for _ in 0..20 {
-            opt.backward_step(&clf.loss(&body.forward(&x), &y));
-        }
-        let after = clf.loss(&body.forward(&x), &y).double_value(&[]);
-        assert!(after < before, "{before} -> {after}");
-        assert_eq!(clf.alpha(), 10.0); // no gradient reaches alpha
-    }
-
-    /// The random orientation of the Hadamard and simplex matrices keeps their Gram matrix
-    /// and leaves no row all positive; specs without it rebuild the canonical matrices.
-    #[test]
-    fn random_orientation_keeps_the_gram_matrix() {
-        for (kind, c, n) in [
-            (FixedKind::Hadamard, 10, 64),
-            (FixedKind::Hadamard, 100, 342),
-            (FixedKind::Hadamard, 300, 48),
-            (FixedKind::Simplex, 10, 128),
-            (FixedKind::Simplex, 11, 10),
-        ] {
-            let mut spec = FixedSpec::request(kind, c, n, 7);
-            let plain = FixedMatrix::build(&spec, None).unwrap().dense();
-            spec.random_orientation = true;
-            let turned = FixedMatrix::build(&spec, None).unwrap();
-            assert_eq!(turned.spec(), &spec, "the spec records the orientation");
-            let turned = turned.dense();
-            let gram = |q: &Tensor| q.matmul(&q.tr());
-            let diff = (gram(&plain) - gram(&turned)).abs().max().double_value(&[]);
-            assert!(diff < 1e-5, "{kind} {c}x{n}: Gram differs by {diff}");
-            let all_positive =
-                |q: &Tensor| q.ge(-1e-7).all_dim(1, false).any().int64_value(&[]) != 0;
-            assert!(all_positive(&plain), "{kind}: row 0 of the canonical form");
-            assert!(!all_positive(&turned), "{kind} {c}x{n}");
-            // Deterministic, and another seed turns it another way.
-            let again = FixedMatrix::build(&spec, None).unwrap().dense();
-            assert!(again.equal(&turned));
-            spec.seed = 8;
-            let other = FixedMatrix::build(&spec, None).unwrap().dense();
-            assert!(!other.equal(&turned));
-        }
-        // The spec of a canonical matrix is written as before the option existed.
-        let json = serde_json::to_string(&FixedSpec::request(FixedKind::Hadamard, 10, 64, 0));
-        assert!(!json.unwrap().contains("orientation"));
-    }
-}
+mod tests;

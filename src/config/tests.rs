@@ -71,6 +71,8 @@ fn bad_values_name_the_field() {
         ("[lm]\n[head]\nmode = \"fixed-pmi\"", "head.embeddings"),
         ("[lm]\n[head]\nmode = \"nope\"", "head.mode"),
         ("[lm]\n[head]\nalpha_init = -1", "head.alpha_init"),
+        ("[lm]\n[head]\nalpha_lr_scale = 0", "head.alpha_lr_scale"),
+        ("[lm]\n[head]\nalpha_param = \"exp\"", "head.alpha_param"),
     ] {
         let e = from_toml_str(text, "c.toml").unwrap_err().to_string();
         assert!(e.contains(field) && e.contains("c.toml"), "{text}: {e}");
@@ -133,4 +135,41 @@ fn legacy_layout_is_refused_in_files_and_migrated_in_run_folders() {
     assert!(lm.asgd);
     assert_eq!(c.head.mode, HeadMode::FixedOrthogonal);
     assert_eq!(c.train.lr, 2.0);
+}
+
+/// alpha's optimizer options parse; a run folder's config written before they existed
+/// reads what those runs did (alpha's own learning rate, clipped, linear) and a file can
+/// set them.
+#[test]
+fn alpha_options_parse_and_old_run_folders_keep_theirs() {
+    use crate::classifier::AlphaParam;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("config.toml");
+    std::fs::write(
+        &p,
+        "name = \"r\"\n[lm]\n[head]\nmode = \"fixed-orthogonal\"\n",
+    )
+    .unwrap();
+    let old = load_run_config(&p, &[]).unwrap();
+    assert_eq!(
+        (
+            old.head.alpha_lr_scale,
+            old.head.alpha_clip,
+            old.head.alpha_param
+        ),
+        (1.0, true, AlphaParam::Linear)
+    );
+    let set = [
+        "head.alpha_lr_scale=0.02".to_string(),
+        "head.alpha_clip=false".into(),
+        "head.alpha_param=log".into(),
+    ];
+    let c = load(&p, &set).unwrap();
+    assert_eq!(
+        (c.head.alpha_lr_scale, c.head.alpha_clip, c.head.alpha_param),
+        (0.02, false, AlphaParam::Log)
+    );
+    // Written and read back (the run folder's config.toml).
+    std::fs::write(&p, c.to_toml()).unwrap();
+    assert_eq!(load_run_config(&p, &[]).unwrap().head, c.head);
 }

@@ -158,9 +158,16 @@ impl Checkpoint {
         for name in names {
             let var = &vars[name];
             let src = self.tensors.get(name).ok_or_else(|| {
+                // alpha is stored as `alpha` or `log_alpha` (head.alpha_param).
+                let hint = if crate::optim::is_alpha(name) {
+                    " (a fixed head stores `alpha` with head.alpha_param = \"linear\" and \
+                     `log_alpha` with \"log\": use the run's own)"
+                } else {
+                    ""
+                };
                 Error::bad_file(
                     &self.path,
-                    format!("checkpoint is from another model: it has no tensor `{name}`"),
+                    format!("checkpoint is from another model: it has no tensor `{name}`{hint}"),
                 )
             })?;
             if src.size() != var.size() {

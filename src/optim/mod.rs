@@ -76,9 +76,11 @@ pub fn params_of(vs: &tch::nn::VarStore, weight_decay: impl Fn(&str) -> f64) -> 
 }
 
 /// The trainable variables of `vs` with training's weight decay: `weight_decay`, except the
-/// fixed classifier's scale alpha, which has its own (`head.alpha_weight_decay`; the paper
-/// decays it like the classifier's weights). The trainer and the benches build their
-/// optimizers from this, so a bench steps exactly what training steps.
+/// fixed classifier's scale alpha (`alpha` or `log_alpha`), which has its own weight decay
+/// (`head.alpha_weight_decay`; the paper decays it like the classifier's weights), learning
+/// rate multiplier (`head.alpha_lr_scale`) and place in clipping (`head.alpha_clip`). The
+/// trainer and the benches build their optimizers from this, so a bench steps exactly what
+/// training steps.
 pub fn training_params(
     vs: &tch::nn::VarStore,
     weight_decay: f64,
@@ -87,11 +89,13 @@ pub fn training_params(
     let mut params = params_of(vs, |_| weight_decay);
     for p in params.iter_mut().filter(|p| is_alpha(&p.name)) {
         p.weight_decay = head.alpha_weight_decay;
+        p.lr_scale = head.alpha_lr_scale;
+        p.clipped = head.alpha_clip;
     }
     params
 }
 
-/// Whether a variable is the fixed classifier's scale.
+/// Whether a variable is the fixed classifier's scale (`alpha`, or `log_alpha` in log space).
 pub fn is_alpha(name: &str) -> bool {
     name.ends_with("alpha")
 }

@@ -227,3 +227,31 @@ fn lr_scale_and_clip_exclusion_per_parameter() {
     );
     assert_eq!(values(&a), [6.0], "10 - 0.5 x 8, unclipped");
 }
+/// training_params gives alpha (either variable) the head's options, the rest the defaults.
+#[test]
+fn training_params_apply_the_head_options_to_alpha() {
+    use crate::classifier::{AlphaParam, HeadConfig};
+    for param in [AlphaParam::Linear, AlphaParam::Log] {
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let _w = (vs.root() / "body").var("weight", &[2], tch::nn::Init::Const(0.0));
+        let _a = vs
+            .root()
+            .var(param.var_name(), &[1], tch::nn::Init::Const(1.0));
+        let head = HeadConfig {
+            alpha_lr_scale: 0.05,
+            alpha_clip: false,
+            alpha_weight_decay: 1e-5,
+            alpha_param: param,
+            ..Default::default()
+        };
+        let params = training_params(&vs, 1e-4, &head);
+        assert_eq!(params.len(), 2);
+        for p in &params {
+            let alpha = p.name == param.var_name();
+            assert_eq!(is_alpha(&p.name), alpha, "{}", p.name);
+            assert_eq!(p.lr_scale, if alpha { 0.05 } else { 1.0 });
+            assert_eq!(p.clipped, !alpha);
+            assert_eq!(p.weight_decay, if alpha { 1e-5 } else { 1e-4 });
+        }
+    }
+}
