@@ -404,6 +404,29 @@ fn forced_nan_stops_at_its_step_and_resume_continues() {
     }
 }
 
+/// A NaN between check points: the step's numbers are read at the next checkpoint (step 8
+/// here, checkpoints every 4 steps, log lines every 10), which names step 6 and writes no
+/// checkpoint after it: `last.safetensors` stays at step 4.
+#[test]
+#[serial]
+fn a_nan_between_check_points_is_named_and_nothing_is_saved_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(dir.path(), "late", "epochs = 1\ncheckpoint_interval = 4")
+        .display()
+        .to_string();
+    let run = dir.path().join("runs/late");
+    let (code, stderr) = finish(spawn(
+        &["train", "--config", &cfg, "-q"],
+        &[(fixclf::engine::NAN_ENV, "6")],
+    ));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("diverged at epoch 1 step 6 (the loss is NaN)"),
+        "{stderr}"
+    );
+    assert_eq!(state_of(&run.join("last.safetensors")).step, 4);
+}
+
 /// The mean training loss of each log line, by step (the last line of a step winning).
 fn logged_losses(run: &Path) -> BTreeMap<u64, f64> {
     read_events(&run.join("metrics.jsonl"))
