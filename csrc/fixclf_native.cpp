@@ -13,8 +13,10 @@
 #include <vector>
 
 #ifdef FIXCLF_CUDA
-#include <ATen/cuda/CUDAEvent.h>
+// Only what libtorch_cuda and libc10_cuda export: no CUDA runtime call is made from here
+// (c10::Event goes through the registered CUDA guard), so nothing links against libcudart.
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/core/Event.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
@@ -185,9 +187,9 @@ char *fixclf_graph_enter_stream(void *g) {
   GUARD({
     auto *fg = static_cast<FixclfGraph *>(g);
     auto cur = c10::cuda::getCurrentCUDAStream();
-    at::cuda::CUDAEvent ready;
-    ready.record(cur);
-    ready.block(fg->side);
+    c10::Event ready(c10::DeviceType::CUDA);
+    ready.record(cur.unwrap());
+    ready.block(fg->side.unwrap());
     fg->previous = cur;
     c10::cuda::setCurrentCUDAStream(fg->side);
   })
@@ -198,9 +200,9 @@ char *fixclf_graph_exit_stream(void *g) {
   GUARD({
     auto *fg = static_cast<FixclfGraph *>(g);
     if (!fg->previous) return error_of("fixclf_graph_exit_stream without enter");
-    at::cuda::CUDAEvent done;
-    done.record(fg->side);
-    done.block(*fg->previous);
+    c10::Event done(c10::DeviceType::CUDA);
+    done.record(fg->side.unwrap());
+    done.block(fg->previous->unwrap());
     c10::cuda::setCurrentCUDAStream(*fg->previous);
     fg->previous.reset();
   })
