@@ -53,14 +53,25 @@ impl Sgd {
         if self.momentum == 0.0 {
             // w += d * (-lr): the clipping coefficient folded into the step when there is
             // no decay term to add first.
-            match (step.coef_for(b), b.weight_decay > 0.0) {
-                (Some(coef), false) => native::mul_tensor_(&grads, &(coef * &neg_lr))?,
+            let scale = match (step.coef_for(b), b.weight_decay > 0.0) {
+                (Some(coef), false) => coef * &neg_lr,
                 _ => {
                     self.direction(step, b, &grads)?;
-                    native::mul_tensor_(&grads, &neg_lr)?;
+                    neg_lr
                 }
+            };
+            if self.c.device.is_cuda() {
+                // Two multi-tensor kernels for all the bucket's tensors.
+                native::mul_tensor_(&grads, &scale)?;
+                return native::add_(&weights, &grads, 1.0);
             }
-            return native::add_(&weights, &grads, 1.0);
+            // On the CPU a multi-tensor op is a loop over the tensors anyway: one fused
+            // pass per tensor instead of two (the gradients of the embedding and the
+            // classifier are large).
+            for (w, g) in weights.iter().zip(&grads) {
+                let _ = w.shallow_clone().f_addcmul_(g, &scale)?;
+            }
+            return Ok(());
         }
         self.direction(step, b, &grads)?;
         let bufs: Vec<&Tensor> = b.members.iter().map(|&i| &self.buffers[i]).collect();
