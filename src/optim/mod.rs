@@ -125,8 +125,8 @@ pub struct StepStats {
 /// An optimizer: backpropagates a loss and updates its parameters.
 ///
 /// The update is masked on the device: when the guard (the loss), the gradient norm or an
-/// unclipped gradient is not finite, the parameters are left as they were (momentum buffers
-/// and Adam's moments then decay as after a zero gradient). Nothing is read back to the
+/// unclipped gradient is not finite, the parameters are left as they were (so are SGD's
+/// momentum buffers; Adam's moments decay as after a zero gradient). Nothing is read back to the
 /// host, so a CUDA step queues its kernels without waiting and can be captured in a graph.
 pub trait Optimizer {
     /// Backpropagates `objective` and updates every parameter with the learning rate times
