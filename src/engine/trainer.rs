@@ -271,7 +271,8 @@ impl Trainer<'_> {
                 self.save_last()?;
                 timed_from = Instant::now();
             }
-            if interrupt::requested().is_some() {
+            // `stop`, not a new look at the flag: the steps are settled only if it was set.
+            if stop {
                 bar.finish_and_clear();
                 return self.stop_if_requested(wall_start, !saved);
             }
