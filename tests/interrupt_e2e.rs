@@ -1,44 +1,23 @@
 //! Interrupts and exact resume, end to end on the binary: a tiny LM run and a tiny image run
 //! are sent SIGINT, SIGTERM, a double SIGINT and SIGKILL at several steps (mid-epoch and
 //! across epoch ends), resumed each time, and must end with the per-epoch validation
-//! numbers of an uninterrupted run. Also: a checkpoint killed while being written, forced
-//! NaNs (stop, skip), a runaway alpha, a suite and `embed word2vec` interrupted.
+//! numbers of an uninterrupted run. Also: a checkpoint killed while being written, a suite
+//! and `embed word2vec` interrupted. (Forced NaNs and a runaway alpha: numerics_e2e.rs.)
 //!
 //! Every run checkpoints at every step (`checkpoint_interval = 1`) and logs every step, so
 //! the test can wait for the child to reach a step (its `log` lines in `metrics.jsonl`).
 mod common;
 
+use common::runs::{
+    assert_same_epochs, complete, epoch_metrics, finish, spawn, state_of, vision_config,
+};
 use common::{tiny_config, tiny_corpus};
 use fixclf::engine::metrics::{read_events, Event};
-use fixclf::engine::{Checkpoint, TrainState};
+use fixclf::engine::Checkpoint;
 use serial_test::serial;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_fixclf");
-
-fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
-    Command::new(BIN)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start fixclf")
-}
-
-/// Waits for the child; (exit code or -signal, stderr).
-fn finish(child: Child) -> (i32, String) {
-    use std::os::unix::process::ExitStatusExt;
-    let out = child.wait_with_output().unwrap();
-    let code = out
-        .status
-        .code()
-        .unwrap_or_else(|| -out.status.signal().unwrap_or(0));
-    (code, String::from_utf8_lossy(&out.stderr).into_owned())
-}
 
 fn signal(child: &Child, sig: i32) {
     // SAFETY: kill(2) on our own child's pid.
@@ -64,32 +43,6 @@ fn wait_for_steps(child: &mut Child, run: &Path, n: usize) {
     }
 }
 
-/// Validation loss and accuracy (or perplexity) of each epoch, the last record of each
-/// epoch winning (a resumed run repeats the epochs after its checkpoint).
-fn epoch_metrics(run: &Path) -> BTreeMap<usize, (f64, f64)> {
-    let mut m = BTreeMap::new();
-    for e in read_events(&run.join("metrics.jsonl")).unwrap() {
-        if let Event::Epoch(e) = e {
-            let q = e.val_acc.or(e.val_ppl).unwrap();
-            m.insert(e.epoch, (e.val_loss, q));
-        }
-    }
-    m
-}
-
-fn assert_same_epochs(a: &BTreeMap<usize, (f64, f64)>, b: &BTreeMap<usize, (f64, f64)>) {
-    assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
-    for ((ea, x), (eb, y)) in a.iter().zip(b) {
-        assert_eq!(ea, eb);
-        for (u, v) in [(x.0, y.0), (x.1, y.1)] {
-            assert!(
-                (u - v).abs() <= 1e-4 * v.abs(),
-                "epoch {ea}: {u} vs {v} (interrupted vs straight)"
-            );
-        }
-    }
-}
-
 /// The command the interrupt message says resumes the run, with the binary's path.
 fn resume_command(stderr: &str) -> Vec<String> {
     let cmd = stderr
@@ -100,11 +53,6 @@ fn resume_command(stderr: &str) -> Vec<String> {
     assert_eq!(words[0], "fixclf");
     words.remove(0);
     words
-}
-
-fn state_of(ckpt: &Path) -> TrainState {
-    let c = Checkpoint::load(ckpt).unwrap();
-    serde_json::from_str(c.meta("state").unwrap()).unwrap()
 }
 
 /// One interruption: run `args` until `at` log lines exist, send `sig` (`twice`: two at
@@ -152,13 +100,6 @@ fn interrupt_at(
         "{line} vs {st:?}"
     );
     Some(resume_command(&stderr))
-}
-
-/// Runs to the end; checks success.
-fn complete(args: &[String]) {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, stderr) = finish(spawn(&args, &[]));
-    assert_eq!(code, 0, "{stderr}");
 }
 
 /// Runs straight, then interrupted at `points` (log lines, signal, twice) and resumed after
@@ -238,51 +179,6 @@ fn lm_interrupted_anywhere_resumes_exactly() {
     );
 }
 
-fn vision_config(dir: &Path) -> PathBuf {
-    let text = format!(
-        r#"name = "img"
-runs_dir = "{runs}"
-
-[vision]
-crop_padding = 2
-flip = true
-
-[vision.data]
-dataset = "synthetic"
-
-[vision.data.synthetic]
-classes = 4
-train = 384
-test = 64
-channels = 1
-size = 12
-seed = 3
-
-[vision.model]
-arch = "small-cnn"
-width = 8
-
-[train]
-optimizer = "sgd"
-lr = 0.05
-momentum = 0.9
-weight_decay = 1e-4
-schedule = "cosine"
-clip = 0.0
-epochs = 3
-batch_size = 12
-eval_batch_size = 64
-log_interval = 1
-checkpoint_interval = 1
-threads = 1
-"#,
-        runs = dir.join("runs").display(),
-    );
-    let path = dir.join("img.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[test]
 #[serial]
 fn image_run_interrupted_anywhere_resumes_exactly() {
@@ -341,163 +237,6 @@ fn kill_while_writing_leaves_a_loadable_checkpoint() {
     assert_same_epochs(
         &epoch_metrics(&run),
         &epoch_metrics(&dir.path().join("runs/straight")),
-    );
-}
-
-#[test]
-#[serial]
-fn forced_nan_stops_at_its_step_and_resume_continues() {
-    let dir = tempfile::tempdir().unwrap();
-    // Checkpoints every 4 steps, log lines every 10: a resume from step 8 or 12 must log
-    // the same means at step 20 as the uninterrupted run (the log interval's sums are in
-    // the checkpoint).
-    let cfg = tiny_config(dir.path(), "nan", "epochs = 2\ncheckpoint_interval = 4")
-        .display()
-        .to_string();
-    let run = dir.path().join("runs/nan");
-    let args = ["train", "--config", &cfg, "-q"];
-    let (code, stderr) = finish(spawn(&args, &[(fixclf::engine::NAN_ENV, "12")]));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("diverged at epoch 1 step 12 (the loss is NaN)")
-            && stderr.contains("last good checkpoint is kept in")
-            && stderr.contains("on_nonfinite=skip"),
-        "{stderr}"
-    );
-    assert_eq!(state_of(&run.join("last.safetensors")).step, 8);
-    assert!(read_events(&run.join("metrics.jsonl"))
-        .unwrap()
-        .iter()
-        .any(|e| matches!(e, Event::Diverged { step: 11, .. })));
-    // The gradient alone non-finite: the same stop, at its step.
-    let (code, stderr) = finish(spawn(
-        &[&args[..], &["--resume"]].concat(),
-        &[(fixclf::engine::NAN_ENV, "13:grad")],
-    ));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("step 13 (the gradient norm is NaN)"),
-        "{stderr}"
-    );
-    assert_eq!(state_of(&run.join("last.safetensors")).step, 12);
-    // Without the NaN the run resumes from step 12 and ends like a run never stopped.
-    complete(
-        &[&args[..], &["--resume"]]
-            .concat()
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>(),
-    );
-    complete(
-        &[&args[..], &["--set", "name=straight"]]
-            .concat()
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>(),
-    );
-    let straight = dir.path().join("runs/straight");
-    assert_same_epochs(&epoch_metrics(&run), &epoch_metrics(&straight));
-    let (a, b) = (logged_losses(&run), logged_losses(&straight));
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-    for (step, loss) in &a {
-        assert!((loss - b[step]).abs() <= 1e-4 * b[step], "step {step}");
-    }
-}
-
-/// A NaN between check points: the step's numbers are read at the next checkpoint (step 8
-/// here, checkpoints every 4 steps, log lines every 10), which names step 6 and writes no
-/// checkpoint after it: `last.safetensors` stays at step 4.
-#[test]
-#[serial]
-fn a_nan_between_check_points_is_named_and_nothing_is_saved_after_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = tiny_config(dir.path(), "late", "epochs = 1\ncheckpoint_interval = 4")
-        .display()
-        .to_string();
-    let run = dir.path().join("runs/late");
-    let (code, stderr) = finish(spawn(
-        &["train", "--config", &cfg, "-q"],
-        &[(fixclf::engine::NAN_ENV, "6")],
-    ));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("diverged at epoch 1 step 6 (the loss is NaN)"),
-        "{stderr}"
-    );
-    assert_eq!(state_of(&run.join("last.safetensors")).step, 4);
-}
-
-/// The mean training loss of each log line, by step (the last line of a step winning).
-fn logged_losses(run: &Path) -> BTreeMap<u64, f64> {
-    read_events(&run.join("metrics.jsonl"))
-        .unwrap()
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Log(l) => Some((l.step, l.loss)),
-            _ => None,
-        })
-        .collect()
-}
-
-#[test]
-#[serial]
-fn skipped_nan_steps_are_counted_and_a_run_of_them_stops() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = tiny_config(dir.path(), "skip", "epochs = 1\non_nonfinite = \"skip\"")
-        .display()
-        .to_string();
-    let run = dir.path().join("runs/skip");
-    let args = ["train", "--config", &cfg, "-q"];
-    let (code, stderr) = finish(spawn(&args, &[(fixclf::engine::NAN_ENV, "4:grad")]));
-    assert_eq!(code, 0, "{stderr}");
-    let events = read_events(&run.join("metrics.jsonl")).unwrap();
-    let skipped: u64 = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Log(l) => Some(l.skipped),
-            _ => None,
-        })
-        .sum();
-    assert_eq!(skipped, 1);
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, Event::Epoch(ep) if ep.skipped_steps == 1 && ep.train_loss.is_some_and(f64::is_finite))));
-    // NaN from step 3 on: ten skipped in a row, then a stop at step 12.
-    let (code, stderr) = finish(spawn(
-        &[&args[..], &["--force"]].concat(),
-        &[(fixclf::engine::NAN_ENV, "3..")],
-    ));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("step 12 (the loss is NaN, 10 non-finite steps in a row"),
-        "{stderr}"
-    );
-}
-
-#[test]
-#[serial]
-fn runaway_alpha_stops_the_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = vision_config(dir.path()).display().to_string();
-    let (code, stderr) = finish(spawn(
-        &[
-            "train",
-            "--config",
-            &cfg,
-            "-q",
-            "--set",
-            "head.mode=fixed-orthogonal",
-            "--set",
-            "train.lr=1e7",
-            "--set",
-            "train.momentum=0",
-        ],
-        &[],
-    ));
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.contains("alpha of the fixed classifier is") && stderr.contains("head.learn_alpha"),
-        "{stderr}"
     );
 }
 

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 use std::path::{Path, PathBuf};
 
+pub mod runs;
+
 /// A small, very regular corpus (about 20 words) that a tiny LSTM can learn.
 pub fn tiny_corpus(dir: &Path) -> PathBuf {
     let data = dir.join("data");
