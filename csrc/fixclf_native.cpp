@@ -77,9 +77,26 @@ char *fixclf_foreach_add_list_(const tensor *self, const tensor *other, int n, d
   GUARD(at::_foreach_add_(list(self, n), list(other, n), alpha))
 }
 
-// self[i] += other[i] * scale (a 0-dim tensor).
-char *fixclf_foreach_add_scaled_(const tensor *self, const tensor *other, int n, tensor scale) {
-  GUARD(at::_foreach_add_(list(self, n), at::_foreach_mul(list(other, n), *scale)))
+// self[i] += other[i] * scale (a 0-dim tensor); `scratch`: other's values may be overwritten.
+// On CUDA two multi-tensor kernels (in place on other when it is scratch, else through a
+// temporary); on the CPU a multi-tensor op is a loop over the tensors anyway, so one fused
+// pass per tensor (addcmul_) instead of two, and no temporary.
+char *fixclf_foreach_add_scaled_(const tensor *self, const tensor *other, int n, tensor scale,
+                                 int scratch) {
+  GUARD({
+    auto a = list(self, n);
+    auto b = list(other, n);
+    if (n > 0 && a[0].is_cuda()) {
+      if (scratch) {
+        at::_foreach_mul_(b, *scale);
+        at::_foreach_add_(a, b);
+      } else {
+        at::_foreach_add_(a, at::_foreach_mul(b, *scale));
+      }
+    } else {
+      for (int i = 0; i < n; i++) a[i].addcmul_(b[i], *scale);
+    }
+  })
 }
 
 // self[i] += a[i] * b[i] * value.

@@ -30,6 +30,7 @@ extern "C" {
         other: *const Handle,
         n: c_int,
         scale: Handle,
+        scratch: c_int,
     ) -> *mut c_char;
     fn fixclf_foreach_addcmul_(
         ts: *const Handle,
@@ -127,6 +128,16 @@ pub fn add_(a: &[&Tensor], b: &[&Tensor], alpha: f64) -> Result<()> {
 
 /// `a[i] += b[i] * scale`, `scale` a 0-dim tensor.
 pub fn add_scaled_(a: &[&Tensor], b: &[&Tensor], scale: &Tensor) -> Result<()> {
+    add_scaled(a, b, scale, false)
+}
+
+/// [`add_scaled_`] where `b` is scratch: its values may be overwritten (on CUDA the product
+/// is taken in place instead of in a temporary).
+pub fn add_scaled_from_scratch_(a: &[&Tensor], b: &[&Tensor], scale: &Tensor) -> Result<()> {
+    add_scaled(a, b, scale, true)
+}
+
+fn add_scaled(a: &[&Tensor], b: &[&Tensor], scale: &Tensor, scratch: bool) -> Result<()> {
     same_len("_foreach_add_", a.len(), b.len())?;
     let (ha, hb) = (handles(a), handles(b));
     check("_foreach_add_", unsafe {
@@ -135,6 +146,7 @@ pub fn add_scaled_(a: &[&Tensor], b: &[&Tensor], scale: &Tensor) -> Result<()> {
             hb.as_ptr(),
             ha.len() as c_int,
             scale.as_ptr() as Handle,
+            c_int::from(scratch),
         )
     })
 }
@@ -247,7 +259,7 @@ mod tests {
         add_(&[&a], &[&c], -2.0).unwrap();
         assert_eq!(v(&a), vec![-0.5, 0.0]);
         add_scaled_(&[&a], &[&c], &Tensor::from(2.0f32)).unwrap();
-        add_scaled_(&[&a], &[&c], &Tensor::from(-2.0f32)).unwrap();
+        add_scaled_from_scratch_(&[&a], &[&c], &Tensor::from(-2.0f32)).unwrap();
         assert_eq!(v(&a), vec![-0.5, 0.0]);
         addcmul_(&[&a], &[&c], &[&c], 0.5).unwrap();
         assert_eq!(v(&a), vec![0.0, 0.5]);

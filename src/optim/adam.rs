@@ -61,7 +61,7 @@ impl Adam {
         let ratio: Vec<Tensor> = m.iter().map(|t| t.copy()).collect();
         let ratio: Vec<&Tensor> = ratio.iter().collect();
         native::div_(&ratio, &denom)?;
-        native::add_scaled_(&weights, &ratio, &(neg_lr / bc1))
+        native::add_scaled_from_scratch_(&weights, &ratio, &(neg_lr / bc1))
     }
 }
 

@@ -60,18 +60,7 @@ impl Sgd {
                     neg_lr
                 }
             };
-            if self.c.device.is_cuda() {
-                // Two multi-tensor kernels for all the bucket's tensors.
-                native::mul_tensor_(&grads, &scale)?;
-                return native::add_(&weights, &grads, 1.0);
-            }
-            // On the CPU a multi-tensor op is a loop over the tensors anyway: one fused
-            // pass per tensor instead of two (the gradients of the embedding and the
-            // classifier are large).
-            for (w, g) in weights.iter().zip(&grads) {
-                let _ = w.shallow_clone().f_addcmul_(g, &scale)?;
-            }
-            return Ok(());
+            return native::add_scaled_from_scratch_(&weights, &grads, &scale);
         }
         self.direction(step, b, &grads)?;
         let bufs: Vec<&Tensor> = b.members.iter().map(|&i| &self.buffers[i]).collect();
@@ -88,7 +77,7 @@ impl Sgd {
         }
         if self.nesterov {
             native::add_(&grads, &bufs, self.momentum)?;
-            native::add_scaled_(&weights, &grads, &neg_lr)
+            native::add_scaled_from_scratch_(&weights, &grads, &neg_lr)
         } else {
             native::add_scaled_(&weights, &bufs, &neg_lr)
         }
