@@ -291,6 +291,11 @@ fn from_value(value: toml::Value, origin: &str) -> Result<Config> {
     let mut cfg: Config = serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
         let msg = one_line(&e.inner().to_string());
+        // toml's own message may end with the path that `field` already names.
+        let msg = match msg.strip_suffix(&format!(" in `{field}`")) {
+            Some(m) => m.to_string(),
+            None => msg,
+        };
         let fix = if msg.contains("unknown field") {
             "; remove it or fix its spelling (see configs/README.md)"
         } else {

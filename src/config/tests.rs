@@ -45,6 +45,16 @@ fn wrong_type_names_field() {
     );
 }
 
+/// A bad enum value: the field named once (toml's message repeats the path), the choices.
+#[test]
+fn bad_variant_names_the_field_once() {
+    let e = from_toml_str("[lm]\n[train]\nprecision = \"fp16\"\n", "a.toml")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e.matches("train.precision").count(), 1, "{e}");
+    assert!(e.contains("`fp32`, `tf32`, `bf16`"), "{e}");
+}
+
 #[test]
 fn bad_values_name_the_field() {
     for (text, field) in [
