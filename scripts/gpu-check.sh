@@ -8,18 +8,30 @@
 #   FIXCLF_BIN=path/to/fixclf scripts/gpu-check.sh
 #                                      # a binary built elsewhere with --features cuda
 #                                      # (a machine without Rust: see ../shared/docs/gpu.md)
-# Environment: FIXCLF_PYTHON (a python with CUDA torch, for the reference; default: the
-# cache's full wheel, else python3), GPU_CHECK_STEPS (bench steps, default 100),
-# GPU_CHECK_EPOCH_STEPS (steps of each "epoch" run, default 0: the whole epoch, 2,983 steps),
-# GPU_CHECK_RUNS (default "learned:fp32 fixed-orthogonal:fp32 learned:tf32
-# fixed-orthogonal:tf32 fixed-orthogonal:bf16 learned:fp32:eager").
-set -euo pipefail
+# Environment: FIXCLF_PYTHON (a python with CUDA torch, for the references; default: the
+# cache's full wheel, else python3), FIXCLF_WLM_DIR (a folder with pytorch/examples'
+# word_language_model, main.py in it: its one-epoch time is the reference epoch; none when
+# unset), GPU_CHECK_STEPS (bench steps, default 100), GPU_CHECK_EPOCH_STEPS (steps of each
+# "epoch" run, default 0: the whole epoch, 2,983 steps), GPU_CHECK_RUN_TIMEOUT (seconds a
+# run may take before it is stopped, default 180), GPU_CHECK_RUNS (default "learned:fp32
+# fixed-orthogonal:fp32 learned:tf32 fixed-orthogonal:tf32 fixed-orthogonal:bf16
+# learned:fp32:eager").
+# A failed bench or run is written into summary.md and the check goes on; the exit status
+# is 1 when anything failed.
+set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=${OUT:-reports/gpu-check}
 mkdir -p "$out"
 steps=${GPU_CHECK_STEPS:-100}
 epoch_steps=${GPU_CHECK_EPOCH_STEPS:-0}
+run_timeout=${GPU_CHECK_RUN_TIMEOUT:-180}
 runs=${GPU_CHECK_RUNS:-"learned:fp32 fixed-orthogonal:fp32 learned:tf32 fixed-orthogonal:tf32 fixed-orthogonal:bf16 learned:fp32:eager"}
+failures=0
+fail() {
+  echo "gpu-check: $*" >&2
+  echo "- failed: $*" >>"$out/failures.md"
+  failures=$((failures + 1))
+}
 
 if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
   echo "gpu-check: no NVIDIA GPU here (nvidia-smi finds none); run this on a CUDA machine" >&2
@@ -30,8 +42,10 @@ nvidia-smi -L | tee "$out/gpu.txt"
 bin=${FIXCLF_BIN:-}
 python=${FIXCLF_PYTHON:-}
 if [ -z "$bin" ]; then
+  set -e
   torch_dir=$(FIXCLF_TORCH_FULL=1 ./scripts/setup-libtorch.sh)
   LIBTORCH="$torch_dir" CARGO_TARGET_DIR=target/cuda cargo build --release --features cuda --bin fixclf
+  set +e
   bin=target/cuda/release/fixclf
   [ -n "$python" ] || python="$(dirname "$(dirname "$(dirname "$(dirname "$torch_dir")")")")/bin/python"
 fi
@@ -42,6 +56,8 @@ grep -q "cuda available: true" "$out/info.txt" || {
   echo "gpu-check: $bin does not see CUDA (built without --features cuda, or libtorch_cuda not found: see ../shared/docs/gpu.md)" >&2
   exit 2
 }
+[ -f data/wikitext-2/train.txt ] || ./data/fetch.sh || exit 2
+: >"$out/failures.md"
 
 # The step, fixclf (eager, as the reference) and PyTorch, per mode, interleaved.
 ref=${FIXCLF_TORCH_BENCH:-../shared/bench/torch_lm_bench.py}
@@ -49,35 +65,57 @@ ref=${FIXCLF_TORCH_BENCH:-../shared/bench/torch_lm_bench.py}
 for mode in learned tied fixed-orthogonal; do
   ref_mode=$mode; [ "$mode" = fixed-orthogonal ] && ref_mode=fixed
   if [ -f "$ref" ]; then
-    "$python" "$ref" --device cuda --modes "$ref_mode" --steps "$steps" | tee -a "$out/bench.jsonl" \
-      || echo "gpu-check: the PyTorch reference failed (is $python's torch built with CUDA?)" >&2
+    timeout 120 "$python" "$ref" --device cuda --modes "$ref_mode" --steps "$steps" | tee -a "$out/bench.jsonl" \
+      || fail "the PyTorch reference bench, $ref_mode (is $python's torch built with CUDA?)"
   fi
   for precision in fp32 tf32 bf16; do
-    "$bin" bench lm --device cuda --modes "$mode" --steps "$steps" --precision "$precision" --profile \
-      | tee -a "$out/bench.jsonl"
+    timeout 120 "$bin" bench lm --device cuda --modes "$mode" --steps "$steps" --precision "$precision" --profile \
+      | tee -a "$out/bench.jsonl" || fail "fixclf bench lm $mode $precision"
   done
 done
 
+# The reference epoch: PyTorch's word_language_model example at the paper's sizes.
+if [ -n "${FIXCLF_WLM_DIR:-}" ]; then
+  timeout "$run_timeout" "$python" "$FIXCLF_WLM_DIR/main.py" --accel --emsize 512 --nhid 512 \
+    --dropout 0.5 --epochs 1 --data data/wikitext-2 --save "$out/wlm.pt" 2>&1 | tee "$out/epoch-pytorch-example.log" \
+    || fail "PyTorch's word_language_model example (log: epoch-pytorch-example.log)"
+  rm -f "$out/wlm.pt"
+fi
+
 # One paper-scale epoch per setting (mode:precision[:eager]): time and validation perplexity.
-[ -f data/wikitext-2/train.txt ] || ./data/fetch.sh
 printf '| run | precision | CUDA graph | epoch s | ms/step | valid ppl |\n|---|---|---|--:|--:|--:|\n' >"$out/summary.md"
+if [ -f "$out/epoch-pytorch-example.log" ]; then
+  sed -n 's/.*end of epoch *1 | time: *\([0-9.]*\)s .*valid ppl *\([0-9.]*\).*/| PyTorch word_language_model, learned | fp32 | no | \1 | | \2 |/p' \
+    "$out/epoch-pytorch-example.log" >>"$out/summary.md"
+fi
 for run in $runs; do
   IFS=: read -r mode precision eager <<<"$run"
   graph=true; [ "${eager:-}" = eager ] && graph=false
   name="gpu-check-$mode-$precision-$([ $graph = true ] && echo graph || echo eager)"
-  "$bin" train --config configs/lm-wt2.toml --force --set name="$name" --set runs_dir=\""$out/runs"\" \
+  timeout -s INT -k 30 "$run_timeout" "$bin" train --config configs/lm-wt2.toml --force \
+    --set name="$name" --set runs_dir=\""$out/runs"\" \
     --set head.mode="$mode" --set train.epochs=1 --set train.precision=\""$precision"\" \
     --set train.cuda_graph=$graph --set train.max_steps_per_epoch="$epoch_steps" \
-    --set train.eval_batch_size=80 2>&1 | tee "$out/epoch-$name.log"
+    --set train.eval_batch_size=80 2>&1 | tee "$out/epoch-$name.log" \
+    || fail "run $name (log: epoch-$name.log)"
   "$python" - "$out/runs/$name/metrics.jsonl" "$mode" "$precision" "$graph" >>"$out/summary.md" <<'PY'
 import json, sys
 path, mode, precision, graph = sys.argv[1:]
-ev = [json.loads(l) for l in open(path) if l.strip()]
-ep = [e for e in ev if e.get("event") == "epoch"][-1]
+try:
+    ev = [json.loads(l) for l in open(path) if l.strip()]
+except OSError:
+    ev = []
+epochs = [e for e in ev if e.get("event") == "epoch"]
 logs = [e for e in ev if e.get("event") == "log"]
-ms = sum(l["ms_per_batch"] for l in logs[1:]) / max(1, len(logs) - 1) if len(logs) > 1 else float("nan")
-print(f"| {mode} | {precision} | {graph} | {ep['epoch_s']:.1f} | {ms:.2f} | {ep['val_ppl']:.1f} |")
+# The first log interval holds the eager warm-up steps and the captures.
+ms = sum(l["ms_per_batch"] for l in logs[1:]) / (len(logs) - 1) if len(logs) > 1 else float("nan")
+if epochs:
+    print(f"| {mode} | {precision} | {graph} | {epochs[-1]['epoch_s']:.1f} | {ms:.2f} | {epochs[-1]['val_ppl']:.1f} |")
+else:
+    print(f"| {mode} | {precision} | {graph} | failed | {ms:.2f} | |")
 PY
 done
 cat "$out/summary.md"
+[ -s "$out/failures.md" ] && cat "$out/failures.md"
 echo "gpu-check: results in $out"
+[ "$failures" = 0 ]

@@ -295,7 +295,7 @@ set = ["head.mode=fixed-simplex"]
 
 /// `--jobs 2`: the runs train in two `fixclf train` processes at once, each with its log;
 /// the report covers both, a failing run is named with its error and log, and the same
-/// command afterwards reuses the finished runs.
+/// command afterwards reuses the finished runs. `--only` reports the runs that have a folder.
 #[test]
 #[serial]
 fn suite_jobs_train_runs_in_parallel_processes() {
@@ -371,4 +371,19 @@ set = ["head.mode=fixed-orthogonal"]
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // `--only` in a fresh suite folder: the report covers the one run that has a folder.
+    let only = d.join("only.toml");
+    std::fs::write(&only, suite("").replace("name = \"par\"", "name = \"one\"")).unwrap();
+    let (code, out, err) = fixclf(&[
+        "suite",
+        "--config",
+        only.to_str().unwrap(),
+        "--only",
+        "learned",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let csv = std::fs::read_to_string(d.join("reports/one/results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(!d.join("runs/one/fixed-orthogonal").exists());
 }

@@ -153,6 +153,40 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
             })?;
     }
     let start = std::time::Instant::now();
+    let dirs: Vec<PathBuf> = configs.iter().map(|c| c.run_dir()).collect();
+    match compute_and_train(&suite, &configs, path, opts) {
+        Ok(()) => {}
+        // Stopped by a signal: what the runs have so far still gets its report.
+        Err(Error::Interrupted { signal, what, next }) => {
+            let what = match write_suite_report(&suite, &dirs) {
+                Ok(Some((out, _))) => format!("{what}; report so far in {}", out.display()),
+                Ok(None) => what,
+                Err(e) => format!("{what}; no report ({e})"),
+            };
+            return Err(Error::Interrupted { signal, what, next });
+        }
+        Err(e) => return Err(e),
+    }
+    let (out, table) = write_suite_report(&suite, &dirs)?
+        .ok_or_else(|| Error::arg("suite", "no run folder to report on"))?;
+    println!("{}", crate::report::render_markdown(&table));
+    println!(
+        "| suite {} done in {:.1} min; report in {}",
+        suite.name,
+        start.elapsed().as_secs_f64() / 60.0,
+        out.display()
+    );
+    Ok((dirs, out))
+}
+
+/// The embeddings, then every run not finished yet (one after the other in this process,
+/// or `--jobs` processes at once).
+fn compute_and_train(
+    suite: &SuiteConfig,
+    configs: &[Config],
+    path: &Path,
+    opts: &SuiteOptions,
+) -> Result<()> {
     let base = &configs[0];
     if !suite.embeddings.is_empty() {
         // The LM's vocabulary (tokenizer.json) fixes the embeddings' rows: loading the
@@ -186,11 +220,9 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
             );
         }
     }
-    let mut dirs = Vec::new();
     let mut pending = Vec::new();
-    for (run, cfg) in suite.runs.iter().zip(&configs) {
+    for (run, cfg) in suite.runs.iter().zip(configs) {
         let dir = RunDir::new(cfg.run_dir());
-        dirs.push(dir.path.clone());
         if !opts.only.is_empty() && !opts.only.contains(&run.name) {
             continue;
         }
@@ -249,21 +281,31 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
             resume_hint(path, opts),
         ));
     }
+    Ok(())
+}
+
+/// The report of the suite's runs that have a folder (`--only` and a stop leave some
+/// without), in `<reports_dir>/<name>`; `None` when no run has one yet.
+fn write_suite_report(
+    suite: &SuiteConfig,
+    dirs: &[PathBuf],
+) -> Result<Option<(PathBuf, crate::report::ReportTable)>> {
+    let existing: Vec<PathBuf> = dirs
+        .iter()
+        .filter(|d| RunDir::new(d).file(crate::engine::CONFIG_FILE).is_file())
+        .cloned()
+        .collect();
+    if existing.is_empty() {
+        return Ok(None);
+    }
     let title = if suite.title.is_empty() {
         suite.name.clone()
     } else {
         suite.title.clone()
     };
     let out = suite.reports_dir.join(&suite.name);
-    let table = crate::report::write_report(&dirs, &out, &title)?;
-    println!("{}", crate::report::render_markdown(&table));
-    println!(
-        "| suite {} done in {:.1} min; report in {}",
-        suite.name,
-        start.elapsed().as_secs_f64() / 60.0,
-        out.display()
-    );
-    Ok((dirs, out))
+    let table = crate::report::write_report(&existing, &out, &title)?;
+    Ok(Some((out, table)))
 }
 
 /// The command that continues a suite: the same suite file, overrides and runs (finished
