@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Prepares the GPU check for a machine without Rust or internet (the lent device of
+# Prepares the GPU session for a machine without Rust or internet (the lent device of
 # ../shared/docs/gpu.md): builds fixclf with --features cuda here against the full torch
-# wheel, and puts in gpu-bundle/ (git-ignored) the binary, the PyTorch reference bench and
-# run.sh, which runs scripts/gpu-check.sh there with that machine's own torch libraries.
+# wheel, and puts in gpu-bundle/ (git-ignored) the binary, the PyTorch references (the
+# bench, and pytorch/examples' word_language_model when FIXCLF_WLM_DIR names its folder)
+# and run.sh, which runs there, with that machine's own torch libraries, the GPU check
+# (scripts/gpu-check.sh) and then the paper suite (scripts/gpu-suite.sh) for the time left.
 # Carry `gpu-bundle` and `data/wikitext-2` (about 30 MB together) and run
-# `bash gpu-bundle/run.sh` there; the results come back as $OUT/gpu-check.tar.gz and
-# $OUT/summary.md.
+# `bash gpu-bundle/run.sh` there; results come back in $OUT: summary.md (the check's
+# table), probe.md (runs at once, MPS), results.md (the suite's table so far), and two
+# archives with everything else (no checkpoints).
 #
-# Environment: CARGO_TARGET_DIR (default target/cuda).
+# Environment: CARGO_TARGET_DIR (default target/cuda), FIXCLF_WLM_DIR. run.sh reads
+# GPU_BUDGET_S (seconds for all of it, default 540) and the variables of both scripts.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 target=${CARGO_TARGET_DIR:-target/cuda}
@@ -19,24 +23,45 @@ mkdir -p gpu-bundle
 cp "$target/release/fixclf" gpu-bundle/
 ref=${FIXCLF_TORCH_BENCH:-../shared/bench/torch_lm_bench.py}
 [ -f "$ref" ] && cp "$ref" gpu-bundle/torch_lm_bench.py
+if [ -n "${FIXCLF_WLM_DIR:-}" ]; then
+  mkdir -p gpu-bundle/word_language_model
+  cp "$FIXCLF_WLM_DIR"/{main.py,model.py,data.py} gpu-bundle/word_language_model/
+fi
 cat >gpu-bundle/run.sh <<'RUN'
 #!/usr/bin/env bash
-# Runs on the GPU machine, from the work tree's root or anywhere: the GPU check with the
-# binary of this folder and the machine's own torch (CUDA, cuDNN) libraries.
-set -euo pipefail
+# Runs on the GPU machine: the GPU check, then the paper suite until GPU_BUDGET_S (default
+# 540) seconds are spent, with the binary of this folder and the machine's own torch (CUDA,
+# cuDNN) libraries. Results in $OUT (default /tmp).
+set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+start=$(date +%s)
+budget=${GPU_BUDGET_S:-540}
 SP=$(python3 -c 'import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))')
 LD_LIBRARY_PATH="$SP/torch/lib:$(find "$SP/nvidia" -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u | tr '\n' ':')${LD_LIBRARY_PATH:-}"
-export LD_LIBRARY_PATH
-results=${OUT:-/tmp}/gpu-check
-mkdir -p "$results"
+export LD_LIBRARY_PATH FIXCLF_BIN=gpu-bundle/fixclf FIXCLF_PYTHON=python3
+export FIXCLF_TORCH_BENCH=gpu-bundle/torch_lm_bench.py
+[ -f gpu-bundle/word_language_model/main.py ] && export FIXCLF_WLM_DIR=gpu-bundle/word_language_model
+dest=${OUT:-/tmp}
 status=0
-OUT="$results" FIXCLF_BIN=gpu-bundle/fixclf FIXCLF_PYTHON=python3 \
-  FIXCLF_TORCH_BENCH=gpu-bundle/torch_lm_bench.py scripts/gpu-check.sh "$@" || status=$?
-# Few files come back from the device: one archive (runs without their checkpoints) and the summary.
-tar -czf "$results.tar.gz" --exclude='*.safetensors' -C "$(dirname "$results")" gpu-check
-cp "$results/summary.md" "$(dirname "$results")/summary.md" 2>/dev/null || true
-rm -rf "$results"
+OUT="$dest/gpu-check" scripts/gpu-check.sh || status=$?
+[ "$status" = 2 ] && exit 2 # no GPU, or the binary does not see it
+# The suite gets what is left, less a minute for its runs to stop and the archives.
+left=$((budget - ($(date +%s) - start) - 60))
+if [ "$left" -gt 90 ]; then
+  OUT="$dest/gpu-suite" GPU_SUITE_SECONDS=$left scripts/gpu-suite.sh || status=$?
+else
+  echo "run.sh: no time left for the suite ($left s)"
+fi
+# At most 8 files come back from the device: the tables, and one archive per part.
+for part in gpu-check gpu-suite; do
+  [ -d "$dest/$part" ] || continue
+  tar -czf "$dest/$part.tar.gz" --exclude='*.safetensors' --exclude='*.pt' -C "$dest" "$part"
+done
+cp "$dest/gpu-check/summary.md" "$dest/summary.md" 2>/dev/null
+cp "$dest/gpu-suite/probe.md" "$dest/probe.md" 2>/dev/null
+cp "$dest/gpu-suite/report/results.md" "$dest/results.md" 2>/dev/null
+rm -rf "$dest/gpu-check" "$dest/gpu-suite"
+echo "run.sh: done in $(($(date +%s) - start)) s, status $status"
 exit "$status"
 RUN
 chmod +x gpu-bundle/run.sh

@@ -367,10 +367,14 @@ set = ["head.mode=fixed-orthogonal"]
     assert!(
         err.contains("run bad failed (")
             && err.contains("nowhere.npy")
-            && err.contains(".jobs/bad.log"),
+            && err.contains(".jobs/bad.log")
+            && err.contains("report so far in"),
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // The report so far: the two finished runs (the bad one stopped before its folder).
+    let csv = std::fs::read_to_string(d.join("reports/par/results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
 
     // `--only` in a fresh suite folder: the report covers the one run that has a folder.
     let only = d.join("only.toml");

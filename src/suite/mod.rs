@@ -156,14 +156,15 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
     let dirs: Vec<PathBuf> = configs.iter().map(|c| c.run_dir()).collect();
     match compute_and_train(&suite, &configs, path, opts) {
         Ok(()) => {}
-        // Stopped by a signal: what the runs have so far still gets its report.
+        // Stopped by a signal, or runs of `--jobs` failed: what the runs have so far still
+        // gets its report.
         Err(Error::Interrupted { signal, what, next }) => {
-            let what = match write_suite_report(&suite, &dirs) {
-                Ok(Some((out, _))) => format!("{what}; report so far in {}", out.display()),
-                Ok(None) => what,
-                Err(e) => format!("{what}; no report ({e})"),
-            };
+            let what = format!("{what}{}", report_so_far(&suite, &dirs));
             return Err(Error::Interrupted { signal, what, next });
+        }
+        Err(Error::Arg { arg, msg }) if arg == jobs::FAILED_ARG => {
+            let msg = format!("{msg}{}", report_so_far(&suite, &dirs));
+            return Err(Error::Arg { arg, msg });
         }
         Err(e) => return Err(e),
     }
@@ -282,6 +283,15 @@ fn compute_and_train(
         ));
     }
     Ok(())
+}
+
+/// Where the report of the runs so far went, for the end of an error message.
+fn report_so_far(suite: &SuiteConfig, dirs: &[PathBuf]) -> String {
+    match write_suite_report(suite, dirs) {
+        Ok(Some((out, _))) => format!("; report so far in {}", out.display()),
+        Ok(None) => String::new(),
+        Err(e) => format!("; no report ({e})"),
+    }
 }
 
 /// The report of the suite's runs that have a folder (`--only` and a stop leave some
