@@ -1,6 +1,6 @@
 //! Adam (L2 weight decay on the gradient) or AdamW (decoupled weight decay), betas 0.9 and
 //! 0.999, eps 1e-8, as PyTorch's. The bias corrections come from the host's step count.
-use super::{Bucket, Optimizer, ParamGroup, Step, StepStats};
+use super::{Bucket, Optimizer, ParamGroup, Step};
 use crate::error::Result;
 use crate::native;
 use tch::Tensor;
@@ -26,8 +26,10 @@ impl Adam {
             exp_avg_sq,
         }
     }
+}
 
-    fn update(&self, step: &Step, b: &Bucket) -> Result<()> {
+impl Optimizer for Adam {
+    fn update_bucket(&self, step: &Step, b: &Bucket) -> Result<()> {
         let grads = step.grads_of(b);
         let weights = self.c.params_of(b);
         let pick = |v: &[Tensor]| -> Vec<Tensor> {
@@ -62,22 +64,6 @@ impl Adam {
         let ratio: Vec<&Tensor> = ratio.iter().collect();
         native::div_(&ratio, &denom)?;
         native::add_scaled_from_scratch_(&weights, &ratio, &(neg_lr / bc1))
-    }
-}
-
-impl Optimizer for Adam {
-    fn step_guarded(
-        &mut self,
-        objective: &Tensor,
-        lr_scale: f64,
-        guard: Option<&Tensor>,
-    ) -> Result<StepStats> {
-        let step = self.c.begin_step(objective, lr_scale, guard)?;
-        tch::no_grad(|| step.buckets.iter().try_for_each(|b| self.update(&step, b)))?;
-        Ok(StepStats {
-            norm: step.norm,
-            applied: step.applied,
-        })
     }
 
     fn group(&self) -> &ParamGroup {

@@ -137,7 +137,22 @@ pub trait Optimizer {
         objective: &Tensor,
         lr_scale: f64,
         guard: Option<&Tensor>,
-    ) -> Result<StepStats>;
+    ) -> Result<StepStats> {
+        let step = self.group_mut().begin_step(objective, lr_scale, guard)?;
+        tch::no_grad(|| {
+            step.buckets
+                .iter()
+                .try_for_each(|b| self.update_bucket(&step, b))
+        })?;
+        Ok(StepStats {
+            norm: step.norm,
+            applied: step.applied,
+        })
+    }
+
+    /// The optimizer's own rule: updates one bucket's parameters from the step's (masked,
+    /// not yet clipped) gradients, in place, without autograd.
+    fn update_bucket(&self, step: &Step, bucket: &Bucket) -> Result<()>;
 
     /// State to checkpoint as `(name, tensor)` pairs (momentum buffers, moments).
     fn state_tensors(&self) -> Vec<(String, Tensor)>;
@@ -232,7 +247,7 @@ pub struct ParamGroup {
 
 /// The parameters that share a weight decay, a learning-rate multiplier and clipping,
 /// updated together by one multi-tensor call.
-struct Bucket {
+pub struct Bucket {
     weight_decay: f64,
     lr_scale: f64,
     clipped: bool,
@@ -240,8 +255,9 @@ struct Bucket {
     members: Vec<usize>,
 }
 
-/// What every update starts from.
-struct Step {
+/// What every update starts from (the backward pass done, the norm, clipping coefficient
+/// and mask computed on the device).
+pub struct Step {
     /// One per parameter, undefined where the loss does not reach it; zero where the step
     /// is masked.
     grads: Vec<Tensor>,

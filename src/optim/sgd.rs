@@ -1,7 +1,7 @@
 //! SGD as PyTorch's `torch.optim.SGD` (dampening 0): `d = g + wd w`, `buf = m buf + d`,
 //! `w -= lr (d + m buf)` with Nesterov, `w -= lr buf` without; every update a few
 //! multi-tensor (`_foreach_*`) calls per bucket of parameters.
-use super::{Bucket, Optimizer, ParamGroup, Step, StepStats};
+use super::{Bucket, Optimizer, ParamGroup, Step};
 use crate::error::Result;
 use crate::native;
 use tch::Tensor;
@@ -41,8 +41,10 @@ impl Sgd {
         }
         Ok(())
     }
+}
 
-    fn update(&self, step: &Step, b: &Bucket) -> Result<()> {
+impl Optimizer for Sgd {
+    fn update_bucket(&self, step: &Step, b: &Bucket) -> Result<()> {
         let grads = step.grads_of(b);
         let weights = self.c.params_of(b);
         let neg_lr = if b.lr_scale == 1.0 {
@@ -81,22 +83,6 @@ impl Sgd {
         } else {
             native::add_scaled_(&weights, &bufs, &neg_lr)
         }
-    }
-}
-
-impl Optimizer for Sgd {
-    fn step_guarded(
-        &mut self,
-        objective: &Tensor,
-        lr_scale: f64,
-        guard: Option<&Tensor>,
-    ) -> Result<StepStats> {
-        let step = self.c.begin_step(objective, lr_scale, guard)?;
-        tch::no_grad(|| step.buckets.iter().try_for_each(|b| self.update(&step, b)))?;
-        Ok(StepStats {
-            norm: step.norm,
-            applied: step.applied,
-        })
     }
 
     fn group(&self) -> &ParamGroup {
