@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SUITE ?= configs/wt2-quick.toml
 
-.PHONY: run test setup libtorch data data-vision vision build lint bench gpu clean-cache
+.PHONY: run test setup libtorch data data-vision vision build lint bench gpu gpu-suite clean-cache
 
 run: setup
 	$(CARGO) run --release -- suite --config $(SUITE)
@@ -45,3 +45,8 @@ bench: setup
 # reports/gpu-check/).
 gpu: data
 	./scripts/gpu-check.sh
+
+# On a CUDA machine: the paper suite, five runs at once (under MPS when it helps), after a
+# concurrency probe (scripts/gpu-suite.sh; results in reports/gpu-suite/).
+gpu-suite: data
+	./scripts/gpu-suite.sh

@@ -9,7 +9,7 @@
 #
 #   scripts/gpu-suite.sh [configs/wt2-paper.toml]
 #
-# Environment: FIXCLF_BIN (default target/cuda/release/fixclf), OUT (default
+# Environment: FIXCLF_BIN (default: built with --features cuda into target/cuda), OUT (default
 # reports/gpu-suite), GPU_SUITE_SECONDS (budget of the suite, 0 = none; default 0),
 # GPU_SUITE_JOBS (runs at once, default 5), GPU_SUITE_ONLY (run names, default the paper's five:
 # "learned tied fixed-orthogonal fixed-word2vec fixed-pmi"), GPU_SUITE_SET (space-separated
@@ -20,7 +20,17 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 suite=${1:-configs/wt2-paper.toml}
-bin=${FIXCLF_BIN:-target/cuda/release/fixclf}
+if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
+  echo "gpu-suite: no NVIDIA GPU here (nvidia-smi finds none); on a CPU: fixclf suite --config $suite" >&2
+  exit 2
+fi
+bin=${FIXCLF_BIN:-}
+if [ -z "$bin" ]; then
+  # Built here as the GPU check builds it.
+  torch_dir=$(FIXCLF_TORCH_FULL=1 ./scripts/setup-libtorch.sh) || exit 2
+  LIBTORCH="$torch_dir" CARGO_TARGET_DIR=target/cuda cargo build --release --features cuda --bin fixclf || exit 2
+  bin=target/cuda/release/fixclf
+fi
 out=${OUT:-reports/gpu-suite}
 budget=${GPU_SUITE_SECONDS:-0}
 jobs=${GPU_SUITE_JOBS:-5}
@@ -29,6 +39,10 @@ probe_steps=${GPU_PROBE_STEPS:-1000}
 mps=${GPU_MPS:-auto}
 python=${FIXCLF_PYTHON:-python3}
 start=$(date +%s)
+"$bin" info | grep -q "cuda available: true" || {
+  echo "gpu-suite: $bin does not see CUDA (built without --features cuda, or libtorch_cuda not found: see ../shared/docs/gpu.md)" >&2
+  exit 2
+}
 mkdir -p "$out"
 tmp=$(mktemp -d)
 
