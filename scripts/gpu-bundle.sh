@@ -11,7 +11,8 @@
 # archives with everything else (no checkpoints).
 #
 # Environment: CARGO_TARGET_DIR (default target/cuda), FIXCLF_WLM_DIR. run.sh reads
-# GPU_BUDGET_S (seconds for all of it, default 540) and the variables of both scripts.
+# GPU_BUDGET_S (seconds for all of it, default 540), GPU_SUITE_CONFIG (default
+# configs/wt2-paper.toml) and the variables of both scripts.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 target=${CARGO_TARGET_DIR:-target/cuda}
@@ -38,7 +39,7 @@ start=$(date +%s)
 budget=${GPU_BUDGET_S:-540}
 SP=$(python3 -c 'import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))')
 LD_LIBRARY_PATH="$SP/torch/lib:$(find "$SP/nvidia" -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u | tr '\n' ':')${LD_LIBRARY_PATH:-}"
-export LD_LIBRARY_PATH FIXCLF_BIN=gpu-bundle/fixclf FIXCLF_PYTHON=python3
+export LD_LIBRARY_PATH FIXCLF_BIN=${FIXCLF_BIN:-gpu-bundle/fixclf} FIXCLF_PYTHON=${FIXCLF_PYTHON:-python3}
 export FIXCLF_TORCH_BENCH=gpu-bundle/torch_lm_bench.py
 [ -f gpu-bundle/word_language_model/main.py ] && export FIXCLF_WLM_DIR=gpu-bundle/word_language_model
 # The check's epochs with graphs only (the bench's lines are the eager steps), to leave the
@@ -51,7 +52,7 @@ OUT="$dest/gpu-check" scripts/gpu-check.sh || status=$?
 # The suite gets what is left, less a minute for its runs to stop and the archives.
 left=$((budget - ($(date +%s) - start) - 60))
 if [ "$left" -gt 90 ]; then
-  OUT="$dest/gpu-suite" GPU_SUITE_SECONDS=$left scripts/gpu-suite.sh || status=$?
+  OUT="$dest/gpu-suite" GPU_SUITE_SECONDS=$left scripts/gpu-suite.sh ${GPU_SUITE_CONFIG:-} || status=$?
 else
   echo "run.sh: no time left for the suite ($left s)"
 fi

@@ -45,6 +45,7 @@ start=$(date +%s)
 }
 mkdir -p "$out"
 tmp=$(mktemp -d)
+say() { echo "gpu-suite: $* ($(($(date +%s) - start)) s)"; }
 
 mps_dirs() {
   export CUDA_MPS_PIPE_DIRECTORY="$tmp/mps-pipe" CUDA_MPS_LOG_DIRECTORY="$tmp/mps-log"
@@ -88,6 +89,10 @@ PY
 }
 
 use_mps=false
+if [ "$budget" -gt 0 ] && [ "$budget" -lt 180 ] && [ "$probe_steps" -gt 0 ]; then
+  say "no concurrency probe: a budget of $budget s leaves it no time"
+  probe_steps=0
+fi
 if [ "$probe_steps" -gt 0 ]; then
   {
     echo "Concurrency probe: fixed-orthogonal at paper size, $probe_steps steps per run, steps/s"
@@ -96,6 +101,7 @@ if [ "$probe_steps" -gt 0 ]; then
     echo "| how | runs | runs measured | steps/s, all | steps/s, each |"
     echo "|---|--:|--:|--:|--:|"
   } >"$out/probe.md"
+  say "concurrency probe"
   probe 1 alone >>"$out/probe.md"
   probe "$jobs" together >>"$out/probe.md"
   if [ "$mps" = auto ]; then
@@ -121,6 +127,7 @@ PY
 fi
 
 [ "$use_mps" = true ] && { mps_start || use_mps=false; }
+say "the suite, MPS $use_mps"
 args=(suite --config "$suite" --jobs "$jobs")
 for name in $only; do args+=(--only "$name"); done
 for kv in ${GPU_SUITE_SET:-}; do args+=(--set "$kv"); done
@@ -134,7 +141,7 @@ else
   "$bin" "${args[@]}" 2>&1 | tee "$out/suite.log" || status=$?
 fi
 mps_stop
-echo "suite exit status $status (130: stopped at the budget, resumable)" | tee -a "$out/suite.log"
+say "suite exit status $status (130: stopped at the budget, resumable)" | tee -a "$out/suite.log"
 
 # What the runs wrote, without checkpoints; the report the suite wrote (also when stopped).
 suite_name=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$suite" | head -n1)
@@ -147,5 +154,5 @@ for d in "$runs_dir/$suite_name"/*/ "$runs_dir/$suite_name/.jobs"; do
   find "$d" -maxdepth 1 -type f ! -name '*.safetensors' -exec cp {} "$out/runs/$(basename "$d")/" \;
 done
 [ -d "$reports_dir/$suite_name" ] && cp -r "$reports_dir/$suite_name" "$out/report"
-echo "gpu-suite: results in $out"
+say "results in $out"
 [ "$status" = 0 ] || [ "$status" = 130 ]
