@@ -286,6 +286,14 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
                 .chain(m.logs.values().map(|l| l.elapsed_s))
                 .filter(|x| x.is_finite()),
         ),
+        epoch_s: {
+            let secs: Vec<f64> = m
+                .epochs
+                .values()
+                .filter_map(|r| finite(r.epoch_s))
+                .collect();
+            (!secs.is_empty()).then(|| crate::bench::median(secs))
+        },
         train_tokens_per_s: last_epoch.and_then(|r| finite(r.throughput.tokens_per_s?)),
         train_images_per_s: last_epoch.and_then(|r| finite(r.throughput.images_per_s?)),
         peak_rss_mb: max_of(m.epochs.values().filter_map(|r| finite(r.peak_rss_mb))),
@@ -450,8 +458,11 @@ mod tests {
         assert_eq!(half.train_tokens, Some(30 * 700));
         assert_eq!(half.steps, Some(30));
         assert_eq!(half.wall_s, Some(31.0));
+        // The median epoch: 30 s alone, 30 and 40 s for the two-epoch run.
+        assert_eq!((half.epoch_s, t.runs[0].epoch_s), (Some(30.0), Some(35.0)));
         let md = std::fs::read_to_string(out.join("results.md")).unwrap();
         assert!(md.contains("| half (unfinished) | fixed-pmi |"), "{md}");
+        assert!(md.contains("| 31.0 s | 30.0 |"), "{md}");
         let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
         let row = csv.lines().nth(2).unwrap();
         let cells: Vec<&str> = row.split(',').collect();

@@ -143,6 +143,8 @@ pub struct RunRow {
     pub delta_test_acc: Option<f64>,
     pub epochs: Option<usize>,
     pub wall_s: Option<f64>,
+    /// Median seconds of an epoch (its training and validation), over the epochs so far.
+    pub epoch_s: Option<f64>,
     pub train_tokens_per_s: Option<f64>,
     pub train_images_per_s: Option<f64>,
     pub peak_rss_mb: Option<f64>,
@@ -211,6 +213,7 @@ impl RunRow {
             ("delta_test_acc", optf(self.delta_test_acc)),
             ("train_images", opt(self.train_images)),
             ("train_images_per_s", optf(self.train_images_per_s)),
+            ("epoch_s", optf(self.epoch_s)),
         ]
         .into_iter()
         .chain(self.collapse.csv_cells())

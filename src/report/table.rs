@@ -227,12 +227,12 @@ fn run_cell(r: &RunRow) -> String {
 fn lm_table(rows: &[&RunRow]) -> String {
     let mut md = String::from(
         "| run | mode | params total (M) | trainable (M) | fixed (M) | removed (%) | best val ppl \
-         | test ppl | epochs | wall time | train tokens/s | peak mem (MB) |\n\
-         |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+         | test ppl | epochs | wall time | s/epoch | train tokens/s | peak mem (MB) |\n\
+         |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for r in rows {
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             run_cell(r),
             r.mode,
             fmt_millions(r.params_total),
@@ -243,6 +243,7 @@ fn lm_table(rows: &[&RunRow]) -> String {
             fmt_f(r.test_ppl, 2),
             opt(r.epochs),
             fmt_duration(r.wall_s),
+            fmt_f(r.epoch_s, 1),
             fmt_f(r.train_tokens_per_s, 0),
             fmt_f(r.peak_rss_mb, 0),
         ));
@@ -263,8 +264,8 @@ fn image_table(rows: &[&RunRow]) -> String {
     let mut md = String::from(
         "| run | model | mode | params total (M) | trainable (M) | fixed (M) | removed (%) \
          | best val acc (%) | test acc (%) | vs learned (points) | train acc (%) | epochs \
-         | wall time | train images/s | peak mem (MB) |\n\
-         |---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+         | wall time | s/epoch | train images/s | peak mem (MB) |\n\
+         |---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n",
     );
     for r in rows {
         let delta = match r.delta_test_acc {
@@ -272,7 +273,7 @@ fn image_table(rows: &[&RunRow]) -> String {
             _ => "–".into(),
         };
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {delta} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {delta} | {} | {} | {} | {} | {} | {} |\n",
             run_cell(r),
             r.model,
             r.mode,
@@ -285,6 +286,7 @@ fn image_table(rows: &[&RunRow]) -> String {
             pct(r.final_train_acc),
             opt(r.epochs),
             fmt_duration(r.wall_s),
+            fmt_f(r.epoch_s, 1),
             fmt_f(r.train_images_per_s, 0),
             fmt_f(r.peak_rss_mb, 0),
         ));

@@ -64,7 +64,7 @@ pub fn fake_run_losses(
         let val_loss = start - e as f64 * drop;
         lines.push(json!({"event": "epoch", "epoch": e, "step": step,
             "val_loss": val_loss, "val_ppl": val_loss.exp(), "lr": 20.0,
-            "epoch_s": 30.0, "elapsed_s": step as f64 + 1.0, "train_tokens": step * 700,
+            "epoch_s": 20.0 + 10.0 * e as f64, "elapsed_s": step as f64 + 1.0, "train_tokens": step * 700,
             "tokens_per_s": 6000.0, "alpha": alpha(step), "peak_rss_mb": 300.0 + e as f64,
             "asgd": false}));
     }
