@@ -367,10 +367,10 @@ set = ["head.mode=fixed-orthogonal"]
     assert!(
         err.contains("run bad failed (")
             && err.contains("nowhere.npy")
-            && err.contains(".jobs/bad.log")
-            && err.contains("report so far in"),
+            && err.contains(".jobs/bad.log"),
         "{err}"
     );
+    assert!(out.contains("| report of the runs so far in "), "{out}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     // The report so far: the two finished runs (the bad one stopped before its folder).
     let csv = std::fs::read_to_string(d.join("reports/par/results.csv")).unwrap();

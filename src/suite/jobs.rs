@@ -11,9 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// What the error of failed runs names (the suite adds where the report of the rest went).
-pub const FAILED_ARG: &str = "suite --jobs";
-
 /// A run the suite has to train (or resume).
 pub struct Job {
     pub name: String,
@@ -96,7 +93,7 @@ pub fn run_jobs(jobs: Vec<Job>, parallel: usize) -> Result<JobsOutcome> {
         return Ok(JobsOutcome::Interrupted(s));
     }
     if !failed.is_empty() {
-        return Err(Error::arg(FAILED_ARG, failed.join("; ")));
+        return Err(Error::arg("suite --jobs", failed.join("; ")));
     }
     Ok(JobsOutcome::Done)
 }

@@ -154,19 +154,15 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
     }
     let start = std::time::Instant::now();
     let dirs: Vec<PathBuf> = configs.iter().map(|c| c.run_dir()).collect();
-    match compute_and_train(&suite, &configs, path, opts) {
-        Ok(()) => {}
-        // Stopped by a signal, or runs of `--jobs` failed: what the runs have so far still
-        // gets its report.
-        Err(Error::Interrupted { signal, what, next }) => {
-            let what = format!("{what}{}", report_so_far(&suite, &dirs));
-            return Err(Error::Interrupted { signal, what, next });
+    if let Err(e) = compute_and_train(&suite, &configs, path, opts) {
+        // Whatever stopped the suite (a signal, a failed run), the runs so far get their
+        // report; the error stays the one line it was.
+        match write_suite_report(&suite, &dirs) {
+            Ok(Some((out, _))) => println!("| report of the runs so far in {}", out.display()),
+            Ok(None) => {}
+            Err(report_err) => println!("| no report of the runs so far: {report_err}"),
         }
-        Err(Error::Arg { arg, msg }) if arg == jobs::FAILED_ARG => {
-            let msg = format!("{msg}{}", report_so_far(&suite, &dirs));
-            return Err(Error::Arg { arg, msg });
-        }
-        Err(e) => return Err(e),
+        return Err(e);
     }
     let (out, table) = write_suite_report(&suite, &dirs)?
         .ok_or_else(|| Error::arg("suite", "no run folder to report on"))?;
@@ -283,15 +279,6 @@ fn compute_and_train(
         ));
     }
     Ok(())
-}
-
-/// Where the report of the runs so far went, for the end of an error message.
-fn report_so_far(suite: &SuiteConfig, dirs: &[PathBuf]) -> String {
-    match write_suite_report(suite, dirs) {
-        Ok(Some((out, _))) => format!("; report so far in {}", out.display()),
-        Ok(None) => String::new(),
-        Err(e) => format!("; no report ({e})"),
-    }
 }
 
 /// The report of the suite's runs that have a folder (`--only` and a stop leave some
