@@ -51,6 +51,10 @@ OUT="$dest/gpu-check" scripts/gpu-check.sh || status=$?
 [ "$status" = 2 ] && exit 2 # no GPU, or the binary does not see it
 # The suite gets what is left, less a minute for its runs to stop and the archives.
 left=$((budget - ($(date +%s) - start) - 60))
+if [ -f "$dest/gpu-check/graph-failed" ]; then
+  export GPU_SUITE_SET="${GPU_SUITE_SET:-} train.cuda_graph=false"
+  echo "run.sh: a captured step failed in the check; the suite runs eagerly"
+fi
 if [ "$left" -gt 90 ]; then
   OUT="$dest/gpu-suite" GPU_SUITE_SECONDS=$left scripts/gpu-suite.sh ${GPU_SUITE_CONFIG:-} || status=$?
 else
@@ -62,6 +66,7 @@ for part in gpu-check gpu-suite; do
   tar -czf "$dest/$part.tar.gz" --exclude='*.safetensors' --exclude='*.pt' -C "$dest" "$part"
 done
 cp "$dest/gpu-check/summary.md" "$dest/summary.md" 2>/dev/null
+cp "$dest/gpu-check/replay.md" "$dest/replay.md" 2>/dev/null
 cp "$dest/gpu-suite/probe.md" "$dest/probe.md" 2>/dev/null
 cp "$dest/gpu-suite/report/results.md" "$dest/results.md" 2>/dev/null
 rm -rf "$dest/gpu-check" "$dest/gpu-suite"
