@@ -66,9 +66,10 @@ trap 'mps_stop; rm -rf "$tmp"' EXIT
 # n copies of a short fixed-orthogonal training at once; prints the steps per second of all
 # together, from the middle of their logs (when all of them run).
 probe() {
-  local n=$1 tag=$2 i
+  local n=$1 tag=$2 i extra=()
+  for kv in ${GPU_SUITE_SET:-}; do extra+=(--set "$kv"); done
   for i in $(seq 1 "$n"); do
-    timeout -s INT -k 20 240 "$bin" train --config configs/lm-wt2.toml --force -q \
+    timeout -s INT -k 10 120 "$bin" train --config configs/lm-wt2.toml --force -q "${extra[@]}" \
       --set name="probe-$tag-$i" --set runs_dir=\""$tmp/probe"\" --set head.mode=fixed-orthogonal \
       --set train.epochs=1 --set train.max_steps_per_epoch="$probe_steps" --set train.log_interval=50 \
       --set lm.data.valid_tokens=20000 --set lm.data.test_tokens=5000 >"$tmp/probe-$tag-$i.log" 2>&1 &
@@ -105,11 +106,14 @@ if [ "$probe_steps" -gt 0 ]; then
   probe 1 alone >>"$out/probe.md"
   probe "$jobs" together >>"$out/probe.md"
   if [ "$mps" = auto ]; then
-    if mps_start >"$tmp/mps-start.log" 2>&1; then
+    # A client that cannot reach the daemon may hang rather than fail: one short bench first.
+    if mps_start >"$tmp/mps-start.log" 2>&1 &&
+      timeout -k 5 40 "$bin" bench lm --device cuda --modes fixed --steps 2 >>"$tmp/mps-start.log" 2>&1; then
       probe "$jobs" together-mps >>"$out/probe.md"
       mps_stop
     else
-      echo "MPS: did not start ($(tail -n1 "$tmp/mps-start.log"))" >>"$out/probe.md"
+      mps_stop
+      echo "MPS: did not start or serve a client ($(tail -n1 "$tmp/mps-start.log"))" >>"$out/probe.md"
     fi
   fi
   # MPS for the suite when it gave at least 10 % more steps per second than without.
