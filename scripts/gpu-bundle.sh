@@ -8,8 +8,7 @@
 # Carry `gpu-bundle` and `data/wikitext-2` (about 30 MB together) and run
 # `bash gpu-bundle/run.sh` there; results come back in $OUT: summary.md (the check's
 # table), replay.md (graph against eager steps), probe.md (runs at once, MPS), results.md
-# (the suite's table so far), and two
-# archives with everything else (no checkpoints).
+# (the suite's table so far), and two archives with everything else (no checkpoints).
 #
 # Environment: CARGO_TARGET_DIR (default target/cuda), FIXCLF_WLM_DIR. run.sh reads
 # GPU_BUDGET_S (seconds for all of it, default 540), GPU_SUITE_CONFIG (default
