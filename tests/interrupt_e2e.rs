@@ -11,7 +11,7 @@ mod common;
 use common::runs::{
     assert_same_epochs, complete, epoch_metrics, finish, spawn, state_of, vision_config,
 };
-use common::{tiny_config, tiny_corpus};
+use common::{tiny_config, tiny_corpus, tiny_lm_suite_head};
 use fixclf::engine::metrics::{read_events, Event};
 use fixclf::engine::Checkpoint;
 use serial_test::serial;
@@ -250,17 +250,7 @@ fn suite_interrupted_resumes_where_it_stopped() {
     std::fs::write(
         &suite,
         format!(
-            r#"name = "s"
-runs_dir = "{runs}"
-reports_dir = "{reports}"
-
-[base.lm]
-bptt = 10
-
-[base.lm.data]
-dir = "{data}"
-cache_dir = "{cache}"
-
+            r#"{head}
 [base.lm.model]
 emb_size = 16
 hidden_size = 16
@@ -282,10 +272,7 @@ name = "a"
 name = "b"
 set = ["head.mode=tied"]
 "#,
-            runs = d.join("runs").display(),
-            reports = d.join("reports").display(),
-            data = data.display(),
-            cache = d.join("cache").display(),
+            head = tiny_lm_suite_head(d, "s", &data),
         ),
     )
     .unwrap();

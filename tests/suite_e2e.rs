@@ -2,7 +2,7 @@
 //! again, which must reuse every finished run instead of training it again.
 mod common;
 
-use common::{fixclf, tiny_corpus};
+use common::{fixclf, tiny_corpus, tiny_lm_suite_head};
 use serial_test::serial;
 
 #[test]
@@ -11,12 +11,10 @@ fn tiny_suite_trains_reports_and_reuses_finished_runs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let data = tiny_corpus(d);
+    let head = tiny_lm_suite_head(d, "tiny", &data);
     let suite = format!(
-        r#"name = "tiny"
-title = "tiny suite"
-runs_dir = "{runs}"
-reports_dir = "{reports}"
-
+        r#"title = "tiny suite"
+{head}
 [[embeddings]]
 out = "{emb}/w2v"
 kind = "word2vec"
@@ -42,13 +40,6 @@ oversample = 4
 power_iters = 2
 threads = 1
 seed = 1
-
-[base.lm]
-bptt = 10
-
-[base.lm.data]
-dir = "{data}"
-cache_dir = "{cache}"
 
 [base.lm.model]
 emb_size = 16
@@ -86,11 +77,7 @@ set = ["head.mode=fixed-word2vec", "head.embeddings=\"{emb}/w2v.npy\""]
 name = "fixed-pmi"
 set = ["head.mode=fixed-pmi", "head.embeddings=\"{emb}/pmi.npy\""]
 "#,
-        runs = d.join("runs").display(),
-        reports = d.join("reports").display(),
         emb = d.join("emb").display(),
-        data = data.display(),
-        cache = d.join("cache").display(),
     );
     let path = d.join("tiny.toml");
     std::fs::write(&path, suite).unwrap();
@@ -304,17 +291,7 @@ fn suite_jobs_train_runs_in_parallel_processes() {
     let data = tiny_corpus(d);
     let suite = |extra: &str| {
         format!(
-            r#"name = "par"
-runs_dir = "{runs}"
-reports_dir = "{reports}"
-
-[base.lm]
-bptt = 10
-
-[base.lm.data]
-dir = "{data}"
-cache_dir = "{cache}"
-
+            r#"{head}
 [base.lm.model]
 emb_size = 16
 hidden_size = 16
@@ -336,10 +313,7 @@ set = ["head.mode=learned"]
 name = "fixed-orthogonal"
 set = ["head.mode=fixed-orthogonal"]
 {extra}"#,
-            runs = d.join("runs").display(),
-            reports = d.join("reports").display(),
-            data = data.display(),
-            cache = d.join("cache").display(),
+            head = tiny_lm_suite_head(d, "par", &data),
         )
     };
     let path = d.join("par.toml");

@@ -27,6 +27,10 @@ impl RunDir {
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
+    /// Whether `fixclf train` has made this folder (it writes the config first).
+    pub fn is_run(&self) -> bool {
+        self.file(CONFIG_FILE).is_file()
+    }
     pub fn is_finished(&self) -> bool {
         self.file(SUMMARY_FILE).exists()
     }

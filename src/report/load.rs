@@ -229,7 +229,7 @@ impl MetricsDigest {
 pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
     let run = RunDir::new(path);
     let cfg_path = run.file(CONFIG_FILE);
-    if !path.is_dir() || !cfg_path.is_file() {
+    if !run.is_run() {
         return Err(Error::arg(
             path.display().to_string(),
             if path.exists() {

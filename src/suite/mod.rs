@@ -289,7 +289,7 @@ fn write_suite_report(
 ) -> Result<Option<(PathBuf, crate::report::ReportTable)>> {
     let existing: Vec<PathBuf> = dirs
         .iter()
-        .filter(|d| RunDir::new(d).file(crate::engine::CONFIG_FILE).is_file())
+        .filter(|d| RunDir::new(d).is_run())
         .cloned()
         .collect();
     if existing.is_empty() {

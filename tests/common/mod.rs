@@ -27,6 +27,29 @@ pub fn tiny_corpus(dir: &Path) -> PathBuf {
     data
 }
 
+/// The opening of a tiny language-model suite file: its name, run and report folders in
+/// `dir`, BPTT 10, the corpus `data` with its caches in `dir`. The test adds the model, the
+/// training and the runs.
+pub fn tiny_lm_suite_head(dir: &Path, name: &str, data: &Path) -> String {
+    format!(
+        r#"name = "{name}"
+runs_dir = "{runs}"
+reports_dir = "{reports}"
+
+[base.lm]
+bptt = 10
+
+[base.lm.data]
+dir = "{data}"
+cache_dir = "{cache}"
+"#,
+        runs = dir.join("runs").display(),
+        reports = dir.join("reports").display(),
+        data = data.display(),
+        cache = dir.join("cache").display(),
+    )
+}
+
 /// Keys of `extra` that belong to `[lm]` rather than `[train]`.
 const LM_KEYS: [&str; 6] = ["bptt", "variable_bptt", "ar", "tar", "asgd", "nonmono"];
 
