@@ -33,29 +33,15 @@ fail() {
   failures=$((failures + 1))
 }
 
-if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
-  echo "gpu-check: no NVIDIA GPU here (nvidia-smi finds none); run this on a CUDA machine" >&2
-  exit 2
-fi
+. scripts/gpu-common.sh
+gpu_require gpu-check "run this on a CUDA machine"
 nvidia-smi -L | tee "$out/gpu.txt"
-
-bin=${FIXCLF_BIN:-}
+gpu_binary
 python=${FIXCLF_PYTHON:-}
-if [ -z "$bin" ]; then
-  set -e
-  torch_dir=$(FIXCLF_TORCH_FULL=1 ./scripts/setup-libtorch.sh)
-  LIBTORCH="$torch_dir" CARGO_TARGET_DIR=target/cuda cargo build --release --features cuda --bin fixclf
-  set +e
-  bin=target/cuda/release/fixclf
-  [ -n "$python" ] || python="$(dirname "$(dirname "$(dirname "$(dirname "$torch_dir")")")")/bin/python"
-fi
+# A build here: the reference scripts run with the wheel's own python.
+[ -n "$python" ] || [ -z "$torch_dir" ] || python="$(dirname "$(dirname "$(dirname "$(dirname "$torch_dir")")")")/bin/python"
 [ -n "$python" ] || python=python3
-
-"$bin" info | tee "$out/info.txt"
-grep -q "cuda available: true" "$out/info.txt" || {
-  echo "gpu-check: $bin does not see CUDA (built without --features cuda, or libtorch_cuda not found: see ../shared/docs/gpu.md)" >&2
-  exit 2
-}
+gpu_sees_cuda gpu-check "$out/info.txt"
 [ -f data/wikitext-2/train.txt ] || ./data/fetch.sh || exit 2
 : >"$out/failures.md"
 

@@ -20,17 +20,9 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 suite=${1:-configs/wt2-paper.toml}
-if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1; then
-  echo "gpu-suite: no NVIDIA GPU here (nvidia-smi finds none); on a CPU: fixclf suite --config $suite" >&2
-  exit 2
-fi
-bin=${FIXCLF_BIN:-}
-if [ -z "$bin" ]; then
-  # Built here as the GPU check builds it.
-  torch_dir=$(FIXCLF_TORCH_FULL=1 ./scripts/setup-libtorch.sh) || exit 2
-  LIBTORCH="$torch_dir" CARGO_TARGET_DIR=target/cuda cargo build --release --features cuda --bin fixclf || exit 2
-  bin=target/cuda/release/fixclf
-fi
+. scripts/gpu-common.sh
+gpu_require gpu-suite "on a CPU: fixclf suite --config $suite"
+gpu_binary
 out=${OUT:-reports/gpu-suite}
 budget=${GPU_SUITE_SECONDS:-0}
 jobs=${GPU_SUITE_JOBS:-5}
@@ -39,10 +31,7 @@ probe_steps=${GPU_PROBE_STEPS:-1000}
 mps=${GPU_MPS:-auto}
 python=${FIXCLF_PYTHON:-python3}
 start=$(date +%s)
-"$bin" info | grep -q "cuda available: true" || {
-  echo "gpu-suite: $bin does not see CUDA (built without --features cuda, or libtorch_cuda not found: see ../shared/docs/gpu.md)" >&2
-  exit 2
-}
+gpu_sees_cuda gpu-suite >/dev/null
 mkdir -p "$out"
 tmp=$(mktemp -d)
 say() { echo "gpu-suite: $* ($(($(date +%s) - start)) s)"; }
