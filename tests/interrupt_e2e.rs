@@ -1,8 +1,9 @@
-//! Interrupts and exact resume, end to end on the binary: a tiny LM run and a tiny image run
-//! are sent SIGINT, SIGTERM, a double SIGINT and SIGKILL at several steps (mid-epoch and
-//! across epoch ends), resumed each time, and must end with the per-epoch validation
-//! numbers of an uninterrupted run. Also: a checkpoint killed while being written, a suite
-//! and `embed word2vec` interrupted. (Forced NaNs and a runaway alpha: numerics_e2e.rs.)
+//! Interrupts and exact resume, end to end on the binary: a tiny LM run (also one that
+//! averages, NT-ASGD) and a tiny image run are sent SIGINT, SIGTERM, a double SIGINT and
+//! SIGKILL at several steps (mid-epoch and across epoch ends), resumed each time, and must
+//! end with the per-epoch validation numbers of an uninterrupted run. Also: a checkpoint
+//! killed while being written, a suite and `embed word2vec` interrupted. (Forced NaNs and a
+//! runaway alpha: numerics_e2e.rs.)
 //!
 //! Every run checkpoints at every step (`checkpoint_interval = 1`) and logs every step, so
 //! the test can wait for the child to reach a step (its `log` lines in `metrics.jsonl`).
@@ -177,6 +178,50 @@ fn lm_interrupted_anywhere_resumes_exactly() {
             (70, libc::SIGKILL, false),
         ],
     );
+}
+
+/// NT-ASGD: SGD at a large rate on the tiny corpus makes epoch 3's validation no better
+/// than epoch 2's, so averaging starts after epoch 3 (42 steps an epoch). Interrupted while
+/// averaging (mid-epoch 4, early epoch 5, a kill in epoch 6) and resumed, the averages come
+/// back from the checkpoint: the validation of the averaged model must match.
+#[test]
+#[serial]
+fn lm_averaging_interrupted_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(
+        dir.path(),
+        "asgd",
+        "optimizer = \"sgd\"\nlr = 30\nclip = 0.25\nepochs = 6\nlog_interval = 1\n\
+         checkpoint_interval = 1\nasgd = true\nnonmono = 1",
+    )
+    .display()
+    .to_string();
+    let runs = dir.path().join("runs");
+    let straight = ["train", "--config", &cfg, "-q", "--set", "name=straight"];
+    check_interrupted_equals_straight(
+        &straight,
+        &runs.join("straight"),
+        &["train", "--config", &cfg, "-q"],
+        &runs.join("asgd"),
+        &[
+            (140, libc::SIGINT, false),
+            (172, libc::SIGTERM, false),
+            (230, libc::SIGKILL, false),
+        ],
+    );
+    // The averaging did start before the first interruption, in both runs.
+    for run in ["straight", "asgd"] {
+        let asgd: Vec<(usize, bool)> = read_events(&runs.join(run).join("metrics.jsonl"))
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Epoch(e) => Some((e.epoch, e.asgd)),
+                _ => None,
+            })
+            .collect();
+        let first = asgd.iter().find(|(_, on)| *on).map(|(epoch, _)| *epoch);
+        assert!(first.is_some_and(|e| e <= 4), "{run}: {asgd:?}");
+    }
 }
 
 #[test]
