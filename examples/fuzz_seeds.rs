@@ -45,6 +45,12 @@ fn main() {
         put(&out, "config", &name, &std::fs::read(entry).unwrap());
     }
 
+    // Suites: the repository's, an LM one and an image one.
+    for entry in ["configs/wt2-quick.toml", "configs/fmnist-quick.toml"] {
+        let name = Path::new(entry).file_name().unwrap().to_string_lossy();
+        put(&out, "suite", &name, &std::fs::read(entry).unwrap());
+    }
+
     // A one-epoch run of a tiny LM: tokenizer, token cache, checkpoint, metrics, summary.
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();

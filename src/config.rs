@@ -269,7 +269,29 @@ const LEGACY_SECTIONS: [(&str, &str); 3] = [
 /// `train` fields of fixclf 0.1 that belong to the language model now (`[lm]`).
 const LEGACY_TRAIN_LM: [&str; 6] = ["bptt", "variable_bptt", "ar", "tar", "asgd", "nonmono"];
 
-fn from_value(value: toml::Value, origin: &str) -> Result<Config> {
+/// Checks that `name` (the value of `field`) names one folder inside another: not empty,
+/// not `.` or `..` (which would put a run beside or above its runs folder), no separator,
+/// no control character.
+pub fn check_folder_name(origin: &str, field: &str, name: &str) -> Result<()> {
+    let ok = !matches!(name, "" | "." | "..")
+        && !name.contains(['/', '\\'])
+        && !name.contains(char::is_control);
+    if ok {
+        return Ok(());
+    }
+    Err(Error::config(
+        origin,
+        field,
+        format!(
+            "`{}` is not a folder name: give a name without slashes or control characters, \
+             other than `.` and `..`",
+            name.escape_debug()
+        ),
+    ))
+}
+
+/// A config from a TOML tree (a file's, or a suite's base with a run's overrides), validated.
+pub fn from_value(value: toml::Value, origin: &str) -> Result<Config> {
     if let Some(table) = value.as_table() {
         let old: Vec<String> = LEGACY_SECTIONS
             .iter()
@@ -468,16 +490,7 @@ pub fn apply_overrides(value: &mut toml::Value, overrides: &[String]) -> Result<
 impl Config {
     /// Checks values serde cannot: sizes, probabilities, combinations.
     pub fn validate(&self, origin: &str) -> Result<()> {
-        if self.name.is_empty() || self.name.contains('/') || self.name.contains('\\') {
-            return Err(Error::config(
-                origin,
-                "name",
-                format!(
-                    "`{}` must be a non-empty folder name without slashes",
-                    self.name
-                ),
-            ));
-        }
+        check_folder_name(origin, "name", &self.name)?;
         self.train.validate(origin)?;
         // The task first: it says which head modes make sense for it at all.
         self.validate_task(origin)?;

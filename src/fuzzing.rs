@@ -43,6 +43,17 @@ pub fn config(data: &[u8]) {
     }
 }
 
+/// A suite file (`fixclf suite --config`): parsed, then every run's config resolved from
+/// the base and the run's overrides, and validated.
+pub fn suite(data: &[u8]) {
+    let origin = "fuzz-suite.toml";
+    check(
+        crate::suite::SuiteConfig::from_bytes(data, origin)
+            .and_then(|s| s.run_configs(origin, &[])),
+        origin,
+    );
+}
+
 /// A `tokenizer.json` (the LM's vocabulary).
 pub fn tokenizer(data: &[u8]) {
     let path = Path::new("fuzz/tokenizer.json");
@@ -160,6 +171,7 @@ pub type Entry = fn(&[u8]);
 /// `fuzz/corpus/<name>/`).
 pub const TARGETS: &[(&str, Entry)] = &[
     ("config", config),
+    ("suite", suite),
     ("tokenizer", tokenizer),
     ("token_cache", token_cache),
     ("npy", npy),

@@ -183,3 +183,25 @@ fn alpha_options_parse_and_old_run_folders_keep_theirs() {
     std::fs::write(&p, c.to_toml()).unwrap();
     assert_eq!(load_run_config(&p, &[]).unwrap().head, c.head);
 }
+
+/// A run's name is its folder under `runs_dir`: `..` would train into the folder above.
+#[test]
+fn run_names_stay_inside_the_runs_folder() {
+    for name in [
+        "\"..\"",
+        "\".\"",
+        "\"\"",
+        "\"a/b\"",
+        "\"a\\\\b\"",
+        "\"a\\tb\"",
+    ] {
+        let e = from_toml_str(&format!("name = {name}\n{LM}"), "a.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("a.toml: field `name`: `"), "{e}");
+        assert!(e.contains("is not a folder name"), "{e}");
+    }
+    for name in ["\"wt2 learned\"", "\"..a\"", "\"fixed-orthogonal_2\""] {
+        from_toml_str(&format!("name = {name}\n{LM}"), "a.toml").unwrap();
+    }
+}

@@ -64,24 +64,29 @@ pub struct SuiteRun {
 
 impl SuiteConfig {
     pub fn load(path: &Path) -> Result<SuiteConfig> {
-        let text = std::fs::read_to_string(path).at(path)?;
-        let origin = path.display().to_string();
-        let value: toml::Value = toml::from_str(&text)
-            .map_err(|e| Error::config(&origin, "", format!("invalid TOML: {}", e.message())))?;
+        let bytes = std::fs::read(path).at(path)?;
+        Self::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// Parses a suite file's bytes (`origin` names the file in errors) and checks its runs.
+    pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<SuiteConfig> {
+        let value = config::parse_toml_bytes(bytes, origin)?;
         let suite: SuiteConfig = serde_path_to_error::deserialize(value)
-            .map_err(|e| Error::config(&origin, e.path().to_string(), e.inner().to_string()))?;
+            .map_err(|e| Error::config(origin, e.path().to_string(), e.inner().to_string()))?;
+        config::check_folder_name(origin, "name", &suite.name)?;
         if suite.runs.is_empty() {
             return Err(Error::config(
-                &origin,
+                origin,
                 "runs",
                 "a suite needs at least one [[runs]] entry",
             ));
         }
         let mut seen = std::collections::HashSet::new();
         for r in &suite.runs {
+            config::check_folder_name(origin, "runs.name", &r.name)?;
             if !seen.insert(r.name.as_str()) {
                 return Err(Error::config(
-                    &origin,
+                    origin,
                     "runs.name",
                     format!("run `{}` appears twice", r.name),
                 ));
@@ -96,16 +101,21 @@ impl SuiteConfig {
             .iter()
             .map(|r| {
                 let mut value = toml::Value::Table(self.base.clone());
-                let mut sets: Vec<String> = overrides.to_vec();
-                sets.extend(r.set.iter().cloned());
-                sets.push(format!("name=\"{}\"", r.name));
-                sets.push(format!(
-                    "runs_dir=\"{}\"",
-                    self.runs_dir.join(&self.name).display()
-                ));
-                config::apply_overrides(&mut value, &sets)?;
-                let text = toml::to_string(&value).unwrap_or_default();
-                config::from_toml_str(&text, &format!("{origin} [run {}]", r.name))
+                config::apply_overrides(&mut value, overrides)?;
+                // The run's own overrides are the suite file's: say so, not `--set`.
+                config::apply_overrides(&mut value, &r.set).map_err(|e| match e {
+                    Error::Arg { msg, .. } => {
+                        Error::config(origin, "runs.set", format!("run `{}`: {msg}", r.name))
+                    }
+                    other => other,
+                })?;
+                // Set as values, not as `key=value` text: a name may hold any character.
+                if let Some(table) = value.as_table_mut() {
+                    table.insert("name".into(), r.name.clone().into());
+                    let runs_dir = self.runs_dir.join(&self.name);
+                    table.insert("runs_dir".into(), runs_dir.display().to_string().into());
+                }
+                config::from_value(value, &format!("{origin} [run {}]", r.name))
             })
             .collect()
     }
@@ -371,5 +381,85 @@ mod tests {
             }
         }
         assert_eq!(suites, 7);
+    }
+
+    const BASE: &str = "[base]\nname = \"x\"\n[base.lm.data]\ndir = \"data\"\n";
+
+    fn suite(head: &str, runs: &str) -> Result<Vec<Config>> {
+        let text = format!("{head}\n{BASE}{runs}");
+        SuiteConfig::from_bytes(text.as_bytes(), "s.toml")?.run_configs("s.toml", &[])
+    }
+
+    /// A run's name is set as a value: quotes and spaces stay in the name, and the run
+    /// lands in the suite's runs folder.
+    #[test]
+    fn run_names_are_taken_as_they_are_written() {
+        let cfgs = suite(
+            "name = \"my suite\"\nruns_dir = \"out\"",
+            "[[runs]]\nname = 'say \"hi\" = 1'\n",
+        )
+        .unwrap();
+        assert_eq!(cfgs[0].name, "say \"hi\" = 1");
+        assert_eq!(cfgs[0].runs_dir, Path::new("out/my suite"));
+    }
+
+    /// `..` as a suite or run name would put runs above their folder: refused, naming the
+    /// field, as names with a slash.
+    #[test]
+    fn names_that_leave_the_runs_folder_are_refused() {
+        let ok = "name = \"s\"";
+        for (head, runs, field) in [
+            (
+                "name = \"..\"",
+                "[[runs]]\nname = \"a\"\n",
+                "s.toml: field `name`:",
+            ),
+            (
+                ok,
+                "[[runs]]\nname = \"..\"\n",
+                "s.toml: field `runs.name`:",
+            ),
+            (
+                ok,
+                "[[runs]]\nname = \"a/b\"\n",
+                "s.toml: field `runs.name`:",
+            ),
+            (
+                ok,
+                "[[runs]]\nname = \"a\\nb\"\n",
+                "s.toml: field `runs.name`:",
+            ),
+        ] {
+            let msg = suite(head, runs).unwrap_err().to_string();
+            assert!(msg.starts_with(field), "{msg}");
+            assert!(msg.contains("is not a folder name"), "{msg}");
+        }
+    }
+
+    /// A bad `set` entry of a run names the suite file and the run, not `--set`.
+    #[test]
+    fn a_bad_run_override_names_the_file_and_run() {
+        let runs = "[[runs]]\nname = \"a\"\nset = [\"train.lr\"]\n";
+        let msg = suite("name = \"s\"", runs).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("s.toml: field `runs.set`: run `a`: "),
+            "{msg}"
+        );
+        assert!(msg.contains("`train.lr` is not key=value"), "{msg}");
+    }
+
+    #[test]
+    fn not_utf8_or_not_toml_names_the_file_and_line() {
+        let msg = SuiteConfig::from_bytes(b"name = \"s\"\n\xff", "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("s.toml: field `line 2`: not UTF-8"),
+            "{msg}"
+        );
+        let msg = SuiteConfig::from_bytes(b"name = ", "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("s.toml: "), "{msg}");
     }
 }
