@@ -27,28 +27,77 @@ pub fn write_atomic<F>(path: &Path, write: F) -> Result<()>
 where
     F: FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 {
-    let tmp = tmp_path(path);
-    let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
-        let mut w = std::io::BufWriter::new(file);
-        write(&mut w)?;
-        w.flush()?;
-        w.get_ref().sync_all()?;
-        drop(w);
-        std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable (a power cut after a checkpoint), where the file
-        // system lets a folder be opened; a process kill needs only the rename.
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
+    let mut files = StagedFiles::default();
+    files.write(path, write)?;
+    files.commit()
+}
+
+/// Files that belong together (embeddings: `.npy`, `.vocab` and the `.json` that records
+/// their hashes), each written to its temp file first and renamed into place only once all
+/// were written: a write that fails (a full disk) leaves every previous file as it was.
+/// Temp files not committed are removed when this is dropped.
+#[derive(Default)]
+pub struct StagedFiles {
+    /// (temp file, final path), in the order written.
+    staged: Vec<(PathBuf, PathBuf)>,
+}
+
+impl StagedFiles {
+    /// Writes `path`'s content through `write` into its temp file and fsyncs it.
+    pub fn write<F>(&mut self, path: &Path, write: F) -> Result<()>
+    where
+        F: FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+    {
+        let tmp = tmp_path(path);
+        let result = (|| {
+            let file = std::fs::File::create(&tmp)?;
+            let mut w = std::io::BufWriter::new(file);
+            write(&mut w)?;
+            w.flush()?;
+            w.get_ref().sync_all()
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::io(path, full_disk_hint(e)));
+        }
+        self.staged.push((tmp, path.to_path_buf()));
+        Ok(())
+    }
+
+    /// Where `path`'s new content waits until [`commit`](Self::commit) (to hash it first).
+    pub fn staged_path(&self, path: &Path) -> Option<&Path> {
+        self.staged
+            .iter()
+            .find(|(_, p)| p == path)
+            .map(|(tmp, _)| tmp.as_path())
+    }
+
+    /// Renames every file into place, in the order written, and makes the renames durable
+    /// (a power cut after a checkpoint) where the file system lets a folder be opened.
+    pub fn commit(mut self) -> Result<()> {
+        while !self.staged.is_empty() {
+            // Those not renamed yet stay in the list: dropping it removes them.
+            let (tmp, path) = self.staged.remove(0);
+            if let Err(e) = std::fs::rename(&tmp, &path) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(Error::io(&path, e));
+            }
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if let Ok(d) = std::fs::File::open(dir) {
+                    let _ = d.sync_all();
+                }
             }
         }
         Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(|e| Error::io(path, full_disk_hint(e)))
+}
+
+impl Drop for StagedFiles {
+    fn drop(&mut self) {
+        for (tmp, _) in &self.staged {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }
 
 /// A full disk (or a file-size limit) says what was kept and the fix, once.
@@ -102,5 +151,44 @@ mod tests {
         let tmp = tmp_path(&path);
         assert!(is_tmp_name(&tmp.file_name().unwrap().to_string_lossy()));
         assert!(!is_tmp_name("x.bin") && !is_tmp_name("notes.tmp") && !is_tmp_name(".1.tmp"));
+    }
+
+    /// Staged files replace the old ones together, or not at all.
+    #[test]
+    fn staged_files_are_replaced_together_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        write_bytes_atomic(&a, b"old a").unwrap();
+        write_bytes_atomic(&b, b"old b").unwrap();
+        // The second write fails: the first, already written, is not renamed.
+        let mut files = StagedFiles::default();
+        files.write(&a, |w| w.write_all(b"new a")).unwrap();
+        assert_eq!(
+            std::fs::read(files.staged_path(&a).unwrap()).unwrap(),
+            b"new a"
+        );
+        let err = files.write(&b, |_| Err(std::io::Error::other("boom")));
+        assert!(err.unwrap_err().to_string().contains("boom"));
+        drop(files);
+        assert_eq!(std::fs::read(&a).unwrap(), b"old a");
+        assert_eq!(std::fs::read(&b).unwrap(), b"old b");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "temp files left"
+        );
+        // Both written: both replaced on commit.
+        let mut files = StagedFiles::default();
+        files.write(&a, |w| w.write_all(b"new a")).unwrap();
+        files.write(&b, |w| w.write_all(b"new b")).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), b"old a");
+        files.commit().unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), b"new a");
+        assert_eq!(std::fs::read(&b).unwrap(), b"new b");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "temp files left"
+        );
     }
 }

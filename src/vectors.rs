@@ -4,7 +4,7 @@
 //! then `word ` + dim little-endian f32 + `\n`) formats, readable by gensim's
 //! `KeyedVectors.load_word2vec_format`, and GloVe text (no header) for reading.
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{write_atomic, StagedFiles};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
@@ -44,11 +44,23 @@ pub fn vocab_path_for(npy: &Path) -> PathBuf {
     npy.with_extension("vocab")
 }
 
-/// Writes `<npy>` and its `.vocab` beside it, each atomically.
+/// Writes `<npy>` and its `.vocab` beside it, replacing both only once both are written.
 pub fn write_npy_with_vocab(npy: &Path, vectors: &WordVectors) -> Result<()> {
-    write_npy_f32(npy, vectors.len(), vectors.dim, &vectors.data)?;
-    let vocab = vocab_path_for(npy);
-    write_atomic(&vocab, |w| {
+    let mut files = StagedFiles::default();
+    stage_npy_with_vocab(&mut files, npy, vectors)?;
+    files.commit()
+}
+
+/// Stages `<npy>` and its `.vocab` in `files` (the caller commits them with its own files).
+pub fn stage_npy_with_vocab(
+    files: &mut StagedFiles,
+    npy: &Path,
+    vectors: &WordVectors,
+) -> Result<()> {
+    files.write(npy, |w| {
+        write_npy_f32_to(w, vectors.len(), vectors.dim, &vectors.data)
+    })?;
+    files.write(&vocab_path_for(npy), |w| {
         for word in &vectors.words {
             writeln!(w, "{word}")?;
         }
@@ -365,6 +377,15 @@ pub fn parse_word2vec_bin(bytes: &[u8], path: &Path) -> Result<WordVectors> {
 
 /// Writes a 2-D little-endian f32 `.npy` (format 1.0) atomically.
 pub fn write_npy_f32(path: &Path, rows: usize, cols: usize, data: &[f32]) -> Result<()> {
+    write_atomic(path, |w| write_npy_f32_to(w, rows, cols, data))
+}
+
+fn write_npy_f32_to(
+    w: &mut impl Write,
+    rows: usize,
+    cols: usize,
+    data: &[f32],
+) -> std::io::Result<()> {
     assert_eq!(rows * cols, data.len());
     let mut header =
         format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
@@ -372,16 +393,14 @@ pub fn write_npy_f32(path: &Path, rows: usize, cols: usize, data: &[f32]) -> Res
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
-    write_atomic(path, |w| {
-        w.write_all(b"\x93NUMPY\x01\x00")?;
-        w.write_all(&(header.len() as u16).to_le_bytes())?;
-        w.write_all(header.as_bytes())?;
-        for chunk in data.chunks(1 << 16) {
-            let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();
-            w.write_all(&bytes)?;
-        }
-        Ok(())
-    })
+    w.write_all(b"\x93NUMPY\x01\x00")?;
+    w.write_all(&(header.len() as u16).to_le_bytes())?;
+    w.write_all(header.as_bytes())?;
+    for chunk in data.chunks(1 << 16) {
+        let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();
+        w.write_all(&bytes)?;
+    }
+    Ok(())
 }
 
 /// Reads a 2-D f32 `.npy` (little-endian, C order; format 1.0/2.0/3.0).

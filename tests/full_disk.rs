@@ -148,6 +148,15 @@ fn embeddings_write_to_a_full_disk() {
     // The .npy (header 128 bytes + data) does not fit.
     let (code, err) = fixclf_limited(&args, 100);
     assert_failed_cleanly(code, &err, &out, ".npy", &before);
+    // Other embeddings (dim 6) whose .npy (560 bytes) and .vocab fit but not the .json
+    // (about 1 KB): none of the three is replaced, so the .json still records the hashes of
+    // the .npy and .vocab beside it.
+    let dim6: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == "4" { "6" } else { a })
+        .collect();
+    let (code, err) = fixclf_limited(&dim6, 700);
+    assert_failed_cleanly(code, &err, &out, ".json", &before);
     // Nor does an export.
     let bin = out.join("pmi.bin");
     let npy = base.with_extension("npy");

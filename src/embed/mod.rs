@@ -23,9 +23,9 @@ mod simd;
 pub mod word2vec;
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsutil::{sha256_file, write_bytes_atomic};
+use crate::fsutil::{sha256_file, StagedFiles};
 use crate::lm::corpus::Vocab;
-use crate::vectors::{write_npy_with_vocab, WordVectors, NPY_SHA_KEY, VOCAB_SHA_KEY};
+use crate::vectors::{stage_npy_with_vocab, WordVectors, NPY_SHA_KEY, VOCAB_SHA_KEY};
 use serde::{Deserialize, Serialize};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -417,7 +417,15 @@ pub fn compute(
     crate::interrupt::stop_unwritten(spec.name())?;
     let seconds = t0.elapsed().as_secs_f64();
     let paths = out_paths(out);
-    write_npy_with_vocab(&paths.npy, &WordVectors::new(loaded.words, dim, data))?;
+    // The three files are replaced together once all are written: a full disk halfway
+    // leaves the previous embeddings whole (their .json still matching them).
+    let mut files = StagedFiles::default();
+    stage_npy_with_vocab(
+        &mut files,
+        &paths.npy,
+        &WordVectors::new(loaded.words, dim, data),
+    )?;
+    let staged_sha = |path: &Path| sha256_file(files.staged_path(path).unwrap_or(path));
     let threads = match spec {
         EmbedSpec::Word2vec(p) => p.threads,
         EmbedSpec::Pmi(p) => p.threads,
@@ -438,11 +446,14 @@ pub fn compute(
         "fixclf_version": env!("CARGO_PKG_VERSION"),
         // Read back by `vectors::read_npy_with_vocab` and `is_up_to_date`: a damaged file is
         // refused (or recomputed) instead of training on it.
-        NPY_SHA_KEY: sha256_file(&paths.npy)?,
-        VOCAB_SHA_KEY: sha256_file(&paths.vocab)?,
+        NPY_SHA_KEY: staged_sha(&paths.npy)?,
+        VOCAB_SHA_KEY: staged_sha(&paths.vocab)?,
     });
     let text = serde_json::to_string_pretty(&meta).unwrap_or_default() + "\n";
-    write_bytes_atomic(&paths.json, text.as_bytes())?;
+    files.write(&paths.json, |w| {
+        std::io::Write::write_all(w, text.as_bytes())
+    })?;
+    files.commit()?;
     eprintln!(
         "wrote {} ({v} x {dim}) in {seconds:.1}s",
         paths.npy.display()
