@@ -4,6 +4,7 @@ mod common;
 
 use common::{fixclf, tiny_corpus, tiny_lm_suite_head};
 use serial_test::serial;
+use std::path::{Path, PathBuf};
 
 #[test]
 #[serial]
@@ -151,18 +152,15 @@ set = ["head.mode=fixed-pmi", "head.embeddings=\"{emb}/pmi.npy\""]
     assert!(d.join("runs/tiny/tied/summary.json").exists());
 }
 
-/// A tiny image suite (synthetic data, tiny CNN): the accuracy report (the image columns of
-/// `results.csv`, one row per run, the error plot), and a second invocation reuses the runs.
-#[test]
-#[serial]
-fn tiny_vision_suite_reports_accuracy_and_reuses_finished_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// A tiny image suite file (synthetic data, tiny CNN, 2 epochs) in `d`, with `head` lines
+/// at the top and the `runs` entries; returns its path.
+fn tiny_vision_suite(d: &Path, head: &str, runs: &str) -> PathBuf {
     let suite = format!(
         r#"name = "tiny-vision"
 title = "tiny image suite"
-runs_dir = "{runs}"
+runs_dir = "{runs_dir}"
 reports_dir = "{reports}"
+{head}
 
 [base.vision]
 crop_padding = 1
@@ -193,7 +191,91 @@ eval_batch_size = 64
 log_interval = 2
 threads = 1
 
-[[runs]]
+{runs}"#,
+        runs_dir = d.join("runs").display(),
+        reports = d.join("reports").display(),
+    );
+    let path = d.join("tiny-vision.toml");
+    std::fs::write(&path, suite).unwrap();
+    path
+}
+
+/// `seeds`: every entry trains once per seed; the report adds the mean over the seeds and
+/// the gap to the learned head paired seed by seed (`results-seeds.csv`, `results.md`);
+/// `--only` with an entry's name trains all its seeds.
+#[test]
+#[serial]
+fn suite_seeds_train_each_run_per_seed_and_report_the_spread() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let path = tiny_vision_suite(
+        d,
+        "seeds = [1, 2]",
+        "[[runs]]\nname = \"learned\"\nset = [\"head.mode=learned\", \"train.epochs=1\"]\n\n\
+         [[runs]]\nname = \"fixed\"\nset = [\"head.mode=fixed-orthogonal\", \"train.epochs=1\"]\n",
+    );
+    let suite = path.to_str().unwrap();
+    let (code, out, err) = fixclf(&["suite", "--config", suite, "--quiet", "--only", "learned"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let runs = d.join("runs/tiny-vision");
+    assert!(runs.join("learned-seed1/summary.json").exists());
+    assert!(runs.join("learned-seed2/summary.json").exists());
+    assert!(!runs.join("fixed-seed1").exists());
+    let (code, out, err) = fixclf(&["suite", "--config", suite, "--quiet"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(out.matches("finished, reused").count(), 2, "{out}");
+    let summary = |run: &str, key: &str| -> f64 {
+        let s: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(runs.join(run).join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        s[key].as_f64().unwrap()
+    };
+    let acc = |run: &str| summary(run, "test_acc");
+    // The two seeds trained differently.
+    assert_ne!(
+        summary("learned-seed1", "test_loss"),
+        summary("learned-seed2", "test_loss")
+    );
+    let report = d.join("reports/tiny-vision");
+    let csv = std::fs::read_to_string(report.join("results-seeds.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(
+        lines[1].starts_with("learned,vision,small-cnn-4,synthetic,learned,2,"),
+        "{csv}"
+    );
+    assert!(
+        lines[2].starts_with("fixed,vision,small-cnn-4,synthetic,fixed-orthogonal,2,"),
+        "{csv}"
+    );
+    let cells: Vec<&str> = lines[2].split(',').collect();
+    let mean: f64 = cells[6].parse().unwrap();
+    let want = 50.0 * (acc("fixed-seed1") + acc("fixed-seed2"));
+    assert!((mean - want).abs() < 1e-6, "{mean} vs {want}");
+    let delta: f64 = cells[8].parse().unwrap();
+    let want = want - 50.0 * (acc("learned-seed1") + acc("learned-seed2"));
+    assert!((delta - want).abs() < 1e-6, "{delta} vs {want}");
+    assert_eq!((cells[10], cells[11]), ("2", "1 2"), "{csv}");
+    let md = std::fs::read_to_string(report.join("results.md")).unwrap();
+    assert!(md.contains("Over seeds"), "{md}");
+    assert!(
+        md.contains("| fixed | small-cnn-4 | fixed-orthogonal | 2 |"),
+        "{md}"
+    );
+}
+
+/// A tiny image suite (synthetic data, tiny CNN): the accuracy report (the image columns of
+/// `results.csv`, one row per run, the error plot), and a second invocation reuses the runs.
+#[test]
+#[serial]
+fn tiny_vision_suite_reports_accuracy_and_reuses_finished_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let path = tiny_vision_suite(
+        d,
+        "",
+        r#"[[runs]]
 name = "cnn-learned"
 set = ["head.mode=learned"]
 
@@ -205,11 +287,7 @@ set = ["head.mode=fixed-orthogonal"]
 name = "cnn-fixed-simplex"
 set = ["head.mode=fixed-simplex"]
 "#,
-        runs = d.join("runs").display(),
-        reports = d.join("reports").display(),
     );
-    let path = d.join("tiny-vision.toml");
-    std::fs::write(&path, suite).unwrap();
     let (code, out, err) = fixclf(&["suite", "--config", path.to_str().unwrap(), "--quiet"]);
     assert_eq!(code, 0, "{out}\n{err}");
 

@@ -39,6 +39,7 @@ pub(super) struct RunSetup {
     pub device: String,
     /// libtorch threads (0: its default).
     pub threads: usize,
+    pub seed: u64,
 }
 
 /// Reads the run's `config.toml` (of this or an earlier fixclf) into what the report needs
@@ -82,6 +83,7 @@ fn read_setup(cfg_path: &Path) -> Result<RunSetup> {
         bptt,
         device: t.device.clone(),
         threads: t.threads,
+        seed: t.seed,
     })
 }
 
@@ -316,6 +318,8 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
         device: m.device.clone(),
         threads: (setup.threads > 0).then_some(setup.threads as i64),
         path: path.display().to_string(),
+        seed: setup.seed,
+        group: name.clone(),
         collapse: super::collapse::CollapseCells::of(
             summary
                 .as_ref()

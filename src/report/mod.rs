@@ -15,6 +15,7 @@ mod charts;
 mod collapse;
 mod load;
 pub(crate) mod plot;
+pub mod seeds;
 mod table;
 #[cfg(test)]
 mod testing;
@@ -114,7 +115,7 @@ impl ReportKind {
 pub const PLOTS: [&str; 4] = ["val_ppl", "train_loss", "alpha", "params"];
 
 /// One run of the report: a row of the table (`results.csv`, `results.json`).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct RunRow {
     pub run: String,
     /// `lm` or `vision`.
@@ -168,6 +169,11 @@ pub struct RunRow {
     pub threads: Option<i64>,
     /// The run folder.
     pub path: String,
+    /// `train.seed` of the run's config.
+    pub seed: u64,
+    /// The run's name without a `-seed<seed>` suffix: runs of one experiment under several
+    /// seeds share it ([`seeds`]).
+    pub group: String,
     /// The last neural-collapse diagnostics (image runs), in columns after the others.
     #[serde(flatten)]
     pub collapse: collapse::CollapseCells,
@@ -214,6 +220,8 @@ impl RunRow {
             ("train_images", opt(self.train_images)),
             ("train_images_per_s", optf(self.train_images_per_s)),
             ("epoch_s", optf(self.epoch_s)),
+            ("seed", self.seed.to_string()),
+            ("group", self.group.clone()),
         ]
         .into_iter()
         .chain(self.collapse.csv_cells())
@@ -331,6 +339,9 @@ pub struct ReportTable {
     #[serde(rename = "scale")]
     pub setup: Setup,
     pub runs: Vec<RunRow>,
+    /// Runs of one experiment under several seeds, averaged (none without such runs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seed_groups: Vec<seeds::SeedGroup>,
     #[serde(skip)]
     pub curves: Vec<RunCurves>,
 }
@@ -360,6 +371,7 @@ pub fn build_report(runs: &[PathBuf], title: &str) -> Result<ReportTable> {
         kind: ReportKind::of(&setup),
         setup,
         runs: loaded.iter().map(|r| r.row.clone()).collect(),
+        seed_groups: Vec::new(),
         curves: loaded.into_iter().map(|r| r.curves).collect(),
     };
     // Two folders with the same name (from different runs_dir) get told apart.
@@ -375,23 +387,31 @@ pub fn build_report(runs: &[PathBuf], title: &str) -> Result<ReportTable> {
             table.curves[i].label = curve_label(&row.run, &row.mode);
         }
     }
+    for row in &mut table.runs {
+        row.group = seeds::group_name(&row.run, row.seed);
+    }
     fill_delta_test_acc(&mut table.runs);
+    table.seed_groups = seeds::groups(&table.runs);
     Ok(table)
 }
 
 /// Sets each image run's test accuracy relative to the learned-classifier run of the same
-/// model and data set (the paper's question: what does fixing the classifier cost?).
+/// model and data set (the paper's question: what does fixing the classifier cost?): the
+/// one of the same seed when there is one, else the first.
 fn fill_delta_test_acc(runs: &mut [RunRow]) {
-    let learned: Vec<(String, String, f64)> = runs
+    let learned: Vec<(String, String, u64, f64)> = runs
         .iter()
         .filter(|r| r.is_image() && r.mode == "learned")
-        .filter_map(|r| Some((r.model.clone(), r.data.clone(), r.test_acc?)))
+        .filter_map(|r| Some((r.model.clone(), r.data.clone(), r.seed, r.test_acc?)))
         .collect();
     for r in runs.iter_mut().filter(|r| r.is_image()) {
+        let same = |l: &&(String, String, u64, f64)| l.0 == r.model && l.1 == r.data;
         r.delta_test_acc = learned
             .iter()
-            .find(|(model, data, _)| *model == r.model && *data == r.data)
-            .and_then(|(_, _, base)| Some(r.test_acc? - base));
+            .filter(same)
+            .find(|l| l.2 == r.seed)
+            .or_else(|| learned.iter().find(same))
+            .and_then(|l| Some(r.test_acc? - l.3));
     }
 }
 
@@ -408,6 +428,10 @@ pub fn write_report(runs: &[PathBuf], out: &Path, title: &str) -> Result<ReportT
             table::render_json(&table).into_bytes(),
         ),
     ];
+    if !table.seed_groups.is_empty() {
+        let csv = seeds::csv(&table.seed_groups);
+        files.push((out.join("results-seeds.csv"), csv.into_bytes()));
+    }
     for &name in table.kind.plots() {
         let (svg, png) = plot::render(&table, name).map_err(|e| {
             Error::bad_file(

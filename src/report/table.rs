@@ -203,6 +203,7 @@ pub fn render_markdown(t: &ReportTable) -> String {
              metrics logged so far (no test result).\n",
         );
     }
+    md.push_str(&super::seeds::markdown(&t.seed_groups));
     md.push_str(&super::collapse::markdown(t));
     md.push_str(&format!(
         "\nPlots: {}.\n",
@@ -294,7 +295,7 @@ fn image_table(rows: &[&RunRow]) -> String {
     md
 }
 
-fn csv_cell(s: &str) -> String {
+pub(super) fn csv_cell(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

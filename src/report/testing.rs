@@ -5,6 +5,20 @@ use crate::engine::{ParamReport, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
+/// A finished image run's row, small CNN on Fashion-MNIST.
+pub fn image_row(run: &str, mode: &str) -> super::RunRow {
+    super::RunRow {
+        run: run.into(),
+        task: "vision".into(),
+        model: "small-cnn".into(),
+        data: "fashion-mnist".into(),
+        mode: mode.into(),
+        status: "finished".into(),
+        group: run.into(),
+        ..Default::default()
+    }
+}
+
 pub fn params(fixed_mode: bool) -> ParamReport {
     let learned_total = 4_000_000;
     let trainable = if fixed_mode { 1_000_000 } else { learned_total };

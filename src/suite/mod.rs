@@ -31,6 +31,10 @@ pub struct SuiteConfig {
     /// The run config every run starts from (same fields as a run config file).
     #[serde(default)]
     pub base: toml::Table,
+    /// Train every run once per seed (its `train.seed`), as `<run>-seed<seed>`: the report
+    /// adds the mean and spread over the seeds. Empty: once, with the base config's seed.
+    #[serde(default)]
+    pub seeds: Vec<u64>,
     pub runs: Vec<SuiteRun>,
 }
 
@@ -60,6 +64,16 @@ pub struct SuiteRun {
     pub name: String,
     #[serde(default)]
     pub set: Vec<String>,
+    /// The `[[runs]]` entry this run is one seed of (`seeds`), by name.
+    #[serde(skip)]
+    pub group: Option<String>,
+}
+
+impl SuiteRun {
+    /// Whether `--only name` picks this run: its own name, or its entry's (every seed).
+    pub fn is_named(&self, name: &str) -> bool {
+        self.name == name || self.group.as_deref() == Some(name)
+    }
 }
 
 impl SuiteConfig {
@@ -92,7 +106,55 @@ impl SuiteConfig {
                 ));
             }
         }
-        Ok(suite)
+        suite.expand_seeds(origin)
+    }
+
+    /// One run per `[[runs]]` entry and seed, `<run>-seed<seed>` with `train.seed` set.
+    fn expand_seeds(mut self, origin: &str) -> Result<SuiteConfig> {
+        if self.seeds.is_empty() {
+            return Ok(self);
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(s) = self.seeds.iter().find(|s| !seen.insert(**s)) {
+            return Err(Error::config(
+                origin,
+                "seeds",
+                format!("seed {s} appears twice"),
+            ));
+        }
+        let sets_seed =
+            |set: &str| set.split_once('=').map(|(k, _)| k.trim()) == Some("train.seed");
+        if let Some(r) = self
+            .runs
+            .iter()
+            .find(|r| r.set.iter().any(|s| sets_seed(s)))
+        {
+            return Err(Error::config(
+                origin,
+                "runs.set",
+                format!(
+                    "run `{}` sets train.seed while `seeds` gives every run its seeds: \
+                     remove one of the two",
+                    r.name
+                ),
+            ));
+        }
+        let seeds = self.seeds.clone();
+        self.runs = std::mem::take(&mut self.runs)
+            .into_iter()
+            .flat_map(|r| {
+                seeds.iter().map(move |seed| {
+                    let mut set = r.set.clone();
+                    set.push(format!("train.seed={seed}"));
+                    SuiteRun {
+                        name: format!("{}-seed{seed}", r.name),
+                        set,
+                        group: Some(r.name.clone()),
+                    }
+                })
+            })
+            .collect();
+        Ok(self)
     }
 
     /// The resolved config of every run (validated), in order.
@@ -141,7 +203,7 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
     // Resolve and validate every run before spending any time.
     let configs = suite.run_configs(&origin, &opts.overrides)?;
     for name in &opts.only {
-        if !suite.runs.iter().any(|r| &r.name == name) {
+        if !suite.runs.iter().any(|r| r.is_named(name)) {
             return Err(Error::arg(
                 "--only",
                 format!("no run named `{name}` in {origin}"),
@@ -230,7 +292,7 @@ fn compute_and_train(
     let mut pending = Vec::new();
     for (run, cfg) in suite.runs.iter().zip(configs) {
         let dir = RunDir::new(cfg.run_dir());
-        if !opts.only.is_empty() && !opts.only.contains(&run.name) {
+        if !opts.only.is_empty() && !opts.only.iter().any(|n| run.is_named(n)) {
             continue;
         }
         // A signal after the last run finished, or while the embeddings were reused.
@@ -380,7 +442,7 @@ mod tests {
                 config::load(&path, &[]).unwrap();
             }
         }
-        assert_eq!(suites, 7);
+        assert_eq!(suites, 8);
     }
 
     const BASE: &str = "[base]\nname = \"x\"\n[base.lm.data]\ndir = \"data\"\n";
@@ -446,6 +508,53 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("`train.lr` is not key=value"), "{msg}");
+    }
+
+    /// `seeds` trains each entry once per seed, named and seeded so; `--only` takes the
+    /// entry's name for all its seeds.
+    #[test]
+    fn seeds_expand_every_run() {
+        let head = "name = \"s\"\nseeds = [7, 3]";
+        let runs = "[[runs]]\nname = \"a\"\n[[runs]]\nname = \"b\"\nset = [\"train.lr=0.5\"]\n";
+        let cfgs = suite(head, runs).unwrap();
+        let got: Vec<(&str, u64)> = cfgs
+            .iter()
+            .map(|c| (c.name.as_str(), c.train.seed))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a-seed7", 7),
+                ("a-seed3", 3),
+                ("b-seed7", 7),
+                ("b-seed3", 3)
+            ]
+        );
+        assert_eq!(cfgs[3].train.lr, 0.5);
+        let text = format!("{head}\n{BASE}{runs}");
+        let s = SuiteConfig::from_bytes(text.as_bytes(), "s.toml").unwrap();
+        let picked: Vec<&str> = s
+            .runs
+            .iter()
+            .filter(|r| r.is_named("b"))
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(picked, ["b-seed7", "b-seed3"]);
+        assert!(s.runs.iter().filter(|r| r.is_named("a-seed3")).count() == 1);
+        // A seed twice, or a run that sets its own seed as well: refused, naming the field.
+        let msg = suite("name = \"s\"\nseeds = [1, 1]", runs)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("s.toml: field `seeds`: seed 1 appears twice"),
+            "{msg}"
+        );
+        let runs = "[[runs]]\nname = \"a\"\nset = [\"train.seed = 5\"]\n";
+        let msg = suite(head, runs).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("s.toml: field `runs.set`: run `a` sets train.seed"),
+            "{msg}"
+        );
     }
 
     #[test]
