@@ -122,8 +122,6 @@ impl SuiteConfig {
                 format!("seed {s} appears twice"),
             ));
         }
-        let sets_seed =
-            |set: &str| set.split_once('=').map(|(k, _)| k.trim()) == Some("train.seed");
         if let Some(r) = self
             .runs
             .iter()
@@ -159,6 +157,15 @@ impl SuiteConfig {
 
     /// The resolved config of every run (validated), in order.
     pub fn run_configs(&self, origin: &str, overrides: &[String]) -> Result<Vec<Config>> {
+        if !self.seeds.is_empty() && overrides.iter().any(|s| sets_seed(s)) {
+            return Err(Error::arg(
+                "--set",
+                format!(
+                    "train.seed: {origin} gives every run its seeds (`seeds`); change them \
+                     there"
+                ),
+            ));
+        }
         self.runs
             .iter()
             .map(|r| {
@@ -181,6 +188,11 @@ impl SuiteConfig {
             })
             .collect()
     }
+}
+
+/// Whether a `key=value` override sets `train.seed`.
+fn sets_seed(set: &str) -> bool {
+    set.split_once('=').map(|(k, _)| k.trim()) == Some("train.seed")
 }
 
 /// Options of a suite invocation.
@@ -553,6 +565,14 @@ mod tests {
         let msg = suite(head, runs).unwrap_err().to_string();
         assert!(
             msg.starts_with("s.toml: field `runs.set`: run `a` sets train.seed"),
+            "{msg}"
+        );
+        let msg = s
+            .run_configs("s.toml", &["train.seed=9".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("--set: train.seed: s.toml gives every run its seeds"),
             "{msg}"
         );
     }
