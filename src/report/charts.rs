@@ -32,7 +32,7 @@ pub(super) fn draw_errors(root: &Area, title: &str, curves: &[super::RunCurves])
     };
     let mut entries: Vec<(&str, RGBColor, Swatch)> = runs
         .iter()
-        .map(|(i, c)| (c.label.as_str(), color(*i), Swatch::Line))
+        .map(|(_, c)| (c.label.as_str(), color(c.color), Swatch::Line))
         .collect();
     let grey = RGBColor(90, 90, 90);
     let eval_label = format!("{eval_name} error");
@@ -45,11 +45,11 @@ pub(super) fn draw_errors(root: &Area, title: &str, curves: &[super::RunCurves])
     let (chart_area, legend) = layout(root, title, &labels, false)?;
     let solid: Vec<(RGBColor, Vec<(f64, f64)>)> = runs
         .iter()
-        .map(|(i, c)| (color(*i), c.val_err.clone()))
+        .map(|(_, c)| (color(c.color), c.val_err.clone()))
         .collect();
     let dashed: Vec<(RGBColor, Vec<(f64, f64)>)> = runs
         .iter()
-        .map(|(i, c)| (color(*i), c.train_err.clone()))
+        .map(|(_, c)| (color(c.color), c.train_err.clone()))
         .collect();
     let y_desc = format!("error (%): {eval_name} solid, training dashed");
     lines_chart(

@@ -140,9 +140,8 @@ pub(super) fn render(t: &ReportTable) -> Result<(String, Vec<u8>), PlotError> {
                 .curves
                 .iter()
                 .zip(&points)
-                .enumerate()
-                .filter(|(_, (c, _))| !c.collapse.is_empty())
-                .map(|(i, (c, pts))| (c.label.as_str(), plot::color(i), pts.as_slice()))
+                .filter(|(c, _)| !c.collapse.is_empty())
+                .map(|(c, pts)| (c.label.as_str(), plot::color(c.color), pts.as_slice()))
                 .collect();
             plot::draw_lines(
                 area,

@@ -364,6 +364,8 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
     }
     let curves = RunCurves {
         label: curve_label(&name, &setup.mode),
+        // Set when the report knows all its runs.
+        color: 0,
         fixed: setup.fixed,
         val_ppl: m
             .epochs

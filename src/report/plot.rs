@@ -138,7 +138,7 @@ fn draw_plot(t: &ReportTable, name: &str, root: &Area) -> PlotResult {
             .iter()
             .enumerate()
             .filter(|(_, c)| c.fixed || !fixed_only)
-            .map(|(i, c)| (c.label.as_str(), color(i), pick(c)))
+            .map(|(_, c)| (c.label.as_str(), color(c.color), pick(c)))
             .collect::<Vec<_>>()
     };
     match name {

@@ -54,13 +54,15 @@ fn test_of(r: &RunRow) -> Option<f64> {
     }
 }
 
-/// The groups of two or more finished runs (by group name, model and data), in the order
-/// of their first run.
+/// The groups of two or more finished runs (by group name, model, data and mode), in the
+/// order of their first run.
 pub fn groups(runs: &[RunRow]) -> Vec<SeedGroup> {
     let mut out: Vec<SeedGroup> = Vec::new();
     for r in runs.iter().filter(|r| r.status == "finished") {
         let Some(test) = test_of(r) else { continue };
-        let same = |g: &SeedGroup| g.group == r.group && g.model == r.model && g.data == r.data;
+        let same = |g: &SeedGroup| {
+            g.group == r.group && g.model == r.model && g.data == r.data && g.mode == r.mode
+        };
         match out.iter_mut().find(|g| same(g)) {
             Some(g) => {
                 g.seeds.push(r.seed);
