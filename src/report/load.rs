@@ -319,7 +319,9 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
         threads: (setup.threads > 0).then_some(setup.threads as i64),
         path: path.display().to_string(),
         seed: setup.seed,
-        group: name.clone(),
+        // Set when the report knows all its runs (names told apart, then the seed suffix
+        // dropped).
+        group: String::new(),
         collapse: super::collapse::CollapseCells::of(
             summary
                 .as_ref()
