@@ -9,8 +9,8 @@
 //! cannot be taken back, so there is no skipping it). A skipped step still consumes its
 //! batch, and what the task carries to the next step stays as the step left it: a NaN in
 //! the LM's hidden state makes the following steps NaN too, and the skip limit stops the run.
-//! A skipped step leaves SGD's momentum buffers as they were; Adam's moments decay as after a
-//! zero gradient (its step count still advances).
+//! A skipped step leaves the optimizer's state as it was (SGD's momentum buffers, Adam's
+//! moments and bias-correction count), as PyTorch's `GradScaler` skips `step()`.
 //!
 //! Tests force a NaN with the environment variable `FIXCLF_DEBUG_NAN_AT_STEP`: `N` makes the
 //! loss of step N (1-based, as the messages count) NaN, `N..` every step from N on, and a

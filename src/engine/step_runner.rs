@@ -25,8 +25,9 @@ pub struct StepGraphs {
 
 impl Trainer<'_> {
     /// Whether this step may run from a CUDA graph: a CUDA device and `train.cuda_graph`,
-    /// a task whose steps read fixed buffers, SGD (Adam's bias corrections change every
-    /// step on the host), no NT-ASGD average (its weight changes every step), no forced NaN.
+    /// a task whose steps read fixed buffers, SGD (Adam's step reads only device numbers
+    /// too, but its capture has not been checked on a GPU yet: it runs eagerly), no NT-ASGD
+    /// average (its weight changes every step), no forced NaN.
     fn graph_eligible(&self) -> bool {
         cfg!(feature = "cuda")
             && self.cfg.train.cuda_graph

@@ -1,31 +1,53 @@
 //! Adam (L2 weight decay on the gradient) or AdamW (decoupled weight decay), betas 0.9 and
-//! 0.999, eps 1e-8, as PyTorch's. The bias corrections come from the host's step count.
+//! 0.999, eps 1e-8, as PyTorch's.
+//!
+//! The bias corrections come from `beta1^t` and `beta2^t` kept as 0-dim device tensors and
+//! multiplied by the betas on every applied step, so `t` counts the applied steps only: a
+//! masked step (non-finite loss or gradient) leaves the moments and the count as they were,
+//! as PyTorch's `GradScaler` does by not calling `step()`, and the host never has to know
+//! which steps were masked (nothing is read back, and the step reads no host number that
+//! changes from step to step).
 use super::{Bucket, Optimizer, ParamGroup, Step};
 use crate::error::Result;
 use crate::native;
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 pub(super) struct Adam {
     c: ParamGroup,
     decoupled: bool,
     exp_avg: Vec<Tensor>,
     exp_avg_sq: Vec<Tensor>,
+    /// `beta1^t`, `beta2^t` with `t` the applied steps, 0-dim on the parameters' device.
+    beta1_power: Tensor,
+    beta2_power: Tensor,
 }
 
 const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
 const EPS: f64 = 1e-8;
+/// Checkpoint names of the powers; a checkpoint without them (written before they were
+/// kept) resumes with `t` the host's step count.
+const BETA1_POWER: &str = "optimizer.adam.beta1_power";
+const BETA2_POWER: &str = "optimizer.adam.beta2_power";
 
 impl Adam {
     pub(super) fn new(c: ParamGroup, decoupled: bool) -> Self {
         let (exp_avg, exp_avg_sq) = (c.zeros(), c.zeros());
+        let one = Tensor::ones([], (Kind::Float, c.device));
         Self {
-            c,
             decoupled,
             exp_avg,
             exp_avg_sq,
+            beta1_power: one.copy(),
+            beta2_power: one,
+            c,
         }
     }
+}
+
+/// `1 - (1 - beta) applied`: beta on an applied step, 1 on a masked one.
+fn decay(step: &Step, beta: f64) -> Tensor {
+    &step.applied * (beta - 1.0) + 1.0
 }
 
 impl Optimizer for Adam {
@@ -50,20 +72,36 @@ impl Optimizer for Adam {
                 native::mul_tensor_(&grads, &step.applied)?;
             }
         }
-        native::lerp_(&m, &grads, 1.0 - BETA1)?;
-        native::mul_scalar_(&v, BETA2)?;
+        // m = beta1 m + (1 - beta1) g, v likewise, both unchanged on a masked step (the
+        // decay is 1 and the gradients are zero there).
+        let (decay1, decay2) = (decay(step, BETA1), decay(step, BETA2));
+        native::mul_tensor_(&m, &decay1)?;
+        native::add_(&m, &grads, 1.0 - BETA1)?;
+        native::mul_tensor_(&v, &decay2)?;
         native::addcmul_(&v, &grads, &grads, 1.0 - BETA2)?;
-        let t = self.c.steps as f64;
-        let (bc1, bc2) = (1.0 - BETA1.powf(t), 1.0 - BETA2.powf(t));
+        // The corrections of this step's count; clamped so that a masked first step (both
+        // 0) gives 0 x finite, not 0 / 0.
+        let bc1 =
+            (&self.beta1_power * &decay1 * -1.0 + 1.0).clamp_min(f64::from(f32::MIN_POSITIVE));
+        let bc2 =
+            (&self.beta2_power * &decay2 * -1.0 + 1.0).clamp_min(f64::from(f32::MIN_POSITIVE));
         // w += (-lr / bc1) m / (sqrt(v / bc2) + eps)
         let denom = native::sqrt(&v)?;
         let denom: Vec<&Tensor> = denom.iter().collect();
-        native::mul_scalar_(&denom, 1.0 / bc2.sqrt())?;
+        native::mul_tensor_(&denom, &bc2.rsqrt())?;
         native::add_scalar_(&denom, EPS)?;
         let ratio: Vec<Tensor> = m.iter().map(|t| t.copy()).collect();
         let ratio: Vec<&Tensor> = ratio.iter().collect();
         native::div_(&ratio, &denom)?;
         native::add_scaled_from_scratch_(&weights, &ratio, &(neg_lr / bc1))
+    }
+
+    fn end_step(&mut self, step: &Step) -> Result<()> {
+        tch::no_grad(|| {
+            let _ = self.beta1_power.f_mul_(&decay(step, BETA1))?;
+            let _ = self.beta2_power.f_mul_(&decay(step, BETA2))?;
+            Ok(())
+        })
     }
 
     fn group(&self) -> &ParamGroup {
@@ -86,6 +124,22 @@ impl Optimizer for Adam {
                 v.shallow_clone(),
             ));
         }
+        out.push((BETA1_POWER.into(), self.beta1_power.shallow_clone()));
+        out.push((BETA2_POWER.into(), self.beta2_power.shallow_clone()));
         out
+    }
+
+    fn load_state(&mut self, ckpt: &crate::engine::Checkpoint, steps: i64) -> Result<()> {
+        self.c.steps = steps;
+        let mut state: std::collections::HashMap<_, _> = self.state_tensors().into_iter().collect();
+        if !ckpt.tensors.contains_key(BETA1_POWER) && !ckpt.tensors.contains_key(BETA2_POWER) {
+            // An older checkpoint: its steps were all counted, masked or not.
+            state.remove(BETA1_POWER);
+            state.remove(BETA2_POWER);
+            let t = i32::try_from(steps).unwrap_or(i32::MAX);
+            let _ = self.beta1_power.fill_(BETA1.powi(t));
+            let _ = self.beta2_power.fill_(BETA2.powi(t));
+        }
+        ckpt.copy_into(&state)
     }
 }

@@ -125,9 +125,10 @@ pub struct StepStats {
 /// An optimizer: backpropagates a loss and updates its parameters.
 ///
 /// The update is masked on the device: when the guard (the loss), the gradient norm or an
-/// unclipped gradient is not finite, the parameters are left as they were (so are SGD's
-/// momentum buffers; Adam's moments decay as after a zero gradient). Nothing is read back to the
-/// host, so a CUDA step queues its kernels without waiting and can be captured in a graph.
+/// unclipped gradient is not finite, the parameters are left as they were, and so is the
+/// optimizer's state (SGD's momentum buffers; Adam's moments and its count of steps). Nothing
+/// is read back to the host, so a CUDA step queues its kernels without waiting and can be
+/// captured in a graph.
 pub trait Optimizer {
     /// Backpropagates `objective` and updates every parameter with the learning rate times
     /// `lr_scale` (variable BPTT scales it per step), the clipped gradients scaled so that
@@ -144,6 +145,7 @@ pub trait Optimizer {
                 .iter()
                 .try_for_each(|b| self.update_bucket(&step, b))
         })?;
+        self.end_step(&step)?;
         Ok(StepStats {
             norm: step.norm,
             applied: step.applied,
@@ -153,6 +155,11 @@ pub trait Optimizer {
     /// The optimizer's own rule: updates one bucket's parameters from the step's (masked,
     /// not yet clipped) gradients, in place, without autograd.
     fn update_bucket(&self, step: &Step, bucket: &Bucket) -> Result<()>;
+
+    /// What the optimizer updates once per step after its buckets (Adam's step count).
+    fn end_step(&mut self, _step: &Step) -> Result<()> {
+        Ok(())
+    }
 
     /// State to checkpoint as `(name, tensor)` pairs (momentum buffers, moments).
     fn state_tensors(&self) -> Vec<(String, Tensor)>;
@@ -189,8 +196,8 @@ pub trait Optimizer {
         &self.group().params
     }
 
-    /// Steps taken (Adam's bias correction and SGD's first momentum step need it; saved
-    /// with the state). A masked step counts too: the host does not know of it.
+    /// Steps taken (SGD's first momentum step needs it; saved with the state). A masked
+    /// step counts too: the host does not know of it.
     fn steps(&self) -> i64 {
         self.group().steps
     }
