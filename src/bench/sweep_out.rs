@@ -169,8 +169,11 @@ fn panel(area: &plot::Area, title: &str, y_desc: &str, series: &[Series]) -> Plo
         (plot::log_axis(x0, x1), 20),
         plot::log_axis(y0, y1),
         ("classes C (log scale)", y_desc),
-        &lines,
-        &[],
+        plot::Lines {
+            solid: &lines,
+            dashed: &[],
+            bands: &[],
+        },
     )?;
     let entries: Vec<(&str, RGBColor)> = series.iter().map(|s| (s.0.as_str(), s.1)).collect();
     plot::draw_legend(&legend, &entries, Swatch::Line)

@@ -3,36 +3,47 @@
 //! with [`super::plot`]'s layout, legend and axis helpers.
 use super::plot::{
     bounds, chart_builder, color, draw_legend, draw_legend_entries, draw_note, layout, lines_chart,
-    padded, tick_label, whole_ticks, Area, PlotResult, Swatch, DESC_PX, GRID, LABEL_PX,
+    padded, tick_label, whole_ticks, Area, Band, Lines, PlotResult, Series, Swatch, DESC_PX, GRID,
+    LABEL_PX,
 };
+use super::series::of_runs;
 use super::RunRow;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// The paper's Figure 2: each image run's test (or validation) error per epoch as a solid
-/// line and its training error as a dashed line of the same color, on one chart.
+/// line and its training error as a dashed line of the same color, on one chart; a group of
+/// seeds as their means, the test error's band from the lowest seed to the highest behind.
 pub(super) fn draw_errors(root: &Area, title: &str, curves: &[super::RunCurves]) -> PlotResult {
-    let runs: Vec<(usize, &super::RunCurves)> = curves
+    let image = |c: &super::RunCurves| !c.val_err.is_empty() || !c.train_err.is_empty();
+    let finite = |pts: &[(f64, f64)]| -> Vec<(f64, f64)> {
+        pts.iter()
+            .copied()
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .collect()
+    };
+    let eval = of_runs(curves, |c| finite(&c.val_err), image);
+    let train = of_runs(curves, |c| finite(&c.train_err), image);
+    let all: Vec<(f64, f64)> = eval
         .iter()
-        .enumerate()
-        .filter(|(_, c)| !c.val_err.is_empty() || !c.train_err.is_empty())
-        .collect();
-    let all: Vec<(f64, f64)> = runs
-        .iter()
-        .flat_map(|(_, c)| c.val_err.iter().chain(&c.train_err).copied())
-        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .chain(&train)
+        .flat_map(|s| s.points.iter().copied())
+        .chain(
+            eval.iter()
+                .flat_map(|s| s.band.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)])),
+        )
         .collect();
     if all.is_empty() {
         return draw_note(root, title, "no image run has finished an epoch yet");
     }
-    let eval_name = if runs.iter().all(|(_, c)| c.valid_is_test) {
+    let eval_name = if curves.iter().filter(|c| image(c)).all(|c| c.valid_is_test) {
         "test"
     } else {
         "validation"
     };
-    let mut entries: Vec<(&str, RGBColor, Swatch)> = runs
+    let mut entries: Vec<(&str, RGBColor, Swatch)> = eval
         .iter()
-        .map(|(_, c)| (c.label.as_str(), color(c.color), Swatch::Line))
+        .map(|s| (s.label.as_str(), s.color, Swatch::Line))
         .collect();
     let grey = RGBColor(90, 90, 90);
     let eval_label = format!("{eval_name} error");
@@ -43,22 +54,21 @@ pub(super) fn draw_errors(root: &Area, title: &str, curves: &[super::RunCurves])
     let (x0, x1) = padded(x0, x1, false);
     let (y0, y1) = padded(y0, y1, false);
     let (chart_area, legend) = layout(root, title, &labels, false)?;
-    let solid: Vec<(RGBColor, Vec<(f64, f64)>)> = runs
-        .iter()
-        .map(|(_, c)| (color(c.color), c.val_err.clone()))
-        .collect();
-    let dashed: Vec<(RGBColor, Vec<(f64, f64)>)> = runs
-        .iter()
-        .map(|(_, c)| (color(c.color), c.train_err.clone()))
-        .collect();
+    let lines = |series: &[Series]| -> Vec<(RGBColor, Vec<(f64, f64)>)> {
+        series.iter().map(|s| (s.color, s.points.clone())).collect()
+    };
+    let bands: Vec<(RGBColor, Band)> = eval.iter().map(|s| (s.color, s.band.clone())).collect();
     let y_desc = format!("error (%): {eval_name} solid, training dashed");
     lines_chart(
         chart_builder(&chart_area),
         (x0..x1, whole_ticks(x0, x1)),
         y0.max(0.0)..y1,
         ("epoch", &y_desc),
-        &solid,
-        &dashed,
+        Lines {
+            solid: &lines(&eval),
+            dashed: &lines(&train),
+            bands: &bands,
+        },
     )?;
     draw_legend_entries(&legend, &entries)
 }

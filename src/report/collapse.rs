@@ -126,23 +126,16 @@ pub(super) fn render(t: &ReportTable) -> Result<(String, Vec<u8>), PlotError> {
         ];
         let areas = root.split_evenly((2, 2));
         for (area, (title, y, pick, log)) in areas.iter().zip(charts) {
-            let points: Vec<Vec<(f64, f64)>> = t
-                .curves
-                .iter()
-                .map(|c| {
+            let series = super::series::of_runs(
+                &t.curves,
+                |c| {
                     c.collapse
                         .iter()
                         .map(|e| (e.epoch as f64, pick(e)))
                         .collect()
-                })
-                .collect();
-            let series: Vec<plot::Curve> = t
-                .curves
-                .iter()
-                .zip(&points)
-                .filter(|(c, _)| !c.collapse.is_empty())
-                .map(|(c, pts)| (c.label.as_str(), plot::color(c.color), pts.as_slice()))
-                .collect();
+                },
+                |c| !c.collapse.is_empty(),
+            );
             plot::draw_lines(
                 area,
                 title,

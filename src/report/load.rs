@@ -367,6 +367,7 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
     let curves = RunCurves {
         label: curve_label(&name, &setup.mode),
         // Set when the report knows all its runs.
+        group_label: String::new(),
         color: 0,
         fixed: setup.fixed,
         val_ppl: m

@@ -16,6 +16,7 @@ mod collapse;
 mod load;
 pub(crate) mod plot;
 pub mod seeds;
+mod series;
 mod table;
 #[cfg(test)]
 mod testing;
@@ -313,6 +314,8 @@ pub struct Setup {
 pub struct RunCurves {
     /// The legend label, [`curve_label`].
     pub label: String,
+    /// The label of its group of seeds (its own label when it has no `-seed<s>` suffix).
+    pub group_label: String,
     /// The run's color in every plot: one per run, or per experiment when runs are seeds
     /// of one (`<run>-seed<s>`).
     pub color: usize,
@@ -393,6 +396,7 @@ pub fn build_report(runs: &[PathBuf], title: &str) -> Result<ReportTable> {
     let mut groups: Vec<String> = Vec::new();
     for (row, curves) in table.runs.iter_mut().zip(&mut table.curves) {
         row.group = seeds::group_name(&row.run, row.seed);
+        curves.group_label = curve_label(&row.group, &row.mode);
         curves.color = groups
             .iter()
             .position(|g| *g == row.group)

@@ -45,8 +45,7 @@ impl std::fmt::Display for PlotError {
 
 pub(crate) type PlotResult = std::result::Result<(), PlotError>;
 pub(crate) type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
-/// A run's curve in a plot: legend label, color, points.
-pub(super) type Curve<'a> = (&'a str, RGBColor, &'a [(f64, f64)]);
+pub(crate) use super::series::{Band, Series};
 
 /// The plot `name` (one of [`super::PLOTS`]) as SVG text and as PNG bytes.
 pub(super) fn render(t: &ReportTable, name: &str) -> Result<(String, Vec<u8>), PlotError> {
@@ -132,14 +131,9 @@ fn draw_plot(t: &ReportTable, name: &str, root: &Area) -> PlotResult {
             format!("{what} — {}", t.title)
         }
     };
-    // A run keeps its color in every plot.
+    // A run keeps its color in every plot; a group of seeds is one line and its band.
     let series = |pick: fn(&super::RunCurves) -> &[(f64, f64)], fixed_only: bool| {
-        t.curves
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.fixed || !fixed_only)
-            .map(|(_, c)| (c.label.as_str(), color(c.color), pick(c)))
-            .collect::<Vec<_>>()
+        super::series::of_runs(&t.curves, |c| pick(c).to_vec(), |c| c.fixed || !fixed_only)
     };
     match name {
         "val_ppl" => draw_lines(
@@ -357,23 +351,53 @@ pub(crate) fn chart_builder<'a, 'b>(area: &'a Area<'b>) -> ChartBuilder<'a, 'b, 
 }
 
 /// Line chart of several runs (markers on every point when a run has few, so that a
-/// single point still shows), on a log y axis if `log_y`.
+/// single point still shows; a group of seeds' band behind its line), on a log y axis if
+/// `log_y`.
 pub(super) fn draw_lines(
     root: &Area,
     title: &str,
     desc: (&str, &str),
-    series: &[Curve],
+    series: &[Series],
     log_y: bool,
     empty_note: &str,
 ) -> PlotResult {
-    let entries: Vec<(&str, RGBColor)> = series.iter().map(|s| (s.0, s.1)).collect();
-    let labels: Vec<&str> = series.iter().map(|s| s.0).collect();
-    let keep = |p: &(f64, f64)| p.0.is_finite() && p.1.is_finite() && (!log_y || p.1 > 0.0);
-    let series: Vec<(RGBColor, Vec<(f64, f64)>)> = series
+    let entries: Vec<(&str, RGBColor)> =
+        series.iter().map(|s| (s.label.as_str(), s.color)).collect();
+    let labels: Vec<&str> = entries.iter().map(|e| e.0).collect();
+    let keep = |x: f64, y: f64| x.is_finite() && y.is_finite() && (!log_y || y > 0.0);
+    let lines: Vec<(RGBColor, Vec<(f64, f64)>)> = series
         .iter()
-        .map(|(_, c, pts)| (*c, pts.iter().copied().filter(keep).collect()))
+        .map(|s| {
+            (
+                s.color,
+                s.points
+                    .iter()
+                    .copied()
+                    .filter(|p| keep(p.0, p.1))
+                    .collect(),
+            )
+        })
         .collect();
-    let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.iter().copied()).collect();
+    let bands: Vec<(RGBColor, Band)> = series
+        .iter()
+        .map(|s| {
+            let band = s
+                .band
+                .iter()
+                .copied()
+                .filter(|b| keep(b.0, b.1) && keep(b.0, b.2));
+            (s.color, band.collect())
+        })
+        .collect();
+    let all: Vec<(f64, f64)> = lines
+        .iter()
+        .flat_map(|s| s.1.iter().copied())
+        .chain(
+            bands
+                .iter()
+                .flat_map(|b| b.1.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)])),
+        )
+        .collect();
     if all.is_empty() {
         return draw_note(root, title, empty_note);
     }
@@ -388,11 +412,16 @@ pub(super) fn draw_lines(
     };
     let (chart_area, legend) = layout(root, title, &labels, false)?;
     let builder = chart_builder(&chart_area);
+    let lines = Lines {
+        solid: &lines,
+        dashed: &[],
+        bands: &bands,
+    };
     if log_y {
         let y = log_axis(y0, y1);
-        lines_chart(builder, (x0..x1, x_ticks), y, desc, &series, &[])?;
+        lines_chart(builder, (x0..x1, x_ticks), y, desc, lines)?;
     } else {
-        lines_chart(builder, (x0..x1, x_ticks), y0..y1, desc, &series, &[])?;
+        lines_chart(builder, (x0..x1, x_ticks), y0..y1, desc, lines)?;
     }
     draw_legend(&legend, &entries, Swatch::Line)
 }
@@ -430,16 +459,22 @@ pub(super) fn whole_ticks(lo: f64, hi: f64) -> usize {
     ((hi.floor() - lo.ceil()) as usize + 1).clamp(1, 10)
 }
 
+/// What [`lines_chart`] draws, each entry a color and its points: solid lines, dashed
+/// lines, and bands `(x, lowest, highest)` filled lightly behind them.
+pub(crate) struct Lines<'a> {
+    pub solid: &'a [(RGBColor, Vec<(f64, f64)>)],
+    pub dashed: &'a [(RGBColor, Vec<(f64, f64)>)],
+    pub bands: &'a [(RGBColor, Band)],
+}
+
 /// Lines (and markers where a series has few points) on axes `x` and `y`, linear or
-/// [`log_axis`] each, with `x_ticks` ticks at most on a linear x axis: `series` solid,
-/// `dashed` dashed.
+/// [`log_axis`] each, with `x_ticks` ticks at most on a linear x axis.
 pub(crate) fn lines_chart<X, Y>(
     mut builder: ChartBuilder<SVGBackend>,
     (x, x_ticks): (X, usize),
     y: Y,
     (x_desc, y_desc): (&str, &str),
-    series: &[(RGBColor, Vec<(f64, f64)>)],
-    dashed: &[(RGBColor, Vec<(f64, f64)>)],
+    lines: Lines,
 ) -> PlotResult
 where
     X: AsRangedCoord<Value = f64>,
@@ -460,14 +495,31 @@ where
         .y_label_formatter(&tick_label)
         .bold_line_style(GRID)
         .draw()?;
-    for &(c, ref pts) in series {
+    for (c, band) in lines.bands {
+        if let [(x, lo, hi)] = band[..] {
+            // A band of one x: a bar from the lowest value to the highest.
+            let bar = PathElement::new(vec![(x, lo), (x, hi)], c.mix(0.45).stroke_width(6));
+            chart.draw_series(std::iter::once(bar))?;
+            continue;
+        }
+        // The highest values left to right, then the lowest back.
+        let outline = band
+            .iter()
+            .map(|&(x, _, hi)| (x, hi))
+            .chain(band.iter().rev().map(|&(x, lo, _)| (x, lo)));
+        chart.draw_series(std::iter::once(Polygon::new(
+            outline.collect::<Vec<_>>(),
+            c.mix(0.18).filled(),
+        )))?;
+    }
+    for &(c, ref pts) in lines.solid {
         chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?;
     }
-    for &(c, ref pts) in dashed {
+    for &(c, ref pts) in lines.dashed {
         let line = DashedLineSeries::new(pts.iter().copied(), 8, 5, c.stroke_width(2));
         chart.draw_series(line)?;
     }
-    for &(c, ref pts) in series.iter().chain(dashed) {
+    for &(c, ref pts) in lines.solid.iter().chain(lines.dashed) {
         if pts.len() <= 60 {
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
         }

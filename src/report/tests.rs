@@ -1,4 +1,4 @@
-use super::testing::{fake_run, five_runs, png_pixels};
+use super::testing::{fake_run, fake_run_losses, five_runs, png_pixels};
 use super::*;
 use crate::classifier::HeadMode;
 use crate::engine::SUMMARY_FILE;
@@ -132,14 +132,18 @@ fn report_tells_apart_runs_of_the_same_name() {
     assert_eq!(t.curves[1].label, "b/learned");
 }
 
-/// Runs `<run>-seed<s>` of seed `s` are one experiment: one color in the plots, one row
-/// of the table over seeds (LM: test perplexity).
+/// Runs `<run>-seed<s>` of seed `s` are one experiment: one color, one line (their mean)
+/// and its band in the plots, one row of the table over seeds (LM: test perplexity).
 #[test]
 fn seeds_of_one_run_share_a_group_and_a_color() {
     let dir = tempfile::tempdir().unwrap();
     let mut runs = Vec::new();
-    for (name, seed) in [("lm-seed1", 1), ("other", 1111), ("lm-seed2", 2)] {
-        let run = fake_run(dir.path(), name, HeadMode::Learned, 2, true);
+    for (name, seed, drop) in [
+        ("lm-seed1", 1, 0.2),
+        ("other", 1111, 0.2),
+        ("lm-seed2", 2, 0.4),
+    ] {
+        let run = fake_run_losses(dir.path(), name, HeadMode::Learned, 2, true, (6.5, drop));
         let cfg = run.join(crate::engine::CONFIG_FILE);
         let text = std::fs::read_to_string(&cfg).unwrap();
         // The [train] section is the file's last.
@@ -157,6 +161,30 @@ fn seeds_of_one_run_share_a_group_and_a_color() {
         render_markdown(&t).contains("| lm | lstm-"),
         "{}",
         render_markdown(&t)
+    );
+    let (svg, _) = plot::render(&t, "val_ppl").unwrap();
+    let doc = resvg::usvg::roxmltree::Document::parse(&svg).unwrap();
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    assert!(texts.contains(&"lm (learned, 2 seeds)"), "{texts:?}");
+    assert!(texts.contains(&"other (learned)"), "{texts:?}");
+    assert!(!texts.iter().any(|t| t.contains("seed1")), "{texts:?}");
+    // Two lines (the mean of lm's seeds, other), one band: lm's seeds differ after epoch 1.
+    let count = |tag: &str| {
+        doc.descendants()
+            .filter(|n| n.has_tag_name(tag) && n.attribute("stroke-width") == Some("2"))
+            .count()
+    };
+    assert_eq!(count("polyline"), 2, "{svg}");
+    assert_eq!(
+        doc.descendants()
+            .filter(|n| n.has_tag_name("polygon"))
+            .count(),
+        1
     );
 }
 
