@@ -495,7 +495,7 @@ where
         .y_label_formatter(&tick_label)
         .bold_line_style(GRID)
         .draw()?;
-    for (c, band) in lines.bands {
+    for (c, band) in lines.bands.iter().filter(|b| !b.1.is_empty()) {
         if let [(x, lo, hi)] = band[..] {
             // A band of one x: a bar from the lowest value to the highest.
             let bar = PathElement::new(vec![(x, lo), (x, hi)], c.mix(0.45).stroke_width(6));
