@@ -21,6 +21,44 @@ pub fn is_tmp_name(name: &str) -> bool {
         })
 }
 
+/// Removes the temp files of `path` ([`tmp_path`]) left by processes that no longer run (a
+/// kill between a temp file's creation and its rename), so that a large one (an embedding
+/// matrix) does not take the disk space its replacement needs. A live process's temp file
+/// (another writer of the same file) is left alone.
+fn remove_dead_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let pid = file
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|pid| pid.parse::<i32>().ok())
+            .filter(|&pid| pid > 0 && pid as u32 != std::process::id());
+        if pid.is_some_and(|pid| !process_exists(pid)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether a process `pid` exists (signal 0 checks without sending anything; a process of
+/// another user answers EPERM, and exists).
+fn process_exists(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks the target.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
 /// Writes a file through `write` into a temp file, fsyncs it and renames it into place.
 /// On any error the temp file is removed and `path` is left as it was.
 pub fn write_atomic<F>(path: &Path, write: F) -> Result<()>
@@ -48,6 +86,7 @@ impl StagedFiles {
     where
         F: FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
     {
+        remove_dead_temps(path);
         let tmp = tmp_path(path);
         let result = (|| {
             let file = std::fs::File::create(&tmp)?;
@@ -151,6 +190,29 @@ mod tests {
         let tmp = tmp_path(&path);
         assert!(is_tmp_name(&tmp.file_name().unwrap().to_string_lossy()));
         assert!(!is_tmp_name("x.bin") && !is_tmp_name("notes.tmp") && !is_tmp_name(".1.tmp"));
+    }
+
+    /// A temp file of the same file from a process that has ended is removed by the next
+    /// write; a live process's, and other files' temps, are not.
+    #[test]
+    fn a_dead_writers_temp_is_removed_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.npy");
+        // Above any pid_max (2^22): no such process.
+        let dead = dir.path().join("w.npy.999999999.tmp");
+        // The process that started the tests runs.
+        let live = dir
+            .path()
+            .join(format!("w.npy.{}.tmp", std::os::unix::process::parent_id()));
+        let other = dir.path().join("w.vocab.999999999.tmp");
+        let user = dir.path().join("w.npy.notes.tmp");
+        for f in [&dead, &live, &other, &user] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        write_bytes_atomic(&path, b"new").unwrap();
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists() && user.exists());
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
     }
 
     /// Staged files replace the old ones together, or not at all.

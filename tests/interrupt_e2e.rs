@@ -2,7 +2,7 @@
 //! averages, NT-ASGD) and a tiny image run are sent SIGINT, SIGTERM, a double SIGINT and
 //! SIGKILL at several steps (mid-epoch and across epoch ends), resumed each time, and must
 //! end with the per-epoch validation numbers of an uninterrupted run. Also: a checkpoint
-//! killed while being written, a suite and `embed word2vec` interrupted. (Forced NaNs and a
+//! killed while being written, a suite, `embed word2vec` and `embed pmi` interrupted. (Forced NaNs and a
 //! runaway alpha: numerics_e2e.rs.)
 //!
 //! Every run checkpoints at every step (`checkpoint_interval = 1`) and logs every step, so
@@ -350,44 +350,46 @@ set = ["head.mode=tied"]
         .any(|e| matches!(e, Event::Resume { .. })));
 }
 
+/// `fixclf embed <tool>` with `args`, stopped by SIGTERM after 700 ms: exit 143, the
+/// message, and nothing in the output folder.
+fn check_embed_interrupted(tool: &str, corpus: &Path, args: &[&str]) {
+    let dir = corpus.parent().unwrap();
+    let out = dir.join(format!("emb-{tool}/vectors"));
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let mut argv = vec!["embed", tool, "--corpus", corpus.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    argv.extend_from_slice(&["--threads", "1", "--out", out.to_str().unwrap()]);
+    let mut child = spawn(&argv, &[]);
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(child.try_wait().unwrap().is_none(), "{tool} ended too soon");
+    signal(&child, libc::SIGTERM);
+    let (code, stderr) = finish(child);
+    assert_eq!(code, 143, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{tool}: interrupted by SIGTERM; nothing was written"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(out.parent().unwrap()).unwrap().count(), 0);
+}
+
 #[test]
 #[serial]
 fn embed_interrupted_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus.txt");
-    // 400k tokens x 200 epochs on one thread: far longer than the test waits.
+    // 400k tokens over 50 words: 200 word2vec epochs on one thread take far longer than
+    // the test waits.
     let line: String = (0..20).map(|i| format!("w{} ", (i * 7) % 50)).collect();
     std::fs::write(&corpus, format!("{line}\n").repeat(20_000)).unwrap();
-    let out = dir.path().join("emb/w2v");
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    let mut child = spawn(
-        &[
-            "embed",
-            "word2vec",
-            "--corpus",
-            corpus.to_str().unwrap(),
-            "--dim",
-            "16",
-            "--epochs",
-            "200",
-            "--threads",
-            "1",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
-    std::thread::sleep(Duration::from_millis(700));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "word2vec ended too soon"
-    );
-    signal(&child, libc::SIGTERM);
-    let (code, stderr) = finish(child);
-    assert_eq!(code, 143, "{stderr}");
-    assert!(
-        stderr.contains("word2vec: interrupted by SIGTERM; nothing was written"),
-        "{stderr}"
-    );
-    assert_eq!(std::fs::read_dir(out.parent().unwrap()).unwrap().count(), 0);
+    check_embed_interrupted("word2vec", &corpus, &["--dim", "16", "--epochs", "200"]);
+    // 2,000 words: 100,000 power iterations of the randomized SVD take minutes.
+    let corpus = dir.path().join("corpus-2k.txt");
+    let words: Vec<String> = (0..200_000u64)
+        .map(|i| format!("w{}", (i * 7919 + i / 2000) % 2000))
+        .collect();
+    let text: String = words.chunks(20).map(|l| l.join(" ") + "\n").collect();
+    std::fs::write(&corpus, text).unwrap();
+    check_embed_interrupted("pmi", &corpus, &["--dim", "32", "--power-iters", "100000"]);
 }
