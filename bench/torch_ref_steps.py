@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Runs a PyTorch reference benchmark (torch_lm_bench.py or torch_vision_bench.py, unchanged)
-and adds every timed step to its JSON lines (`train_step_ms_all`, `eval_ms_all`, sorted), as
+and adds every timed step to its JSON lines (`train_step_ms_all`, `eval_ms_all`, sorted; for
+the vision reference also `memory_format`, from its `--channels-last`), as
 `fixclf bench lm` and `fixclf bench vision` report them: on a shared machine the low
 quantiles show the cost of the work itself. Both references take the median of the training
 steps, then of the evaluation steps, once per JSON line.
@@ -28,4 +29,6 @@ for i, line in enumerate(lines):
     d = json.loads(line)
     d["train_step_ms_all"] = [round(t * 1e3, 1) for t in samples[2 * i]]
     d["eval_ms_all"] = [round(t * 1e3, 1) for t in samples[2 * i + 1]]
+    if "image" in d:  # the vision reference: its layout, named as fixclf names it
+        d["memory_format"] = "channels-last" if "--channels-last" in args else "contiguous"
     print(json.dumps(d), flush=True)

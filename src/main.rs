@@ -173,6 +173,10 @@ enum BenchCommand {
         /// cpu or cuda (needs a `--features cuda` build).
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Layout of images and convolution weights, as `vision.memory_format` (compare
+        /// with the reference's `--channels-last`).
+        #[arg(long, value_enum, default_value_t = fixclf::vision::models::MemoryFormat::Contiguous)]
+        memory_format: fixclf::vision::models::MemoryFormat,
     },
     /// The classifier head alone at the paper's shapes: fixed with Q stored, fixed Hadamard
     /// as the fast transform, learned; forward and forward + backward. JSON lines, then a
@@ -369,6 +373,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             warmup,
             threads,
             device,
+            memory_format,
         }) => {
             let b = fixclf::vision::bench::VisionBench {
                 depths: fixclf::bench::parse_counts("--depths", &depths)?,
@@ -382,6 +387,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 threads,
                 device: fixclf::engine::resolve_device(&device)?,
                 device_name: device,
+                memory_format,
             };
             for &depth in &b.depths {
                 for head in &b.heads {

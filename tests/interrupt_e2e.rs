@@ -230,18 +230,37 @@ fn image_run_interrupted_anywhere_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = vision_config(dir.path()).display().to_string();
     let runs = dir.path().join("runs");
-    // 32 steps an epoch.
-    check_interrupted_equals_straight(
-        &["train", "--config", &cfg, "-q", "--set", "name=straight"],
-        &runs.join("straight"),
-        &["train", "--config", &cfg, "-q"],
-        &runs.join("img"),
-        &[
-            (7, libc::SIGTERM, false),
-            (33, libc::SIGINT, false),
-            (50, libc::SIGKILL, false),
-        ],
-    );
+    // 32 steps an epoch. In NHWC too: checkpoints hold NCHW values, copied back into NHWC
+    // weights on resume.
+    for (layout, straight, img) in [
+        ("contiguous", "straight", "img"),
+        ("channels-last", "straight-nhwc", "img-nhwc"),
+    ] {
+        let format = format!("vision.memory_format={layout}");
+        let (straight_name, img_name) = (format!("name={straight}"), format!("name={img}"));
+        check_interrupted_equals_straight(
+            &[
+                "train",
+                "--config",
+                &cfg,
+                "-q",
+                "--set",
+                &straight_name,
+                "--set",
+                &format,
+            ],
+            &runs.join(straight),
+            &[
+                "train", "--config", &cfg, "-q", "--set", &img_name, "--set", &format,
+            ],
+            &runs.join(img),
+            &[
+                (7, libc::SIGTERM, false),
+                (33, libc::SIGINT, false),
+                (50, libc::SIGKILL, false),
+            ],
+        );
+    }
 }
 
 /// What a kill -9 in the middle of writing leaves: a partial temp file beside the complete

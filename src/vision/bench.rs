@@ -12,7 +12,7 @@
 //! The reference's `fixed` head has a dense `Q` with orthonormal rows (C <= N); here `fixed`
 //! is `fixed-orthogonal`, the same kind of matrix, also stored densely at these sizes. Any
 //! other fixed mode can be named (`fixed-hadamard`, `fixed-simplex`).
-use super::models::{self, Arch, ModelConfig};
+use super::models::{self, Arch, MemoryFormat, ModelConfig};
 use super::task::build_head;
 use crate::bench::head_step::{OPTIMIZER, WEIGHT_DECAY};
 use crate::bench::{median, ordered_json, round, sorted_ms, sync, LIBTORCH_VERSION};
@@ -41,6 +41,8 @@ pub struct VisionBench {
     /// As given (`cpu`, `cuda`): the JSON lines repeat it, as the reference does.
     pub device_name: String,
     pub device: Device,
+    /// As `vision.memory_format`.
+    pub memory_format: MemoryFormat,
 }
 
 impl Default for VisionBench {
@@ -60,6 +62,7 @@ impl Default for VisionBench {
             threads: 0,
             device_name: "cpu".into(),
             device: Device::Cpu,
+            memory_format: MemoryFormat::Contiguous,
         }
     }
 }
@@ -108,7 +111,9 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
     };
     head_cfg.validate("--heads")?;
     let vs = nn::VarStore::new(b.device);
-    let backbone = models::build(&(vs.root() / "backbone"), &model, b.channels)?;
+    let format = b.memory_format;
+    let backbone = models::build(&(vs.root() / "backbone"), &model, b.channels)?
+        .with_memory_format(&vs, format);
     let head = build_head(
         &(vs.root() / "head"),
         &head_cfg,
@@ -174,6 +179,7 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
         ("train_step_ms_all", json!(sorted_ms(&times))),
         // fixclf's extras.
         ("head", json!(mode.name())),
+        ("memory_format", json!(format.name())),
         ("warmup", json!(b.warmup)),
         ("eval_step_ms_median", json!(round(eval_s * 1e3, 2))),
         ("eval_ms_all", json!(sorted_ms(&eval_times))),

@@ -1,7 +1,7 @@
 //! The `[vision]` section: the image data set (`[vision.data]`), the backbone
 //! (`[vision.model]`) and the augmentation.
 use super::data::{DatasetKind, SyntheticSpec};
-use super::models::ModelConfig;
+use super::models::{MemoryFormat, ModelConfig};
 use crate::classifier::{HeadConfig, HeadMode};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -21,6 +21,9 @@ pub struct VisionConfig {
     /// this many epochs (0: only after the last epoch, where they always run: one forward
     /// pass over the training set).
     pub collapse_every: usize,
+    /// The layout of images and convolution weights: `contiguous` (NCHW) or
+    /// `channels-last` (NHWC; see [`MemoryFormat`]). Only speed depends on it.
+    pub memory_format: MemoryFormat,
 }
 
 impl Default for VisionConfig {
@@ -31,6 +34,7 @@ impl Default for VisionConfig {
             crop_padding: 4,
             flip: true,
             collapse_every: 0,
+            memory_format: MemoryFormat::Contiguous,
         }
     }
 }

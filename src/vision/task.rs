@@ -90,7 +90,8 @@ impl VisionTask {
         };
         let vs = nn::VarStore::new(device);
         let channels = data.train.images.size()[1];
-        let backbone = models::build(&(vs.root() / "backbone"), &vision.model, channels)?;
+        let backbone = models::build(&(vs.root() / "backbone"), &vision.model, channels)?
+            .with_memory_format(&vs, vision.memory_format);
         let (classes, features) = (data.train.classes, backbone.features);
         let head = build_head(&(vs.root() / "head"), &cfg.head, classes, features)?;
         Ok(VisionTask {
