@@ -7,8 +7,9 @@
 # (scripts/gpu-check.sh) and then the paper suite (scripts/gpu-suite.sh) for the time left.
 # Carry `gpu-bundle` and `data/wikitext-2` (about 30 MB together) and run
 # `bash gpu-bundle/run.sh` there; results come back in $OUT: summary.md (the check's
-# table), replay.md (graph against eager steps), probe.md (runs at once, MPS), results.md
-# (the suite's table so far), and two archives with everything else (no checkpoints).
+# table), replay.md (graph against eager steps), vision.md (the image step, NCHW and NHWC),
+# probe.md (runs at once, MPS), results.md (the suite's table so far), and two archives with
+# everything else (no checkpoints).
 #
 # Environment: CARGO_TARGET_DIR (default target/cuda), FIXCLF_WLM_DIR. run.sh reads
 # GPU_BUDGET_S (seconds for all of it, default 540), GPU_SUITE_CONFIG (default
@@ -24,6 +25,8 @@ mkdir -p gpu-bundle
 cp "$target/release/fixclf" gpu-bundle/
 ref=${FIXCLF_TORCH_BENCH:-../shared/bench/torch_lm_bench.py}
 [ -f "$ref" ] && cp "$ref" gpu-bundle/torch_lm_bench.py
+vref=${FIXCLF_TORCH_VISION_BENCH:-../shared/bench/torch_vision_bench.py}
+[ -f "$vref" ] && cp "$vref" gpu-bundle/torch_vision_bench.py
 if [ -n "${FIXCLF_WLM_DIR:-}" ]; then
   mkdir -p gpu-bundle/word_language_model
   cp "$FIXCLF_WLM_DIR"/{main.py,model.py,data.py} gpu-bundle/word_language_model/
@@ -40,7 +43,7 @@ budget=${GPU_BUDGET_S:-540}
 SP=$(python3 -c 'import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))')
 LD_LIBRARY_PATH="$SP/torch/lib:$(find "$SP/nvidia" -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u | tr '\n' ':')${LD_LIBRARY_PATH:-}"
 export LD_LIBRARY_PATH FIXCLF_BIN=${FIXCLF_BIN:-gpu-bundle/fixclf} FIXCLF_PYTHON=${FIXCLF_PYTHON:-python3}
-export FIXCLF_TORCH_BENCH=gpu-bundle/torch_lm_bench.py
+export FIXCLF_TORCH_BENCH=gpu-bundle/torch_lm_bench.py FIXCLF_TORCH_VISION_BENCH=gpu-bundle/torch_vision_bench.py
 [ -f gpu-bundle/word_language_model/main.py ] && export FIXCLF_WLM_DIR=gpu-bundle/word_language_model
 # The check's epochs with graphs only (the bench's lines are the eager steps), to leave the
 # suite more of the budget.
@@ -67,6 +70,7 @@ for part in gpu-check gpu-suite; do
 done
 cp "$dest/gpu-check/summary.md" "$dest/summary.md" 2>/dev/null
 cp "$dest/gpu-check/replay.md" "$dest/replay.md" 2>/dev/null
+cp "$dest/gpu-check/vision.md" "$dest/vision.md" 2>/dev/null
 cp "$dest/gpu-suite/probe.md" "$dest/probe.md" 2>/dev/null
 cp "$dest/gpu-suite/report/results.md" "$dest/results.md" 2>/dev/null
 rm -rf "$dest/gpu-check" "$dest/gpu-suite"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check (issue 15): on a machine with a CUDA GPU, build fixclf with CUDA, show what
 # it sees, time its LM step against PyTorch's on the same GPU, and train one paper-scale
-# WikiText-2 epoch per setting. Everything lands in $OUT (default reports/gpu-check/):
-# info.txt, bench.jsonl (fixclf and PyTorch, one JSON line each), epoch-*.log, summary.md.
+# WikiText-2 epoch per setting, then the image step in both memory layouts. Everything lands
+# in $OUT (default reports/gpu-check/): info.txt, bench.jsonl (fixclf and PyTorch, one JSON
+# line each), epoch-*.log, summary.md, vision.jsonl and vision.md.
 #
 #   scripts/gpu-check.sh               # build here (Rust + the full torch wheel), then run
 #   FIXCLF_BIN=path/to/fixclf scripts/gpu-check.sh
@@ -15,7 +16,8 @@
 # "epoch" run, default 0: the whole epoch, 2,983 steps), GPU_CHECK_RUN_TIMEOUT (seconds a
 # run may take before it is stopped, default 180), GPU_CHECK_RUNS (default "learned:fp32
 # fixed-orthogonal:fp32 learned:tf32 fixed-orthogonal:tf32 fixed-orthogonal:bf16
-# learned:fp32:eager").
+# learned:fp32:eager"), FIXCLF_TORCH_VISION_BENCH (the image reference, default
+# ../shared/bench/torch_vision_bench.py), GPU_CHECK_VISION (0: no image step).
 # A failed bench or run is written into summary.md and the check goes on; the exit status
 # is 1 when anything failed.
 set -uo pipefail
@@ -148,6 +150,27 @@ else:
 PY
 done
 cat "$out/summary.md"
+
+# The image step: CIFAR ResNet-56 with a learned head, batch 128, fixclf against PyTorch's
+# reference, in NCHW and in NHWC (vision.memory_format, the reference's --channels-last):
+# whether channels-last should be the default on CUDA too (on the CPU it pays for ResNets on
+# 32 x 32 images only). GPU_CHECK_VISION=0 skips it.
+vref=${FIXCLF_TORCH_VISION_BENCH:-../shared/bench/torch_vision_bench.py}
+if [ "${GPU_CHECK_VISION:-1}" = 1 ]; then
+  : >"$out/vision.jsonl"
+  for format in contiguous channels-last; do
+    ref_layout=(); [ "$format" = channels-last ] && ref_layout=(--channels-last)
+    vargs=(--device cuda --depths 56 --heads learned --steps 50)
+    if [ -f "$vref" ]; then
+      timeout 120 "$python" bench/torch_ref_steps.py "$vref" "${vargs[@]}" "${ref_layout[@]}" >>"$out/vision.jsonl" \
+        || fail "the PyTorch vision reference, $format"
+    fi
+    timeout 120 "$bin" bench vision "${vargs[@]}" --memory-format "$format" >>"$out/vision.jsonl" \
+      || fail "fixclf bench vision, $format"
+  done
+  python3 bench/vision_table.py "$out/vision.jsonl" >"$out/vision.md" || fail "the vision table"
+  cat "$out/vision.md"
+fi
 [ -s "$out/failures.md" ] && cat "$out/failures.md"
 echo "gpu-check: results in $out"
 [ "$failures" = 0 ]
