@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SUITE ?= configs/wt2-quick.toml
 
-.PHONY: run test setup libtorch data data-vision vision vision-seeds build lint bench gpu gpu-suite clean-cache
+.PHONY: run run-seeds test setup libtorch data data-vision vision vision-seeds build lint bench gpu gpu-suite clean-cache
 
 run: setup
 	$(CARGO) run --release -- suite --config $(SUITE)
@@ -29,6 +29,11 @@ data-vision:
 # The image comparison on Fashion-MNIST (configs/fmnist-quick.toml, about 15 min on 2 cores).
 vision: setup data-vision
 	$(CARGO) run --release -- suite --config configs/fmnist-quick.toml
+
+# The quick WikiText-2 comparison under three seeds (configs/wt2-seeds.toml, about 25 min on
+# 2 cores after make run: it reuses that suite's embeddings).
+run-seeds: setup
+	$(CARGO) run --release -- suite --config configs/wt2-seeds.toml
 
 # The same comparison under three seeds (configs/fmnist-seeds.toml, about 30 min on 2 cores).
 vision-seeds: setup data-vision

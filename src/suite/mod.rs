@@ -454,7 +454,7 @@ mod tests {
                 config::load(&path, &[]).unwrap();
             }
         }
-        assert_eq!(suites, 8);
+        assert_eq!(suites, 9);
     }
 
     const BASE: &str = "[base]\nname = \"x\"\n[base.lm.data]\ndir = \"data\"\n";
