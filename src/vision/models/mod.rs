@@ -295,13 +295,16 @@ pub(crate) mod tests {
         b.features
     }
 
+    /// A config for `arch` with `f` applied to the defaults.
+    fn config_with(arch: Arch, f: fn(&mut ModelConfig)) -> ModelConfig {
+        let mut cfg = ModelConfig::new(arch);
+        f(&mut cfg);
+        cfg
+    }
+
     #[test]
     fn config_errors_name_the_field() {
-        let c = |arch, f: fn(&mut ModelConfig)| {
-            let mut cfg = ModelConfig::new(arch);
-            f(&mut cfg);
-            cfg
-        };
+        let c = config_with;
         for (cfg, field, hint) in [
             (c(Arch::ResnetCifar, |m| m.depth = 40), "depth", "6n+2"),
             (c(Arch::ResnetCifar, |m| m.depth = 2), "depth", "6n+2"),
@@ -348,11 +351,7 @@ pub(crate) mod tests {
     /// rounding), with NHWC weights and gradients, and checkpoints store the same values.
     #[test]
     fn channels_last_gives_the_same_features_and_gradients() {
-        let small = |arch, f: fn(&mut ModelConfig)| {
-            let mut cfg = ModelConfig::new(arch);
-            f(&mut cfg);
-            cfg
-        };
+        let small = config_with;
         for cfg in [
             small(Arch::SmallCnn, |m| m.width = 8),
             small(Arch::ResnetCifar, |m| m.depth = 8),
