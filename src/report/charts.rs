@@ -6,7 +6,7 @@ use super::plot::{
     padded, tick_label, whole_ticks, Area, Band, Lines, PlotResult, Series, Swatch, DESC_PX, GRID,
     LABEL_PX,
 };
-use super::series::of_runs;
+use super::series::{band_corners, of_runs};
 use super::RunRow;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -28,10 +28,7 @@ pub(super) fn draw_errors(root: &Area, title: &str, curves: &[super::RunCurves])
         .iter()
         .chain(&train)
         .flat_map(|s| s.points.iter().copied())
-        .chain(
-            eval.iter()
-                .flat_map(|s| s.band.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)])),
-        )
+        .chain(eval.iter().flat_map(|s| band_corners(&s.band)))
         .collect();
     if all.is_empty() {
         return draw_note(root, title, "no image run has finished an epoch yet");

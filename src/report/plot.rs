@@ -392,11 +392,7 @@ pub(super) fn draw_lines(
     let all: Vec<(f64, f64)> = lines
         .iter()
         .flat_map(|s| s.1.iter().copied())
-        .chain(
-            bands
-                .iter()
-                .flat_map(|b| b.1.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)])),
-        )
+        .chain(bands.iter().flat_map(|b| super::series::band_corners(&b.1)))
         .collect();
     if all.is_empty() {
         return draw_note(root, title, empty_note);

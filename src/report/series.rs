@@ -10,6 +10,11 @@ use plotters::style::RGBColor;
 /// `(x, lowest, highest)` at each x.
 pub(crate) type Band = Vec<(f64, f64, f64)>;
 
+/// A band's lowest and highest points, for the axes' bounds.
+pub(crate) fn band_corners(band: &Band) -> impl Iterator<Item = (f64, f64)> + '_ {
+    band.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)])
+}
+
 /// One line of a plot.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Series {
