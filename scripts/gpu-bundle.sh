@@ -44,7 +44,8 @@ SP=$(python3 -c 'import torch, os; print(os.path.dirname(os.path.dirname(torch._
 LD_LIBRARY_PATH="$SP/torch/lib:$(find "$SP/nvidia" -name 'lib*.so*' -printf '%h\n' 2>/dev/null | sort -u | tr '\n' ':')${LD_LIBRARY_PATH:-}"
 export LD_LIBRARY_PATH FIXCLF_BIN=${FIXCLF_BIN:-gpu-bundle/fixclf} FIXCLF_PYTHON=${FIXCLF_PYTHON:-python3}
 export FIXCLF_TORCH_BENCH=gpu-bundle/torch_lm_bench.py FIXCLF_TORCH_VISION_BENCH=gpu-bundle/torch_vision_bench.py
-[ -f gpu-bundle/word_language_model/main.py ] && export FIXCLF_WLM_DIR=gpu-bundle/word_language_model
+# FIXCLF_WLM_DIR= (set, empty): no reference epoch.
+[ -z "${FIXCLF_WLM_DIR+set}" ] && [ -f gpu-bundle/word_language_model/main.py ] && export FIXCLF_WLM_DIR=gpu-bundle/word_language_model
 # The check's epochs with graphs only (the bench's lines are the eager steps), to leave the
 # suite more of the budget.
 export GPU_CHECK_RUNS=${GPU_CHECK_RUNS:-"learned:fp32 fixed-orthogonal:fp32 learned:tf32 fixed-orthogonal:tf32 fixed-orthogonal:bf16"}

@@ -16,8 +16,14 @@
 # "epoch" run, default 0: the whole epoch, 2,983 steps), GPU_CHECK_RUN_TIMEOUT (seconds a
 # run may take before it is stopped, default 180), GPU_CHECK_RUNS (default "learned:fp32
 # fixed-orthogonal:fp32 learned:tf32 fixed-orthogonal:tf32 fixed-orthogonal:bf16
-# learned:fp32:eager"), FIXCLF_TORCH_VISION_BENCH (the image reference, default
-# ../shared/bench/torch_vision_bench.py), GPU_CHECK_VISION (0: no image step).
+# learned:fp32:eager"), GPU_CHECK_BENCH_MODES (default "learned tied fixed-orthogonal"),
+# GPU_CHECK_PRECISIONS (of the bench, default "fp32 tf32 bf16"), GPU_CHECK_REFERENCE (0: no
+# PyTorch bench), GPU_CHECK_REPLAY (0: no replay check), FIXCLF_TORCH_VISION_BENCH (the image
+# reference, default ../shared/bench/torch_vision_bench.py), GPU_CHECK_VISION (0: no image
+# step). A short rerun of some settings, e.g. bf16 only:
+#   GPU_CHECK_BENCH_MODES=fixed-orthogonal GPU_CHECK_PRECISIONS=bf16 GPU_CHECK_REFERENCE=0 \
+#   GPU_CHECK_REPLAY=0 GPU_CHECK_VISION=0 GPU_CHECK_RUNS="learned:bf16 fixed-orthogonal:bf16" \
+#   FIXCLF_WLM_DIR= scripts/gpu-check.sh
 # A failed bench or run is written into summary.md and the check goes on; the exit status
 # is 1 when anything failed.
 set -uo pipefail
@@ -28,6 +34,8 @@ steps=${GPU_CHECK_STEPS:-100}
 epoch_steps=${GPU_CHECK_EPOCH_STEPS:-0}
 run_timeout=${GPU_CHECK_RUN_TIMEOUT:-180}
 runs=${GPU_CHECK_RUNS:-"learned:fp32 fixed-orthogonal:fp32 learned:tf32 fixed-orthogonal:tf32 fixed-orthogonal:bf16 learned:fp32:eager"}
+bench_modes=${GPU_CHECK_BENCH_MODES:-"learned tied fixed-orthogonal"}
+precisions=${GPU_CHECK_PRECISIONS:-"fp32 tf32 bf16"}
 failures=0
 fail() {
   echo "gpu-check: $*" >&2
@@ -50,13 +58,13 @@ gpu_sees_cuda gpu-check "$out/info.txt"
 # The step, fixclf (eager, as the reference) and PyTorch, per mode, interleaved.
 ref=${FIXCLF_TORCH_BENCH:-../shared/bench/torch_lm_bench.py}
 : >"$out/bench.jsonl"
-for mode in learned tied fixed-orthogonal; do
+for mode in $bench_modes; do
   ref_mode=$mode; [ "$mode" = fixed-orthogonal ] && ref_mode=fixed
-  if [ -f "$ref" ]; then
+  if [ "${GPU_CHECK_REFERENCE:-1}" = 1 ] && [ -f "$ref" ]; then
     timeout 120 "$python" "$ref" --device cuda --modes "$ref_mode" --steps "$steps" | tee -a "$out/bench.jsonl" \
       || fail "the PyTorch reference bench, $ref_mode (is $python's torch built with CUDA?)"
   fi
-  for precision in fp32 tf32 bf16; do
+  for precision in $precisions; do
     timeout 120 "$bin" bench lm --device cuda --modes "$mode" --steps "$steps" --precision "$precision" --profile \
       | tee -a "$out/bench.jsonl" || fail "fixclf bench lm $mode $precision"
   done
@@ -73,7 +81,8 @@ fi
 # The graph replays what the eager step computes: 300 steps without dropout both ways
 # (the same seed; cuDNN's and the atomics' ordering differ a little) and their losses. When
 # a captured step fails, the rest of the check and the suite run eagerly (graph-failed).
-for graph in true false; do
+replay="true false"; [ "${GPU_CHECK_REPLAY:-1}" = 1 ] || replay=
+for graph in $replay; do
   timeout -s INT -k 30 "$run_timeout" "$bin" train --config configs/lm-wt2.toml --force -q \
     --set name="gpu-check-replay-$graph" --set runs_dir=\""$out/runs"\" --set head.mode=fixed-orthogonal \
     --set train.epochs=1 --set train.max_steps_per_epoch=300 --set train.log_interval=50 \
@@ -84,7 +93,7 @@ for graph in true false; do
     [ "$graph" = true ] && grep -qiE 'graph|captur' "$out/replay-$graph.log" && touch "$out/graph-failed"
   }
 done
-"$python" - "$out/runs" >"$out/replay.md" <<'PY'
+[ -n "$replay" ] && "$python" - "$out/runs" >"$out/replay.md" <<'PY'
 import json, sys
 def losses(graph):
     try:
@@ -108,7 +117,7 @@ if g and e and gv is not None and ev is not None:
                else "DIFFERENT: the graph does not replay the eager step")
     print(f"largest difference {gap:.4f}: {verdict}")
 PY
-cat "$out/replay.md"
+[ -n "$replay" ] && cat "$out/replay.md"
 if [ -f "$out/graph-failed" ]; then
   echo "gpu-check: a captured step failed; the epochs below run eagerly" | tee -a "$out/replay.md"
   runs=$(echo "$runs" | tr ' ' '\n' | sed 's/:eager$//; s/$/:eager/' | sort -u | tr '\n' ' ')

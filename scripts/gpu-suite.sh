@@ -14,7 +14,8 @@
 # GPU_SUITE_JOBS (runs at once, default 5), GPU_SUITE_ONLY (run names, default the paper's five:
 # "learned tied fixed-orthogonal fixed-word2vec fixed-pmi"), GPU_SUITE_SET (space-separated
 # KEY=VALUE overrides of every run), GPU_MPS (auto | off; default auto), GPU_PROBE_STEPS
-# (steps of each probe run, default 1000; 0: no probe, no MPS).
+# (steps of each probe run, default 1000; 0: no probe, no MPS), GPU_SUITE_PROBE_ONLY (1: the
+# probe, whatever the budget, and no suite).
 # Results in $OUT: probe.md, suite.log, report/ (table, curves, alpha), runs/<run>/ metrics
 # and logs (no checkpoints).
 set -uo pipefail
@@ -79,7 +80,8 @@ PY
 }
 
 use_mps=false
-if [ "$budget" -gt 0 ] && [ "$budget" -lt 180 ] && [ "$probe_steps" -gt 0 ]; then
+probe_only=${GPU_SUITE_PROBE_ONLY:-0}
+if [ "$probe_only" != 1 ] && [ "$budget" -gt 0 ] && [ "$budget" -lt 180 ] && [ "$probe_steps" -gt 0 ]; then
   say "no concurrency probe: a budget of $budget s leaves it no time"
   probe_steps=0
 fi
@@ -118,6 +120,7 @@ PY
   echo "MPS for the suite: $use_mps" >>"$out/probe.md"
   cat "$out/probe.md"
 fi
+[ "$probe_only" = 1 ] && exit 0
 
 [ "$use_mps" = true ] && { mps_start || use_mps=false; }
 say "the suite, MPS $use_mps"

@@ -153,6 +153,21 @@ fn classifier_softmax_cross_entropy_matches_torch() {
     assert!(max < 1e-12, "{max}");
 }
 
+/// bf16 logits (as under autocast) give an f32 loss and residual, close to the f32
+/// computation from the same (rounded) logits.
+#[test]
+fn classifier_softmax_cross_entropy_of_bf16_logits_is_f32() {
+    let logits =
+        (Tensor::randn([9, 300], (Kind::Float, Device::Cpu)) * 3.0).to_kind(Kind::BFloat16);
+    let t = Tensor::from_slice(&[0i64, 299, 5, 5, 1, 7, 3, 150, 42]);
+    let (want_loss, want_residual) = softmax_cross_entropy(logits.to_kind(Kind::Float), &t);
+    let (loss, residual) = softmax_cross_entropy(logits, &t);
+    assert_eq!((loss.kind(), residual.kind()), (Kind::Float, Kind::Float));
+    assert!((loss.double_value(&[]) - want_loss.double_value(&[])).abs() < 1e-6);
+    let max = (residual - want_residual).abs().max().double_value(&[]);
+    assert!(max < 1e-6, "{max}");
+}
+
 /// The hand-differentiated cross-entropy gives autograd's loss and gradients for x, alpha
 /// and the bias, for a dense and a Hadamard matrix (C > N', N not a power of two), with
 /// and without bias.
