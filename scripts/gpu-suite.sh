@@ -13,7 +13,8 @@
 # reports/gpu-suite), GPU_SUITE_SECONDS (budget of the suite, 0 = none; default 0),
 # GPU_SUITE_JOBS (runs at once, default 5), GPU_SUITE_ONLY (run names, default the paper's five:
 # "learned tied fixed-orthogonal fixed-word2vec fixed-pmi"), GPU_SUITE_SET (space-separated
-# KEY=VALUE overrides of every run), GPU_MPS (auto | off; default auto), GPU_PROBE_STEPS
+# KEY=VALUE overrides of every run), GPU_MPS (auto: MPS when the probe found it faster; on:
+# MPS, whatever the probe; off: no MPS; default auto), GPU_PROBE_STEPS
 # (steps of each probe run, default 1000; 0: no probe, no MPS), GPU_SUITE_PROBE_ONLY (1: the
 # probe, whatever the budget, and no suite).
 # Results in $OUT: probe.md, suite.log, report/ (table, curves, alpha), runs/<run>/ metrics
@@ -96,7 +97,7 @@ if [ "$probe_steps" -gt 0 ]; then
   say "concurrency probe"
   probe 1 alone >>"$out/probe.md"
   probe "$jobs" together >>"$out/probe.md"
-  if [ "$mps" = auto ]; then
+  if [ "$mps" != off ]; then
     # A client that cannot reach the daemon may hang rather than fail: one short bench first.
     if mps_start >"$tmp/mps-start.log" 2>&1 &&
       timeout -k 5 40 "$bin" bench lm --device cuda --modes fixed --steps 2 >>"$tmp/mps-start.log" 2>&1; then
@@ -117,11 +118,13 @@ except (KeyError, ValueError):
     print("false")
 PY
 )
+  [ "$mps" = auto ] || use_mps=false
   echo "MPS for the suite: $use_mps" >>"$out/probe.md"
   cat "$out/probe.md"
 fi
 [ "$probe_only" = 1 ] && exit 0
 
+[ "$mps" = on ] && use_mps=true
 [ "$use_mps" = true ] && { mps_start || use_mps=false; }
 say "the suite, MPS $use_mps"
 args=(suite --config "$suite" --jobs "$jobs")
