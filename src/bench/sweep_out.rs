@@ -5,7 +5,8 @@
 use super::sweep::SweepPoint;
 use crate::error::{Error, Result};
 use crate::fsutil::write_bytes_atomic;
-use crate::report::plot::{self, PlotError, PlotResult, Swatch};
+use crate::report::legend::{self, Swatch};
+use crate::report::plot::{self, PlotError, PlotResult};
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -161,7 +162,7 @@ fn panel(area: &plot::Area, title: &str, y_desc: &str, series: &[Series]) -> Plo
     let (y0, y1) = span(|p| p.1);
     let (y0, y1) = plot::padded(y0, y1, true);
     let labels: Vec<&str> = series.iter().map(|s| s.0.as_str()).collect();
-    let (chart, legend) = plot::layout(area, title, &labels, true)?;
+    let (chart, legend_area) = legend::layout(area, title, &labels, true)?;
     let lines: Vec<(RGBColor, Vec<(f64, f64)>)> =
         series.iter().map(|s| (s.1, s.2.clone())).collect();
     plot::lines_chart(
@@ -176,7 +177,7 @@ fn panel(area: &plot::Area, title: &str, y_desc: &str, series: &[Series]) -> Plo
         },
     )?;
     let entries: Vec<(&str, RGBColor)> = series.iter().map(|s| (s.0.as_str(), s.1)).collect();
-    plot::draw_legend(&legend, &entries, Swatch::Line)
+    legend::draw_legend(&legend_area, &entries, Swatch::Line)
 }
 
 /// The plot as SVG text and PNG bytes.

@@ -13,6 +13,7 @@
 //! non-finite value.
 mod charts;
 mod collapse;
+pub(crate) mod legend;
 mod load;
 pub(crate) mod plot;
 pub mod seeds;
