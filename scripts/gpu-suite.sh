@@ -15,7 +15,7 @@
 # "learned tied fixed-orthogonal fixed-word2vec fixed-pmi"), GPU_SUITE_SET (space-separated
 # KEY=VALUE overrides of every run), GPU_MPS (auto: MPS when the probe found it faster; on:
 # MPS, whatever the probe; off: no MPS; default auto), GPU_PROBE_STEPS
-# (steps of each probe run, default 1000; 0: no probe, no MPS), GPU_SUITE_PROBE_ONLY (1: the
+# (steps of each probe run, default 1000; 0: no probe, and MPS only when on), GPU_SUITE_PROBE_ONLY (1: the
 # probe, whatever the budget, and no suite).
 # Results in $OUT: probe.md, suite.log, report/ (table, curves, alpha), runs/<run>/ metrics
 # and logs (no checkpoints).
@@ -118,7 +118,7 @@ except (KeyError, ValueError):
     print("false")
 PY
 )
-  [ "$mps" = auto ] || use_mps=false
+  [ "$mps" = on ] && use_mps=true
   echo "MPS for the suite: $use_mps" >>"$out/probe.md"
   cat "$out/probe.md"
 fi
