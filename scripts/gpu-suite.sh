@@ -22,6 +22,7 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 suite=${1:-configs/wt2-paper.toml}
+case "${GPU_MPS:-auto}" in auto | on | off) ;; *) echo "gpu-suite: GPU_MPS is auto, on or off, got '$GPU_MPS'" >&2; exit 2 ;; esac
 . scripts/gpu-common.sh
 gpu_require gpu-suite "on a CPU: fixclf suite --config $suite"
 gpu_binary
