@@ -2,6 +2,7 @@
 //! (`[vision.model]`) and the augmentation.
 use super::data::{DatasetKind, SyntheticSpec};
 use super::models::{MemoryFormat, ModelConfig};
+use super::transforms::{Transform, TransformKind};
 use crate::classifier::{HeadConfig, HeadMode};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,89 @@ pub struct VisionConfig {
     /// The layout of images and convolution weights: `contiguous` (NCHW) or
     /// `channels-last` (NHWC; see [`MemoryFormat`]). Only speed depends on it.
     pub memory_format: MemoryFormat,
+    /// What the streamed data sets (`image-folder`, `tar-shards`) do to each image.
+    pub transform: TransformConfig,
+}
+
+/// `[vision.transform]`: torchvision's transforms of the streamed data sets, done by the
+/// loader's threads on the decoded files.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransformConfig {
+    /// Training: `random-resized-crop` (+ flip when `vision.flip`), `resize-center-crop`,
+    /// or `none` (images already `size` x `size`; `vision.crop_padding` and `vision.flip`
+    /// then run on the device, as for the in-memory sets).
+    pub train: TransformKind,
+    /// Evaluation: `resize-center-crop` or `none`.
+    pub eval: TransformKind,
+    /// Side of the square images the model sees.
+    pub size: usize,
+    /// `Resize(resize)` before `CenterCrop(size)`: the short side, in pixels.
+    pub resize: usize,
+    /// RandomResizedCrop's range of the crop's area, as a fraction of the image's.
+    pub scale: [f64; 2],
+    /// RandomResizedCrop's range of the crop's aspect ratio (width / height).
+    pub ratio: [f64; 2],
+}
+
+impl Default for TransformConfig {
+    fn default() -> Self {
+        Self {
+            train: TransformKind::RandomResizedCrop,
+            eval: TransformKind::ResizeCenterCrop,
+            size: 224,
+            resize: 256,
+            scale: [0.08, 1.0],
+            ratio: [3.0 / 4.0, 4.0 / 3.0],
+        }
+    }
+}
+
+impl TransformConfig {
+    /// The transform of training (`train` true) or evaluation; `flip`: `vision.flip`.
+    pub fn resolve(&self, train: bool, flip: bool) -> Transform {
+        Transform {
+            kind: if train { self.train } else { self.eval },
+            size: self.size,
+            resize: self.resize,
+            scale: (self.scale[0], self.scale[1]),
+            ratio: (self.ratio[0], self.ratio[1]),
+            flip: train && flip,
+        }
+    }
+
+    fn validate(&self, origin: &str, crop_padding: i64) -> Result<()> {
+        let err = |field: &str, msg: String| {
+            Err(Error::config(origin, format!("vision.transform.{field}"), msg))
+        };
+        if !(1..=2048).contains(&self.size) {
+            return err("size", format!("{} is out of range; use 1 to 2048", self.size));
+        }
+        if self.resize < self.size || self.resize > 8192 {
+            return err(
+                "resize",
+                format!("{} must be at least size ({}) and at most 8192", self.resize, self.size),
+            );
+        }
+        for (field, [lo, hi], max) in [("scale", self.scale, 1.0), ("ratio", self.ratio, 100.0)] {
+            if !(lo > 0.0 && lo <= hi && hi <= max) {
+                return err(field, format!("[{lo}, {hi}] must be 0 < low <= high <= {max}"));
+            }
+        }
+        if self.eval == TransformKind::RandomResizedCrop {
+            return err("eval", "random-resized-crop is random; use resize-center-crop or none".into());
+        }
+        if self.train != TransformKind::None && crop_padding != 0 {
+            return err(
+                "train",
+                format!(
+                    "{:?} crops already; set vision.crop_padding = 0 (it is {crop_padding})",
+                    self.train
+                ),
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Default for VisionConfig {
@@ -35,6 +119,7 @@ impl Default for VisionConfig {
             flip: true,
             collapse_every: 0,
             memory_format: MemoryFormat::Contiguous,
+            transform: TransformConfig::default(),
         }
     }
 }
@@ -54,6 +139,19 @@ pub struct VisionDataConfig {
     pub valid_images: usize,
     /// The synthetic data set's shape (dataset = "synthetic").
     pub synthetic: SyntheticSpec,
+    /// Streamed sets: threads that read, decode and transform images (0: the cores left
+    /// after `train.threads`, at least one).
+    pub workers: usize,
+    /// Streamed sets: batches prepared ahead of training.
+    pub prefetch: usize,
+    /// Streamed sets: skip an unreadable image (each one reported on a line and counted)
+    /// rather than stop with its error.
+    pub skip_bad: bool,
+    /// Streamed sets: 3 (RGB) or 1 (grayscale, Pillow's `convert("L")`).
+    pub channels: usize,
+    /// Streamed sets: per-channel mean and std in `[0, 1]` units (empty: ImageNet's).
+    pub mean: Vec<f64>,
+    pub std: Vec<f64>,
 }
 
 impl Default for VisionDataConfig {
@@ -65,6 +163,12 @@ impl Default for VisionDataConfig {
             test_images: 0,
             valid_images: 0,
             synthetic: SyntheticSpec::default(),
+            workers: 0,
+            prefetch: 4,
+            skip_bad: false,
+            channels: 3,
+            mean: Vec::new(),
+            std: Vec::new(),
         }
     }
 }
@@ -74,6 +178,10 @@ impl VisionConfig {
     pub fn validate(&self, origin: &str, head: &HeadConfig) -> Result<()> {
         let err = |field: &str, msg: String| Err(Error::config(origin, field, msg));
         self.model.validate(origin)?;
+        if self.data.dataset.is_streamed() {
+            self.data.validate_streamed(origin)?;
+            self.transform.validate(origin, self.crop_padding)?;
+        }
         if !(0..=16).contains(&self.crop_padding) {
             return err(
                 "vision.crop_padding",
@@ -99,5 +207,48 @@ impl VisionConfig {
             );
         }
         Ok(())
+    }
+}
+
+impl VisionDataConfig {
+    /// The streamed sets' fields.
+    fn validate_streamed(&self, origin: &str) -> Result<()> {
+        let err = |field: &str, msg: String| {
+            Err(Error::config(origin, format!("vision.data.{field}"), msg))
+        };
+        if self.channels != 1 && self.channels != 3 {
+            return err("channels", format!("{} is not 1 or 3", self.channels));
+        }
+        if self.workers > 1024 {
+            return err("workers", format!("{} is more than 1024", self.workers));
+        }
+        if !(1..=64).contains(&self.prefetch) {
+            return err("prefetch", format!("{} is out of range; use 1 to 64", self.prefetch));
+        }
+        if self.mean.is_empty() && self.std.is_empty() {
+            if self.channels != 3 {
+                return err("mean", "give mean and std for 1 channel (ImageNet's are RGB)".into());
+            }
+            return Ok(());
+        }
+        for (field, v) in [("mean", &self.mean), ("std", &self.std)] {
+            if v.len() != self.channels {
+                return err(field, format!("{} values for {} channels", v.len(), self.channels));
+            }
+        }
+        if let Some(s) = self.std.iter().find(|s| !(**s > 0.0 && s.is_finite())) {
+            return err("std", format!("{s} is not a positive number"));
+        }
+        Ok(())
+    }
+
+    /// The per-channel mean and std of a streamed set.
+    pub fn mean_std(&self) -> (Vec<f64>, Vec<f64>) {
+        if self.mean.is_empty() {
+            let (m, s) = self.dataset.mean_std().unwrap_or((&[], &[]));
+            (m.to_vec(), s.to_vec())
+        } else {
+            (self.mean.clone(), self.std.clone())
+        }
     }
 }

@@ -11,9 +11,12 @@ pub mod bench;
 pub mod collapse;
 pub mod config;
 pub mod data;
+pub mod files;
+pub mod loader;
 pub mod models;
 pub mod params;
 pub mod task;
+pub mod transforms;
 
 pub use config::VisionConfig;
 pub use task::VisionTask;

@@ -6,7 +6,9 @@
 use super::augment::{augment, normalize};
 use super::collapse::neural_collapse;
 use super::config::VisionConfig;
+use super::transforms::TransformKind;
 use super::data::{ImageData, ImageSet};
+use super::files::{default_workers, FileData};
 use super::models::{self, Backbone};
 use crate::classifier::{Head, HeadConfig, HeadMode};
 use crate::config::Config;
@@ -28,9 +30,7 @@ pub struct VisionTask {
     eval_batch_size: usize,
     seed: u64,
     device: Device,
-    data: ImageData,
-    /// Held-out training images (`vision.data.valid_images`), else None: validate on test.
-    valid: Option<ImageSet>,
+    source: Source,
     pub vs: nn::VarStore,
     pub backbone: Backbone,
     pub head: Head,
@@ -39,8 +39,46 @@ pub struct VisionTask {
     pass: usize,
     order: Vec<i64>,
     batch: usize,
-    /// The staged batch (augmented images on the device, labels) until its step runs.
-    staged: Option<(Tensor, Tensor)>,
+    /// The staged batch (augmented images on the device, labels) until its step runs, or
+    /// the error that staging it met (a file that cannot be read), which the step returns.
+    staged: Option<Result<(Tensor, Tensor)>>,
+}
+
+/// Where the images come from: a set loaded whole (u8 tensors), or one streamed from files.
+enum Source {
+    Memory {
+        data: ImageData,
+        /// Held-out training images (`vision.data.valid_images`), else None: test.
+        valid: Option<ImageSet>,
+    },
+    Files(FileData),
+}
+
+impl Source {
+    fn name(&self) -> &str {
+        match self {
+            Source::Memory { data, .. } => &data.name,
+            Source::Files(f) => &f.name,
+        }
+    }
+    fn classes(&self) -> i64 {
+        match self {
+            Source::Memory { data, .. } => data.train.classes,
+            Source::Files(f) => f.classes,
+        }
+    }
+    fn mean_std(&self) -> (&[f64], &[f64]) {
+        match self {
+            Source::Memory { data, .. } => (&data.mean, &data.std),
+            Source::Files(f) => (&f.mean, &f.std),
+        }
+    }
+    fn channels(&self) -> i64 {
+        match self {
+            Source::Memory { data, .. } => data.image_shape()[0],
+            Source::Files(f) => f.shape[0],
+        }
+    }
 }
 
 /// The first `n` images of a set (`n = 0`: all), and the rest.
@@ -69,38 +107,47 @@ pub fn build_head(p: &nn::Path, head: &HeadConfig, classes: i64, features: i64) 
     })
 }
 
+/// A data set loaded whole, cut to `vision.data`'s numbers of images.
+fn load_memory(vision: &VisionConfig) -> Result<Source> {
+    let d = &vision.data;
+    let mut data = super::data::load(d.dataset, &d.dir, Some(d.synthetic))?;
+    data.train = split_off(&data.train, d.train_images).0;
+    data.test = split_off(&data.test, d.test_images).0;
+    let valid = if d.valid_images > 0 {
+        let n = data.train.labels.size()[0] as usize;
+        let keep = n.saturating_sub(d.valid_images).max(1);
+        let (train, valid) = split_off(&data.train, keep);
+        data.train = train;
+        valid
+    } else {
+        None
+    };
+    Ok(Source::Memory { data, valid })
+}
+
 impl VisionTask {
     /// Loads the data and builds backbone + head of `cfg` on its device, the weights
     /// initialized from `train.seed`.
     pub fn new(cfg: &Config) -> Result<VisionTask> {
         let vision = cfg.vision()?.clone();
         let device = crate::engine::prepare(&cfg.train)?;
-        let d = &vision.data;
-        let mut data = super::data::load(d.dataset, &d.dir, Some(d.synthetic))?;
-        data.train = split_off(&data.train, d.train_images).0;
-        data.test = split_off(&data.test, d.test_images).0;
-        let valid = if d.valid_images > 0 {
-            let n = data.train.labels.size()[0] as usize;
-            let keep = n.saturating_sub(d.valid_images).max(1);
-            let (train, valid) = split_off(&data.train, keep);
-            data.train = train;
-            valid
+        let source = if vision.data.dataset.is_streamed() {
+            let workers = default_workers(vision.data.workers, cfg.train.threads);
+            Source::Files(FileData::open(&vision, cfg.train.seed, workers)?)
         } else {
-            None
+            load_memory(&vision)?
         };
         let vs = nn::VarStore::new(device);
-        let channels = data.train.images.size()[1];
-        let backbone = models::build(&(vs.root() / "backbone"), &vision.model, channels)?
+        let backbone = models::build(&(vs.root() / "backbone"), &vision.model, source.channels())?
             .with_memory_format(&vs, vision.memory_format);
-        let (classes, features) = (data.train.classes, backbone.features);
+        let (classes, features) = (source.classes(), backbone.features);
         let head = build_head(&(vs.root() / "head"), &cfg.head, classes, features)?;
         Ok(VisionTask {
             batch_size: cfg.train.batch_size,
             eval_batch_size: cfg.train.eval_batch_size,
             seed: cfg.train.seed,
             device,
-            data,
-            valid,
+            source,
             vs,
             backbone,
             head,
@@ -114,7 +161,18 @@ impl VisionTask {
     }
 
     fn train_len(&self) -> usize {
-        self.data.train.labels.size()[0] as usize
+        match &self.source {
+            Source::Memory { data, .. } => data.train.labels.size()[0] as usize,
+            Source::Files(f) => f.train_len(),
+        }
+    }
+
+    /// Images skipped as unreadable so far (`vision.data.skip_bad`).
+    pub fn skipped_images(&self) -> u64 {
+        match &self.source {
+            Source::Memory { .. } => 0,
+            Source::Files(f) => f.skipped(),
+        }
     }
 
     /// The images (u8) and labels of `set` at `idx`, on the device.
@@ -133,33 +191,55 @@ impl VisionTask {
     }
 
     /// The backbone's features `[S, N]` (f32, on the device) of every training image, in
-    /// order: eval mode (BatchNorm's running statistics, no dropout), normalized, not
-    /// augmented, in batches of `eval_batch_size`. Kept whole (`S x N x 4` bytes: 15 MB for
-    /// Fashion-MNIST on 64 features) because the nearest-class-mean accuracy needs the means
-    /// of all of them first.
-    fn train_features(&self) -> Tensor {
-        let set = &self.data.train;
-        let n = set.labels.size()[0];
-        let mut parts = Vec::new();
-        tch::no_grad(|| {
-            let mut start = 0;
-            while start < n {
-                let len = (self.eval_batch_size as i64).min(n - start);
-                let x = set.images.narrow(0, start, len).to_device(self.device);
-                let x = normalize(&x, &self.data.mean, &self.data.std);
-                let f = self.backbone.net.forward_t(&x, false);
-                parts.push(f.to_kind(Kind::Float));
-                start += len;
+    /// order, and their labels: eval mode (BatchNorm's running statistics, no dropout),
+    /// normalized, not augmented (streamed sets: the evaluation transform), in batches of
+    /// `eval_batch_size`. Kept whole (`S x N x 4` bytes: 15 MB for Fashion-MNIST on 64
+    /// features) because the nearest-class-mean accuracy needs the means of all of them.
+    fn train_features(&self) -> Result<(Tensor, Tensor)> {
+        let (mean, std) = self.source.mean_std();
+        let (mut parts, mut labels) = (Vec::new(), Vec::new());
+        let mut features = |x: Tensor, y: Tensor| {
+            let x = normalize(&x, mean, std);
+            let f = tch::no_grad(|| self.backbone.net.forward_t(&x, false));
+            parts.push(f.to_kind(Kind::Float));
+            labels.push(y.to_device(Device::Cpu));
+        };
+        match &self.source {
+            Source::Memory { data, .. } => {
+                let set = &data.train;
+                let n = set.labels.size()[0];
+                let mut start = 0;
+                while start < n {
+                    let len = (self.eval_batch_size as i64).min(n - start);
+                    let x = set.images.narrow(0, start, len).to_device(self.device);
+                    features(x, set.labels.narrow(0, start, len));
+                    start += len;
+                }
             }
-        });
-        Tensor::cat(&parts, 0)
+            Source::Files(f) => {
+                f.for_each_eval_batch(true, self.eval_batch_size, self.device, features)?
+            }
+        }
+        Ok((Tensor::cat(&parts, 0), Tensor::cat(&labels, 0)))
     }
 
-    fn eval_set(&self, split: Split) -> &ImageSet {
+    /// A split of a set loaded whole.
+    fn eval_set<'a>(data: &'a ImageData, valid: &'a Option<ImageSet>, split: Split) -> &'a ImageSet {
         match split {
-            Split::Train => &self.data.train,
-            Split::Valid => self.valid.as_ref().unwrap_or(&self.data.test),
-            Split::Test => &self.data.test,
+            Split::Train => &data.train,
+            Split::Valid => valid.as_ref().unwrap_or(&data.test),
+            Split::Test => &data.test,
+        }
+    }
+
+    /// Images in the evaluation of `split`.
+    fn eval_len(&self, split: Split) -> usize {
+        match &self.source {
+            Source::Memory { data, valid } => {
+                Self::eval_set(data, valid, split).labels.size()[0] as usize
+            }
+            Source::Files(f) if split == Split::Train => f.train_len(),
+            Source::Files(f) => f.eval_len(),
         }
     }
 }
@@ -184,7 +264,7 @@ impl Task for VisionTask {
         self.mode
     }
     fn classes(&self) -> i64 {
-        self.data.train.classes
+        self.source.classes()
     }
     fn params(&self) -> ParamReport {
         let backbone: i64 = self
@@ -207,24 +287,21 @@ impl Task for VisionTask {
         "classifier"
     }
     fn describe_data(&self) -> String {
+        let held_out = matches!(&self.source, Source::Memory { valid: Some(_), .. });
         format!(
             "{}: {} classes | train {} images | {} {} images",
-            self.data.name,
+            self.source.name(),
             self.classes(),
             self.train_len(),
-            if self.valid.is_some() {
-                "valid"
-            } else {
-                "test"
-            },
-            self.eval_set(Split::Valid).labels.size()[0]
+            if held_out { "valid" } else { "test" },
+            self.eval_len(Split::Valid)
         )
     }
     fn identity(&self) -> Vec<Identity> {
         vec![
             Identity {
                 key: "dataset",
-                value: self.data.name.clone(),
+                value: self.source.name().to_string(),
                 checked_as: Some("data set"),
             },
             Identity {
@@ -247,6 +324,9 @@ impl Task for VisionTask {
         self.pass = position / spe;
         self.batch = position % spe;
         self.order = self.order_of(self.pass);
+        if let Source::Files(f) = &mut self.source {
+            f.start_pass(self.pass, &self.order, self.batch_size, self.batch);
+        }
     }
     fn stage_step(&mut self, _rng: &mut StdRng) -> Option<StagedStep> {
         let start = self.batch * self.batch_size;
@@ -254,25 +334,42 @@ impl Task for VisionTask {
             return None;
         }
         let end = (start + self.batch_size).min(self.train_len());
-        let idx = Tensor::from_slice(&self.order[start..end]);
-        let (x, y) = self.batch(&self.data.train, &idx);
-        let (mean, std) = (&self.data.mean, &self.data.std);
-        let x = augment(&x, mean, std, self.vision.crop_padding, self.vision.flip);
-        self.staged = Some((x, y));
+        let (mut pad, mut flip) = (self.vision.crop_padding, self.vision.flip);
+        let batch = match &mut self.source {
+            Source::Memory { data, .. } => {
+                let idx = Tensor::from_slice(&self.order[start..end]);
+                let x = data.train.images.index_select(0, &idx).to_device(self.device);
+                let y = data.train.labels.index_select(0, &idx).to_device(self.device);
+                Ok((x, y))
+            }
+            Source::Files(f) => {
+                // The loader's transform crops and flips unless it is `none`.
+                if self.vision.transform.train != TransformKind::None {
+                    (pad, flip) = (0, false);
+                }
+                f.next_train(self.device)
+            }
+        };
+        let (mean, std) = self.source.mean_std();
+        let staged = batch.map(|(x, y)| (augment(&x, mean, std, pad, flip), y));
+        // Skipped files make a batch smaller; an error stops the step that runs it.
+        let n = staged.as_ref().map_or(end - start, |(_, y)| y.size()[0] as usize);
+        self.staged = Some(staged);
         self.batch += 1;
         Some(StagedStep {
-            key: end - start,
+            key: n,
             lr_scale: 1.0,
-            units: end - start,
-            samples: Some((end - start) as u64),
+            units: n,
+            samples: Some(n as u64),
         })
     }
     fn compute_step(&mut self, _staged: &StagedStep) -> Result<TrainStep> {
-        let Some((x, y)) = self.staged.take() else {
+        let Some(staged) = self.staged.take() else {
             return Err(Error::Torch(tch::TchError::Torch(
                 "compute_step without a staged batch".into(),
             )));
         };
+        let (x, y) = staged?;
         let features = self.backbone.net.forward_t(&x, true);
         let tl = self.head.training_loss(&features, &y);
         let correct = tch::no_grad(|| {
@@ -308,23 +405,19 @@ impl Task for VisionTask {
         if self.train_len() == 0 || !last_epoch && (every == 0 || epoch % every != 0) {
             return Ok(None);
         }
-        let features = self.train_features();
+        let (features, labels) = self.train_features()?;
         let weights = self.head.class_weights();
-        neural_collapse(&features, &self.data.train.labels, &weights, epoch)
+        neural_collapse(&features, &labels, &weights, epoch)
     }
     fn evaluate(&self, split: Split) -> Result<Evaluation> {
-        let set = self.eval_set(split);
-        let n = set.labels.size()[0];
         let top5 = self.classes() >= 100;
-        let (mut loss, mut correct, mut correct5) = (0.0, 0i64, 0i64);
-        tch::no_grad(|| {
-            let mut start = 0;
-            while start < n {
-                let len = (self.eval_batch_size as i64).min(n - start);
-                let idx = Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu));
-                let (x, y) = self.batch(set, &idx);
-                let x = normalize(&x, &self.data.mean, &self.data.std);
+        let (mut loss, mut correct, mut correct5, mut n) = (0.0, 0i64, 0i64, 0i64);
+        let (mean, std) = self.source.mean_std();
+        let mut eval_batch = |x: Tensor, y: Tensor| {
+            tch::no_grad(|| {
+                let x = normalize(&x, mean, std);
                 let logits = self.head.logits(&self.backbone.net.forward_t(&x, false));
+                n += y.size()[0];
                 loss += logits
                     .cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, -100, 0.0)
                     .double_value(&[]);
@@ -340,9 +433,26 @@ impl Task for VisionTask {
                         .sum(Kind::Int64)
                         .int64_value(&[]);
                 }
-                start += len;
+            })
+        };
+        match &self.source {
+            Source::Memory { data, valid } => {
+                let set = Self::eval_set(data, valid, split);
+                let total = set.labels.size()[0];
+                let mut start = 0;
+                while start < total {
+                    let len = (self.eval_batch_size as i64).min(total - start);
+                    let idx = Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu));
+                    let (x, y) = self.batch(set, &idx);
+                    eval_batch(x, y);
+                    start += len;
+                }
             }
-        });
+            Source::Files(f) => {
+                let train = split == Split::Train;
+                f.for_each_eval_batch(train, self.eval_batch_size, self.device, eval_batch)?
+            }
+        }
         let n = n.max(1) as f64;
         Ok(Evaluation {
             loss: loss / n,

@@ -6,7 +6,10 @@
 //! and sizes are checked before anything is allocated, so a corrupt or lying file is a
 //! one-line error naming it and the fix, never a panic or a huge allocation.
 mod cifar;
+pub mod decode;
+pub mod folder;
 mod idx;
+pub mod shards;
 mod synthetic;
 #[cfg(test)]
 mod tests;
@@ -75,6 +78,10 @@ pub enum DatasetKind {
     Cifar10,
     Cifar100,
     Synthetic,
+    /// torchvision's `ImageFolder` layout, streamed through `vision::loader`.
+    ImageFolder,
+    /// WebDataset tar shards (`fixclf data pack`), streamed through `vision::loader`.
+    TarShards,
 }
 
 impl DatasetKind {
@@ -86,6 +93,8 @@ impl DatasetKind {
             DatasetKind::Cifar10 => "cifar10",
             DatasetKind::Cifar100 => "cifar100",
             DatasetKind::Synthetic => "synthetic",
+            DatasetKind::ImageFolder => "image-folder",
+            DatasetKind::TarShards => "tar-shards",
         }
     }
 
@@ -97,12 +106,23 @@ impl DatasetKind {
             DatasetKind::Cifar10 => "data/cifar-10",
             DatasetKind::Cifar100 => "data/cifar-100",
             DatasetKind::Synthetic => "",
+            DatasetKind::ImageFolder => "data/images",
+            DatasetKind::TarShards => "data/shards",
         }
     }
 
-    /// The usual per-channel mean and std (synthetic: `None`, computed from the data).
+    /// Whether the set is read file by file as training goes (not loaded whole).
+    pub fn is_streamed(self) -> bool {
+        matches!(self, DatasetKind::ImageFolder | DatasetKind::TarShards)
+    }
+
+    /// The usual per-channel mean and std (synthetic: `None`, computed from the data;
+    /// streamed sets: ImageNet's, unless `vision.data.mean` and `std` say otherwise).
     pub fn mean_std(self) -> Option<(&'static [f64], &'static [f64])> {
         match self {
+            DatasetKind::ImageFolder | DatasetKind::TarShards => {
+                Some((&[0.485, 0.456, 0.406], &[0.229, 0.224, 0.225]))
+            }
             DatasetKind::FashionMnist => Some((&[0.2860], &[0.3530])),
             DatasetKind::Mnist => Some((&[0.1307], &[0.3081])),
             DatasetKind::Cifar10 => Some((&[0.4914, 0.4822, 0.4465], &[0.2470, 0.2435, 0.2616])),
@@ -197,6 +217,12 @@ pub fn load(kind: DatasetKind, dir: &Path, synthetic: Option<SyntheticSpec>) -> 
         DatasetKind::Cifar10 => load_cifar(dir, &CIFAR10)?,
         DatasetKind::Cifar100 => load_cifar(dir, &CIFAR100)?,
         DatasetKind::Synthetic => return synthetic_data(&synthetic.unwrap_or_default()),
+        DatasetKind::ImageFolder | DatasetKind::TarShards => {
+            return Err(Error::arg(
+                "vision.data.dataset",
+                format!("{kind} is streamed (vision::files), not loaded whole"),
+            ))
+        }
     };
     let (mean, std) = kind.mean_std().expect("file data sets have a mean and std");
     Ok(ImageData {

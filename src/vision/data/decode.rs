@@ -1,0 +1,257 @@
+//! One image file's bytes -> 8-bit pixels, as torchvision's default loader sees them
+//! (`PIL.Image.open(f).convert("RGB")`, or `"L"` for one channel).
+//!
+//! The format comes from the magic bytes, not the extension (ImageNet has a PNG named
+//! `.JPEG` and CMYK JPEGs among its files). JPEG: baseline and progressive, grayscale,
+//! YCbCr, RGB, CMYK and YCCK (Adobe's inverted CMYK, as Pillow converts it), through
+//! `zune-jpeg` in strict mode: a truncated file is an error, as Pillow's "image file is
+//! truncated". PNG: every colour type and depth, 16-bit cut to 8, palettes expanded, alpha
+//! dropped (Pillow's `convert("RGB")` drops it too). Anything else is a one-line error.
+use crate::error::{Error, Result};
+use std::path::Path;
+use zune_jpeg::zune_core::bytestream::ZCursor;
+use zune_jpeg::zune_core::colorspace::ColorSpace;
+use zune_jpeg::zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
+
+/// Pillow refuses images over twice its `MAX_IMAGE_PIXELS` (a "decompression bomb"); so do we.
+pub const MAX_PIXELS: usize = 2 * 89_478_485;
+
+/// An image's 8-bit pixels, interleaved (`[H, W, C]`), `C` 1 or 3.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pixels {
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    pub data: Vec<u8>,
+}
+
+/// What the magic bytes say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Jpeg,
+    Png,
+}
+
+/// The format of `bytes` from their first bytes, or an error naming what they look like.
+pub fn sniff(bytes: &[u8], path: &Path) -> Result<Format> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Ok(Format::Jpeg);
+    }
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Ok(Format::Png);
+    }
+    let what = if bytes.is_empty() {
+        "an empty file".to_string()
+    } else if bytes.starts_with(b"BM") {
+        "a BMP image".to_string()
+    } else if bytes.starts_with(b"GIF8") {
+        "a GIF image".to_string()
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        "a WebP image".to_string()
+    } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
+        "a TIFF image".to_string()
+    } else {
+        let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        format!("starts with bytes {}", head.join(" "))
+    };
+    Err(Error::bad_file(
+        path,
+        format!("not a JPEG or PNG image ({what}); convert it to JPEG or PNG, or remove it"),
+    ))
+}
+
+/// Decodes a JPEG or PNG file's bytes into `channels` (1: Pillow's `"L"`, 3: `"RGB"`).
+pub fn decode(bytes: &[u8], path: &Path, channels: usize) -> Result<Pixels> {
+    assert!(channels == 1 || channels == 3, "1 or 3 channels");
+    let (width, height, src_channels, data) = match sniff(bytes, path)? {
+        Format::Jpeg => decode_jpeg(bytes, path)?,
+        Format::Png => decode_png(bytes, path)?,
+    };
+    let data = convert_channels(data, src_channels, channels);
+    Ok(Pixels {
+        width,
+        height,
+        channels,
+        data,
+    })
+}
+
+/// Width, height, channels (1 or 3) and pixels of a JPEG.
+fn decode_jpeg(bytes: &[u8], path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::bad_file(
+            path,
+            format!("unreadable JPEG ({e}); re-encode the file or remove it"),
+        )
+    };
+    let options = DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(1 << 16)
+        .set_max_height(1 << 16);
+    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode_headers().map_err(|e| bad(&e))?;
+    let info = decoder.info().ok_or_else(|| bad(&"no frame header"))?;
+    let (w, h) = (info.width as usize, info.height as usize);
+    check_size(w, h, path)?;
+    // Gray stays gray (one channel, replicated later if RGB is asked); every other colour
+    // space (YCbCr, RGB, CMYK, YCCK) to RGB.
+    let gray = decoder.input_colorspace() == Some(ColorSpace::Luma);
+    let (out, c) = if gray {
+        (ColorSpace::Luma, 1)
+    } else {
+        (ColorSpace::RGB, 3)
+    };
+    decoder.set_options(options.jpeg_set_out_colorspace(out));
+    let data = decoder.decode().map_err(|e| bad(&e))?;
+    if data.len() != w * h * c {
+        return Err(bad(&format!(
+            "{} bytes of pixels for {w}x{h}x{c}",
+            data.len()
+        )));
+    }
+    Ok((w, h, c, data))
+}
+
+/// Width, height, channels (1, 2, 3 or 4) and 8-bit pixels of a PNG.
+fn decode_png(bytes: &[u8], path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::bad_file(
+            path,
+            format!("unreadable PNG ({e}); re-encode the file or remove it"),
+        )
+    };
+    let mut decoder = png::Decoder::new_with_limits(
+        std::io::Cursor::new(bytes),
+        png::Limits {
+            bytes: MAX_PIXELS * 4,
+        },
+    );
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(|e| bad(&e))?;
+    let (w, h) = (reader.info().width as usize, reader.info().height as usize);
+    check_size(w, h, path)?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| bad(&"image too large"))?;
+    let mut data = vec![0u8; size];
+    let frame = reader.next_frame(&mut data).map_err(|e| bad(&e))?;
+    let c = frame.color_type.samples();
+    data.truncate(frame.buffer_size());
+    if frame.bit_depth != png::BitDepth::Eight || data.len() != w * h * c {
+        return Err(bad(&format!(
+            "{} bytes of pixels for {w}x{h}x{c}",
+            data.len()
+        )));
+    }
+    Ok((w, h, c, data))
+}
+
+fn check_size(w: usize, h: usize, path: &Path) -> Result<()> {
+    if w == 0 || h == 0 || w * h > MAX_PIXELS {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "image of {w}x{h} pixels: empty or more than {MAX_PIXELS} pixels; \
+                 resize or remove it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Pillow's luma of an RGB pixel (`ITU-R 601-2`, its fixed-point `L24` rounding).
+fn luma(r: u8, g: u8, b: u8) -> u8 {
+    ((r as u32 * 19595 + g as u32 * 38470 + b as u32 * 7471 + 0x8000) >> 16) as u8
+}
+
+/// Interleaved pixels of `from` channels (1 gray, 2 gray + alpha, 3 RGB, 4 RGBA) as `to`
+/// channels (1 or 3), as Pillow's `convert`: alpha dropped, gray replicated, luma of RGB.
+fn convert_channels(data: Vec<u8>, from: usize, to: usize) -> Vec<u8> {
+    match (from, to) {
+        (1, 1) | (3, 3) => data,
+        (1, 3) => data.iter().flat_map(|&v| [v, v, v]).collect(),
+        (2, 1) => data.chunks_exact(2).map(|p| p[0]).collect(),
+        (2, 3) => data.chunks_exact(2).flat_map(|p| [p[0]; 3]).collect(),
+        (3, 1) => data.chunks_exact(3).map(|p| luma(p[0], p[1], p[2])).collect(),
+        (4, 1) => data.chunks_exact(4).map(|p| luma(p[0], p[1], p[2])).collect(),
+        (4, 3) => data.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        _ => unreachable!("PNG and JPEG give 1 to 4 channels"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png_bytes(w: u32, h: u32, color: png::ColorType, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(color);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.write_header().unwrap().write_image_data(data).unwrap();
+        out
+    }
+
+    fn jpeg_bytes(w: u16, h: u16, gray: bool, progressive: bool) -> Vec<u8> {
+        let c = if gray { 1 } else { 3 };
+        let data: Vec<u8> = (0..w as usize * h as usize * c)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let mut out = Vec::new();
+        let mut enc = jpeg_encoder::Encoder::new(&mut out, 95);
+        enc.set_progressive(progressive);
+        let ct = if gray {
+            jpeg_encoder::ColorType::Luma
+        } else {
+            jpeg_encoder::ColorType::Rgb
+        };
+        enc.encode(&data, w, h, ct).unwrap();
+        out
+    }
+
+    #[test]
+    fn png_of_every_colour_type_to_rgb_and_gray() {
+        let p = Path::new("a.png");
+        let gray = png_bytes(2, 1, png::ColorType::Grayscale, &[10, 200]);
+        let img = decode(&gray, p, 3).unwrap();
+        assert_eq!(img.data, vec![10, 10, 10, 200, 200, 200]);
+        assert_eq!(decode(&gray, p, 1).unwrap().data, vec![10, 200]);
+        let rgba = png_bytes(1, 1, png::ColorType::Rgba, &[255, 0, 0, 7]);
+        assert_eq!(decode(&rgba, p, 3).unwrap().data, vec![255, 0, 0]);
+        assert_eq!(decode(&rgba, p, 1).unwrap().data, vec![76]); // Pillow: L of red is 76
+        let ga = png_bytes(1, 1, png::ColorType::GrayscaleAlpha, &[9, 0]);
+        assert_eq!(decode(&ga, p, 3).unwrap().data, vec![9, 9, 9]);
+    }
+
+    #[test]
+    fn jpegs_baseline_progressive_and_gray_decode() {
+        let p = Path::new("a.JPEG");
+        for progressive in [false, true] {
+            let img = decode(&jpeg_bytes(33, 17, false, progressive), p, 3).unwrap();
+            assert_eq!((img.width, img.height, img.data.len()), (33, 17, 33 * 17 * 3));
+            let gray = decode(&jpeg_bytes(9, 8, true, progressive), p, 3).unwrap();
+            assert!(gray.data.chunks(3).all(|px| px[0] == px[1] && px[1] == px[2]));
+        }
+    }
+
+    #[test]
+    fn bad_files_are_one_line_errors_naming_the_file() {
+        let p = Path::new("train/n01/x.JPEG");
+        let jpeg = jpeg_bytes(40, 30, false, false);
+        let truncated = &jpeg[..jpeg.len() / 2];
+        for (bytes, says) in [
+            (&[][..], "empty file"),
+            (b"BM\0\0\0\0".as_slice(), "BMP"),
+            (truncated, "unreadable JPEG"),
+            (&jpeg[..3], "unreadable JPEG"),
+        ] {
+            let msg = decode(bytes, p, 3).unwrap_err().to_string();
+            assert!(msg.starts_with("train/n01/x.JPEG: "), "{msg}");
+            assert!(msg.contains(says) && !msg.contains('\n'), "{msg}");
+        }
+        // A PNG named .JPEG is a PNG.
+        let png = png_bytes(1, 1, png::ColorType::Rgb, &[1, 2, 3]);
+        assert_eq!(decode(&png, p, 3).unwrap().data, vec![1, 2, 3]);
+    }
+}
