@@ -84,6 +84,9 @@ enum Command {
     /// export them, evaluate them.
     #[command(subcommand)]
     Embed(fixclf::embed::EmbedCommand),
+    /// Image folders and tar shards: export a data set as PNGs, make JPEGs, pack shards.
+    #[command(subcommand)]
+    Data(fixclf::vision::datacli::DataCommand),
     /// Run a suite: embeddings, every run (finished ones reused, unfinished resumed), report.
     Suite {
         /// The suite file (configs/wt2-quick.toml, ...).
@@ -112,6 +115,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Images/s of the image loader (decode + transform) over a folder of class folders,
+    /// one JSON line (bench/data.sh compares it with torchvision's DataLoader).
+    Data(fixclf::vision::databench::DataBenchArgs),
     /// Training and evaluation tokens/s of the LM at paper size, one JSON line per mode
     /// (same keys as ../shared/bench/torch_lm_bench.py).
     Lm {
@@ -288,6 +294,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("report written to {}", out.display());
         }
         Command::Embed(cmd) => fixclf::embed::run(&cmd)?,
+        Command::Data(cmd) => println!("{}", fixclf::vision::datacli::run(&cmd)?),
+        Command::Bench(BenchCommand::Data(args)) => {
+            println!("{}", fixclf::vision::databench::run(&args)?)
+        }
         Command::Suite {
             config,
             set,

@@ -227,6 +227,12 @@ impl Transformer {
         Ok(())
     }
 
+    /// Pillow's `img.resize((w, h), BILINEAR)` of the whole image (HWC, in the scratch).
+    pub fn resize_whole(&mut self, img: &Pixels, w: usize, h: usize) -> Result<&[u8]> {
+        self.resize_into(&image_ref(img), img.channels, w, h, &bilinear())?;
+        Ok(&self.scratch)
+    }
+
     fn resize_into(
         &mut self,
         src: &impl fast_image_resize::IntoImageView,

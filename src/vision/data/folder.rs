@@ -309,7 +309,9 @@ mod tests {
         assert_eq!(list.classes, vec!["a", "b", "c"]);
         assert_eq!(
             list.files,
-            vec!["a/z.png", "a/sub-x/w.jpg", "a/sub/y.jpg", "b/10.JPEG", "b/2.jpg", "c/x.webp"]
+            // Python sorts the folder "a/sub" before "a/sub-x" (a prefix first), but
+            // "a/sub-x" before "a/sub/deeper" ('-' < '/').
+            vec!["a/z.png", "a/sub/y.jpg", "a/sub-x/w.jpg", "b/10.JPEG", "b/2.jpg", "c/x.webp"]
         );
         assert_eq!(list.labels, vec![0, 0, 0, 1, 1, 2]);
         // The index is written beside the split and used while the folders are unchanged.
