@@ -210,6 +210,9 @@ pub struct EpochEvent {
     /// Steps skipped so far for a non-finite loss or gradient (`train.on_nonfinite`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub skipped_steps: u64,
+    /// Image files skipped as unreadable in the epoch (`vision.data.skip_bad`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_files: u64,
 }
 
 /// `collapse` event: neural-collapse diagnostics (Papyan, Han & Donoho 2020) of the

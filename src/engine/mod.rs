@@ -125,6 +125,10 @@ pub trait Task {
     }
     /// Where in the training data the next step starts (saved in checkpoints).
     fn position(&self) -> usize;
+    /// Data files skipped as unreadable in the current epoch (streamed image sets).
+    fn skipped_files(&self) -> u64 {
+        0
+    }
     /// Where the next epoch starts: where this one stopped (an epoch cut short by
     /// `max_steps_per_epoch` does not replay the same batches), or a new pass over the data
     /// once this one reached its end.

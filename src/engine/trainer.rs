@@ -422,6 +422,7 @@ impl Trainer<'_> {
             peak_rss_mb: peak_rss_mb(),
             asgd: self.averages.is_some(),
             skipped_steps: self.st.skipped_steps,
+            skipped_files: self.task.skipped_files(),
         }))?;
         self.collapse()?;
         self.st.epoch += 1;

@@ -147,9 +147,13 @@ impl FileData {
             .fetch_add(batch.skipped.len() as u64, Ordering::Relaxed);
     }
 
-    /// Samples skipped so far (`vision.data.skip_bad`).
+    /// Samples skipped since [`FileData::reset_skipped`] (`vision.data.skip_bad`).
     pub fn skipped(&self) -> u64 {
         self.skipped.load(Ordering::Relaxed)
+    }
+
+    pub fn reset_skipped(&self) {
+        self.skipped.store(0, Ordering::Relaxed);
     }
 
     fn to_tensors(&self, batch: Batch, device: Device) -> (Tensor, Tensor) {

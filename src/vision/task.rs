@@ -167,13 +167,6 @@ impl VisionTask {
         }
     }
 
-    /// Images skipped as unreadable so far (`vision.data.skip_bad`).
-    pub fn skipped_images(&self) -> u64 {
-        match &self.source {
-            Source::Memory { .. } => 0,
-            Source::Files(f) => f.skipped(),
-        }
-    }
 
     /// The images (u8) and labels of `set` at `idx`, on the device.
     fn batch(&self, set: &ImageSet, idx: &Tensor) -> (Tensor, Tensor) {
@@ -325,6 +318,7 @@ impl Task for VisionTask {
         self.batch = position % spe;
         self.order = self.order_of(self.pass);
         if let Source::Files(f) = &mut self.source {
+            f.reset_skipped();
             f.start_pass(self.pass, &self.order, self.batch_size, self.batch);
         }
     }
@@ -384,6 +378,12 @@ impl Task for VisionTask {
             objective: tl.objective,
             correct: Some(correct),
         })
+    }
+    fn skipped_files(&self) -> u64 {
+        match &self.source {
+            Source::Memory { .. } => 0,
+            Source::Files(f) => f.skipped(),
+        }
     }
     fn position(&self) -> usize {
         self.pass * self.steps_per_epoch() + self.batch
