@@ -179,6 +179,11 @@ impl Transformer {
         Ok(())
     }
 
+    /// The last resize's pixels (HWC).
+    pub fn output(&self) -> &[u8] {
+        &self.scratch
+    }
+
     /// Pillow's `img.crop(box).resize((s, s), BILINEAR)` into `self.scratch` (HWC): the
     /// filter sees the crop alone, its edges clamped as at an image border.
     pub fn crop_resize(&mut self, img: &Pixels, b: CropBox, s: usize) -> Result<()> {
