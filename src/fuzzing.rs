@@ -148,6 +148,35 @@ pub fn cifar(data: &[u8]) {
     );
 }
 
+/// An image file of an image folder or shard (JPEG or PNG, told by its magic bytes). The
+/// first byte picks the channels asked for (odd: 1, even: 3); the rest is the file.
+pub fn image(data: &[u8]) {
+    let Some((&pick, file)) = data.split_first() else {
+        return;
+    };
+    let channels = if pick % 2 == 1 { 1 } else { 3 };
+    let path = Path::new("fuzz/n01440764/x.JPEG");
+    check(
+        crate::vision::data::decode::decode(file, path, channels).map(|img| {
+            assert_eq!(img.data.len(), img.width * img.height * channels);
+        }),
+        "x.JPEG",
+    );
+}
+
+/// A WebDataset tar shard: its members, then its samples (image + `.cls` pairs).
+pub fn tar_shard(data: &[u8]) {
+    use crate::vision::data::shards;
+    let path = Path::new("fuzz/shard-000000.tar");
+    let samples = shards::parse_tar(data, path).and_then(|members| {
+        for m in &members {
+            assert!(m.offset + m.len <= data.len(), "member {} out of the file", m.name);
+        }
+        shards::samples_of(&members, data, path)
+    });
+    check(samples, "shard-000000.tar");
+}
+
 /// A run's `metrics.jsonl`, as `fixclf report` reads it.
 pub fn metrics(data: &[u8]) {
     check(
@@ -181,6 +210,8 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("checkpoint", checkpoint),
     ("idx", idx),
     ("cifar", cifar),
+    ("image", image),
+    ("tar_shard", tar_shard),
     ("metrics", metrics),
     ("summary", summary),
 ];
