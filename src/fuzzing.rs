@@ -170,7 +170,11 @@ pub fn tar_shard(data: &[u8]) {
     let path = Path::new("fuzz/shard-000000.tar");
     let samples = shards::parse_tar(data, path).and_then(|members| {
         for m in &members {
-            assert!(m.offset + m.len <= data.len(), "member {} out of the file", m.name);
+            assert!(
+                m.offset + m.len <= data.len(),
+                "member {} out of the file",
+                m.name
+            );
         }
         shards::samples_of(&members, data, path)
     });

@@ -113,7 +113,11 @@ threads = 1
 fn same_epochs(a: &[EpochEvent], b: &[EpochEvent], what: &str) {
     assert_eq!(a.len(), b.len(), "{what}");
     for (x, y) in a.iter().zip(b) {
-        assert_eq!(x.train_loss, y.train_loss, "{what}: epoch {} train loss", x.epoch);
+        assert_eq!(
+            x.train_loss, y.train_loss,
+            "{what}: epoch {} train loss",
+            x.epoch
+        );
         assert_eq!(x.val_loss, y.val_loss, "{what}: epoch {} val loss", x.epoch);
         assert_eq!(x.val_acc, y.val_acc, "{what}: epoch {}", x.epoch);
     }
@@ -152,7 +156,11 @@ fn png_folder_trains_exactly_as_the_idx_files_it_was_written_from() {
     let a = config::load(&idx_cfg, &[]).unwrap();
     let b = config::load(&folder_cfg, &[]).unwrap();
     let (sa, sb) = (train(&a, &quiet()).unwrap(), train(&b, &quiet()).unwrap());
-    same_epochs(&epochs(&a.run_dir()), &epochs(&b.run_dir()), "idx vs png folder");
+    same_epochs(
+        &epochs(&a.run_dir()),
+        &epochs(&b.run_dir()),
+        "idx vs png folder",
+    );
     assert_eq!(sa.test_acc, sb.test_acc);
     assert!(sa.test_acc.unwrap() > 0.3, "{:?}", sa.test_acc);
 }
@@ -212,7 +220,11 @@ fn jpeg_folder_stops_and_resumes_exactly_whatever_the_threads() {
         ..Default::default()
     };
     train(&again, &opts).unwrap();
-    same_epochs(&epochs(&cfg.run_dir()), &epochs(&again.run_dir()), "resumed");
+    same_epochs(
+        &epochs(&cfg.run_dir()),
+        &epochs(&again.run_dir()),
+        "resumed",
+    );
 
     // The same folder as tar shards: the same samples in the same order, the same run.
     let shards = dir.path().join("shards");
@@ -222,11 +234,18 @@ fn jpeg_folder_stops_and_resumes_exactly_whatever_the_threads() {
         quality: 90,
     };
     assert_eq!(pack(&jpegs, &shards, &spec).unwrap(), (48, 9));
-    let data = format!("dataset = \"tar-shards\"\ndir = \"{}\"\nworkers = 2", shards.display());
+    let data = format!(
+        "dataset = \"tar-shards\"\ndir = \"{}\"\nworkers = 2",
+        shards.display()
+    );
     let tar = config_file(dir.path(), "tar", IMAGENET_TRANSFORMS, &data, "");
     let tar = config::load(&tar, &[]).unwrap();
     train(&tar, &quiet()).unwrap();
-    same_epochs(&epochs(&cfg.run_dir()), &epochs(&tar.run_dir()), "tar shards");
+    same_epochs(
+        &epochs(&cfg.run_dir()),
+        &epochs(&tar.run_dir()),
+        "tar shards",
+    );
 }
 
 #[test]
@@ -243,7 +262,11 @@ fn bad_files_are_one_line_errors_or_skipped_and_counted() {
     )
     .unwrap();
     let bad = [
-        ("truncated.jpg", good[..good.len() / 2].to_vec(), "unreadable JPEG"),
+        (
+            "truncated.jpg",
+            good[..good.len() / 2].to_vec(),
+            "unreadable JPEG",
+        ),
         ("zero.jpg", Vec::new(), "empty file"),
         ("text.jpeg", b"hello, world".to_vec(), "not a JPEG or PNG"),
     ];
@@ -258,11 +281,21 @@ fn bad_files_are_one_line_errors_or_skipped_and_counted() {
             "",
         );
         let cfg = config::load(&cfg, &["train.epochs=1".into()]).unwrap();
-        let msg = train(&cfg, &TrainOptions { force: true, quiet: true, ..Default::default() })
-            .unwrap_err()
-            .to_string();
+        let msg = train(
+            &cfg,
+            &TrainOptions {
+                force: true,
+                quiet: true,
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(!msg.contains('\n'), "{msg}");
-        assert!(msg.contains(&path.display().to_string()) && msg.contains(says), "{msg}");
+        assert!(
+            msg.contains(&path.display().to_string()) && msg.contains(says),
+            "{msg}"
+        );
         std::fs::remove_file(&path).unwrap();
     }
     for (name, bytes, _) in &bad {

@@ -32,38 +32,69 @@ fn decoding_and_transforms_match_pillow() {
     let mut t = Transformer::new();
     for case in manifest["cases"].as_array().unwrap() {
         let name = case["file"].as_str().unwrap();
-        let (w, h) = (case["width"].as_u64().unwrap() as usize, case["height"].as_u64().unwrap() as usize);
+        let (w, h) = (
+            case["width"].as_u64().unwrap() as usize,
+            case["height"].as_u64().unwrap() as usize,
+        );
         let ours = decode(&read(name), Path::new(name), 3).unwrap();
         assert_eq!((ours.width, ours.height), (w, h), "{name}");
-        let pillow = Pixels { width: w, height: h, channels: 3, data: read(case["decoded"].as_str().unwrap()) };
+        let pillow = Pixels {
+            width: w,
+            height: h,
+            channels: 3,
+            data: read(case["decoded"].as_str().unwrap()),
+        };
         let (max, mean, far) = diff(&ours.data, &pillow.data);
         eprintln!("{name}: decode max {max} mean {mean:.3} >2: {:.4}", far);
         if name.ends_with(".png") {
             assert_eq!(max, 0, "{name}: PNG decodes exactly");
         } else {
-            assert!(mean < 0.5 && far < 0.005, "{name}: decode max {max} mean {mean} far {far}");
+            assert!(
+                mean < 0.5 && far < 0.005,
+                "{name}: decode max {max} mean {mean} far {far}"
+            );
         }
         for crop in case["crops"].as_array().unwrap() {
             let g = |k: &str| crop[k].as_u64().unwrap() as usize;
-            let b = CropBox { top: g("top"), left: g("left"), height: g("height"), width: g("width") };
+            let b = CropBox {
+                top: g("top"),
+                left: g("left"),
+                height: g("height"),
+                width: g("width"),
+            };
             let want = read(crop["file"].as_str().unwrap());
             t.crop_resize(&pillow, b, g("size")).unwrap();
             let (max, _, _) = diff(t.output(), &want);
-            assert!(max <= 1, "{name} {b:?}: resize of Pillow's pixels off by {max}");
+            assert!(
+                max <= 1,
+                "{name} {b:?}: resize of Pillow's pixels off by {max}"
+            );
             t.crop_resize(&ours, b, g("size")).unwrap();
             let (max, mean, far) = diff(t.output(), &want);
             eprintln!("{name} {b:?}: decode + resize max {max} mean {mean:.3}");
-            assert!(max <= 2 && mean < 0.5, "{name} {b:?}: max {max} mean {mean} far {far}");
+            assert!(
+                max <= 2 && mean < 0.5,
+                "{name} {b:?}: max {max} mean {mean} far {far}"
+            );
         }
         let center = &case["center"];
-        let (resize, size) = (center["resize"].as_u64().unwrap() as usize, center["size"].as_u64().unwrap() as usize);
+        let (resize, size) = (
+            center["resize"].as_u64().unwrap() as usize,
+            center["size"].as_u64().unwrap() as usize,
+        );
         let want = read(center["file"].as_str().unwrap());
         t.resize_center_crop(&pillow, resize, size).unwrap();
         let (max, _, _) = diff(t.output(), &want);
-        assert!(max <= 1, "{name}: Resize({resize}) + CenterCrop({size}) off by {max}");
+        assert!(
+            max <= 1,
+            "{name}: Resize({resize}) + CenterCrop({size}) off by {max}"
+        );
         t.resize_center_crop(&ours, resize, size).unwrap();
         let (max, mean, far) = diff(t.output(), &want);
         eprintln!("{name} center: decode + resize max {max} mean {mean:.3}");
-        assert!(max <= 2 && mean < 0.5, "{name} centre: max {max} mean {mean} far {far}");
+        assert!(
+            max <= 2 && mean < 0.5,
+            "{name} centre: max {max} mean {mean} far {far}"
+        );
     }
 }

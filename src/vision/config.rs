@@ -78,24 +78,40 @@ impl TransformConfig {
 
     fn validate(&self, origin: &str, crop_padding: i64) -> Result<()> {
         let err = |field: &str, msg: String| {
-            Err(Error::config(origin, format!("vision.transform.{field}"), msg))
+            Err(Error::config(
+                origin,
+                format!("vision.transform.{field}"),
+                msg,
+            ))
         };
         if !(1..=2048).contains(&self.size) {
-            return err("size", format!("{} is out of range; use 1 to 2048", self.size));
+            return err(
+                "size",
+                format!("{} is out of range; use 1 to 2048", self.size),
+            );
         }
         if self.resize < self.size || self.resize > 8192 {
             return err(
                 "resize",
-                format!("{} must be at least size ({}) and at most 8192", self.resize, self.size),
+                format!(
+                    "{} must be at least size ({}) and at most 8192",
+                    self.resize, self.size
+                ),
             );
         }
         for (field, [lo, hi], max) in [("scale", self.scale, 1.0), ("ratio", self.ratio, 100.0)] {
             if !(lo > 0.0 && lo <= hi && hi <= max) {
-                return err(field, format!("[{lo}, {hi}] must be 0 < low <= high <= {max}"));
+                return err(
+                    field,
+                    format!("[{lo}, {hi}] must be 0 < low <= high <= {max}"),
+                );
             }
         }
         if self.eval == TransformKind::RandomResizedCrop {
-            return err("eval", "random-resized-crop is random; use resize-center-crop or none".into());
+            return err(
+                "eval",
+                "random-resized-crop is random; use resize-center-crop or none".into(),
+            );
         }
         if self.train != TransformKind::None && crop_padding != 0 {
             return err(
@@ -222,18 +238,33 @@ impl VisionDataConfig {
         if self.workers > 1024 {
             return err("workers", format!("{} is more than 1024", self.workers));
         }
+        if self.valid_images > 0 {
+            return err(
+                "valid_images",
+                "streamed sets validate on their val/ folder; set it to 0".into(),
+            );
+        }
         if !(1..=64).contains(&self.prefetch) {
-            return err("prefetch", format!("{} is out of range; use 1 to 64", self.prefetch));
+            return err(
+                "prefetch",
+                format!("{} is out of range; use 1 to 64", self.prefetch),
+            );
         }
         if self.mean.is_empty() && self.std.is_empty() {
             if self.channels != 3 {
-                return err("mean", "give mean and std for 1 channel (ImageNet's are RGB)".into());
+                return err(
+                    "mean",
+                    "give mean and std for 1 channel (ImageNet's are RGB)".into(),
+                );
             }
             return Ok(());
         }
         for (field, v) in [("mean", &self.mean), ("std", &self.std)] {
             if v.len() != self.channels {
-                return err(field, format!("{} values for {} channels", v.len(), self.channels));
+                return err(
+                    field,
+                    format!("{} values for {} channels", v.len(), self.channels),
+                );
             }
         }
         if let Some(s) = self.std.iter().find(|s| !(**s > 0.0 && s.is_finite())) {
@@ -250,5 +281,43 @@ impl VisionDataConfig {
         } else {
             (self.mean.clone(), self.std.clone())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn streamed() -> VisionConfig {
+        let mut v = VisionConfig::default();
+        v.data.dataset = DatasetKind::ImageFolder;
+        v.crop_padding = 0;
+        v
+    }
+
+    #[test]
+    fn streamed_fields_are_checked_naming_file_and_field() {
+        let head = HeadConfig::default();
+        assert!(streamed().validate("a.toml", &head).is_ok());
+        let cases: Vec<(fn(&mut VisionConfig), &str)> = vec![
+            (|v| v.data.channels = 2, "vision.data.channels"),
+            (|v| v.data.mean = vec![0.5], "vision.data.mean"),
+            (|v| v.data.channels = 1, "vision.data.mean"),
+            (|v| v.data.valid_images = 10, "vision.data.valid_images"),
+            (|v| v.crop_padding = 4, "vision.transform.train"),
+            (|v| v.transform.resize = 100, "vision.transform.resize"),
+            (|v| v.transform.scale = [0.5, 0.1], "vision.transform.scale"),
+            (|v| v.transform.eval = TransformKind::RandomResizedCrop, "vision.transform.eval"),
+        ];
+        for (edit, field) in cases {
+            let mut v = streamed();
+            edit(&mut v);
+            let msg = v.validate("a.toml", &head).unwrap_err().to_string();
+            assert!(msg.starts_with("a.toml: ") && msg.contains(field), "{msg}");
+        }
+        // In-memory sets ignore the streamed fields.
+        let mut v = VisionConfig::default();
+        v.data.channels = 7;
+        assert!(v.validate("a.toml", &head).is_ok());
     }
 }

@@ -41,7 +41,12 @@ pub fn run(args: &DataBenchArgs) -> Result<String> {
     let kind = match args.transform.as_str() {
         "train" => TransformKind::RandomResizedCrop,
         "eval" => TransformKind::ResizeCenterCrop,
-        other => return Err(Error::arg("--transform", format!("{other}: use train or eval"))),
+        other => {
+            return Err(Error::arg(
+                "--transform",
+                format!("{other}: use train or eval"),
+            ))
+        }
     };
     if args.batch == 0 || args.workers == 0 {
         return Err(Error::arg("--batch/--workers", "must be at least 1"));
@@ -66,11 +71,19 @@ pub fn run(args: &DataBenchArgs) -> Result<String> {
     let mut order: Vec<i64> = (0..list.len() as i64).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(0));
     let steps = list.len().div_ceil(args.batch);
-    let timed = if args.batches == 0 { steps.saturating_sub(1) } else { args.batches };
+    let timed = if args.batches == 0 {
+        steps.saturating_sub(1)
+    } else {
+        args.batches
+    };
     if timed == 0 || timed + 1 > steps {
         return Err(Error::arg(
             "--batches",
-            format!("{} images make {steps} batches; need {} (one untimed)", list.len(), timed + 1),
+            format!(
+                "{} images make {steps} batches; need {} (one untimed)",
+                list.len(),
+                timed + 1
+            ),
         ));
     }
     let mut loader = Loader::new(list.clone(), spec, worker_pool(args.workers));
@@ -101,7 +114,9 @@ pub fn run(args: &DataBenchArgs) -> Result<String> {
 /// Decoding's share of a sample's time on one thread, over the first `n` samples.
 fn decode_share(source: &dyn SampleSource, spec: &LoaderSpec, n: usize) -> Result<f64> {
     let n = n.min(source.len());
-    let bytes: Vec<Vec<u8>> = (0..n).map(|i| source.bytes(i).map(|b| b.into_owned())).collect::<Result<_>>()?;
+    let bytes: Vec<Vec<u8>> = (0..n)
+        .map(|i| source.bytes(i).map(|b| b.into_owned()))
+        .collect::<Result<_>>()?;
     let t0 = Instant::now();
     let mut decoded = Vec::with_capacity(n);
     for (i, b) in bytes.iter().enumerate() {

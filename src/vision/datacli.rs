@@ -64,9 +64,20 @@ pub fn run(cmd: &DataCommand) -> Result<String> {
                 .map_err(|_| Error::arg("--dataset", format!("{dataset}: unknown data set")))?;
             let dir = dir.clone().unwrap_or_else(|| kind.default_dir().into());
             let (train, val) = export_png_folder(kind, &dir, out)?;
-            Ok(format!("{}: train {train} + val {val} PNG images", out.display()))
+            Ok(format!(
+                "{}: train {train} + val {val} PNG images",
+                out.display()
+            ))
         }
-        DataCommand::Jpegs { out, classes, per_class, width, height, quality, seed } => {
+        DataCommand::Jpegs {
+            out,
+            classes,
+            per_class,
+            width,
+            height,
+            quality,
+            seed,
+        } => {
             if *classes < 1 || *per_class < 1 || !(1..=100).contains(quality) {
                 return Err(Error::arg(
                     "--classes/--per-class/--quality",
@@ -84,14 +95,23 @@ pub fn run(cmd: &DataCommand) -> Result<String> {
             let n = write_jpeg_folder(&spec, out)?;
             Ok(format!("{}: {n} JPEG images", out.display()))
         }
-        DataCommand::Pack { dir, out, per_shard, resize, quality } => {
+        DataCommand::Pack {
+            dir,
+            out,
+            per_shard,
+            resize,
+            quality,
+        } => {
             let spec = PackSpec {
                 per_shard: *per_shard,
                 resize: *resize,
                 quality: *quality,
             };
             let (train, val) = pack(dir, out, &spec)?;
-            Ok(format!("{}: train {train} + val {val} samples in shards", out.display()))
+            Ok(format!(
+                "{}: train {train} + val {val} samples in shards",
+                out.display()
+            ))
         }
     }
 }

@@ -19,7 +19,9 @@ pub fn staging_dir(out: &Path) -> Result<PathBuf> {
             "already exists; remove it or choose another --out",
         ));
     }
-    let name = out.file_name().map_or("out".into(), |n| n.to_string_lossy().to_string());
+    let name = out
+        .file_name()
+        .map_or("out".into(), |n| n.to_string_lossy().to_string());
     let partial = out.with_file_name(format!("{name}.partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&partial);
     std::fs::create_dir_all(&partial).at(&partial)?;
@@ -166,7 +168,10 @@ pub fn write_jpeg_folder(spec: &JpegSpec, out: &Path) -> Result<usize> {
     let partial = staging_dir(out)?;
     let names = class_names(spec.classes);
     let mut jobs = Vec::new();
-    for (split, n) in [("train", spec.per_class), ("val", (spec.per_class / 5).max(1))] {
+    for (split, n) in [
+        ("train", spec.per_class),
+        ("val", (spec.per_class / 5).max(1)),
+    ] {
         for (c, name) in names.iter().enumerate() {
             let dir = partial.join(split).join(name);
             std::fs::create_dir_all(&dir).at(&dir)?;
@@ -177,7 +182,11 @@ pub fn write_jpeg_folder(spec: &JpegSpec, out: &Path) -> Result<usize> {
     jobs.par_iter().try_for_each(|(path, c, k)| {
         let mut rng = ChaCha8Rng::seed_from_u64(spec.seed.wrapping_add(*k as u64 * 7919));
         let rgb = photo_like(spec, *c, &mut rng);
-        std::fs::write(path, jpeg_bytes(&rgb, spec.width, spec.height, spec.quality)?).at(path)
+        std::fs::write(
+            path,
+            jpeg_bytes(&rgb, spec.width, spec.height, spec.quality)?,
+        )
+        .at(path)
     })?;
     finish_dir(&partial, out)?;
     Ok(jobs.len())

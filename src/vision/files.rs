@@ -35,7 +35,9 @@ pub fn default_workers(workers: usize, train_threads: usize) -> usize {
 }
 
 /// The two splits of the streamed set `vision.data` names (training first).
-pub fn open_sources(vision: &VisionConfig) -> Result<(Arc<dyn SampleSource>, Arc<dyn SampleSource>)> {
+pub fn open_sources(
+    vision: &VisionConfig,
+) -> Result<(Arc<dyn SampleSource>, Arc<dyn SampleSource>)> {
     let d = &vision.data;
     match d.dataset {
         DatasetKind::ImageFolder => {
@@ -133,7 +135,10 @@ impl FileData {
     /// The next training batch: u8 images `[n, C, S, S]` and labels on `device`.
     pub fn next_train(&mut self, device: Device) -> Result<(Tensor, Tensor)> {
         let batch = self.train.next().unwrap_or_else(|| {
-            Err(Error::arg("vision.data", "the training batches ran out before the pass ended"))
+            Err(Error::arg(
+                "vision.data",
+                "the training batches ran out before the pass ended",
+            ))
         })?;
         self.count_skipped(&batch);
         Ok(self.to_tensors(batch, device))

@@ -204,7 +204,9 @@ pub fn load_batch(
         match outcome {
             Ok(()) => {
                 if kept != k {
-                    batch.images.copy_within(k * slot..(k + 1) * slot, kept * slot);
+                    batch
+                        .images
+                        .copy_within(k * slot..(k + 1) * slot, kept * slot);
                 }
                 batch.labels.push(source.label(i as usize));
                 kept += 1;

@@ -27,7 +27,10 @@ pub fn pack(dir: &Path, out: &Path, spec: &PackSpec) -> Result<(usize, usize)> {
         return Err(Error::arg("--per-shard", "must be at least 1"));
     }
     if !(1..=100).contains(&spec.quality) {
-        return Err(Error::arg("--quality", format!("{} is not 1 to 100", spec.quality)));
+        return Err(Error::arg(
+            "--quality",
+            format!("{} is not 1 to 100", spec.quality),
+        ));
     }
     let (train_dir, eval_dir) = folder::split_dirs(dir)?;
     let train = folder::list_split(&train_dir, None)?;
@@ -35,7 +38,9 @@ pub fn pack(dir: &Path, out: &Path, spec: &PackSpec) -> Result<(usize, usize)> {
     let partial = staging_dir(out)?;
     let classes = train.classes.join("\n") + "\n";
     crate::fsutil::write_bytes_atomic(&partial.join("classes.txt"), classes.as_bytes())?;
-    let eval_name = eval_dir.file_name().map_or("val".into(), |n| n.to_string_lossy().to_string());
+    let eval_name = eval_dir
+        .file_name()
+        .map_or("val".into(), |n| n.to_string_lossy().to_string());
     pack_split(&train, &partial.join("train"), spec)?;
     pack_split(&eval, &partial.join(eval_name), spec)?;
     finish_dir(&partial, out)?;
@@ -57,7 +62,10 @@ fn sample_bytes(list: &FileList, i: usize, spec: &PackSpec) -> Result<(&'static 
     };
     let img = decode::decode(&bytes, &path, 3)?;
     if img.width.min(img.height) <= short {
-        return Ok(("jpg", jpeg_bytes(&img.data, img.width, img.height, spec.quality)?));
+        return Ok((
+            "jpg",
+            jpeg_bytes(&img.data, img.width, img.height, spec.quality)?,
+        ));
     }
     let (w, h) = resized_size(img.width, img.height, short);
     let mut t = Transformer::new();
@@ -78,7 +86,11 @@ fn pack_split(list: &FileList, dir: &Path, spec: &PackSpec) -> Result<()> {
         for (i, (ext, bytes)) in (start..end).zip(members) {
             let key = format!("{i:0digits$}");
             append(&mut tar, &format!("{key}.{ext}"), &bytes)?;
-            append(&mut tar, &format!("{key}.cls"), list.labels[i].to_string().as_bytes())?;
+            append(
+                &mut tar,
+                &format!("{key}.cls"),
+                list.labels[i].to_string().as_bytes(),
+            )?;
         }
         let bytes = tar.into_inner().map_err(|e| Error::io(dir, e))?;
         let path = dir.join(format!("shard-{k:06}.tar"));

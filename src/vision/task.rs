@@ -6,10 +6,10 @@
 use super::augment::{augment, normalize};
 use super::collapse::neural_collapse;
 use super::config::VisionConfig;
-use super::transforms::TransformKind;
 use super::data::{ImageData, ImageSet};
 use super::files::{default_workers, FileData};
 use super::models::{self, Backbone};
+use super::transforms::TransformKind;
 use crate::classifier::{Head, HeadConfig, HeadMode};
 use crate::config::Config;
 use crate::engine::metrics::is_buffer;
@@ -167,7 +167,6 @@ impl VisionTask {
         }
     }
 
-
     /// The images (u8) and labels of `set` at `idx`, on the device.
     fn batch(&self, set: &ImageSet, idx: &Tensor) -> (Tensor, Tensor) {
         let x = set.images.index_select(0, idx).to_device(self.device);
@@ -217,7 +216,11 @@ impl VisionTask {
     }
 
     /// A split of a set loaded whole.
-    fn eval_set<'a>(data: &'a ImageData, valid: &'a Option<ImageSet>, split: Split) -> &'a ImageSet {
+    fn eval_set<'a>(
+        data: &'a ImageData,
+        valid: &'a Option<ImageSet>,
+        split: Split,
+    ) -> &'a ImageSet {
         match split {
             Split::Train => &data.train,
             Split::Valid => valid.as_ref().unwrap_or(&data.test),
@@ -332,8 +335,16 @@ impl Task for VisionTask {
         let batch = match &mut self.source {
             Source::Memory { data, .. } => {
                 let idx = Tensor::from_slice(&self.order[start..end]);
-                let x = data.train.images.index_select(0, &idx).to_device(self.device);
-                let y = data.train.labels.index_select(0, &idx).to_device(self.device);
+                let x = data
+                    .train
+                    .images
+                    .index_select(0, &idx)
+                    .to_device(self.device);
+                let y = data
+                    .train
+                    .labels
+                    .index_select(0, &idx)
+                    .to_device(self.device);
                 Ok((x, y))
             }
             Source::Files(f) => {
@@ -347,7 +358,9 @@ impl Task for VisionTask {
         let (mean, std) = self.source.mean_std();
         let staged = batch.map(|(x, y)| (augment(&x, mean, std, pad, flip), y));
         // Skipped files make a batch smaller; an error stops the step that runs it.
-        let n = staged.as_ref().map_or(end - start, |(_, y)| y.size()[0] as usize);
+        let n = staged
+            .as_ref()
+            .map_or(end - start, |(_, y)| y.size()[0] as usize);
         self.staged = Some(staged);
         self.batch += 1;
         Some(StagedStep {

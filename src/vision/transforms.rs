@@ -107,9 +107,15 @@ impl<R: Rng> UniformIncl for R {
 /// `resize`, the long side `int(resize * long / short)`.
 pub fn resized_size(width: usize, height: usize, resize: usize) -> (usize, usize) {
     if width <= height {
-        (resize, (resize as f64 * height as f64 / width as f64) as usize)
+        (
+            resize,
+            (resize as f64 * height as f64 / width as f64) as usize,
+        )
     } else {
-        ((resize as f64 * width as f64 / height as f64) as usize, resize)
+        (
+            (resize as f64 * width as f64 / height as f64) as usize,
+            resize,
+        )
     }
 }
 
@@ -205,10 +211,7 @@ impl Transformer {
     pub fn resize_center_crop(&mut self, img: &Pixels, resize: usize, s: usize) -> Result<()> {
         let (rw, rh) = resized_size(img.width, img.height, resize);
         let (top, left) = center_crop_offsets(rw, rh, s);
-        let (sx, sy) = (
-            img.width as f64 / rw as f64,
-            img.height as f64 / rh as f64,
-        );
+        let (sx, sy) = (img.width as f64 / rw as f64, img.height as f64 / rh as f64);
         let (cw, ch) = (s.min(rw), s.min(rh));
         let options = bilinear().crop(
             left as f64 * sx,

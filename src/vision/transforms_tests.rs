@@ -43,7 +43,12 @@ fn crop_statistics_of_100k_draws_match_torchvision_definition() {
         assert!(b.top + b.height <= h && b.left + b.width <= w && b.width > 0 && b.height > 0);
         // The fall-back on an image whose ratio lies within `ratio` is the whole image
         // (500 / 375 is 4/3 exactly).
-        if b == (CropBox { top: 0, left: 0, height: h, width: w }) {
+        if b == (CropBox {
+            top: 0,
+            left: 0,
+            height: h,
+            width: w,
+        }) {
             fallback += 1;
             continue;
         }
@@ -65,8 +70,16 @@ fn crop_statistics_of_100k_draws_match_torchvision_definition() {
     );
     let n = accepted as f64;
     // s is at most uniform on [0.08, 1]: sd < 0.27; 5 sd of the mean of n draws.
-    assert!((sum_s / n - es).abs() < 5.0 * 0.27 / n.sqrt() + 2e-3, "{} vs {es}", sum_s / n);
-    assert!((sum_l / n - el).abs() < 5.0 * 0.17 / n.sqrt() + 2e-3, "{} vs {el}", sum_l / n);
+    assert!(
+        (sum_s / n - es).abs() < 5.0 * 0.27 / n.sqrt() + 2e-3,
+        "{} vs {es}",
+        sum_s / n
+    );
+    assert!(
+        (sum_l / n - el).abs() < 5.0 * 0.17 / n.sqrt() + 2e-3,
+        "{} vs {el}",
+        sum_l / n
+    );
     assert!((sum_pos / n - 0.5).abs() < 0.01, "{}", sum_pos / n);
 }
 
@@ -77,15 +90,33 @@ fn fallback_clamps_to_the_ratio_bounds() {
     let wide = random_resized_crop_box(1000, 100, (2.0, 3.0), RATIO, &mut rng);
     assert_eq!(
         wide,
-        CropBox { top: 0, left: 433, height: 100, width: 133 }
+        CropBox {
+            top: 0,
+            left: 433,
+            height: 100,
+            width: 133
+        }
     );
     let tall = random_resized_crop_box(100, 1000, (2.0, 3.0), RATIO, &mut rng);
     assert_eq!(
         tall,
-        CropBox { top: 433, left: 0, height: 133, width: 100 }
+        CropBox {
+            top: 433,
+            left: 0,
+            height: 133,
+            width: 100
+        }
     );
     let square = random_resized_crop_box(100, 100, (2.0, 3.0), RATIO, &mut rng);
-    assert_eq!(square, CropBox { top: 0, left: 0, height: 100, width: 100 });
+    assert_eq!(
+        square,
+        CropBox {
+            top: 0,
+            left: 0,
+            height: 100,
+            width: 100
+        }
+    );
 }
 
 #[test]
@@ -106,9 +137,15 @@ fn chw_copy_and_flip() {
         .collect();
     let mut out = vec![0u8; 12];
     to_chw(&hwc, 3, 2, false, &mut out);
-    assert_eq!(out, vec![0, 1, 10, 11, 100, 101, 110, 111, 200, 201, 210, 211]);
+    assert_eq!(
+        out,
+        vec![0, 1, 10, 11, 100, 101, 110, 111, 200, 201, 210, 211]
+    );
     to_chw(&hwc, 3, 2, true, &mut out);
-    assert_eq!(out, vec![1, 0, 11, 10, 101, 100, 111, 110, 201, 200, 211, 210]);
+    assert_eq!(
+        out,
+        vec![1, 0, 11, 10, 101, 100, 111, 110, 201, 200, 211, 210]
+    );
 }
 
 #[test]
@@ -128,11 +165,31 @@ fn resizing_a_constant_image_keeps_it_and_same_size_is_identity() {
         channels: 1,
         data: (0..64).map(|v| v as u8 * 3).collect(),
     };
-    t.crop_resize(&ramp, CropBox { top: 0, left: 0, height: 8, width: 8 }, 8)
-        .unwrap();
+    t.crop_resize(
+        &ramp,
+        CropBox {
+            top: 0,
+            left: 0,
+            height: 8,
+            width: 8,
+        },
+        8,
+    )
+    .unwrap();
     assert_eq!(t.scratch, ramp.data);
-    t.crop_resize(&ramp, CropBox { top: 2, left: 3, height: 4, width: 4 }, 4)
-        .unwrap();
-    let want: Vec<u8> = (2..6).flat_map(|y| (3..7).map(move |x| (y * 8 + x) as u8 * 3)).collect();
+    t.crop_resize(
+        &ramp,
+        CropBox {
+            top: 2,
+            left: 3,
+            height: 4,
+            width: 4,
+        },
+        4,
+    )
+    .unwrap();
+    let want: Vec<u8> = (2..6)
+        .flat_map(|y| (3..7).map(move |x| (y * 8 + x) as u8 * 3))
+        .collect();
     assert_eq!(t.scratch, want);
 }

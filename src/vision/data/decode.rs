@@ -173,9 +173,18 @@ fn convert_channels(data: Vec<u8>, from: usize, to: usize) -> Vec<u8> {
         (1, 3) => data.iter().flat_map(|&v| [v, v, v]).collect(),
         (2, 1) => data.chunks_exact(2).map(|p| p[0]).collect(),
         (2, 3) => data.chunks_exact(2).flat_map(|p| [p[0]; 3]).collect(),
-        (3, 1) => data.chunks_exact(3).map(|p| luma(p[0], p[1], p[2])).collect(),
-        (4, 1) => data.chunks_exact(4).map(|p| luma(p[0], p[1], p[2])).collect(),
-        (4, 3) => data.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        (3, 1) => data
+            .chunks_exact(3)
+            .map(|p| luma(p[0], p[1], p[2]))
+            .collect(),
+        (4, 1) => data
+            .chunks_exact(4)
+            .map(|p| luma(p[0], p[1], p[2]))
+            .collect(),
+        (4, 3) => data
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
         _ => unreachable!("PNG and JPEG give 1 to 4 channels"),
     }
 }
@@ -229,9 +238,15 @@ mod tests {
         let p = Path::new("a.JPEG");
         for progressive in [false, true] {
             let img = decode(&jpeg_bytes(33, 17, false, progressive), p, 3).unwrap();
-            assert_eq!((img.width, img.height, img.data.len()), (33, 17, 33 * 17 * 3));
+            assert_eq!(
+                (img.width, img.height, img.data.len()),
+                (33, 17, 33 * 17 * 3)
+            );
             let gray = decode(&jpeg_bytes(9, 8, true, progressive), p, 3).unwrap();
-            assert!(gray.data.chunks(3).all(|px| px[0] == px[1] && px[1] == px[2]));
+            assert!(gray
+                .data
+                .chunks(3)
+                .all(|px| px[0] == px[1] && px[1] == px[2]));
         }
     }
 

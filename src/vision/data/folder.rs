@@ -120,7 +120,11 @@ fn index_places(split: &Path) -> Vec<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
     if let Some(cache) = cache {
         let key = crate::fsutil::sha256_bytes(abs.to_string_lossy().as_bytes());
-        places.push(cache.join("fixclf/index").join(format!("{}-{name}.json", &key[..16])));
+        places.push(
+            cache
+                .join("fixclf/index")
+                .join(format!("{}-{name}.json", &key[..16])),
+        );
     }
     places
 }
@@ -300,7 +304,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = dir.path().join("train");
         for f in [
-            "b/2.jpg", "b/10.JPEG", "a/z.png", "a/sub/y.jpg", "a/sub-x/w.jpg", "a/notes.txt",
+            "b/2.jpg",
+            "b/10.JPEG",
+            "a/z.png",
+            "a/sub/y.jpg",
+            "a/sub-x/w.jpg",
+            "a/notes.txt",
             "c/x.webp",
         ] {
             touch(&t.join(f));
@@ -311,7 +320,14 @@ mod tests {
             list.files,
             // Python sorts the folder "a/sub" before "a/sub-x" (a prefix first), but
             // "a/sub-x" before "a/sub/deeper" ('-' < '/').
-            vec!["a/z.png", "a/sub/y.jpg", "a/sub-x/w.jpg", "b/10.JPEG", "b/2.jpg", "c/x.webp"]
+            vec![
+                "a/z.png",
+                "a/sub/y.jpg",
+                "a/sub-x/w.jpg",
+                "b/10.JPEG",
+                "b/2.jpg",
+                "c/x.webp"
+            ]
         );
         assert_eq!(list.labels, vec![0, 0, 0, 1, 1, 2]);
         // The index is written beside the split and used while the folders are unchanged.
@@ -330,7 +346,13 @@ mod tests {
     #[test]
     fn validation_is_labelled_by_training_classes() {
         let dir = tempfile::tempdir().unwrap();
-        for f in ["train/a/1.jpg", "train/b/1.jpg", "train/c/1.jpg", "val/b/1.jpg", "val/c/2.jpg"] {
+        for f in [
+            "train/a/1.jpg",
+            "train/b/1.jpg",
+            "train/c/1.jpg",
+            "val/b/1.jpg",
+            "val/c/2.jpg",
+        ] {
             touch(&dir.path().join(f));
         }
         let (train, val) = split_dirs(dir.path()).unwrap();
@@ -339,15 +361,26 @@ mod tests {
         assert_eq!(vl.labels, vec![1, 2]);
         touch(&dir.path().join("val/d/1.jpg"));
         let msg = list_split(&val, Some(&tl.classes)).unwrap_err().to_string();
-        assert!(msg.contains("val/d") && msg.contains("train/ does not have"), "{msg}");
+        assert!(
+            msg.contains("val/d") && msg.contains("train/ does not have"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn missing_and_empty_folders_are_one_line_errors() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(split_dirs(dir.path()).unwrap_err().to_string().contains("no train/"));
+        assert!(split_dirs(dir.path())
+            .unwrap_err()
+            .to_string()
+            .contains("no train/"));
         touch(&dir.path().join("train/a/1.txt"));
-        let msg = list_split(&dir.path().join("train"), None).unwrap_err().to_string();
-        assert!(msg.contains("train/a") && msg.contains("no image files"), "{msg}");
+        let msg = list_split(&dir.path().join("train"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("train/a") && msg.contains("no image files"),
+            "{msg}"
+        );
     }
 }

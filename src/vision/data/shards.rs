@@ -38,11 +38,18 @@ pub fn parse_tar(bytes: &[u8], path: &Path) -> Result<Vec<Member>> {
         if h.iter().all(|&b| b == 0) {
             return Ok(members);
         }
-        let stored: u64 = octal(&h[148..156]).ok_or_else(|| bad(at, "bad header checksum field"))?;
+        let stored: u64 =
+            octal(&h[148..156]).ok_or_else(|| bad(at, "bad header checksum field"))?;
         let sum: u64 = h
             .iter()
             .enumerate()
-            .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as u64 })
+            .map(|(i, &b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    b as u64
+                }
+            })
             .sum();
         if sum != stored {
             return Err(bad(at, "header checksum mismatch"));
@@ -51,7 +58,10 @@ pub fn parse_tar(bytes: &[u8], path: &Path) -> Result<Vec<Member>> {
         let data = at + BLOCK;
         let padded = size.div_ceil(BLOCK as u64).saturating_mul(BLOCK as u64);
         if padded > (bytes.len() - data) as u64 {
-            return Err(bad(at, "a member runs past the end of the file (truncated)"));
+            return Err(bad(
+                at,
+                "a member runs past the end of the file (truncated)",
+            ));
         }
         let (size, padded) = (size as usize, padded as usize);
         let body = &bytes[data..data + size];
@@ -178,16 +188,21 @@ pub fn samples_of(members: &[Member], bytes: &[u8], path: &Path) -> Result<Vec<(
 pub fn open_splits(dir: &Path) -> Result<(ShardSet, ShardSet)> {
     let names = read_classes(dir)?;
     let train = open_split(&dir.join("train"), names.as_deref())?;
-    let eval_dir = ["val", "test"].iter().map(|s| dir.join(s)).find(|p| p.is_dir());
-    let eval_dir = eval_dir.ok_or_else(|| {
-        Error::bad_file(dir, "no val/ (or test/) folder of shards beside train/")
-    })?;
+    let eval_dir = ["val", "test"]
+        .iter()
+        .map(|s| dir.join(s))
+        .find(|p| p.is_dir());
+    let eval_dir = eval_dir
+        .ok_or_else(|| Error::bad_file(dir, "no val/ (or test/) folder of shards beside train/"))?;
     let mut eval = open_split(&eval_dir, names.as_deref())?;
     eval.classes = train.classes;
     if let Some(bad) = eval.samples.iter().find(|s| s.2 as usize >= train.classes) {
         return Err(Error::bad_file(
             &eval.shards[bad.0 as usize].0,
-            format!("{}: label {} but train/ has {} classes", bad.1.name, bad.2, train.classes),
+            format!(
+                "{}: label {} but train/ has {} classes",
+                bad.1.name, bad.2, train.classes
+            ),
         ));
     }
     Ok((train, eval))
@@ -211,7 +226,10 @@ pub fn open_split(split: &Path, names: Option<&[String]>) -> Result<ShardSet> {
         .collect();
     paths.sort();
     if paths.is_empty() {
-        return Err(Error::bad_file(split, "no *.tar shards; make them with `fixclf data pack`"));
+        return Err(Error::bad_file(
+            split,
+            "no *.tar shards; make them with `fixclf data pack`",
+        ));
     }
     let (mut shards, mut samples) = (Vec::new(), Vec::new());
     for (k, path) in paths.into_iter().enumerate() {
@@ -230,7 +248,10 @@ pub fn open_split(split: &Path, names: Option<&[String]>) -> Result<ShardSet> {
     if let Some(s) = samples.iter().find(|s| s.2 as usize >= classes) {
         return Err(Error::bad_file(
             &shards[s.0 as usize].0,
-            format!("{}: label {} but classes.txt names {classes}", s.1.name, s.2),
+            format!(
+                "{}: label {} but classes.txt names {classes}",
+                s.1.name, s.2
+            ),
         ));
     }
     Ok(ShardSet {
@@ -249,11 +270,17 @@ impl SampleSource for ShardSet {
     }
     fn name(&self, i: usize) -> PathBuf {
         let (k, m, _) = &self.samples[i];
-        PathBuf::from(format!("{}:{}", self.shards[*k as usize].0.display(), m.name))
+        PathBuf::from(format!(
+            "{}:{}",
+            self.shards[*k as usize].0.display(),
+            m.name
+        ))
     }
     fn bytes(&self, i: usize) -> Result<Cow<'_, [u8]>> {
         let (k, m, _) = &self.samples[i];
-        Ok(Cow::Borrowed(&self.shards[*k as usize].1[m.offset..m.offset + m.len]))
+        Ok(Cow::Borrowed(
+            &self.shards[*k as usize].1[m.offset..m.offset + m.len],
+        ))
     }
     fn classes(&self) -> usize {
         self.classes
