@@ -307,7 +307,10 @@ mod tests {
             (|v| v.crop_padding = 4, "vision.transform.train"),
             (|v| v.transform.resize = 100, "vision.transform.resize"),
             (|v| v.transform.scale = [0.5, 0.1], "vision.transform.scale"),
-            (|v| v.transform.eval = TransformKind::RandomResizedCrop, "vision.transform.eval"),
+            (
+                |v| v.transform.eval = TransformKind::RandomResizedCrop,
+                "vision.transform.eval",
+            ),
         ];
         for (edit, field) in cases {
             let mut v = streamed();

@@ -10,9 +10,9 @@ use super::data::{ImageData, ImageSet};
 use super::files::{default_workers, FileData};
 use super::models::{self, Backbone};
 use super::transforms::TransformKind;
-use crate::classifier::{Head, HeadConfig, HeadMode};
-use crate::config::Config;
+use crate::classifier::{Head, HeadConfig, HeadMode, HeadShape};
 use crate::engine::metrics::is_buffer;
+use crate::engine::TrainConfig;
 use crate::engine::{
     Collapse, Evaluation, Identity, ParamReport, Split, StagedStep, Task, TrainStep, Unit,
 };
@@ -95,16 +95,21 @@ fn split_off(set: &ImageSet, first: usize) -> (ImageSet, Option<ImageSet>) {
     (part(0, first), Some(part(first, len - first)))
 }
 
-/// The image task's classifier under `p`: the fixed head of a fixed mode, else a learned one
-/// initialized as PyTorch's `nn.Linear` (`fixclf bench vision` builds its heads here too).
+/// The image task's classifier under `p` ([`Head::build`]), a learned one initialized as
+/// PyTorch's `nn.Linear` (`fixclf bench vision` builds its heads here too).
 pub fn build_head(p: &nn::Path, head: &HeadConfig, classes: i64, features: i64) -> Result<Head> {
-    Ok(match head.fixed_matrix(classes, features, None)? {
-        Some(q) => Head::fixed(p, q, head)?,
-        None => {
-            let (w, b) = Head::linear_init(features);
-            Head::learned(p, classes, features, w, b)
-        }
-    })
+    Head::build(
+        p,
+        head,
+        HeadShape {
+            classes,
+            features,
+            fixed: None,
+            words: None,
+            tied: None,
+            learned_init: Head::linear_init(features),
+        },
+    )
 }
 
 /// A data set loaded whole, cut to `vision.data`'s numbers of images.
@@ -126,14 +131,18 @@ fn load_memory(vision: &VisionConfig) -> Result<Source> {
 }
 
 impl VisionTask {
-    /// Loads the data and builds backbone + head of `cfg` on its device, the weights
-    /// initialized from `train.seed`.
-    pub fn new(cfg: &Config) -> Result<VisionTask> {
-        let vision = cfg.vision()?.clone();
-        let device = crate::engine::prepare(&cfg.train)?;
+    /// Loads the data of `vision` and builds backbone + head on `device` (after
+    /// [`crate::engine::prepare`] seeded the weights).
+    pub fn new(
+        vision: &VisionConfig,
+        train: &TrainConfig,
+        head: &HeadConfig,
+        device: Device,
+    ) -> Result<VisionTask> {
+        let vision = vision.clone();
         let source = if vision.data.dataset.is_streamed() {
-            let workers = default_workers(vision.data.workers, cfg.train.threads);
-            Source::Files(FileData::open(&vision, cfg.train.seed, workers)?)
+            let workers = default_workers(vision.data.workers, train.threads);
+            Source::Files(FileData::open(&vision, train.seed, workers)?)
         } else {
             load_memory(&vision)?
         };
@@ -141,17 +150,18 @@ impl VisionTask {
         let backbone = models::build(&(vs.root() / "backbone"), &vision.model, source.channels())?
             .with_memory_format(&vs, vision.memory_format);
         let (classes, features) = (source.classes(), backbone.features);
-        let head = build_head(&(vs.root() / "head"), &cfg.head, classes, features)?;
+        let head_cfg = head;
+        let head = build_head(&(vs.root() / "head"), head_cfg, classes, features)?;
         Ok(VisionTask {
-            batch_size: cfg.train.batch_size,
-            eval_batch_size: cfg.train.eval_batch_size,
-            seed: cfg.train.seed,
+            batch_size: train.batch_size,
+            eval_batch_size: train.eval_batch_size,
+            seed: train.seed,
             device,
             source,
             vs,
             backbone,
             head,
-            mode: cfg.head.mode,
+            mode: head_cfg.mode,
             pass: 0,
             order: Vec::new(),
             batch: 0,
