@@ -299,7 +299,8 @@ mod tests {
     fn streamed_fields_are_checked_naming_file_and_field() {
         let head = HeadConfig::default();
         assert!(streamed().validate("a.toml", &head).is_ok());
-        let cases: Vec<(fn(&mut VisionConfig), &str)> = vec![
+        type Edit = fn(&mut VisionConfig);
+        let cases: Vec<(Edit, &str)> = vec![
             (|v| v.data.channels = 2, "vision.data.channels"),
             (|v| v.data.mean = vec![0.5], "vision.data.mean"),
             (|v| v.data.channels = 1, "vision.data.mean"),

@@ -88,11 +88,11 @@ pub fn run(args: &DataBenchArgs) -> Result<String> {
     }
     let mut loader = Loader::new(list.clone(), spec, worker_pool(args.workers));
     loader.start(0, Arc::new(order), args.batch, 0);
-    loader.next().expect("a first batch")?;
+    loader.next_batch().expect("a first batch")?;
     let t0 = Instant::now();
     let mut images = 0;
     for _ in 0..timed {
-        images += loader.next().expect("batches left")?.labels.len();
+        images += loader.next_batch().expect("batches left")?.labels.len();
     }
     let secs = t0.elapsed().as_secs_f64();
     let rate = images as f64 / secs;

@@ -134,7 +134,7 @@ impl FileData {
 
     /// The next training batch: u8 images `[n, C, S, S]` and labels on `device`.
     pub fn next_train(&mut self, device: Device) -> Result<(Tensor, Tensor)> {
-        let batch = self.train.next().unwrap_or_else(|| {
+        let batch = self.train.next_batch().unwrap_or_else(|| {
             Err(Error::arg(
                 "vision.data",
                 "the training batches ran out before the pass ended",

@@ -137,7 +137,7 @@ impl Loader {
     }
 
     /// Starts producing the batches of `order` (sample indices) of `batch_size` from batch
-    /// `first` on, for pass `pass`; [`Loader::next`] takes them in order.
+    /// `first` on, for pass `pass`; [`Loader::next_batch`] takes them in order.
     pub fn start(&mut self, pass: u64, order: Arc<Vec<i64>>, batch_size: usize, first: usize) {
         self.running = None;
         let (tx, rx) = sync_channel(self.spec.depth.max(1));
@@ -167,7 +167,7 @@ impl Loader {
     }
 
     /// The next batch of the run [`Loader::start`] began; None after its last.
-    pub fn next(&mut self) -> Option<Result<Batch>> {
+    pub fn next_batch(&mut self) -> Option<Result<Batch>> {
         self.running.as_ref()?.rx.recv().ok()
     }
 

@@ -51,7 +51,8 @@ enum Source {
         /// Held-out training images (`vision.data.valid_images`), else None: test.
         valid: Option<ImageSet>,
     },
-    Files(FileData),
+    /// Boxed: its loaders are large beside the tensors' handles.
+    Files(Box<FileData>),
 }
 
 impl Source {
@@ -142,7 +143,7 @@ impl VisionTask {
         let vision = vision.clone();
         let source = if vision.data.dataset.is_streamed() {
             let workers = default_workers(vision.data.workers, train.threads);
-            Source::Files(FileData::open(&vision, train.seed, workers)?)
+            Source::Files(Box::new(FileData::open(&vision, train.seed, workers)?))
         } else {
             load_memory(&vision)?
         };
