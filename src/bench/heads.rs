@@ -7,16 +7,59 @@
 //! This is also the measurement behind [`crate::classifier::hadamard::hadamard_prefers_dense`]
 //! (which representation `fixed-hadamard` uses at each size): run it with `--shapes` over the
 //! sizes in question.
+use super::cli::RunArgs;
 use super::head_step::{HeadBench, HeadKind};
-use super::{median, ordered_json, round, sorted_ms, time_runs, LIBTORCH_VERSION};
+use super::{ordered_json, round, sorted_ms, time_runs, LIBTORCH_VERSION};
 use crate::classifier::hadamard::hadamard_prefers_dense;
 use crate::error::{Error, Result};
+use crate::stats::median;
 use serde_json::{json, Value};
 use tch::Device;
 
 /// The paper's classifier shapes: CIFAR-10 and CIFAR-100 on ResNet-56 / DenseNet-BC, ImageNet
 /// on ResNet-50 and ShuffleNet, the WikiText-2 language model.
 pub const PAPER_SHAPES: &str = "10x64,100x342,1000x2048,1000x960,33278x512";
+
+/// `fixclf bench heads`'s flags: more steps than the other benches (a head's step is short),
+/// within 20 seconds per measurement.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    mut_arg("steps", |a| a.default_value("20")),
+    mut_arg("warmup", |a| a.default_value("3")),
+    mut_arg("max_seconds", |a| a.default_value("20"))
+)]
+pub struct HeadsArgs {
+    /// Comma-separated CxN shapes.
+    #[arg(long, default_value = PAPER_SHAPES)]
+    pub shapes: String,
+    #[arg(long, default_value_t = 128)]
+    pub batch: i64,
+    #[command(flatten)]
+    pub common: RunArgs,
+}
+
+impl HeadsArgs {
+    /// The bench these flags describe (an error naming the flag that is wrong).
+    pub fn bench(&self) -> Result<HeadsBench> {
+        Ok(HeadsBench {
+            shapes: parse_shapes("--shapes", &self.shapes)?,
+            batch: self.batch,
+            steps: self.common.steps,
+            warmup: self.common.warmup,
+            max_seconds: self.common.max_seconds,
+            threads: self.common.threads,
+            device: self.common.device()?,
+            device_name: self.common.device.clone(),
+        })
+    }
+
+    /// Times every (shape, head), printing a JSON line each, then the Markdown table.
+    pub fn run(&self) -> Result<()> {
+        let lines = run(&self.bench()?, |l| println!("{l}"))?;
+        println!("\n{}", markdown(&lines));
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct HeadsBench {
@@ -73,13 +116,10 @@ pub fn bench_head(
         ("features", json!(n)),
         ("batch", json!(b.batch)),
         ("head", json!(kind.name())),
-        (
-            "forward_ms_median",
-            json!(round(median(fwd.clone()) * 1e3, 3)),
-        ),
+        ("forward_ms_median", json!(round(median(&fwd) * 1e3, 3))),
         (
             "forward_backward_ms_median",
-            json!(round(median(fwd_bwd.clone()) * 1e3, 3)),
+            json!(round(median(&fwd_bwd) * 1e3, 3)),
         ),
         ("forward_steps", json!(fwd.len())),
         ("forward_backward_steps", json!(fwd_bwd.len())),

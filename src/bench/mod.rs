@@ -1,14 +1,16 @@
 //! Benchmarks beside `fixclf bench lm` ([`crate::lm::bench`]) and `fixclf bench vision`
 //! ([`crate::vision::bench`]): the classifier head alone, timed and measured.
 //!
+//! * [`cli`]: `fixclf bench ...`, every bench's flags over one shared set.
 //! * [`head_step`]: one head (learned, fixed with a stored `Q`, fixed Hadamard as the fast
 //!   transform) on random features, stepped through the same functions as training.
 //! * [`heads`]: `fixclf bench heads`, the timing table at the paper's shapes.
 //! * [`sweep`]: `fixclf bench classifier`, step time and memory as the number of classes grows;
 //!   [`sweep_out`] writes its CSV, Markdown table and log-log plot.
 //!
-//! The helpers here are shared by every bench, so that medians, sorted step lists and the
-//! libtorch version read the same in all of their JSON lines.
+//! The helpers here are shared by every bench, so that sorted step lists, rounding and the
+//! libtorch version read the same in all of their JSON lines (medians: [`crate::stats`]).
+pub mod cli;
 pub mod head_step;
 pub mod heads;
 pub mod sweep;
@@ -24,20 +26,6 @@ use tch::Device;
 /// build script refuses any other unless told to bypass the check), so it is a constant of
 /// the build. Keep in step with `TORCH_VERSION` in `scripts/setup-libtorch.sh`.
 pub const LIBTORCH_VERSION: &str = "2.11.0";
-
-/// The median of `v` (NaN when empty).
-pub fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
 
 /// Seconds to milliseconds rounded to 0.1, sorted: every timed step of a JSON line. On a
 /// shared machine the low quantiles show the cost of the work itself, the median and the
@@ -197,7 +185,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("--heads: unknown head `linear`"), "{e}");
-        assert_eq!(median(vec![3.0, 1.0, 2.0, 10.0]), 2.5);
         assert_eq!(sorted_ms(&[0.002, 0.00123]), [1.2, 2.0]);
     }
 }

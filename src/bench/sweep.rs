@@ -11,12 +11,70 @@
 //! memory is estimated ([`HeadKind::estimate_bytes`]) and the point is skipped, with a JSON
 //! line saying so, when that exceeds what the machine has available; each point's timing is
 //! bounded by `--max-seconds` (fewer steps when a step is slow; the line says how many ran).
+use super::cli::RunArgs;
 use super::head_step::{HeadBench, HeadKind};
-use super::{median, mem_available_bytes, round, sorted_ms, time_runs, LIBTORCH_VERSION};
+use super::{mem_available_bytes, round, sorted_ms, time_runs, LIBTORCH_VERSION};
 use crate::error::Result;
+use crate::stats::median;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Instant;
 use tch::Device;
+
+/// `fixclf bench classifier`'s flags: each point's timed steps within 30 seconds.
+#[derive(Debug, Clone, clap::Args)]
+#[command(mut_arg("max_seconds", |a| a.default_value("30")))]
+pub struct SweepArgs {
+    /// Comma-separated class counts (k and M suffixes allowed).
+    #[arg(long, default_value = "10,100,1k,10k,100k,1M")]
+    pub classes: String,
+    /// Comma-separated feature counts N.
+    #[arg(long, default_value = "512,2048")]
+    pub features: String,
+    /// Comma-separated heads: learned, fixed-dense (Q stored), fixed-hadamard (fast
+    /// transform).
+    #[arg(long, default_value = "learned,fixed-dense,fixed-hadamard")]
+    pub heads: String,
+    #[arg(long, default_value_t = 256)]
+    pub batch: i64,
+    /// Also write classifier_sweep.{csv,md,svg,png} into this folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: RunArgs,
+}
+
+impl SweepArgs {
+    /// The sweep these flags describe (an error naming the flag that is wrong).
+    pub fn sweep(&self) -> Result<Sweep> {
+        Ok(Sweep {
+            classes: super::parse_counts("--classes", &self.classes)?,
+            features: super::parse_counts("--features", &self.features)?,
+            heads: HeadKind::parse_list("--heads", &self.heads)?,
+            batch: self.batch,
+            steps: self.common.steps,
+            warmup: self.common.warmup,
+            max_seconds: self.common.max_seconds,
+            threads: self.common.threads,
+            device: self.common.device()?,
+            device_name: self.common.device.clone(),
+        })
+    }
+
+    /// Measures every point, printing a JSON line each, then the Markdown table; writes the
+    /// files into `--out` when given.
+    pub fn run(&self) -> Result<()> {
+        let points = self.sweep()?.run(|p| {
+            println!("{}", serde_json::to_string(p).unwrap_or_default());
+        })?;
+        println!("\n{}", super::sweep_out::render_markdown(&points));
+        if let Some(dir) = &self.out {
+            super::sweep_out::write(dir, &points)?;
+            println!("classifier sweep written to {}", dir.display());
+        }
+        Ok(())
+    }
+}
 
 /// The sweep's settings (all overridable on the command line).
 #[derive(Debug, Clone)]
@@ -185,7 +243,7 @@ impl Sweep {
             }
         };
         p.peak_rss_delta_mb = Some(round(crate::memory::peak_rss_mb() - before, 1));
-        p.step_ms_median = Some(round(median(times.clone()) * 1e3, 3));
+        p.step_ms_median = Some(round(median(&times) * 1e3, 3));
         p.step_ms_min = Some(round(
             times.iter().copied().fold(f64::MAX, f64::min) * 1e3,
             3,

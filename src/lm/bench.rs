@@ -3,13 +3,79 @@
 //! keys of `../shared/bench/torch_lm_bench.py` so that the two compare line by line.
 use super::config::LmConfig;
 use super::model::{LanguageModel, LstmState};
-use crate::bench::{median, sorted_ms};
+use crate::bench::cli::{budget_spent, RunArgs};
+use crate::bench::sorted_ms;
 use crate::classifier::{HeadConfig, HeadMode};
 use crate::error::{Error, Result};
 use crate::optim::{self, OptimizerConfig, OptimizerKind};
+use crate::stats::median;
 use serde_json::json;
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
+
+/// `fixclf bench lm`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LmArgs {
+    /// Comma-separated output modes (`fixed` = fixed-orthogonal).
+    #[arg(long, default_value = "learned,tied,fixed-orthogonal")]
+    pub modes: String,
+    #[arg(long, value_enum, default_value = "sgd")]
+    pub optimizer: OptimizerKind,
+    #[arg(long, default_value_t = 33_278)]
+    pub vocab: i64,
+    #[arg(long, default_value_t = 512)]
+    pub emb: i64,
+    #[arg(long, default_value_t = 512)]
+    pub hidden: i64,
+    /// Arithmetic of the step and the evaluation (as `train.precision`).
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: crate::config::Precision,
+    /// Also report the device time of a step's kernels (the profiler; CUDA only): the
+    /// floor the step's time is compared with.
+    #[arg(long)]
+    pub profile: bool,
+    #[command(flatten)]
+    pub common: RunArgs,
+}
+
+impl LmArgs {
+    /// The bench these flags describe (an error naming the flag that is wrong).
+    pub fn bench(&self) -> Result<LmBench> {
+        let device = self.common.device()?;
+        if self.profile && !device.is_cuda() {
+            return Err(Error::arg(
+                "--profile",
+                "the device time of kernels needs --device cuda",
+            ));
+        }
+        Ok(LmBench {
+            precision: self.precision,
+            profile: self.profile,
+            modes: parse_modes(&self.modes)?,
+            optimizer: self.optimizer,
+            threads: self.common.threads,
+            steps: self.common.steps,
+            warmup: self.common.warmup,
+            max_seconds: self.common.max_seconds,
+            vocab: self.vocab,
+            emb: self.emb,
+            hidden: self.hidden,
+            device,
+            ..Default::default()
+        })
+    }
+
+    /// Benchmarks every mode, printing a JSON line each.
+    pub fn run(&self) -> Result<()> {
+        let b = self.bench()?;
+        for &mode in &b.modes {
+            let line =
+                bench_mode(&b, mode).map_err(|e| Error::within(format!("bench {mode}"), e))?;
+            println!("{line}");
+        }
+        Ok(())
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct LmBench {
@@ -18,6 +84,9 @@ pub struct LmBench {
     pub threads: usize,
     pub steps: usize,
     pub warmup: usize,
+    /// Time budget of the timed training steps, and of the timed evaluation steps, in
+    /// seconds (0: none).
+    pub max_seconds: f64,
     pub vocab: i64,
     pub emb: i64,
     pub hidden: i64,
@@ -41,6 +110,7 @@ impl Default for LmBench {
             threads: 0,
             steps: 10,
             warmup: 2,
+            max_seconds: 0.0,
             vocab: 33_278,
             emb: 512,
             hidden: 512,
@@ -139,6 +209,9 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
         train_step(&mut state)?;
         if step >= b.warmup {
             times.push(t0.elapsed().as_secs_f64());
+            if budget_spent(b.max_seconds, times.iter().sum()) {
+                break;
+            }
         }
     }
     // The floor: the device time of a step's kernels (the profiler's sum over `steps`
@@ -167,12 +240,15 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
             state = f.state;
             if step >= b.warmup {
                 eval_times.push(t0.elapsed().as_secs_f64());
+                if budget_spent(b.max_seconds, eval_times.iter().sum()) {
+                    break;
+                }
             }
         }
         Ok(())
     })?;
-    let step_s = median(times.clone());
-    let eval_s = median(eval_times.clone());
+    let step_s = median(&times);
+    let eval_s = median(&eval_times);
     Ok(json!({
         "impl": "fixclf",
         "torch": crate::bench::LIBTORCH_VERSION,

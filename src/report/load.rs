@@ -7,6 +7,7 @@ use crate::engine::metrics::{
 };
 use crate::engine::{RunDir, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
 use crate::error::{Error, Result};
+use crate::stats::{finite, median};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -94,10 +95,6 @@ pub(super) struct LoadedRun {
     pub setup: RunSetup,
     /// The class count C, when the run records it.
     pub classes: Option<i64>,
-}
-
-pub(super) fn finite(x: f64) -> Option<f64> {
-    x.is_finite().then_some(x)
 }
 
 fn max_of(v: impl Iterator<Item = f64>) -> Option<f64> {
@@ -228,9 +225,9 @@ impl MetricsDigest {
     }
 }
 
+/// Reads a run folder: its config, its metrics so far and, once finished, its summary.
 pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
     let run = RunDir::new(path);
-    let cfg_path = run.file(CONFIG_FILE);
     if !run.is_run() {
         return Err(Error::arg(
             path.display().to_string(),
@@ -241,7 +238,7 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
             },
         ));
     }
-    let setup = read_setup(&cfg_path)?;
+    let setup = read_setup(&run.file(CONFIG_FILE))?;
     let metrics_path = run.file(METRICS_FILE);
     let events = if metrics_path.exists() {
         read_events(&metrics_path)?
@@ -260,11 +257,39 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
         .map(|n| n.to_string_lossy().into_owned())
         .filter(|n| !n.is_empty() && n != "." && n != "..")
         .unwrap_or_else(|| setup.name.clone());
-    let params = summary.as_ref().map(|s| &s.params).or(m.params.as_ref());
+    let mut row = row_from_metrics(&name, path, &setup, &m, summary.as_ref());
+    if let Some(s) = &summary {
+        apply_summary(&mut row, s);
+    }
+    let curves = curves_of(&name, &setup, &m);
+    let classes = summary.as_ref().and_then(|s| s.classes).or(m.classes);
+    Ok(LoadedRun {
+        row,
+        curves,
+        setup,
+        classes,
+    })
+}
+
+/// The row as the metrics logged so far give it (an unfinished run's row); the summary's
+/// parameter counts and neural-collapse diagnostics are taken when it has them.
+fn row_from_metrics(
+    name: &str,
+    path: &Path,
+    setup: &RunSetup,
+    m: &MetricsDigest,
+    summary: Option<&Summary>,
+) -> RunRow {
+    let params = summary.map(|s| &s.params).or(m.params.as_ref());
     let last_epoch = m.epochs.values().next_back();
     let best = m.best_val();
-    let mut row = RunRow {
-        run: name.clone(),
+    let epoch_secs: Vec<f64> = m
+        .epochs
+        .values()
+        .filter_map(|r| finite(r.epoch_s))
+        .collect();
+    RunRow {
+        run: name.to_string(),
         task: if setup.image { "vision" } else { "lm" }.into(),
         model: setup.model.clone(),
         data: setup.corpus.clone(),
@@ -288,14 +313,7 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
                 .chain(m.logs.values().map(|l| l.elapsed_s))
                 .filter(|x| x.is_finite()),
         ),
-        epoch_s: {
-            let secs: Vec<f64> = m
-                .epochs
-                .values()
-                .filter_map(|r| finite(r.epoch_s))
-                .collect();
-            (!secs.is_empty()).then(|| crate::bench::median(secs))
-        },
+        epoch_s: (!epoch_secs.is_empty()).then(|| median(&epoch_secs)),
         train_tokens_per_s: last_epoch.and_then(|r| finite(r.throughput.tokens_per_s?)),
         train_images_per_s: last_epoch.and_then(|r| finite(r.throughput.images_per_s?)),
         peak_rss_mb: max_of(m.epochs.values().filter_map(|r| finite(r.peak_rss_mb))),
@@ -324,48 +342,54 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
         group: String::new(),
         collapse: super::collapse::CollapseCells::of(
             summary
-                .as_ref()
                 .and_then(|s| s.collapse.as_ref())
                 .or(m.collapse.values().next_back()),
         ),
-    };
-    if let Some(s) = &summary {
-        row.status = "finished".into();
-        row.best_val_ppl = s.best_val_ppl.and_then(finite).or(row.best_val_ppl);
-        row.best_val_loss = finite(s.best_val_loss).or(row.best_val_loss);
-        row.test_ppl = s.test_ppl.and_then(finite);
-        row.best_val_acc = s.best_val_acc.and_then(finite).or(row.best_val_acc);
-        row.test_acc = s.test_acc.and_then(finite);
-        row.test_top5 = s.test_top5.and_then(finite);
-        row.train_images_per_s = s
-            .train_images_per_s
-            .and_then(finite)
-            .or(row.train_images_per_s);
-        row.train_images = s.train_images.or(row.train_images);
-        row.test_loss = finite(s.test_loss);
-        row.epochs = Some(s.epochs);
-        row.wall_s = finite(s.wall_s).or(row.wall_s);
-        row.train_tokens_per_s = s
-            .train_tokens_per_s
-            .and_then(finite)
-            .or(row.train_tokens_per_s);
-        // The summary has the last process's peak; a resumed run had earlier ones.
-        row.peak_rss_mb = max_of(
-            finite(s.peak_rss_mb)
-                .filter(|&x| x > 0.0)
-                .into_iter()
-                .chain(row.peak_rss_mb),
-        );
-        row.train_tokens = s.train_tokens.or(row.train_tokens);
-        row.final_alpha = s.final_alpha.and_then(finite);
-        row.steps = Some(s.steps);
-        row.optimizer_state_floats = Some(s.optimizer_state_floats);
-        row.checkpoint_bytes = Some(s.checkpoint_bytes);
-        row.device = Some(s.device.clone());
-        row.threads = Some(i64::from(s.threads));
     }
-    let curves = RunCurves {
-        label: curve_label(&name, &setup.mode),
+}
+
+/// A finished run: the summary's numbers replace the metrics' (a finite value in the
+/// summary wins; where it has none, some fields keep what the metrics said).
+fn apply_summary(row: &mut RunRow, s: &Summary) {
+    row.status = "finished".into();
+    row.best_val_ppl = s.best_val_ppl.and_then(finite).or(row.best_val_ppl);
+    row.best_val_loss = finite(s.best_val_loss).or(row.best_val_loss);
+    row.test_ppl = s.test_ppl.and_then(finite);
+    row.best_val_acc = s.best_val_acc.and_then(finite).or(row.best_val_acc);
+    row.test_acc = s.test_acc.and_then(finite);
+    row.test_top5 = s.test_top5.and_then(finite);
+    row.train_images_per_s = s
+        .train_images_per_s
+        .and_then(finite)
+        .or(row.train_images_per_s);
+    row.train_images = s.train_images.or(row.train_images);
+    row.test_loss = finite(s.test_loss);
+    row.epochs = Some(s.epochs);
+    row.wall_s = finite(s.wall_s).or(row.wall_s);
+    row.train_tokens_per_s = s
+        .train_tokens_per_s
+        .and_then(finite)
+        .or(row.train_tokens_per_s);
+    // The summary has the last process's peak; a resumed run had earlier ones.
+    row.peak_rss_mb = max_of(
+        finite(s.peak_rss_mb)
+            .filter(|&x| x > 0.0)
+            .into_iter()
+            .chain(row.peak_rss_mb),
+    );
+    row.train_tokens = s.train_tokens.or(row.train_tokens);
+    row.final_alpha = s.final_alpha.and_then(finite);
+    row.steps = Some(s.steps);
+    row.optimizer_state_floats = Some(s.optimizer_state_floats);
+    row.checkpoint_bytes = Some(s.checkpoint_bytes);
+    row.device = Some(s.device.clone());
+    row.threads = Some(i64::from(s.threads));
+}
+
+/// The run's curves for the plots, from its metrics (alpha only for a fixed head).
+fn curves_of(name: &str, setup: &RunSetup, m: &MetricsDigest) -> RunCurves {
+    RunCurves {
+        label: curve_label(name, &setup.mode),
         // Set when the report knows all its runs.
         group_label: String::new(),
         color: 0,
@@ -388,14 +412,7 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
         val_err: m.error_curve(|r| r.val_acc),
         valid_is_test: setup.valid_is_test,
         collapse: m.collapse.values().cloned().collect(),
-    };
-    let classes = summary.as_ref().and_then(|s| s.classes).or(m.classes);
-    Ok(LoadedRun {
-        row,
-        curves,
-        setup,
-        classes,
-    })
+    }
 }
 
 fn push_distinct<T: PartialEq>(v: &mut Vec<T>, x: T) {

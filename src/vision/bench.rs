@@ -14,16 +14,79 @@
 //! other fixed mode can be named (`fixed-hadamard`, `fixed-simplex`).
 use super::models::{self, Arch, MemoryFormat, ModelConfig};
 use super::task::build_head;
+use crate::bench::cli::{budget_spent, RunArgs};
 use crate::bench::head_step::{OPTIMIZER, WEIGHT_DECAY};
-use crate::bench::{median, ordered_json, round, sorted_ms, sync, LIBTORCH_VERSION};
+use crate::bench::{ordered_json, round, sorted_ms, sync, LIBTORCH_VERSION};
 use crate::classifier::{HeadConfig, HeadMode};
 use crate::engine::ParamReport;
 use crate::error::{Error, Result};
 use crate::optim;
+use crate::stats::median;
 use serde_json::json;
 use std::time::Instant;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
+
+/// `fixclf bench vision`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VisionArgs {
+    /// Comma-separated ResNet depths (6n+2).
+    #[arg(long, default_value = "20,56")]
+    pub depths: String,
+    /// Comma-separated heads (`fixed` = fixed-orthogonal; any fixed mode but the
+    /// pretrained ones).
+    #[arg(long, default_value = "learned,fixed")]
+    pub heads: String,
+    #[arg(long, default_value_t = 10)]
+    pub classes: i64,
+    #[arg(long, default_value_t = 3)]
+    pub channels: i64,
+    /// Image height and width.
+    #[arg(long, default_value_t = 32)]
+    pub size: i64,
+    #[arg(long, default_value_t = 128)]
+    pub batch: i64,
+    /// Layout of images and convolution weights, as `vision.memory_format` (compare
+    /// with the reference's `--channels-last`).
+    #[arg(long, value_enum, default_value_t = MemoryFormat::Contiguous)]
+    pub memory_format: MemoryFormat,
+    #[command(flatten)]
+    pub common: RunArgs,
+}
+
+impl VisionArgs {
+    /// The bench these flags describe (an error naming the flag that is wrong).
+    pub fn bench(&self) -> Result<VisionBench> {
+        Ok(VisionBench {
+            depths: crate::bench::parse_counts("--depths", &self.depths)?,
+            heads: crate::bench::parse_modes("--heads", &self.heads)?,
+            classes: self.classes,
+            channels: self.channels,
+            size: self.size,
+            batch: self.batch,
+            steps: self.common.steps,
+            warmup: self.common.warmup,
+            max_seconds: self.common.max_seconds,
+            threads: self.common.threads,
+            device: self.common.device()?,
+            device_name: self.common.device.clone(),
+            memory_format: self.memory_format,
+        })
+    }
+
+    /// Benchmarks every (depth, head), printing a JSON line each.
+    pub fn run(&self) -> Result<()> {
+        let b = self.bench()?;
+        for &depth in &b.depths {
+            for head in &b.heads {
+                let line = bench_one(&b, depth, head)
+                    .map_err(|e| Error::within(format!("bench resnet{depth} {}", head.0), e))?;
+                println!("{line}");
+            }
+        }
+        Ok(())
+    }
+}
 
 /// The reference's settings (its defaults, and its optimizer).
 #[derive(Debug, Clone)]
@@ -37,6 +100,9 @@ pub struct VisionBench {
     pub batch: i64,
     pub steps: usize,
     pub warmup: usize,
+    /// Time budget of the timed training steps, and of the timed evaluation steps, in
+    /// seconds (0: none).
+    pub max_seconds: f64,
     pub threads: usize,
     /// As given (`cpu`, `cuda`): the JSON lines repeat it, as the reference does.
     pub device_name: String,
@@ -59,6 +125,7 @@ impl Default for VisionBench {
             batch: 128,
             steps: 10,
             warmup: 2,
+            max_seconds: 0.0,
             threads: 0,
             device_name: "cpu".into(),
             device: Device::Cpu,
@@ -140,6 +207,9 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
         sync(b.device);
         if step >= b.warmup {
             times.push(t0.elapsed().as_secs_f64());
+            if budget_spent(b.max_seconds, times.iter().sum()) {
+                break;
+            }
         }
     }
     let mut eval_times = Vec::with_capacity(b.steps);
@@ -155,10 +225,13 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
                 .int64_value(&[]);
             if step >= b.warmup {
                 eval_times.push(t0.elapsed().as_secs_f64());
+                if budget_spent(b.max_seconds, eval_times.iter().sum()) {
+                    break;
+                }
             }
         }
     });
-    let (step_s, eval_s) = (median(times.clone()), median(eval_times.clone()));
+    let (step_s, eval_s) = (median(&times), median(&eval_times));
     let batch = b.batch as f64;
     Ok(ordered_json(&[
         ("impl", json!("fixclf")),
