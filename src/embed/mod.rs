@@ -9,11 +9,8 @@
 //! (word2vec: words/s, CPU seconds, kernel; pmi: non-zeros, phase timings, all singular
 //! values). It is written last, so its presence means the `.npy`/`.vocab` are complete.
 //!
-//! Measured on WikiText-2 train (2-core AMD EPYC shared with other jobs, dim 512, window 5,
-//! 2 threads; see `bench/embed.sh`). Quiet machine: word2vec 5 epochs 243k words/s vs
-//! gensim 4.4 147k (1.65x; 84 vs 140 CPU-s); PPMI+SVD 14.2 s / 0.89 GB peak RSS vs scipy
-//! `svds(k=512)` 75.7 s / 1.33 GB (5.3x), same WS353/analogy scores as the exact SVD.
-//! Loaded machine (load ~4): 1.2x and 7x.
+//! `bench/embed.sh` times both against gensim's word2vec and scipy's `svds` on WikiText-2;
+//! its figures are in `docs/design-measurements.md`.
 
 pub mod cli;
 mod csr;

@@ -29,7 +29,7 @@ pub struct LmArgs {
     pub hidden: i64,
     /// Arithmetic of the step and the evaluation (as `train.precision`).
     #[arg(long, value_enum, default_value = "fp32")]
-    pub precision: crate::config::Precision,
+    pub precision: crate::engine::Precision,
     /// Also report the device time of a step's kernels (the profiler; CUDA only): the
     /// floor the step's time is compared with.
     #[arg(long)]
