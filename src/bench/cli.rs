@@ -2,8 +2,8 @@
 //! beside it ([`crate::lm::bench::LmArgs`], [`crate::vision::bench::VisionArgs`],
 //! [`super::heads::HeadsArgs`], [`super::sweep::SweepArgs`]), and all of them share
 //! [`RunArgs`]: timed steps, warm-up, time budget, threads and device.
+use super::Measure;
 use crate::error::Result;
-use tch::Device;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
@@ -46,9 +46,16 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// The device `--device` names (an error naming the flag when it cannot be used).
-    pub fn device(&self) -> Result<Device> {
-        crate::engine::resolve_device(&self.device)
+    /// The settings these flags give (an error when `--device` cannot be used).
+    pub fn measure(&self) -> Result<Measure> {
+        Ok(Measure {
+            steps: self.steps,
+            warmup: self.warmup,
+            max_seconds: self.max_seconds,
+            threads: self.threads,
+            device: crate::engine::resolve_device(&self.device)?,
+            device_name: self.device.clone(),
+        })
     }
 }
 
@@ -60,12 +67,6 @@ pub fn run(cmd: &BenchCommand) -> Result<()> {
         BenchCommand::Heads(args) => args.run(),
         BenchCommand::Classifier(args) => args.run(),
     }
-}
-
-/// Whether timed runs that took `total` seconds have used a budget of `max_seconds` (0: no
-/// budget).
-pub fn budget_spent(max_seconds: f64, total: f64) -> bool {
-    max_seconds > 0.0 && total >= max_seconds
 }
 
 #[cfg(test)]
@@ -109,6 +110,15 @@ mod tests {
             panic!()
         };
         assert_eq!((v.common.steps, v.common.max_seconds), (10, 1.5));
-        assert!(budget_spent(1.5, 1.5) && !budget_spent(1.5, 1.0) && !budget_spent(0.0, 1e9));
+        let m = v.common.measure().unwrap();
+        assert!(m.budget_spent(1.5) && !m.budget_spent(1.0));
+        assert_eq!(m.device_name, "cpu");
+        let BenchCommand::Lm(l) = parse(&["x", "lm"]) else {
+            panic!()
+        };
+        assert!(
+            !l.common.measure().unwrap().budget_spent(1e9),
+            "0: no budget"
+        );
     }
 }

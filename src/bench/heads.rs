@@ -9,12 +9,11 @@
 //! sizes in question.
 use super::cli::RunArgs;
 use super::head_step::{HeadBench, HeadKind};
-use super::{ordered_json, round, sorted_ms, time_runs, LIBTORCH_VERSION};
+use super::{ordered_json, round, sorted_ms, time_runs, Measure, LIBTORCH_VERSION};
 use crate::classifier::hadamard::hadamard_prefers_dense;
 use crate::error::{Error, Result};
 use crate::stats::median;
 use serde_json::{json, Value};
-use tch::Device;
 
 /// The paper's classifier shapes: CIFAR-10 and CIFAR-100 on ResNet-56 / DenseNet-BC, ImageNet
 /// on ResNet-50 and ShuffleNet, the WikiText-2 language model.
@@ -44,12 +43,7 @@ impl HeadsArgs {
         Ok(HeadsBench {
             shapes: parse_shapes("--shapes", &self.shapes)?,
             batch: self.batch,
-            steps: self.common.steps,
-            warmup: self.common.warmup,
-            max_seconds: self.common.max_seconds,
-            threads: self.common.threads,
-            device: self.common.device()?,
-            device_name: self.common.device.clone(),
+            measure: self.common.measure()?,
         })
     }
 
@@ -65,12 +59,7 @@ impl HeadsArgs {
 pub struct HeadsBench {
     pub shapes: Vec<(i64, i64)>,
     pub batch: i64,
-    pub steps: usize,
-    pub warmup: usize,
-    pub max_seconds: f64,
-    pub threads: usize,
-    pub device_name: String,
-    pub device: Device,
+    pub measure: Measure,
 }
 
 /// Parses `CxN,CxN,...` given to `flag`.
@@ -99,18 +88,18 @@ pub fn bench_head(
     c: i64,
     n: i64,
 ) -> Result<Vec<(&'static str, Value)>> {
-    let h = HeadBench::new(kind, c, n, b.batch, b.device)?;
-    let fwd = time_runs(b.warmup, b.steps, b.max_seconds, b.device, || {
+    let h = HeadBench::new(kind, c, n, b.batch, b.measure.device)?;
+    let fwd = time_runs(&b.measure, || {
         let _ = h.forward();
     });
-    let fwd_bwd = time_runs(b.warmup, b.steps, b.max_seconds, b.device, || {
+    let fwd_bwd = time_runs(&b.measure, || {
         let _ = h.forward_backward();
     });
     Ok(vec![
         ("bench", json!("heads")),
         ("impl", json!("fixclf")),
         ("torch", json!(LIBTORCH_VERSION)),
-        ("device", json!(b.device_name)),
+        ("device", json!(b.measure.device_name)),
         ("threads", json!(tch::get_num_threads())),
         ("classes", json!(c)),
         ("features", json!(n)),
@@ -134,7 +123,7 @@ pub fn bench_head(
 
 /// Every (shape, head): `emit` gets each JSON line as it is measured; returns them all.
 pub fn run(b: &HeadsBench, mut emit: impl FnMut(&str)) -> Result<Vec<Value>> {
-    super::set_threads(b.threads);
+    super::set_threads(b.measure.threads);
     let mut lines = Vec::new();
     for &(c, n) in &b.shapes {
         for kind in [
@@ -208,12 +197,11 @@ mod tests {
         let b = HeadsBench {
             shapes: vec![(10, 64), (300, 16)],
             batch: 4,
-            steps: 2,
-            warmup: 0,
-            max_seconds: 0.0,
-            threads: 0,
-            device_name: "cpu".into(),
-            device: Device::Cpu,
+            measure: Measure {
+                steps: 2,
+                warmup: 0,
+                ..Default::default()
+            },
         };
         let lines = run(&b, |_| {}).unwrap();
         assert_eq!(lines.len(), 6);

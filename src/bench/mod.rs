@@ -103,38 +103,66 @@ pub fn parse_counts(flag: &str, list: &str) -> Result<Vec<i64>> {
         .collect()
 }
 
-/// Times `f`: `warmup` untimed runs, then up to `steps` timed ones, stopping early once the
-/// timed runs add up to `max_seconds` (0: no limit); at least one run is always timed, so a
-/// slow point of a sweep still gets a figure. Returns the seconds of each timed run (its
-/// length says how many ran).
-pub fn time_runs(
-    warmup: usize,
-    steps: usize,
-    max_seconds: f64,
-    device: Device,
-    mut f: impl FnMut(),
-) -> Vec<f64> {
+/// How every bench measures ([`cli::RunArgs`] resolved): its timed steps, the untimed ones
+/// before, the time budget of the timed ones, libtorch's CPU threads and the device.
+#[derive(Debug, Clone)]
+pub struct Measure {
+    pub steps: usize,
+    pub warmup: usize,
+    /// Time budget of each measurement's timed steps, in seconds (0: none).
+    pub max_seconds: f64,
+    pub threads: usize,
+    pub device: Device,
+    /// As given (`cpu`, `cuda`): the JSON lines repeat it, as the references do.
+    pub device_name: String,
+}
+
+impl Default for Measure {
+    fn default() -> Self {
+        Self {
+            steps: 10,
+            warmup: 2,
+            max_seconds: 0.0,
+            threads: 0,
+            device: Device::Cpu,
+            device_name: "cpu".into(),
+        }
+    }
+}
+
+impl Measure {
+    /// Whether timed runs that took `total` seconds have used the time budget.
+    pub fn budget_spent(&self, total: f64) -> bool {
+        self.max_seconds > 0.0 && total >= self.max_seconds
+    }
+}
+
+/// Times `f`: `m.warmup` untimed runs, then up to `m.steps` timed ones, stopping early once
+/// the timed runs have used the budget ([`Measure::budget_spent`]); at least one run is always
+/// timed, so a slow point of a sweep still gets a figure. Returns the seconds of each timed
+/// run (its length says how many ran).
+pub fn time_runs(m: &Measure, mut f: impl FnMut()) -> Vec<f64> {
     let start = Instant::now();
-    for _ in 0..warmup {
+    for _ in 0..m.warmup {
         f();
-        sync(device);
+        sync(m.device);
         // A point whose warm-up alone used the budget is slow enough that one more run
         // warms nothing up: go to the timed runs.
-        if max_seconds > 0.0 && start.elapsed().as_secs_f64() > max_seconds {
+        if m.max_seconds > 0.0 && start.elapsed().as_secs_f64() > m.max_seconds {
             break;
         }
     }
-    let mut times = Vec::with_capacity(steps);
+    let mut times = Vec::with_capacity(m.steps);
     let mut total = 0.0;
-    while times.len() < steps.max(1) {
-        sync(device);
+    while times.len() < m.steps.max(1) {
+        sync(m.device);
         let t0 = Instant::now();
         f();
-        sync(device);
+        sync(m.device);
         let t = t0.elapsed().as_secs_f64();
         times.push(t);
         total += t;
-        if max_seconds > 0.0 && total >= max_seconds {
+        if m.budget_spent(total) {
             break;
         }
     }

@@ -13,7 +13,7 @@
 //! bounded by `--max-seconds` (fewer steps when a step is slow; the line says how many ran).
 use super::cli::RunArgs;
 use super::head_step::{HeadBench, HeadKind};
-use super::{mem_available_bytes, round, sorted_ms, time_runs, LIBTORCH_VERSION};
+use super::{mem_available_bytes, round, sorted_ms, time_runs, Measure, LIBTORCH_VERSION};
 use crate::error::Result;
 use crate::stats::median;
 use serde::{Deserialize, Serialize};
@@ -52,12 +52,7 @@ impl SweepArgs {
             features: super::parse_counts("--features", &self.features)?,
             heads: HeadKind::parse_list("--heads", &self.heads)?,
             batch: self.batch,
-            steps: self.common.steps,
-            warmup: self.common.warmup,
-            max_seconds: self.common.max_seconds,
-            threads: self.common.threads,
-            device: self.common.device()?,
-            device_name: self.common.device.clone(),
+            measure: self.common.measure()?,
         })
     }
 
@@ -83,13 +78,8 @@ pub struct Sweep {
     pub features: Vec<i64>,
     pub heads: Vec<HeadKind>,
     pub batch: i64,
-    pub steps: usize,
-    pub warmup: usize,
-    /// Time budget of each point's timed steps, in seconds (0: none).
-    pub max_seconds: f64,
-    pub threads: usize,
-    pub device_name: String,
-    pub device: Device,
+    /// Each point's timing: 30 seconds at most by default.
+    pub measure: Measure,
 }
 
 impl Default for Sweep {
@@ -99,12 +89,10 @@ impl Default for Sweep {
             features: vec![512, 2048],
             heads: HeadKind::ALL.to_vec(),
             batch: 256,
-            steps: 10,
-            warmup: 2,
-            max_seconds: 30.0,
-            threads: 0,
-            device_name: "cpu".into(),
-            device: Device::Cpu,
+            measure: Measure {
+                max_seconds: 30.0,
+                ..Default::default()
+            },
         }
     }
 }
@@ -158,7 +146,7 @@ impl Sweep {
             bench: "classifier".into(),
             implementation: "fixclf".into(),
             torch: LIBTORCH_VERSION.into(),
-            device: self.device_name.clone(),
+            device: self.measure.device_name.clone(),
             threads: tch::get_num_threads(),
             classes: c,
             features: n,
@@ -169,7 +157,7 @@ impl Sweep {
             step_ms_median: None,
             step_ms_min: None,
             steps: None,
-            steps_requested: self.steps,
+            steps_requested: self.measure.steps,
             build_s: None,
             peak_rss_delta_mb: None,
             optimizer_state_floats: None,
@@ -184,7 +172,7 @@ impl Sweep {
     /// a GPU the device's memory is not known to libtorch's C API; a point that runs out of
     /// it fails and is reported as skipped).
     fn refusal(&self, estimate: u64) -> Option<String> {
-        if self.device != Device::Cpu {
+        if self.measure.device != Device::Cpu {
             return None;
         }
         let available = mem_available_bytes()?;
@@ -210,21 +198,15 @@ impl Sweep {
         // libtorch reports a failed allocation (a GPU out of memory) by a panic in tch's
         // infallible methods: the point is then skipped, the sweep goes on.
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut h = HeadBench::new(kind, c, n, self.batch, self.device)?;
-            super::sync(self.device);
+            let mut h = HeadBench::new(kind, c, n, self.batch, self.measure.device)?;
+            super::sync(self.measure.device);
             let build_s = t0.elapsed().as_secs_f64();
             let mut failed = None;
-            let times = time_runs(
-                self.warmup,
-                self.steps,
-                self.max_seconds,
-                self.device,
-                || {
-                    if failed.is_none() {
-                        failed = h.step().err();
-                    }
-                },
-            );
+            let times = time_runs(&self.measure, || {
+                if failed.is_none() {
+                    failed = h.step().err();
+                }
+            });
             if let Some(e) = failed {
                 return Err(e);
             }
@@ -262,7 +244,7 @@ impl Sweep {
 
     /// Every point: per N, per C (ascending), per head; `emit` sees each as it is measured.
     pub fn run(&self, mut emit: impl FnMut(&SweepPoint)) -> Result<Vec<SweepPoint>> {
-        super::set_threads(self.threads);
+        super::set_threads(self.measure.threads);
         let mut classes = self.classes.clone();
         classes.sort_unstable();
         // libtorch's first operations start its thread pool and the allocator's arenas: a
@@ -294,8 +276,11 @@ mod tests {
             classes: vec![100, 10],
             features: vec![16],
             batch: 8,
-            steps: 2,
-            warmup: 0,
+            measure: Measure {
+                steps: 2,
+                warmup: 0,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let pts = s.run(|_| {}).unwrap();

@@ -226,8 +226,11 @@ mod tests {
             classes: vec![10, 100],
             features: vec![16],
             batch: 4,
-            steps: 1,
-            warmup: 0,
+            measure: crate::bench::Measure {
+                steps: 1,
+                warmup: 0,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let mut pts = s.run(|_| {}).unwrap();

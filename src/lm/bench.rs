@@ -3,15 +3,15 @@
 //! keys of `../shared/bench/torch_lm_bench.py` so that the two compare line by line.
 use super::config::LmConfig;
 use super::model::{LanguageModel, LstmState};
-use crate::bench::cli::{budget_spent, RunArgs};
-use crate::bench::sorted_ms;
+use crate::bench::cli::RunArgs;
+use crate::bench::{sorted_ms, Measure};
 use crate::classifier::{HeadConfig, HeadMode};
 use crate::error::{Error, Result};
 use crate::optim::{self, OptimizerConfig, OptimizerKind};
 use crate::stats::median;
 use serde_json::json;
 use std::time::Instant;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{nn, Kind, Tensor};
 
 /// `fixclf bench lm`'s flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -41,8 +41,8 @@ pub struct LmArgs {
 impl LmArgs {
     /// The bench these flags describe (an error naming the flag that is wrong).
     pub fn bench(&self) -> Result<LmBench> {
-        let device = self.common.device()?;
-        if self.profile && !device.is_cuda() {
+        let measure = self.common.measure()?;
+        if self.profile && !measure.device.is_cuda() {
             return Err(Error::arg(
                 "--profile",
                 "the device time of kernels needs --device cuda",
@@ -53,14 +53,10 @@ impl LmArgs {
             profile: self.profile,
             modes: parse_modes(&self.modes)?,
             optimizer: self.optimizer,
-            threads: self.common.threads,
-            steps: self.common.steps,
-            warmup: self.common.warmup,
-            max_seconds: self.common.max_seconds,
+            measure,
             vocab: self.vocab,
             emb: self.emb,
             hidden: self.hidden,
-            device,
             ..Default::default()
         })
     }
@@ -81,12 +77,8 @@ impl LmArgs {
 pub struct LmBench {
     pub modes: Vec<HeadMode>,
     pub optimizer: OptimizerKind,
-    pub threads: usize,
-    pub steps: usize,
-    pub warmup: usize,
-    /// Time budget of the timed training steps, and of the timed evaluation steps, in
-    /// seconds (0: none).
-    pub max_seconds: f64,
+    /// The time budget holds for the timed training steps and, again, the evaluation steps.
+    pub measure: Measure,
     pub vocab: i64,
     pub emb: i64,
     pub hidden: i64,
@@ -95,7 +87,6 @@ pub struct LmBench {
     pub batch: i64,
     pub eval_batch: i64,
     pub bptt: i64,
-    pub device: Device,
     /// Arithmetic of the forward pass: TF32 products or bf16 autocast (`train.precision`).
     pub precision: crate::engine::Precision,
     /// Also measure the device time of the step's kernels with the profiler (CUDA).
@@ -107,10 +98,7 @@ impl Default for LmBench {
         Self {
             modes: vec![HeadMode::Learned, HeadMode::Tied, HeadMode::FixedOrthogonal],
             optimizer: OptimizerKind::Sgd,
-            threads: 0,
-            steps: 10,
-            warmup: 2,
-            max_seconds: 0.0,
+            measure: Measure::default(),
             vocab: 33_278,
             emb: 512,
             hidden: 512,
@@ -119,7 +107,6 @@ impl Default for LmBench {
             batch: 20,
             eval_batch: 10,
             bptt: 35,
-            device: Device::Cpu,
             precision: Default::default(),
             profile: false,
         }
@@ -138,7 +125,7 @@ pub fn parse_modes(list: &str) -> Result<Vec<HeadMode>> {
 /// `f` in a bf16 autocast scope when the bench asks for it.
 fn autocast_if<T>(b: &LmBench, f: impl FnOnce() -> T) -> Result<T> {
     if b.precision == crate::engine::Precision::Bf16 {
-        crate::native::with_bf16_autocast(b.device, f)
+        crate::native::with_bf16_autocast(b.measure.device, f)
     } else {
         Ok(f())
     }
@@ -146,7 +133,8 @@ fn autocast_if<T>(b: &LmBench, f: impl FnOnce() -> T) -> Result<T> {
 
 /// Benchmarks one mode; returns the JSON line.
 pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
-    crate::bench::set_threads(b.threads);
+    let m = &b.measure;
+    crate::bench::set_threads(m.threads);
     crate::engine::set_precision(b.precision)?;
     tch::manual_seed(0);
     crate::memory::reset_peak_rss();
@@ -169,7 +157,7 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
             ),
         ));
     }
-    let vs = nn::VarStore::new(b.device);
+    let vs = nn::VarStore::new(m.device);
     let model = LanguageModel::new(&vs, &lm, &head, b.vocab, None)?;
     crate::memory::release_free_memory();
     let params = optim::params_of(&vs, |_| 0.0);
@@ -188,7 +176,7 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
         },
         params,
     );
-    let opts = (Kind::Int64, b.device);
+    let opts = (Kind::Int64, m.device);
     let mut state = model.zero_state(b.batch);
     let mut times = Vec::new();
     let mut train_step = |state: &mut LstmState| -> Result<()> {
@@ -201,15 +189,15 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
         })?;
         opt.backward_step(&loss.objective)?;
         *state = f.state.detach();
-        crate::bench::sync(b.device);
+        crate::bench::sync(m.device);
         Ok(())
     };
-    for step in 0..b.warmup + b.steps {
+    for step in 0..m.warmup + m.steps {
         let t0 = Instant::now();
         train_step(&mut state)?;
-        if step >= b.warmup {
+        if step >= m.warmup {
             times.push(t0.elapsed().as_secs_f64());
-            if budget_spent(b.max_seconds, times.iter().sum()) {
+            if m.budget_spent(times.iter().sum()) {
                 break;
             }
         }
@@ -217,18 +205,18 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
     // The floor: the device time of a step's kernels (the profiler's sum over `steps`
     // steps), against which the measured step shows the launch and host overhead.
     let kernel_ms = if b.profile {
-        let (done, us, _) = crate::native::device_time(b.device.is_cuda(), || {
-            (0..b.steps).try_for_each(|_| train_step(&mut state))
+        let (done, us, _) = crate::native::device_time(m.device.is_cuda(), || {
+            (0..m.steps).try_for_each(|_| train_step(&mut state))
         })?;
         done?;
-        Some((us / 1e3 / b.steps.max(1) as f64 * 100.0).round() / 100.0)
+        Some((us / 1e3 / m.steps.max(1) as f64 * 100.0).round() / 100.0)
     } else {
         None
     };
     let mut eval_times = Vec::new();
     tch::no_grad(|| -> Result<()> {
         let mut state = model.zero_state(b.eval_batch);
-        for step in 0..b.warmup + b.steps {
+        for step in 0..m.warmup + m.steps {
             let x = Tensor::randint(b.vocab, [b.bptt, b.eval_batch], opts);
             let y = Tensor::randint(b.vocab, [b.bptt * b.eval_batch], opts);
             let t0 = Instant::now();
@@ -238,9 +226,9 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
                 f
             })?;
             state = f.state;
-            if step >= b.warmup {
+            if step >= m.warmup {
                 eval_times.push(t0.elapsed().as_secs_f64());
-                if budget_spent(b.max_seconds, eval_times.iter().sum()) {
+                if m.budget_spent(eval_times.iter().sum()) {
                     break;
                 }
             }
@@ -257,7 +245,7 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
         "precision": format!("{:?}", b.precision).to_lowercase(),
         "threads": tch::get_num_threads(),
         "vocab": b.vocab, "emb": b.emb, "hidden": b.hidden, "layers": b.layers,
-        "batch": b.batch, "bptt": b.bptt, "steps": b.steps,
+        "batch": b.batch, "bptt": b.bptt, "steps": m.steps,
         "trainable_params": trainable,
         "train_step_ms_median": (step_s * 1e5).round() / 100.0,
         "device_kernel_ms_per_step": kernel_ms,

@@ -14,9 +14,9 @@
 //! other fixed mode can be named (`fixed-hadamard`, `fixed-simplex`).
 use super::models::{self, Arch, MemoryFormat, ModelConfig};
 use super::task::build_head;
-use crate::bench::cli::{budget_spent, RunArgs};
+use crate::bench::cli::RunArgs;
 use crate::bench::head_step::{OPTIMIZER, WEIGHT_DECAY};
-use crate::bench::{ordered_json, round, sorted_ms, sync, LIBTORCH_VERSION};
+use crate::bench::{ordered_json, round, sorted_ms, sync, Measure, LIBTORCH_VERSION};
 use crate::classifier::{HeadConfig, HeadMode};
 use crate::engine::ParamReport;
 use crate::error::{Error, Result};
@@ -25,7 +25,7 @@ use crate::stats::median;
 use serde_json::json;
 use std::time::Instant;
 use tch::nn::{self, ModuleT};
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// `fixclf bench vision`'s flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -64,12 +64,7 @@ impl VisionArgs {
             channels: self.channels,
             size: self.size,
             batch: self.batch,
-            steps: self.common.steps,
-            warmup: self.common.warmup,
-            max_seconds: self.common.max_seconds,
-            threads: self.common.threads,
-            device: self.common.device()?,
-            device_name: self.common.device.clone(),
+            measure: self.common.measure()?,
             memory_format: self.memory_format,
         })
     }
@@ -98,15 +93,8 @@ pub struct VisionBench {
     pub channels: i64,
     pub size: i64,
     pub batch: i64,
-    pub steps: usize,
-    pub warmup: usize,
-    /// Time budget of the timed training steps, and of the timed evaluation steps, in
-    /// seconds (0: none).
-    pub max_seconds: f64,
-    pub threads: usize,
-    /// As given (`cpu`, `cuda`): the JSON lines repeat it, as the reference does.
-    pub device_name: String,
-    pub device: Device,
+    /// The time budget holds for the timed training steps and, again, the evaluation steps.
+    pub measure: Measure,
     /// As `vision.memory_format`.
     pub memory_format: MemoryFormat,
 }
@@ -123,12 +111,7 @@ impl Default for VisionBench {
             channels: 3,
             size: 32,
             batch: 128,
-            steps: 10,
-            warmup: 2,
-            max_seconds: 0.0,
-            threads: 0,
-            device_name: "cpu".into(),
-            device: Device::Cpu,
+            measure: Measure::default(),
             memory_format: MemoryFormat::Contiguous,
         }
     }
@@ -169,7 +152,8 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
         ..ModelConfig::new(Arch::ResnetCifar)
     };
     model.validate("--depths")?;
-    crate::bench::set_threads(b.threads);
+    let m = &b.measure;
+    crate::bench::set_threads(m.threads);
     tch::manual_seed(0);
     crate::memory::reset_peak_rss();
     let head_cfg = HeadConfig {
@@ -177,7 +161,7 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
         ..Default::default()
     };
     head_cfg.validate("--heads")?;
-    let vs = nn::VarStore::new(b.device);
+    let vs = nn::VarStore::new(m.device);
     let format = b.memory_format;
     let backbone = models::build(&(vs.root() / "backbone"), &model, b.channels)?
         .with_memory_format(&vs, format);
@@ -194,28 +178,28 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
 
     let x = Tensor::randn(
         [b.batch, b.channels, b.size, b.size],
-        (Kind::Float, b.device),
+        (Kind::Float, m.device),
     );
-    let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, b.device));
-    let mut times = Vec::with_capacity(b.steps);
-    for step in 0..b.warmup + b.steps {
-        sync(b.device);
+    let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, m.device));
+    let mut times = Vec::with_capacity(m.steps);
+    for step in 0..m.warmup + m.steps {
+        sync(m.device);
         let t0 = Instant::now();
         let features = backbone.forward_t(&x, true);
         let loss = head.training_loss(&features, &y);
         opt.backward_step(&loss.objective)?;
-        sync(b.device);
-        if step >= b.warmup {
+        sync(m.device);
+        if step >= m.warmup {
             times.push(t0.elapsed().as_secs_f64());
-            if budget_spent(b.max_seconds, times.iter().sum()) {
+            if m.budget_spent(times.iter().sum()) {
                 break;
             }
         }
     }
-    let mut eval_times = Vec::with_capacity(b.steps);
+    let mut eval_times = Vec::with_capacity(m.steps);
     tch::no_grad(|| {
-        for step in 0..b.warmup + b.steps {
-            sync(b.device);
+        for step in 0..m.warmup + m.steps {
+            sync(m.device);
             let t0 = Instant::now();
             // As the reference: argmax, sum and a host read, so that the work is waited for.
             let _ = head
@@ -223,9 +207,9 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
                 .argmax(-1, false)
                 .sum(Kind::Int64)
                 .int64_value(&[]);
-            if step >= b.warmup {
+            if step >= m.warmup {
                 eval_times.push(t0.elapsed().as_secs_f64());
-                if budget_spent(b.max_seconds, eval_times.iter().sum()) {
+                if m.budget_spent(eval_times.iter().sum()) {
                     break;
                 }
             }
@@ -236,14 +220,14 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
     Ok(ordered_json(&[
         ("impl", json!("fixclf")),
         ("torch", json!(LIBTORCH_VERSION)),
-        ("device", json!(b.device_name)),
+        ("device", json!(m.device_name)),
         ("model", json!(format!("resnet{depth}"))),
         ("mode", json!(head_name)),
         ("threads", json!(tch::get_num_threads())),
         ("batch", json!(b.batch)),
         ("image", json!([b.channels, b.size, b.size])),
         ("classes", json!(b.classes)),
-        ("steps", json!(b.steps)),
+        ("steps", json!(m.steps)),
         ("params_total", json!(report.total)),
         ("params_trainable", json!(report.trainable)),
         ("train_step_ms_median", json!(round(step_s * 1e3, 2))),
@@ -253,7 +237,7 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
         // fixclf's extras.
         ("head", json!(mode.name())),
         ("memory_format", json!(format.name())),
-        ("warmup", json!(b.warmup)),
+        ("warmup", json!(m.warmup)),
         ("eval_step_ms_median", json!(round(eval_s * 1e3, 2))),
         ("eval_ms_all", json!(sorted_ms(&eval_times))),
         ("optimizer_state_floats", json!(opt.state_numel())),
@@ -270,9 +254,12 @@ mod tests {
     fn vision_bench_line_has_the_reference_keys_in_order() {
         let b = VisionBench {
             batch: 2,
-            steps: 1,
-            warmup: 0,
             size: 8,
+            measure: Measure {
+                steps: 1,
+                warmup: 0,
+                ..Default::default()
+            },
             ..Default::default()
         };
         for head in &b.heads {
