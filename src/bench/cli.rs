@@ -1,9 +1,9 @@
 //! `fixclf bench ...`: the command-line surface of the benchmarks. Each bench's flags live
 //! beside it ([`crate::lm::bench::LmArgs`], [`crate::vision::bench::VisionArgs`],
 //! [`super::heads::HeadsArgs`], [`super::sweep::SweepArgs`]), and all of them share
-//! [`RunArgs`]: timed steps, warm-up, time budget, threads and device.
-use super::Measure;
-use crate::error::Result;
+//! [`super::measure::RunArgs`]: timed steps, warm-up, time budget, threads and device. The
+//! benches return their lines; what is printed is decided here.
+use crate::error::{Error, Result};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
@@ -22,51 +22,59 @@ pub enum BenchCommand {
     Classifier(super::sweep::SweepArgs),
 }
 
-/// How every bench runs: its timed steps, the untimed ones before, the time budget of the
-/// timed ones, libtorch's CPU threads and the device. A bench whose defaults differ sets them
-/// with `mut_arg` on its own flags (`fixclf bench heads --help` shows them).
-#[derive(Debug, Clone, clap::Args)]
-pub struct RunArgs {
-    /// Timed steps of each measurement (fewer when --max-seconds runs out).
-    #[arg(long, default_value_t = 10)]
-    pub steps: usize,
-    /// Untimed steps first.
-    #[arg(long, default_value_t = 2)]
-    pub warmup: usize,
-    /// Time budget of each measurement's timed steps, seconds (0: none); at least one step
-    /// is always timed.
-    #[arg(long, default_value_t = 0.0)]
-    pub max_seconds: f64,
-    /// CPU threads (0: libtorch's default).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-    /// cpu or cuda (needs a `--features cuda` build).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-}
-
-impl RunArgs {
-    /// The settings these flags give (an error when `--device` cannot be used).
-    pub fn measure(&self) -> Result<Measure> {
-        Ok(Measure {
-            steps: self.steps,
-            warmup: self.warmup,
-            max_seconds: self.max_seconds,
-            threads: self.threads,
-            device: crate::engine::resolve_device(&self.device)?,
-            device_name: self.device.clone(),
-        })
-    }
-}
-
 /// Runs the bench `cmd` names, printing its JSON lines (and table) to stdout.
 pub fn run(cmd: &BenchCommand) -> Result<()> {
     match cmd {
-        BenchCommand::Lm(args) => args.run(),
-        BenchCommand::Vision(args) => args.run(),
-        BenchCommand::Heads(args) => args.run(),
-        BenchCommand::Classifier(args) => args.run(),
+        BenchCommand::Lm(args) => run_lm(args),
+        BenchCommand::Vision(args) => run_vision(args),
+        BenchCommand::Heads(args) => run_heads(args),
+        BenchCommand::Classifier(args) => run_classifier(args),
     }
+}
+
+/// Every mode, a JSON line each.
+fn run_lm(args: &crate::lm::bench::LmArgs) -> Result<()> {
+    let b = args.bench()?;
+    for &mode in &b.modes {
+        let line = crate::lm::bench::bench_mode(&b, mode)
+            .map_err(|e| Error::within(format!("bench {mode}"), e))?;
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// Every (depth, head), a JSON line each.
+fn run_vision(args: &crate::vision::bench::VisionArgs) -> Result<()> {
+    let b = args.bench()?;
+    for &depth in &b.depths {
+        for head in &b.heads {
+            let line = crate::vision::bench::bench_one(&b, depth, head)
+                .map_err(|e| Error::within(format!("bench resnet{depth} {}", head.0), e))?;
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+/// Every (shape, head), a JSON line each as it is measured, then the Markdown table.
+fn run_heads(args: &super::heads::HeadsArgs) -> Result<()> {
+    let lines = super::heads::run(&args.bench()?, |l| println!("{l}"))?;
+    println!("\n{}", super::heads::markdown(&lines));
+    Ok(())
+}
+
+/// Every point, a JSON line each as it is measured, then the Markdown table; the files into
+/// `--out` when given.
+fn run_classifier(args: &super::sweep::SweepArgs) -> Result<()> {
+    let points = args.sweep()?.run(|p| {
+        println!("{}", serde_json::to_string(p).unwrap_or_default());
+    })?;
+    println!("\n{}", super::sweep_out::render_markdown(&points));
+    if let Some(dir) = &args.out {
+        super::sweep_out::write(dir, &points)?;
+        println!("classifier sweep written to {}", dir.display());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@
 //! This is also the measurement behind [`crate::classifier::hadamard::hadamard_prefers_dense`]
 //! (which representation `fixed-hadamard` uses at each size): run it with `--shapes` over the
 //! sizes in question.
-use super::cli::RunArgs;
 use super::head_step::{HeadBench, HeadKind};
-use super::{ordered_json, round, sorted_ms, time_runs, Measure, LIBTORCH_VERSION};
+use super::measure::{set_threads, time_runs, Measure, RunArgs};
+use super::{ordered_json, round, sorted_ms, LIBTORCH_VERSION};
 use crate::classifier::hadamard::hadamard_prefers_dense;
 use crate::error::{Error, Result};
 use crate::stats::median;
@@ -45,13 +45,6 @@ impl HeadsArgs {
             batch: self.batch,
             measure: self.common.measure()?,
         })
-    }
-
-    /// Times every (shape, head), printing a JSON line each, then the Markdown table.
-    pub fn run(&self) -> Result<()> {
-        let lines = run(&self.bench()?, |l| println!("{l}"))?;
-        println!("\n{}", markdown(&lines));
-        Ok(())
     }
 }
 
@@ -123,7 +116,7 @@ pub fn bench_head(
 
 /// Every (shape, head): `emit` gets each JSON line as it is measured; returns them all.
 pub fn run(b: &HeadsBench, mut emit: impl FnMut(&str)) -> Result<Vec<Value>> {
-    super::set_threads(b.measure.threads);
+    set_threads(b.measure.threads);
     let mut lines = Vec::new();
     for &(c, n) in &b.shapes {
         for kind in [

@@ -1,10 +1,11 @@
 //! Benchmarks beside `fixclf bench lm` ([`crate::lm::bench`]) and `fixclf bench vision`
 //! ([`crate::vision::bench`]): the classifier head alone, timed and measured.
 //!
-//! * [`cli`]: `fixclf bench ...`, every bench's flags over one shared set.
+//! * [`cli`]: `fixclf bench ...`: the subcommands, each with its bench's flags.
 //! * [`head_step`]: one head (learned, fixed with a stored `Q`, fixed Hadamard as the fast
 //!   transform) on random features, stepped through the same functions as training.
 //! * [`heads`]: `fixclf bench heads`, the timing table at the paper's shapes.
+//! * [`measure`]: the flags every bench shares, their settings and the timing loop.
 //! * [`sweep`]: `fixclf bench classifier`, step time and memory as the number of classes grows;
 //!   [`sweep_out`] writes its CSV, Markdown table and log-log plot.
 //!
@@ -13,14 +14,13 @@
 pub mod cli;
 pub mod head_step;
 pub mod heads;
+pub mod measure;
 pub mod sweep;
 pub mod sweep_out;
 
 use crate::classifier::HeadMode;
 use crate::error::{Error, Result};
 use serde_json::Value;
-use std::time::Instant;
-use tch::Device;
 
 /// The libtorch version every bench line reports: tch 0.24 links exactly this release (its
 /// build script refuses any other unless told to bypass the check), so it is a constant of
@@ -103,79 +103,6 @@ pub fn parse_counts(flag: &str, list: &str) -> Result<Vec<i64>> {
         .collect()
 }
 
-/// How every bench measures ([`cli::RunArgs`] resolved): its timed steps, the untimed ones
-/// before, the time budget of the timed ones, libtorch's CPU threads and the device.
-#[derive(Debug, Clone)]
-pub struct Measure {
-    pub steps: usize,
-    pub warmup: usize,
-    /// Time budget of each measurement's timed steps, in seconds (0: none).
-    pub max_seconds: f64,
-    pub threads: usize,
-    pub device: Device,
-    /// As given (`cpu`, `cuda`): the JSON lines repeat it, as the references do.
-    pub device_name: String,
-}
-
-impl Default for Measure {
-    fn default() -> Self {
-        Self {
-            steps: 10,
-            warmup: 2,
-            max_seconds: 0.0,
-            threads: 0,
-            device: Device::Cpu,
-            device_name: "cpu".into(),
-        }
-    }
-}
-
-impl Measure {
-    /// Whether timed runs that took `total` seconds have used the time budget.
-    pub fn budget_spent(&self, total: f64) -> bool {
-        self.max_seconds > 0.0 && total >= self.max_seconds
-    }
-}
-
-/// Times `f`: `m.warmup` untimed runs, then up to `m.steps` timed ones, stopping early once
-/// the timed runs have used the budget ([`Measure::budget_spent`]); at least one run is always
-/// timed, so a slow point of a sweep still gets a figure. Returns the seconds of each timed
-/// run (its length says how many ran).
-pub fn time_runs(m: &Measure, mut f: impl FnMut()) -> Vec<f64> {
-    let start = Instant::now();
-    for _ in 0..m.warmup {
-        f();
-        sync(m.device);
-        // A point whose warm-up alone used the budget is slow enough that one more run
-        // warms nothing up: go to the timed runs.
-        if m.max_seconds > 0.0 && start.elapsed().as_secs_f64() > m.max_seconds {
-            break;
-        }
-    }
-    let mut times = Vec::with_capacity(m.steps);
-    let mut total = 0.0;
-    while times.len() < m.steps.max(1) {
-        sync(m.device);
-        let t0 = Instant::now();
-        f();
-        sync(m.device);
-        let t = t0.elapsed().as_secs_f64();
-        times.push(t);
-        total += t;
-        if m.budget_spent(total) {
-            break;
-        }
-    }
-    times
-}
-
-/// Waits for the device's queued work, so that a timing covers it (CPU work is synchronous).
-pub fn sync(device: Device) {
-    if let Device::Cuda(i) = device {
-        tch::Cuda::synchronize(i as i64);
-    }
-}
-
 /// The bytes the kernel can still give this process without swapping (`MemAvailable` of
 /// `/proc/meminfo`), None where it cannot be read.
 pub fn mem_available_bytes() -> Option<u64> {
@@ -183,13 +110,6 @@ pub fn mem_available_bytes() -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
-}
-
-/// Sets libtorch's CPU threads when `threads > 0` (0 keeps its default).
-pub fn set_threads(threads: usize) {
-    if threads > 0 {
-        tch::set_num_threads(threads as i32);
-    }
 }
 
 #[cfg(test)]

@@ -11,9 +11,9 @@
 //! memory is estimated ([`HeadKind::estimate_bytes`]) and the point is skipped, with a JSON
 //! line saying so, when that exceeds what the machine has available; each point's timing is
 //! bounded by `--max-seconds` (fewer steps when a step is slow; the line says how many ran).
-use super::cli::RunArgs;
 use super::head_step::{HeadBench, HeadKind};
-use super::{mem_available_bytes, round, sorted_ms, time_runs, Measure, LIBTORCH_VERSION};
+use super::measure::{set_threads, sync, time_runs, Measure, RunArgs};
+use super::{mem_available_bytes, round, sorted_ms, LIBTORCH_VERSION};
 use crate::error::Result;
 use crate::stats::median;
 use serde::{Deserialize, Serialize};
@@ -54,20 +54,6 @@ impl SweepArgs {
             batch: self.batch,
             measure: self.common.measure()?,
         })
-    }
-
-    /// Measures every point, printing a JSON line each, then the Markdown table; writes the
-    /// files into `--out` when given.
-    pub fn run(&self) -> Result<()> {
-        let points = self.sweep()?.run(|p| {
-            println!("{}", serde_json::to_string(p).unwrap_or_default());
-        })?;
-        println!("\n{}", super::sweep_out::render_markdown(&points));
-        if let Some(dir) = &self.out {
-            super::sweep_out::write(dir, &points)?;
-            println!("classifier sweep written to {}", dir.display());
-        }
-        Ok(())
     }
 }
 
@@ -199,7 +185,7 @@ impl Sweep {
         // infallible methods: the point is then skipped, the sweep goes on.
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut h = HeadBench::new(kind, c, n, self.batch, self.measure.device)?;
-            super::sync(self.measure.device);
+            sync(self.measure.device);
             let build_s = t0.elapsed().as_secs_f64();
             let mut failed = None;
             let times = time_runs(&self.measure, || {
@@ -244,7 +230,7 @@ impl Sweep {
 
     /// Every point: per N, per C (ascending), per head; `emit` sees each as it is measured.
     pub fn run(&self, mut emit: impl FnMut(&SweepPoint)) -> Result<Vec<SweepPoint>> {
-        super::set_threads(self.measure.threads);
+        set_threads(self.measure.threads);
         let mut classes = self.classes.clone();
         classes.sort_unstable();
         // libtorch's first operations start its thread pool and the allocator's arenas: a

@@ -226,7 +226,7 @@ mod tests {
             classes: vec![10, 100],
             features: vec![16],
             batch: 4,
-            measure: crate::bench::Measure {
+            measure: crate::bench::measure::Measure {
                 steps: 1,
                 warmup: 0,
                 ..Default::default()

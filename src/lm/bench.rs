@@ -3,8 +3,8 @@
 //! keys of `../shared/bench/torch_lm_bench.py` so that the two compare line by line.
 use super::config::LmConfig;
 use super::model::{LanguageModel, LstmState};
-use crate::bench::cli::RunArgs;
-use crate::bench::{sorted_ms, Measure};
+use crate::bench::measure::{self, Measure, RunArgs};
+use crate::bench::sorted_ms;
 use crate::classifier::{HeadConfig, HeadMode};
 use crate::error::{Error, Result};
 use crate::optim::{self, OptimizerConfig, OptimizerKind};
@@ -59,17 +59,6 @@ impl LmArgs {
             hidden: self.hidden,
             ..Default::default()
         })
-    }
-
-    /// Benchmarks every mode, printing a JSON line each.
-    pub fn run(&self) -> Result<()> {
-        let b = self.bench()?;
-        for &mode in &b.modes {
-            let line =
-                bench_mode(&b, mode).map_err(|e| Error::within(format!("bench {mode}"), e))?;
-            println!("{line}");
-        }
-        Ok(())
     }
 }
 
@@ -134,7 +123,7 @@ fn autocast_if<T>(b: &LmBench, f: impl FnOnce() -> T) -> Result<T> {
 /// Benchmarks one mode; returns the JSON line.
 pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
     let m = &b.measure;
-    crate::bench::set_threads(m.threads);
+    measure::set_threads(m.threads);
     crate::engine::set_precision(b.precision)?;
     tch::manual_seed(0);
     crate::memory::reset_peak_rss();
@@ -189,7 +178,7 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
         })?;
         opt.backward_step(&loss.objective)?;
         *state = f.state.detach();
-        crate::bench::sync(m.device);
+        measure::sync(m.device);
         Ok(())
     };
     for step in 0..m.warmup + m.steps {

@@ -14,9 +14,9 @@
 //! other fixed mode can be named (`fixed-hadamard`, `fixed-simplex`).
 use super::models::{self, Arch, MemoryFormat, ModelConfig};
 use super::task::build_head;
-use crate::bench::cli::RunArgs;
 use crate::bench::head_step::{OPTIMIZER, WEIGHT_DECAY};
-use crate::bench::{ordered_json, round, sorted_ms, sync, Measure, LIBTORCH_VERSION};
+use crate::bench::measure::{set_threads, sync, Measure, RunArgs};
+use crate::bench::{ordered_json, round, sorted_ms, LIBTORCH_VERSION};
 use crate::classifier::{HeadConfig, HeadMode};
 use crate::engine::ParamReport;
 use crate::error::{Error, Result};
@@ -67,19 +67,6 @@ impl VisionArgs {
             measure: self.common.measure()?,
             memory_format: self.memory_format,
         })
-    }
-
-    /// Benchmarks every (depth, head), printing a JSON line each.
-    pub fn run(&self) -> Result<()> {
-        let b = self.bench()?;
-        for &depth in &b.depths {
-            for head in &b.heads {
-                let line = bench_one(&b, depth, head)
-                    .map_err(|e| Error::within(format!("bench resnet{depth} {}", head.0), e))?;
-                println!("{line}");
-            }
-        }
-        Ok(())
     }
 }
 
@@ -153,7 +140,7 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
     };
     model.validate("--depths")?;
     let m = &b.measure;
-    crate::bench::set_threads(m.threads);
+    set_threads(m.threads);
     tch::manual_seed(0);
     crate::memory::reset_peak_rss();
     let head_cfg = HeadConfig {
