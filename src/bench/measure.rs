@@ -107,6 +107,24 @@ pub fn time_runs(m: &Measure, mut f: impl FnMut()) -> Vec<f64> {
     times
 }
 
+/// Runs `m.warmup` untimed steps, then up to `m.steps` timed ones, stopping early once the
+/// timed ones have used the budget; `step` runs one step and returns the seconds of the part
+/// it times (a bench times the work of a step, not the making of its random inputs). Returns
+/// the seconds of each timed step; an error stops at once.
+pub fn timed_steps(m: &Measure, mut step: impl FnMut() -> Result<f64>) -> Result<Vec<f64>> {
+    let mut times = Vec::with_capacity(m.steps);
+    for i in 0..m.warmup + m.steps {
+        let t = step()?;
+        if i >= m.warmup {
+            times.push(t);
+            if m.budget_spent(times.iter().sum()) {
+                break;
+            }
+        }
+    }
+    Ok(times)
+}
+
 /// Waits for the device's queued work, so that a timing covers it (CPU work is synchronous).
 pub fn sync(device: Device) {
     if let Device::Cuda(i) = device {

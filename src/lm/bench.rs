@@ -3,7 +3,7 @@
 //! keys of `../shared/bench/torch_lm_bench.py` so that the two compare line by line.
 use super::config::LmConfig;
 use super::model::{LanguageModel, LstmState};
-use crate::bench::measure::{self, Measure, RunArgs};
+use crate::bench::measure::{self, timed_steps, Measure, RunArgs};
 use crate::bench::sorted_ms;
 use crate::classifier::{HeadConfig, HeadMode};
 use crate::error::{Error, Result};
@@ -120,13 +120,8 @@ fn autocast_if<T>(b: &LmBench, f: impl FnOnce() -> T) -> Result<T> {
     }
 }
 
-/// Benchmarks one mode; returns the JSON line.
-pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
-    let m = &b.measure;
-    measure::set_threads(m.threads);
-    crate::engine::set_precision(b.precision)?;
-    tch::manual_seed(0);
-    crate::memory::reset_peak_rss();
+/// The language model of the bench's sizes (dropout as training applies it).
+fn lm_config(b: &LmBench) -> LmConfig {
     let mut lm = LmConfig::default();
     lm.model.emb_size = b.emb;
     lm.model.hidden_size = b.hidden;
@@ -134,6 +129,32 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
     lm.model.dropout_input = b.dropout;
     lm.model.dropout_hidden = b.dropout;
     lm.model.dropout_output = b.dropout;
+    lm
+}
+
+/// The optimizer of the reference script: SGD at lr 20, or Adam(W) at 1e-3; clipping 0.25.
+fn optimizer(kind: OptimizerKind, params: Vec<optim::Param>) -> Box<dyn optim::Optimizer> {
+    let lr = match kind {
+        OptimizerKind::Sgd => 20.0,
+        OptimizerKind::Adam | OptimizerKind::Adamw => 1e-3,
+    };
+    let cfg = OptimizerConfig {
+        kind,
+        lr,
+        clip: 0.25,
+        momentum: 0.0,
+        nesterov: false,
+    };
+    optim::build(&cfg, params)
+}
+
+/// Benchmarks one mode; returns the JSON line.
+pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
+    let m = &b.measure;
+    measure::set_threads(m.threads);
+    crate::engine::set_precision(b.precision)?;
+    tch::manual_seed(0);
+    crate::memory::reset_peak_rss();
     let head = HeadConfig {
         mode,
         ..Default::default()
@@ -147,27 +168,13 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
         ));
     }
     let vs = nn::VarStore::new(m.device);
-    let model = LanguageModel::new(&vs, &lm, &head, b.vocab, None)?;
+    let model = LanguageModel::new(&vs, &lm_config(b), &head, b.vocab, None)?;
     crate::memory::release_free_memory();
     let params = optim::params_of(&vs, |_| 0.0);
     let trainable: i64 = params.iter().map(|p| p.tensor.numel() as i64).sum();
-    let lr = match b.optimizer {
-        OptimizerKind::Sgd => 20.0,
-        OptimizerKind::Adam | OptimizerKind::Adamw => 1e-3,
-    };
-    let mut opt = optim::build(
-        &OptimizerConfig {
-            kind: b.optimizer,
-            lr,
-            clip: 0.25,
-            momentum: 0.0,
-            nesterov: false,
-        },
-        params,
-    );
+    let mut opt = optimizer(b.optimizer, params);
     let opts = (Kind::Int64, m.device);
     let mut state = model.zero_state(b.batch);
-    let mut times = Vec::new();
     let mut train_step = |state: &mut LstmState| -> Result<()> {
         let x = Tensor::randint(b.vocab, [b.bptt, b.batch], opts);
         let y = Tensor::randint(b.vocab, [b.bptt * b.batch], opts);
@@ -181,16 +188,11 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
         measure::sync(m.device);
         Ok(())
     };
-    for step in 0..m.warmup + m.steps {
+    let times = timed_steps(m, || {
         let t0 = Instant::now();
         train_step(&mut state)?;
-        if step >= m.warmup {
-            times.push(t0.elapsed().as_secs_f64());
-            if m.budget_spent(times.iter().sum()) {
-                break;
-            }
-        }
-    }
+        Ok(t0.elapsed().as_secs_f64())
+    })?;
     // The floor: the device time of a step's kernels (the profiler's sum over `steps`
     // steps), against which the measured step shows the launch and host overhead.
     let kernel_ms = if b.profile {
@@ -202,10 +204,9 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
     } else {
         None
     };
-    let mut eval_times = Vec::new();
-    tch::no_grad(|| -> Result<()> {
+    let eval_times = tch::no_grad(|| {
         let mut state = model.zero_state(b.eval_batch);
-        for step in 0..m.warmup + m.steps {
+        timed_steps(m, || {
             let x = Tensor::randint(b.vocab, [b.bptt, b.eval_batch], opts);
             let y = Tensor::randint(b.vocab, [b.bptt * b.eval_batch], opts);
             let t0 = Instant::now();
@@ -215,14 +216,8 @@ pub fn bench_mode(b: &LmBench, mode: HeadMode) -> Result<serde_json::Value> {
                 f
             })?;
             state = f.state;
-            if step >= m.warmup {
-                eval_times.push(t0.elapsed().as_secs_f64());
-                if m.budget_spent(eval_times.iter().sum()) {
-                    break;
-                }
-            }
-        }
-        Ok(())
+            Ok(t0.elapsed().as_secs_f64())
+        })
     })?;
     let step_s = median(&times);
     let eval_s = median(&eval_times);

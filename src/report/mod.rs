@@ -15,6 +15,7 @@ pub(crate) mod canvas;
 mod cells;
 mod charts;
 mod collapse;
+mod digest;
 pub(crate) mod legend;
 mod load;
 mod plot;

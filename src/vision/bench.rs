@@ -15,7 +15,7 @@
 use super::models::{self, Arch, MemoryFormat, ModelConfig};
 use super::task::build_head;
 use crate::bench::head_step::{OPTIMIZER, WEIGHT_DECAY};
-use crate::bench::measure::{set_threads, sync, Measure, RunArgs};
+use crate::bench::measure::{set_threads, sync, timed_steps, Measure, RunArgs};
 use crate::bench::{ordered_json, round, sorted_ms, LIBTORCH_VERSION};
 use crate::classifier::{HeadConfig, HeadMode};
 use crate::engine::ParamReport;
@@ -168,24 +168,17 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
         (Kind::Float, m.device),
     );
     let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, m.device));
-    let mut times = Vec::with_capacity(m.steps);
-    for step in 0..m.warmup + m.steps {
+    let times = timed_steps(m, || {
         sync(m.device);
         let t0 = Instant::now();
         let features = backbone.forward_t(&x, true);
         let loss = head.training_loss(&features, &y);
         opt.backward_step(&loss.objective)?;
         sync(m.device);
-        if step >= m.warmup {
-            times.push(t0.elapsed().as_secs_f64());
-            if m.budget_spent(times.iter().sum()) {
-                break;
-            }
-        }
-    }
-    let mut eval_times = Vec::with_capacity(m.steps);
-    tch::no_grad(|| {
-        for step in 0..m.warmup + m.steps {
+        Ok(t0.elapsed().as_secs_f64())
+    })?;
+    let eval_times = tch::no_grad(|| {
+        timed_steps(m, || {
             sync(m.device);
             let t0 = Instant::now();
             // As the reference: argmax, sum and a host read, so that the work is waited for.
@@ -194,14 +187,9 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
                 .argmax(-1, false)
                 .sum(Kind::Int64)
                 .int64_value(&[]);
-            if step >= m.warmup {
-                eval_times.push(t0.elapsed().as_secs_f64());
-                if m.budget_spent(eval_times.iter().sum()) {
-                    break;
-                }
-            }
-        }
-    });
+            Ok(t0.elapsed().as_secs_f64())
+        })
+    })?;
     let (step_s, eval_s) = (median(&times), median(&eval_times));
     let batch = b.batch as f64;
     Ok(ordered_json(&[
