@@ -34,12 +34,10 @@
 //! GEMMs, `O(N' (a + b))` per block and sample; autograd flows to `x`). `rows_for` multiplies a
 //! row of `H_a` by a row of `H_b` (Kronecker), so neither path ever builds `Q`.
 //!
-//! # Speed
-//! The plain butterfly (one view + add + sub + stack per level, [`fwht`]) copies the whole
-//! `[700, 65, 512]` tensor of the LM size nine times and loses to the dense GEMM; the
-//! two-factor form reads it about four times and does ~10x fewer flops than the dense product,
-//! so it is used, forward and (`project_transpose`, the fused cross-entropy's backward)
-//! backward. The timings (`classifier_bench_lm_size`): `docs/design-measurements.md`.
+//! The two-factor form is used, forward and (`project_transpose`, the fused cross-entropy's
+//! backward) backward, because it reads the tensor about four times where a plain butterfly
+//! ([`fwht`]) copies it once per level; the timings that chose it are in
+//! `docs/classifier-speed.md` ("The Hadamard transform").
 
 use crate::error::{Error, Result};
 use rand::{Rng, SeedableRng};
@@ -95,9 +93,9 @@ fn is_restricted_walsh_row(v: &[i8]) -> bool {
 
 /// Whether a `C x N` Hadamard classifier is faster as a stored dense `Q` (one GEMM) than as
 /// the fast transform. On the CPU the crossover lies between 100 x 342 and 100 x 1024 (the
-/// timings per shape: `docs/design-measurements.md`; `fixclf bench heads --shapes` measures
-/// them through the whole head), so matrices up to 2^16 entries (the CIFAR heads: 10 x 64,
-/// 100 x 342) are stored; the rest use the transform.
+/// timings per shape: `docs/classifier-speed.md`, "Dense or fast per shape"; `fixclf bench
+/// heads --shapes` measures them through the whole head), so matrices up to 2^16 entries (the
+/// CIFAR heads: 10 x 64, 100 x 342) are stored; the rest use the transform.
 /// A fixed rule rather than a timing at start-up, so that a run and its resumption compute
 /// the same way.
 pub fn hadamard_prefers_dense(c: i64, n: i64) -> bool {

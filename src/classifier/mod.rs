@@ -46,11 +46,9 @@
 //!
 //! # Speed
 //! Dense kinds are one fused `linear` with the contiguous `Q`; Hadamard uses a two-factor fast
-//! Walsh-Hadamard transform, several times faster at the LM's size (C = 33,278, N = 512; see
-//! [`hadamard`], timings in `docs/design-measurements.md`). Training uses
-//! [`FixedClassifier::training_loss`], which differentiates the cross-entropy through the
+//! Walsh-Hadamard transform ([`hadamard`]; timings in `docs/classifier-speed.md`). Training
+//! uses [`FixedClassifier::training_loss`], which differentiates the cross-entropy through the
 //! C-wide logits by hand ([`softmax_cross_entropy`], [`FixedMatrix::project_transpose`]).
-//! The orthogonal `Q` is built once per run (Gaussian + Cholesky QR in f64).
 pub mod hadamard;
 mod head;
 mod matrix;

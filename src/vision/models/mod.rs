@@ -185,8 +185,8 @@ pub enum MemoryFormat {
     #[default]
     Contiguous,
     /// NHWC (PyTorch's `channels_last`), where oneDNN's CPU convolutions need no reordering.
-    /// Faster for the CIFAR ResNets (on the CPU and on a GPU), not for small images or
-    /// DenseNet-BC on the CPU (`docs/design-measurements.md`). Hence opt-in.
+    /// Opt-in: faster for some models and image sizes, slower for others
+    /// (`docs/vision-speed.md`).
     ChannelsLast,
 }
 
