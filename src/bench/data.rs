@@ -3,11 +3,11 @@
 //! (`RandomResizedCrop(224)` + flip) or the evaluation one (`Resize(256)` +
 //! `CenterCrop(224)`), as one JSON line: images/s, per worker thread, and the share of
 //! decoding in a sample's time (measured on one thread over the first images).
-use super::data::decode;
-use super::data::folder;
-use super::loader::{worker_pool, Loader, LoaderSpec, SampleSource};
-use super::transforms::{Transform, TransformKind, Transformer};
 use crate::error::{Error, Result};
+use crate::vision::data::decode;
+use crate::vision::data::folder;
+use crate::vision::loader::{worker_pool, Loader, LoaderSpec, SampleSource};
+use crate::vision::transforms::{Transform, TransformKind, Transformer};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
