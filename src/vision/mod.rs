@@ -11,6 +11,7 @@ pub mod bench;
 pub mod collapse;
 pub mod config;
 pub mod data;
+pub mod long_tail;
 pub mod models;
 pub mod params;
 pub mod task;

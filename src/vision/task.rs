@@ -4,9 +4,10 @@
 //! augmented on the device (random crop with zero padding, horizontal flip), evaluated by
 //! loss and top-1 (top-5 for 100 classes or more) accuracy.
 use super::augment::{augment, normalize};
-use super::collapse::neural_collapse;
-use super::config::VisionConfig;
+use super::collapse::{neural_collapse, CollapseInput};
+use super::config::{GlobalMean, VisionConfig};
 use super::data::{ImageData, ImageSet};
+use super::long_tail::{class_counts, long_tail, shot_accuracy};
 use super::models::{self, Backbone};
 use crate::classifier::{Head, HeadConfig, HeadMode};
 use crate::config::Config;
@@ -60,12 +61,11 @@ fn split_off(set: &ImageSet, first: usize) -> (ImageSet, Option<ImageSet>) {
 /// The image task's classifier under `p`: the fixed head of a fixed mode, else a learned one
 /// initialized as PyTorch's `nn.Linear` (`fixclf bench vision` builds its heads here too).
 pub fn build_head(p: &nn::Path, head: &HeadConfig, classes: i64, features: i64) -> Result<Head> {
-    Ok(match head.fixed_matrix(classes, features, None)? {
-        Some(q) => Head::fixed(p, q, head)?,
-        None => {
-            let (w, b) = Head::linear_init(features);
-            Head::learned(p, classes, features, w, b)
-        }
+    Ok(if head.mode.is_fixed() {
+        Head::fixed_for(p, head, classes, features)?
+    } else {
+        let (w, b) = Head::linear_init(features);
+        Head::learned(p, classes, features, w, b)
     })
 }
 
@@ -88,10 +88,13 @@ impl VisionTask {
         } else {
             None
         };
+        data.train = long_tail(&data.train, d.imbalance);
         let vs = nn::VarStore::new(device);
         let channels = data.train.images.size()[1];
-        let backbone = models::build(&(vs.root() / "backbone"), &vision.model, channels)?
-            .with_memory_format(&vs, vision.memory_format);
+        let classes = Some(data.train.classes);
+        let backbone =
+            models::build_for(&(vs.root() / "backbone"), &vision.model, channels, classes)?
+                .with_memory_format(&vs, vision.memory_format);
         let (classes, features) = (data.train.classes, backbone.features);
         let head = build_head(&(vs.root() / "head"), &cfg.head, classes, features)?;
         Ok(VisionTask {
@@ -113,6 +116,11 @@ impl VisionTask {
         })
     }
 
+    /// The head's classes: the data's, or the rows pre-allocated by `head.classes`.
+    fn head_rows(&self) -> i64 {
+        self.head.classes()
+    }
+
     fn train_len(&self) -> usize {
         self.data.train.labels.size()[0] as usize
     }
@@ -132,15 +140,15 @@ impl VisionTask {
         order
     }
 
-    /// The backbone's features `[S, N]` (f32, on the device) of every training image, in
-    /// order: eval mode (BatchNorm's running statistics, no dropout), normalized, not
-    /// augmented, in batches of `eval_batch_size`. Kept whole (`S x N x 4` bytes: 15 MB for
-    /// Fashion-MNIST on 64 features) because the nearest-class-mean accuracy needs the means
-    /// of all of them first.
-    fn train_features(&self) -> Tensor {
-        let set = &self.data.train;
+    /// The features `[S, N]` as the head's rows see them ([`Head::features`]; f32, on the
+    /// device) of every image of `set`, in order, and the classifier's predictions `[S]`:
+    /// eval mode (BatchNorm's running statistics, no dropout), normalized, not augmented, in
+    /// batches of `eval_batch_size`. Kept whole (`S x N x 4` bytes: 15 MB for Fashion-MNIST
+    /// on 64 features) because the nearest-class-mean accuracy needs the means of all of
+    /// them first.
+    fn features_and_predictions(&self, set: &ImageSet) -> (Tensor, Tensor) {
         let n = set.labels.size()[0];
-        let mut parts = Vec::new();
+        let (mut parts, mut preds) = (Vec::new(), Vec::new());
         tch::no_grad(|| {
             let mut start = 0;
             while start < n {
@@ -148,11 +156,41 @@ impl VisionTask {
                 let x = set.images.narrow(0, start, len).to_device(self.device);
                 let x = normalize(&x, &self.data.mean, &self.data.std);
                 let f = self.backbone.net.forward_t(&x, false);
-                parts.push(f.to_kind(Kind::Float));
+                preds.push(self.head.logits(&f).argmax(-1, false));
+                parts.push(self.head.features(&f).to_kind(Kind::Float));
                 start += len;
             }
         });
-        Tensor::cat(&parts, 0)
+        (Tensor::cat(&parts, 0), Tensor::cat(&preds, 0))
+    }
+
+    /// The diagnostics of one split (None when fewer than two classes have samples).
+    fn collapse_of(&self, set: &ImageSet, epoch: usize) -> Result<Option<Collapse>> {
+        if set.labels.size()[0] == 0 {
+            return Ok(None);
+        }
+        let (features, predictions) = self.features_and_predictions(set);
+        let weights = self.head.class_weights();
+        let input = CollapseInput {
+            features: &features,
+            labels: &set.labels,
+            weights: &weights,
+            predictions: Some(&predictions),
+        };
+        let weighted = self.vision.collapse_global_mean == GlobalMean::Weighted;
+        neural_collapse(&input, epoch, weighted)
+    }
+
+    /// Learned parameters of the backbone at its usual width, when `fixdim` narrowed it (the
+    /// parameters Zhu et al.'s N = C removes are counted against it).
+    fn usual_backbone_params(&self) -> Result<Option<(i64, i64)>> {
+        if !self.vision.model.fixdim {
+            return Ok(None);
+        }
+        let vs = nn::VarStore::new(Device::Cpu);
+        let channels = self.data.train.images.size()[1];
+        let b = models::build(&vs.root(), &self.vision.model, channels)?;
+        Ok(Some((models::trainable_params(&vs), b.features)))
     }
 
     fn eval_set(&self, split: Split) -> &ImageSet {
@@ -184,7 +222,7 @@ impl Task for VisionTask {
         self.mode
     }
     fn classes(&self) -> i64 {
-        self.data.train.classes
+        self.head_rows()
     }
     fn params(&self) -> ParamReport {
         let backbone: i64 = self
@@ -194,7 +232,14 @@ impl Task for VisionTask {
             .filter(|(name, _)| !name.starts_with("head.") && !is_buffer(name))
             .map(|(_, t)| t.numel() as i64)
             .sum();
-        let (c, n) = (self.classes(), self.backbone.features);
+        let (c, n) = (self.data.train.classes, self.backbone.features);
+        // The learned baseline: the usual backbone (fixdim narrows it) and a C x N
+        // classifier on it; what a head removes is the difference to it.
+        let (backbone, n) = self
+            .usual_backbone_params()
+            .ok()
+            .flatten()
+            .unwrap_or((backbone, n));
         let classifier = n * c + c;
         ParamReport::new(
             &self.vs,
@@ -308,9 +353,20 @@ impl Task for VisionTask {
         if self.train_len() == 0 || !last_epoch && (every == 0 || epoch % every != 0) {
             return Ok(None);
         }
-        let features = self.train_features();
-        let weights = self.head.class_weights();
-        neural_collapse(&features, &self.data.train.labels, &weights, epoch)
+        let Some(mut train) = self.collapse_of(&self.data.train, epoch)? else {
+            return Ok(None);
+        };
+        if self.vision.collapse_test {
+            if let Some(mut test) = self.collapse_of(&self.data.test, epoch)? {
+                test.split = "test".into();
+                let counts = class_counts(&self.data.train.labels, self.head_rows());
+                let acc = test.per_class.as_ref().map(|p| p.acc.clone());
+                let d = &self.vision.data;
+                test.shots = acc.map(|a| shot_accuracy(&counts, &a, d.many_shot, d.few_shot));
+                train.test = Some(Box::new(test));
+            }
+        }
+        Ok(Some(train))
     }
     fn evaluate(&self, split: Split) -> Result<Evaluation> {
         let set = self.eval_set(split);
