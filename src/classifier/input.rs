@@ -4,7 +4,7 @@
 //!    polytope of `d` dimensions sits on any backbone (Pernici et al.'s `fc` before their
 //!    fixed layer).
 //! 2. `head.batch_norm`: BatchNorm1d over the features (affine, momentum 0.1, eps 1e-5),
-//!    Yang et al.'s `ETF_Classifier.BN_H`.
+//!    Yang et al.'s `ETF_Classifier.BN_H` (weight 1, bias 0 at start, as PyTorch).
 //! 3. `head.normalize_features` (default true): `x / ||x||` (the paper's `x_hat`; Yang et al.
 //!    clamp the norm at 1e-8, here at [`super::NORM_EPS`]); false feeds the features to `Q`
 //!    as they are (Pernici et al.'s convention).
@@ -38,9 +38,15 @@ impl FeatureInput {
         let projection = cfg
             .projection
             .then(|| nn::linear(p / "projection", features, cols, Default::default()));
+        // PyTorch's BatchNorm1d: weight 1, bias 0 (tch's default weight is uniform).
+        let bn_cfg = nn::BatchNormConfig {
+            ws_init: nn::Init::Const(1.0),
+            bs_init: nn::Init::Const(0.0),
+            ..Default::default()
+        };
         let batch_norm = cfg
             .batch_norm
-            .then(|| nn::batch_norm1d(p / "bn", cols, Default::default()));
+            .then(|| nn::batch_norm1d(p / "bn", cols, bn_cfg));
         Ok(Self {
             projection,
             batch_norm,
