@@ -255,3 +255,23 @@ fn preallocated_classes() {
         .to_string()
         .contains("head.classes"));
 }
+
+/// Under Hoffer's convention class 0's row is `-1/sqrt(N)` everywhere, so on non-negative
+/// features (a ReLU backbone's pooled output) `logit_i - logit_0 = 2 alpha sum_{j: H_ij = +1}
+/// x_hat_j >= 0` for every class i: without the bias, class 0 never wins.
+#[test]
+fn hoffers_negated_row_zero_never_wins_on_relu_features() {
+    let cfg = HeadConfig {
+        mode: HeadMode::FixedHadamard,
+        hadamard_convention: HadamardConvention::Hoffer,
+        random_orientation: false,
+        bias: false,
+        ..Default::default()
+    };
+    let (_vs, h) = head(&cfg, 10, 32);
+    let x = Tensor::rand([500, 32], cpu());
+    let logits = h.logits(&x);
+    let best_other = logits.narrow(1, 1, 9).amax([1i64].as_slice(), false);
+    let margin = (best_other - logits.select(1, 0)).min().double_value(&[]);
+    assert!(margin >= 0.0, "{margin}");
+}

@@ -277,10 +277,15 @@ fn measure(
 /// The mean over ordered pairs `i != j` of `|u_i . u_j + 1/(K-1)|` for unit rows `u`
 /// `[K, N]`, a tile of rows against all at a time.
 fn mean_abs_cos_offset(unit: &Tensor) -> f64 {
+    mean_abs_cos_offset_in(unit, tile_rows(unit.size()[0]))
+}
+
+/// [`mean_abs_cos_offset`] with `rows` rows a tile.
+fn mean_abs_cos_offset_in(unit: &Tensor, rows: i64) -> f64 {
     let k = unit.size()[0];
     let shift = 1.0 / (k - 1) as f64;
     let mut total = 0.0;
-    for (start, len) in chunks(k, tile_rows(k)) {
+    for (start, len) in chunks(k, rows) {
         let cos = unit.narrow(0, start, len).mm(&unit.tr());
         total += (cos + shift).abs().sum(Kind::Double).double_value(&[]);
     }

@@ -190,8 +190,8 @@ fn matches_the_reference_definitions() {
     }
 }
 
-/// The tiled pairwise measures equal the dense ones when tiles are one row: many classes
-/// (300 > the rows of a tile at this width would be) on few features.
+/// The tiled pairwise measures equal the dense ones, whatever the tile: 300 classes on 4
+/// features, tiles of 1, 7 and 299 rows.
 #[test]
 fn tiles_agree_with_the_dense_formulas() {
     tch::manual_seed(3);
@@ -202,6 +202,11 @@ fn tiles_agree_with_the_dense_formulas() {
     let off = Tensor::ones([k, k], cpu(Kind::Double)) - Tensor::eye(k, cpu(Kind::Double));
     let dense = (cos.abs() * off).sum(Kind::Double).double_value(&[]) / (k * (k - 1)) as f64;
     assert!((mean_abs_cos_offset(&u) - dense).abs() < 1e-12);
+    for rows in [1, 7, 299] {
+        assert!((mean_abs_cos_offset_in(&u, rows) - dense).abs() < 1e-12, "{rows}");
+    }
+    // At C = 100k a tile is 41 rows of all classes (4M values), never C x C.
+    assert_eq!(tile_rows(100_000), 41);
     let a = Tensor::randn([k, 4], cpu(Kind::Double));
     let b = Tensor::randn([k, 4], cpu(Kind::Double));
     let s = b.mm(&a.tr());
