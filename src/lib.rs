@@ -17,6 +17,7 @@ pub mod random;
 pub mod report;
 pub mod suite;
 pub mod tasks;
+pub mod tensor_map;
 pub mod vectors;
 pub mod vision;
 

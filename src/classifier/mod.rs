@@ -31,7 +31,7 @@
 //! while alpha = 1 caps it near 2e-4; for C = 10 or 100 it is also comfortable. Learned (the
 //! default) it adapts from there. alpha is applied to the N-wide `x_hat` before projecting
 //! (same result as scaling the C-wide logits, less work). Exclude `alpha` from weight decay.
-//! alpha has its own optimizer settings in `[head]` (applied by `optim::training_params`):
+//! alpha has its own optimizer settings in `[head]` (applied by [`training_params`]):
 //! `alpha_lr_scale` (its learning rate is `train.lr` times this), `alpha_clip` (whether its
 //! gradient is in the global clipping norm), `alpha_weight_decay`, and `alpha_param`
 //! ([`AlphaParam`]: alpha itself, or `log_alpha`, with `alpha = exp(log_alpha)` in the
@@ -44,14 +44,11 @@
 //! their initial values), and the prediction is still `argmax_i q_i . x_hat` (the logits'
 //! argmax when the bias is zero).
 //!
-//! # Speed (C = 33,278, N = 512, 700 rows of x, CPU, 2 threads)
-//! Dense kinds are one fused `linear` with the contiguous `Q` (239 ms forward, 408 ms forward +
-//! backward on the 2-core benchmark machine); Hadamard uses a two-factor fast Walsh-Hadamard
-//! transform, 4x faster forward and 2.4x forward + backward (table in [`hadamard`]). Training
+//! # Speed
+//! Dense kinds are one fused `linear` with the contiguous `Q`; Hadamard uses a two-factor fast
+//! Walsh-Hadamard transform ([`hadamard`]; timings in `docs/classifier-speed.md`). Training
 //! uses [`FixedClassifier::training_loss`], which differentiates the cross-entropy through the
 //! C-wide logits by hand ([`softmax_cross_entropy`], [`FixedMatrix::project_transpose`]).
-//! Building the orthogonal `Q` at that size takes about 1.4 s (Gaussian + Cholesky QR in f64),
-//! once per run.
 pub mod hadamard;
 mod head;
 mod input;
@@ -59,7 +56,9 @@ mod matrix;
 mod polytope;
 mod pretrained;
 
-pub use head::{HadamardConvention, Head, HeadConfig, HeadMode};
+pub use head::{
+    is_alpha, training_params, HadamardConvention, Head, HeadConfig, HeadMode, HeadShape,
+};
 pub use input::FeatureInput;
 pub use matrix::{FixedKind, FixedMatrix, FixedSpec};
 pub use polytope::{polytope_rows, Polytope};

@@ -11,7 +11,7 @@ fn cpu() -> (Kind, Device) {
 fn head(cfg: &HeadConfig, classes: i64, features: i64) -> (nn::VarStore, Head) {
     cfg.validate("t.toml").unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
-    let h = Head::fixed_for(&(vs.root() / "head"), cfg, classes, features).unwrap();
+    let h = Head::fixed_for(&(vs.root() / "head"), cfg, classes, features, None).unwrap();
     (vs, h)
 }
 
@@ -116,7 +116,7 @@ fn cube_with_projection() {
         ..cfg.clone()
     };
     let vs = nn::VarStore::new(Device::Cpu);
-    let e = Head::fixed_for(&vs.root(), &no_proj, 16, 3)
+    let e = Head::fixed_for(&vs.root(), &no_proj, 16, 3, None)
         .err()
         .unwrap()
         .to_string();
@@ -239,7 +239,7 @@ fn preallocated_classes() {
         ..cfg.clone()
     };
     let vs = nn::VarStore::new(Device::Cpu);
-    let e = Head::fixed_for(&vs.root(), &small, 10, 16)
+    let e = Head::fixed_for(&vs.root(), &small, 10, 16, None)
         .err()
         .unwrap()
         .to_string();

@@ -203,7 +203,10 @@ fn tiles_agree_with_the_dense_formulas() {
     let dense = (cos.abs() * off).sum(Kind::Double).double_value(&[]) / (k * (k - 1)) as f64;
     assert!((mean_abs_cos_offset(&u) - dense).abs() < 1e-12);
     for rows in [1, 7, 299] {
-        assert!((mean_abs_cos_offset_in(&u, rows) - dense).abs() < 1e-12, "{rows}");
+        assert!(
+            (mean_abs_cos_offset_in(&u, rows) - dense).abs() < 1e-12,
+            "{rows}"
+        );
     }
     // At C = 100k a tile is 41 rows of all classes (4M values), never C x C.
     assert_eq!(tile_rows(100_000), 41);
