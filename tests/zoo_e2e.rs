@@ -99,7 +99,10 @@ fn new_heads_train_on_long_tailed_data_and_report() {
             "fixdim",
             &["head.mode=fixed-simplex", "vision.model.fixdim=true"],
         ),
-        ("preallocated", &["head.mode=fixed-orthogonal", "head.classes=6"]),
+        (
+            "preallocated",
+            &["head.mode=fixed-orthogonal", "head.classes=6"],
+        ),
     ];
     let mut runs = Vec::new();
     for (name, sets) in heads {
@@ -127,7 +130,10 @@ fn new_heads_train_on_long_tailed_data_and_report() {
         let pc = last.per_class.as_ref().unwrap();
         assert_eq!(&pc.count[..4], &[64, 40, 25, 16], "{name}");
         assert_eq!(last.samples, 145, "{name}");
-        assert!(last.nc4.is_finite() && last.acc.is_finite(), "{name}: {last:?}");
+        assert!(
+            last.nc4.is_finite() && last.acc.is_finite(),
+            "{name}: {last:?}"
+        );
         let test = last.test.as_ref().unwrap();
         assert_eq!((test.split.as_str(), test.samples), ("test", 128));
         let shots = test.shots.as_ref().unwrap();
@@ -150,10 +156,16 @@ fn new_heads_train_on_long_tailed_data_and_report() {
     let out = dir.path().join("report");
     fixclf::report::write_report(&runs, &out, "lt").unwrap();
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
-    assert!(md.contains("Heads side by side") && md.contains("few %"), "{md}");
+    assert!(
+        md.contains("Heads side by side") && md.contains("few %"),
+        "{md}"
+    );
     let csv = std::fs::read_to_string(out.join("heads.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 7, "{csv}");
-    assert!(csv.starts_with("run,mode,seeds,removed_percent,test_acc_mean"), "{csv}");
+    assert!(
+        csv.starts_with("run,mode,seeds,removed_percent,test_acc_mean"),
+        "{csv}"
+    );
     assert!(out.join("class_norms.png").exists() && out.join("collapse.png").exists());
 }
 
@@ -163,13 +175,33 @@ fn zoo_config_errors_name_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = lt_config(dir.path());
     for (set, mode, field) in [
-        ("vision.data.imbalance=0.0", "learned", "vision.data.imbalance"),
-        ("vision.data.imbalance=1.5", "learned", "vision.data.imbalance"),
-        ("vision.data.few_shot=500", "learned", "vision.data.few_shot"),
+        (
+            "vision.data.imbalance=0.0",
+            "learned",
+            "vision.data.imbalance",
+        ),
+        (
+            "vision.data.imbalance=1.5",
+            "learned",
+            "vision.data.imbalance",
+        ),
+        (
+            "vision.data.few_shot=500",
+            "learned",
+            "vision.data.few_shot",
+        ),
         ("head.projection=true", "fixed-simplex", "head.projection"),
         ("head.batch_norm=true", "learned", "head.batch_norm"),
-        ("head.hadamard_convention=\"hoffer\"", "fixed-simplex", "head.hadamard_convention"),
-        ("vision.model.fixdim=true", "fixed-orthogonal", "vision.model.fixdim"),
+        (
+            "head.hadamard_convention=\"hoffer\"",
+            "fixed-simplex",
+            "head.hadamard_convention",
+        ),
+        (
+            "vision.model.fixdim=true",
+            "fixed-orthogonal",
+            "vision.model.fixdim",
+        ),
     ] {
         let e = config::load(&path, &[set.to_string(), format!("head.mode={mode}")])
             .err()
