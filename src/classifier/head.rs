@@ -388,7 +388,7 @@ pub enum Head {
     /// A weight owned elsewhere (the language model's input embedding), own bias.
     Tied { weight: Tensor, bias: Tensor },
     /// `alpha * Q x_hat + b` with a fixed `Q`.
-    Fixed(FixedClassifier),
+    Fixed(Box<FixedClassifier>),
 }
 
 impl Head {
@@ -426,7 +426,7 @@ impl Head {
 
     /// A fixed head under `p` (`alpha`, `bias`) with the matrix of a fixed mode.
     pub fn fixed(p: &nn::Path, matrix: FixedMatrix, cfg: &HeadConfig) -> Result<Head> {
-        Ok(Head::Fixed(FixedClassifier::new(p, matrix, cfg)?))
+        Ok(Head::Fixed(Box::new(FixedClassifier::new(p, matrix, cfg)?)))
     }
 
     /// The fixed head of `cfg`'s (fixed) mode for data of `classes` classes on `features`
@@ -448,9 +448,9 @@ impl Head {
                 format!("{} is not a fixed mode", cfg.mode),
             ));
         };
-        Ok(Head::Fixed(FixedClassifier::with_features(
+        Ok(Head::Fixed(Box::new(FixedClassifier::with_features(
             p, matrix, cfg, features,
-        )?))
+        )?)))
     }
 
     /// Logits `[n, C]` of features `[n, N]`.
@@ -514,7 +514,7 @@ impl Head {
     /// The fixed classifier, if this head is one.
     pub fn fixed_classifier(&self) -> Option<&FixedClassifier> {
         match self {
-            Head::Fixed(clf) => Some(clf),
+            Head::Fixed(clf) => Some(clf.as_ref()),
             _ => None,
         }
     }
