@@ -318,6 +318,35 @@ pub(crate) mod tests {
         b.features
     }
 
+    /// Zhu et al.'s fixdim: the last block has C channels, so the backbone gives N = C
+    /// features (the forward pass too); architectures without it are refused by name.
+    #[test]
+    fn fixdim_narrows_the_last_block_to_the_classes() {
+        for (arch, shape) in [
+            (Arch::SmallCnn, [2, 1, 16, 16]),
+            (Arch::ResnetCifar, [2, 3, 16, 16]),
+        ] {
+            let cfg = ModelConfig {
+                fixdim: true,
+                depth: if arch == Arch::ResnetCifar { 8 } else { 0 },
+                ..ModelConfig::new(arch)
+            };
+            let vs = nn::VarStore::new(Device::Cpu);
+            let b = build_for(&vs.root(), &cfg, shape[1], Some(7)).unwrap();
+            let y = b.forward_t(&Tensor::randn(shape, (Kind::Float, Device::Cpu)), false);
+            assert_eq!((b.features, y.size()), (7, vec![2, 7]), "{arch}");
+            let usual = nn::VarStore::new(Device::Cpu);
+            let u = build(&usual.root(), &cfg, shape[1]).unwrap();
+            assert!(u.features > 7 && trainable_params(&usual) > trainable_params(&vs));
+        }
+        let cfg = ModelConfig {
+            fixdim: true,
+            ..ModelConfig::new(Arch::DensenetBc)
+        };
+        let e = cfg.validate("c.toml").unwrap_err().to_string();
+        assert!(e.contains("vision.model.fixdim"), "{e}");
+    }
+
     /// A config for `arch` with `f` applied to the defaults.
     fn config_with(arch: Arch, f: fn(&mut ModelConfig)) -> ModelConfig {
         let mut cfg = ModelConfig::new(arch);
