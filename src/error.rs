@@ -36,6 +36,14 @@ pub enum Error {
     },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// One part of a larger piece of work failed: `what` names the part (`bench resnet20
+    /// fixed`), `source` what went wrong.
+    #[error("{what}: {source}")]
+    Within {
+        what: String,
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -69,6 +77,12 @@ impl Error {
             signal,
             what: what.into(),
             next: next.into(),
+        }
+    }
+    pub fn within(what: impl Into<String>, source: Error) -> Self {
+        Error::Within {
+            what: what.into(),
+            source: Box::new(source),
         }
     }
     pub fn arg(arg: impl Into<String>, msg: impl Into<String>) -> Self {

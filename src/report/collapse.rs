@@ -2,8 +2,9 @@
 //! (`nc1, nc2_equinorm, nc2_equiangular, nc3, ncc_acc`), a Markdown table, and the
 //! `collapse` plot (NC1 on a log axis, NC2 and NC3 per epoch, one curve per run), written
 //! only when some run has `collapse` events (image runs; see `crate::vision::collapse`).
-use super::plot::{self, PlotError};
-use super::table::{fmt_f, md_escape, optf};
+use super::canvas::{render_with, PlotError};
+use super::cells::{fmt_f, md_escape, optf};
+use super::plot::draw_lines;
 use super::ReportTable;
 use crate::engine::Collapse;
 use serde::Serialize;
@@ -98,7 +99,7 @@ type Pick = fn(&Collapse) -> f64;
 /// equinorm, NC2 equiangularity, NC3, NC4, the few-shot test accuracy) over epochs, of the
 /// training split; a run keeps its color of the other plots.
 pub(super) fn render(t: &ReportTable) -> Result<(String, Vec<u8>), PlotError> {
-    plot::render_with(SIZE, |root| {
+    render_with(SIZE, |root| {
         let charts: [(&str, &str, Pick, bool); 6] = [
             (
                 "NC1: within / between class",
@@ -152,7 +153,7 @@ pub(super) fn render(t: &ReportTable) -> Result<(String, Vec<u8>), PlotError> {
                 },
                 |c| !c.collapse.is_empty(),
             );
-            plot::draw_lines(
+            draw_lines(
                 area,
                 title,
                 ("epoch", y),

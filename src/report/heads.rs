@@ -6,8 +6,9 @@
 //! norm of the centred class mean and of the classifier row (each over its mean across the
 //! classes, so heads of any scale compare), and the per-class test accuracy: minority
 //! collapse shows as the curves falling to the right.
-use super::plot::{self, PlotError};
-use super::table::md_escape;
+use super::canvas::{render_with, PlotError};
+use super::cells::md_escape;
+use super::plot::draw_lines;
 use super::{ReportTable, RunCurves, RunRow};
 use crate::engine::Collapse;
 use serde::Serialize;
@@ -166,7 +167,7 @@ pub fn csv(t: &ReportTable) -> String {
     for r in rows(t) {
         out.push_str(&format!(
             "{},{},{},{}",
-            super::table::csv_cell(&r.group),
+            super::cells::csv_cell(&r.group),
             r.mode,
             r.seeds,
             r.removed.map_or(String::new(), |v| v.to_string())
@@ -227,7 +228,7 @@ fn per_class_points(c: &RunCurves, which: usize) -> Option<Vec<(f64, f64)>> {
 
 /// The `class_norms` plot: three charts over the classes ranked by training images.
 pub(super) fn render(t: &ReportTable) -> Result<(String, Vec<u8>), PlotError> {
-    plot::render_with(SIZE, |root| {
+    render_with(SIZE, |root| {
         let charts = [
             ("Class means ||mu_c - mu_G|| / mean", "norm / mean"),
             ("Classifier rows ||w_c|| / mean", "norm / mean"),
@@ -240,7 +241,7 @@ pub(super) fn render(t: &ReportTable) -> Result<(String, Vec<u8>), PlotError> {
                 |c| per_class_points(c, which).unwrap_or_default(),
                 |c| per_class_points(c, which).is_some(),
             );
-            plot::draw_lines(
+            draw_lines(
                 area,
                 title,
                 ("class, by training images (most first)", y),
