@@ -256,7 +256,8 @@ fn eval_and_params_commands_work_for_images() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("valid acc"), "{out}");
-    assert!(out.contains("| neural collapse: NC1 "), "{out}");
+    assert!(out.contains("| neural collapse: train: NC1 "), "{out}");
+    assert!(out.contains("| neural collapse: test: NC1 "), "{out}");
     let run = dir.path().join("runs/ev");
     let (code, out, err) = fixclf(&["eval", "--run", run.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");

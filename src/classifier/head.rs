@@ -31,10 +31,27 @@ pub enum HeadMode {
     FixedPmi,
     /// Fixed vectors from any supported file (`head.embeddings`).
     FixedPretrained,
+    /// Pernici et al.'s d-orthoplex: rows `+-e_i`, `d = ceil(C/2)`.
+    FixedOrthoplex,
+    /// Pernici et al.'s d-cube: `+-1/sqrt(d)` vectors, `d = ceil(log2 C)`.
+    FixedCube,
+}
+
+/// Whose conventions the fixed Hadamard head follows (`head.hadamard_convention`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum HadamardConvention {
+    /// `alpha Q x_hat + b`, rows +-1/sqrt(N), alpha from `head.alpha_init`, bias zero.
+    #[default]
+    Fixclf,
+    /// eladhoffer/fix_your_classifier `HadamardProj`: `-scale H x_hat + b` with `H` of +-1
+    /// entries, `scale` initialized to `1/sqrt(C)` (not `head.alpha_init`), the bias uniform
+    /// in `+-1/sqrt(C)`.
+    Hoffer,
 }
 
 impl HeadMode {
-    pub const ALL: [HeadMode; 8] = [
+    pub const ALL: [HeadMode; 10] = [
         HeadMode::Learned,
         HeadMode::Tied,
         HeadMode::FixedOrthogonal,
@@ -43,6 +60,8 @@ impl HeadMode {
         HeadMode::FixedWord2vec,
         HeadMode::FixedPmi,
         HeadMode::FixedPretrained,
+        HeadMode::FixedOrthoplex,
+        HeadMode::FixedCube,
     ];
 
     /// The name used in configs, metrics and reports.
@@ -56,6 +75,8 @@ impl HeadMode {
             HeadMode::FixedWord2vec => "fixed-word2vec",
             HeadMode::FixedPmi => "fixed-pmi",
             HeadMode::FixedPretrained => "fixed-pretrained",
+            HeadMode::FixedOrthoplex => "fixed-orthoplex",
+            HeadMode::FixedCube => "fixed-cube",
         }
     }
 
@@ -77,6 +98,17 @@ impl HeadMode {
             HeadMode::FixedWord2vec | HeadMode::FixedPmi | HeadMode::FixedPretrained => {
                 Some(FixedKind::Pretrained)
             }
+            HeadMode::FixedOrthoplex => Some(FixedKind::Orthoplex),
+            HeadMode::FixedCube => Some(FixedKind::Cube),
+        }
+    }
+
+    /// The polytope of a polytope mode (its rows live in `d < N` dimensions).
+    pub fn polytope(self) -> Option<super::Polytope> {
+        match self {
+            HeadMode::FixedOrthoplex => Some(super::Polytope::Orthoplex),
+            HeadMode::FixedCube => Some(super::Polytope::Cube),
+            _ => None,
         }
     }
 
@@ -129,8 +161,23 @@ pub struct HeadConfig {
     pub alpha_param: AlphaParam,
     /// Learned per-class bias on the fixed classifier's logits.
     pub bias: bool,
-    /// Loss of the fixed classifier: `cross-entropy`, or the paper's `cosine` angle loss.
+    /// Loss of the fixed classifier: `cross-entropy`, the paper's `cosine` angle loss, or
+    /// Yang et al.'s `dot-regression`.
     pub loss: LossKind,
+    /// Fixed heads: rows for this many classes K >= C (0: the data's C). Classes the data
+    /// does not have keep their rows and logits (Pernici et al. 2020's pre-allocated
+    /// classifier for classes added later).
+    pub classes: i64,
+    /// fixed-orthoplex and fixed-cube: a learned linear layer from the backbone's N features
+    /// to the polytope's d dimensions before the fixed rows (false: the rows sit in N).
+    pub projection: bool,
+    /// Fixed heads: BatchNorm1d on the features before `Q` (Yang et al.'s ETF classifier).
+    pub batch_norm: bool,
+    /// Fixed heads: L2-normalize the features before `Q` (false: Pernici et al.'s
+    /// unnormalized features).
+    pub normalize_features: bool,
+    /// fixed-hadamard: `fixclf` or `hoffer` ([`HadamardConvention`]).
+    pub hadamard_convention: HadamardConvention,
 }
 
 impl Default for HeadConfig {
@@ -148,6 +195,11 @@ impl Default for HeadConfig {
             alpha_param: AlphaParam::Linear,
             bias: true,
             loss: LossKind::CrossEntropy,
+            classes: 0,
+            projection: false,
+            batch_norm: false,
+            normalize_features: true,
+            hadamard_convention: HadamardConvention::Fixclf,
         }
     }
 }
@@ -191,13 +243,94 @@ impl HeadConfig {
                 ),
             );
         }
-        if self.loss == LossKind::Cosine && !self.mode.is_fixed() {
+        if self.loss != LossKind::CrossEntropy && !self.mode.is_fixed() {
             return err(
                 "head.loss",
-                "the cosine loss needs a fixed head mode".into(),
+                "the cosine and dot-regression losses need a fixed head mode".into(),
             );
         }
+        self.validate_zoo(file)
+    }
+
+    /// The options of the later fixed classifiers (projection, BatchNorm, normalization,
+    /// pre-allocated classes, Hoffer's Hadamard conventions).
+    fn validate_zoo(&self, file: &str) -> Result<()> {
+        let err = |field: &str, msg: String| Err(Error::config(file, field, msg));
+        let fixed_only = [
+            ("head.classes", self.classes != 0),
+            ("head.batch_norm", self.batch_norm),
+            ("head.normalize_features", !self.normalize_features),
+        ];
+        for (field, set) in fixed_only {
+            if set && !self.mode.is_fixed() {
+                return err(
+                    field,
+                    format!("applies to fixed head modes, not {}", self.mode),
+                );
+            }
+        }
+        if self.classes < 0 {
+            return err(
+                "head.classes",
+                format!(
+                    "must be 0 (the data's classes) or at least their number, got {}",
+                    self.classes
+                ),
+            );
+        }
+        if self.projection && self.mode.polytope().is_none() {
+            return err(
+                "head.projection",
+                format!(
+                    "applies to fixed-orthoplex and fixed-cube (whose rows live in fewer \
+                     dimensions than the features), not {}",
+                    self.mode
+                ),
+            );
+        }
+        if self.hadamard_convention == HadamardConvention::Hoffer {
+            if self.mode != HeadMode::FixedHadamard {
+                return err(
+                    "head.hadamard_convention",
+                    format!("\"hoffer\" applies to fixed-hadamard, not {}", self.mode),
+                );
+            }
+            if self.loss != LossKind::CrossEntropy || self.random_orientation {
+                return err(
+                    "head.hadamard_convention",
+                    "\"hoffer\" is the reference's cross-entropy head on the plain truncated \
+                     Sylvester matrix: set head.loss = \"cross-entropy\" and \
+                     head.random_orientation = false"
+                        .into(),
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The number of rows of a fixed head for data of `classes` classes (`head.classes`
+    /// when set); an error naming the field when it is below `classes`.
+    pub fn rows_for(&self, classes: i64) -> Result<i64> {
+        match self.classes {
+            0 => Ok(classes),
+            k if k >= classes => Ok(k),
+            k => Err(Error::arg(
+                "head.classes",
+                format!(
+                    "{k} rows cannot hold the data's {classes} classes: set it to 0 or at \
+                     least {classes}"
+                ),
+            )),
+        }
+    }
+
+    /// The columns of the fixed matrix on `features` backbone outputs: the polytope's `d`
+    /// with `head.projection`, else `features`.
+    pub fn matrix_cols(&self, rows: i64, features: i64) -> i64 {
+        match (self.projection, self.mode.polytope()) {
+            (true, Some(p)) => p.dim(rows),
+            _ => features,
+        }
     }
 
     /// The fixed `C x N` matrix of a fixed mode (None for learned and tied). `words`, the
@@ -215,8 +348,11 @@ impl HeadConfig {
         if kind == FixedKind::Pretrained {
             spec.source = Some(self.embeddings.clone());
         }
-        spec.random_orientation =
-            self.random_orientation && matches!(kind, FixedKind::Hadamard | FixedKind::Simplex);
+        spec.random_orientation = self.random_orientation
+            && matches!(
+                kind,
+                FixedKind::Hadamard | FixedKind::Simplex | FixedKind::Orthoplex | FixedKind::Cube
+            );
         // Name the config field behind the failure (`tasks::build` adds the file).
         FixedMatrix::build(&spec, words)
             .map(Some)
@@ -252,7 +388,7 @@ pub enum Head {
     /// A weight owned elsewhere (the language model's input embedding), own bias.
     Tied { weight: Tensor, bias: Tensor },
     /// `alpha * Q x_hat + b` with a fixed `Q`.
-    Fixed(FixedClassifier),
+    Fixed(Box<FixedClassifier>),
 }
 
 impl Head {
@@ -290,7 +426,31 @@ impl Head {
 
     /// A fixed head under `p` (`alpha`, `bias`) with the matrix of a fixed mode.
     pub fn fixed(p: &nn::Path, matrix: FixedMatrix, cfg: &HeadConfig) -> Result<Head> {
-        Ok(Head::Fixed(FixedClassifier::new(p, matrix, cfg)?))
+        Ok(Head::Fixed(Box::new(FixedClassifier::new(p, matrix, cfg)?)))
+    }
+
+    /// The fixed head of `cfg`'s (fixed) mode for data of `classes` classes on `features`
+    /// backbone outputs: `head.classes` rows, the matrix in the polytope's `d` dimensions
+    /// behind a learned projection when `head.projection`. `words`: the class names in id
+    /// order, for the pretrained modes.
+    pub fn fixed_for(
+        p: &nn::Path,
+        cfg: &HeadConfig,
+        classes: i64,
+        features: i64,
+        words: Option<&[String]>,
+    ) -> Result<Head> {
+        let rows = cfg.rows_for(classes)?;
+        let cols = cfg.matrix_cols(rows, features);
+        let Some(matrix) = cfg.fixed_matrix(rows, cols, words)? else {
+            return Err(Error::arg(
+                "head.mode",
+                format!("{} is not a fixed mode", cfg.mode),
+            ));
+        };
+        Ok(Head::Fixed(Box::new(FixedClassifier::with_features(
+            p, matrix, cfg, features,
+        )?)))
     }
 
     /// Logits `[n, C]` of features `[n, N]`.
@@ -329,14 +489,32 @@ impl Head {
     pub fn class_weights(&self) -> Tensor {
         match self {
             Head::Learned { weight, .. } | Head::Tied { weight, .. } => weight.detach(),
-            Head::Fixed(clf) => clf.matrix().dense(),
+            Head::Fixed(clf) => clf.class_rows(),
+        }
+    }
+
+    /// The features `[n, N]` as the class rows see them (eval mode): a fixed head's
+    /// projection and BatchNorm applied, before the normalization; the backbone's features
+    /// otherwise. Neural collapse is measured on these.
+    pub fn features(&self, x: &Tensor) -> Tensor {
+        match self {
+            Head::Fixed(clf) => clf.features(x),
+            _ => x.shallow_clone(),
+        }
+    }
+
+    /// The number of classes C (rows) the head scores.
+    pub fn classes(&self) -> i64 {
+        match self {
+            Head::Learned { weight, .. } | Head::Tied { weight, .. } => weight.size()[0],
+            Head::Fixed(clf) => clf.matrix().rows(),
         }
     }
 
     /// The fixed classifier, if this head is one.
     pub fn fixed_classifier(&self) -> Option<&FixedClassifier> {
         match self {
-            Head::Fixed(clf) => Some(clf),
+            Head::Fixed(clf) => Some(clf.as_ref()),
             _ => None,
         }
     }
@@ -405,17 +583,12 @@ impl Head {
             | HeadMode::FixedSimplex
             | HeadMode::FixedWord2vec
             | HeadMode::FixedPmi
-            | HeadMode::FixedPretrained => {
-                let matrix = match shape.fixed {
-                    Some(q) => q,
-                    None => cfg
-                        .fixed_matrix(classes, features, shape.words)?
-                        .ok_or_else(|| {
-                            Error::arg("head.mode", format!("{} has no fixed matrix", cfg.mode))
-                        })?,
-                };
-                Head::fixed(p, matrix, cfg)
-            }
+            | HeadMode::FixedPretrained
+            | HeadMode::FixedOrthoplex
+            | HeadMode::FixedCube => match shape.fixed {
+                Some(matrix) => Head::fixed(p, matrix, cfg),
+                None => Head::fixed_for(p, cfg, classes, features, shape.words),
+            },
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The fixed matrices `Q` (C x N, unit rows) and the spec that regenerates them.
 use super::hadamard::{hadamard_prefers_dense, Hadamard};
+use super::polytope::{polytope_rows, Polytope};
 use crate::error::{Error, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -15,6 +16,10 @@ pub enum FixedKind {
     Hadamard,
     Simplex,
     Pretrained,
+    /// Pernici et al.'s d-orthoplex (`d = ceil(C/2)`), see [`super::polytope`].
+    Orthoplex,
+    /// Pernici et al.'s d-cube (`d = ceil(log2 C)`), see [`super::polytope`].
+    Cube,
 }
 
 impl std::fmt::Display for FixedKind {
@@ -24,6 +29,8 @@ impl std::fmt::Display for FixedKind {
             FixedKind::Hadamard => "hadamard",
             FixedKind::Simplex => "simplex",
             FixedKind::Pretrained => "pretrained",
+            FixedKind::Orthoplex => "orthoplex",
+            FixedKind::Cube => "cube",
         })
     }
 }
@@ -150,6 +157,22 @@ fn householder_q(a: &Tensor) -> Tensor {
     q * d.unsqueeze(0)
 }
 
+/// `C x d` rows (f64) as the `C x N` matrix of `spec`: in the first `d` columns (zeros after),
+/// or, with `spec.random_orientation`, rotated into a seeded random `d`-dimensional subspace
+/// of all `N` features (`q U^T`, `U` with orthonormal columns: the Gram matrix is unchanged).
+fn place_rows(q: Tensor, spec: &FixedSpec) -> Tensor {
+    let (c, d) = q.size2().expect("a matrix");
+    let n = spec.cols;
+    if spec.random_orientation {
+        let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+        let u = orthonormal_columns(&gaussian(n, d, &mut rng));
+        return q.matmul(&u.tr());
+    }
+    let out = Tensor::zeros([c, n], (Kind::Double, Device::Cpu));
+    out.narrow(1, 0, d).copy_(&q);
+    out
+}
+
 /// Scales the rows of `q` to unit norm, in place.
 fn unit_rows(mut q: Tensor) -> Tensor {
     let norms = q.norm_scalaropt_dim(2.0, [1i64], true).clamp_min(1e-30);
@@ -268,13 +291,31 @@ impl FixedMatrix {
             }
             q[k * nu + k - 1] = -scale * kf / denom;
         }
-        let mut q = Tensor::from_slice(&q).view([c, n]);
-        if spec.random_orientation {
-            let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
-            let u = orthonormal_columns(&gaussian(n, c - 1, &mut rng));
-            q = q.narrow(1, 0, c - 1).matmul(&u.tr());
+        let q = Tensor::from_slice(&q).view([c, n]).narrow(1, 0, c - 1);
+        Ok(Self::dense_from(spec.clone(), place_rows(q, &spec)))
+    }
+
+    /// A regular polytope of Pernici et al. ([`super::polytope`]): its `C x d` rows in the
+    /// first `d` features, or rotated into all `N` with `spec.random_orientation` (as the
+    /// simplex). Needs `N >= d`.
+    fn polytope_spec(mut spec: FixedSpec, kind: Polytope) -> Result<Self> {
+        if !spec.random_orientation {
+            spec.seed = 0; // unused: the construction is deterministic
         }
-        Ok(Self::dense_from(spec, q))
+        let (c, n) = (spec.rows, spec.cols);
+        check_shape(&spec.kind.to_string(), c, n)?;
+        let d = kind.dim(c);
+        if n < d {
+            return Err(Error::arg(
+                spec.kind.to_string(),
+                format!(
+                    "{c} classes need {d} dimensions, the features have {n}: use \
+                     head.projection = true (a learned {n} -> {d} layer) or more features"
+                ),
+            ));
+        }
+        let q = polytope_rows(kind, c)?;
+        Ok(Self::dense_from(spec.clone(), place_rows(q, &spec)))
     }
 
     /// Pretrained word vectors as `Q`: row `i` is the L2-normalized vector of `vocab[i]`, read
@@ -297,6 +338,8 @@ impl FixedMatrix {
                 Self::hadamard_spec(spec.clone(), hadamard_prefers_dense(spec.rows, spec.cols))
             }
             FixedKind::Simplex => Self::simplex_spec(spec.clone()),
+            FixedKind::Orthoplex => Self::polytope_spec(spec.clone(), Polytope::Orthoplex),
+            FixedKind::Cube => Self::polytope_spec(spec.clone(), Polytope::Cube),
             FixedKind::Pretrained => {
                 let source = spec.source.as_deref().ok_or_else(|| {
                     Error::arg("pretrained", "the spec names no source embeddings file")

@@ -51,11 +51,17 @@
 //! C-wide logits by hand ([`softmax_cross_entropy`], [`FixedMatrix::project_transpose`]).
 pub mod hadamard;
 mod head;
+mod input;
 mod matrix;
+mod polytope;
 mod pretrained;
 
-pub use head::{is_alpha, training_params, Head, HeadConfig, HeadMode, HeadShape};
+pub use head::{
+    is_alpha, training_params, HadamardConvention, Head, HeadConfig, HeadMode, HeadShape,
+};
+pub use input::FeatureInput;
 pub use matrix::{FixedKind, FixedMatrix, FixedSpec};
+pub use polytope::{polytope_rows, Polytope};
 
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
@@ -73,6 +79,8 @@ pub enum LossKind {
     CrossEntropy,
     /// `1 - cos(angle between x and the target's row)`, see [`cosine_loss`].
     Cosine,
+    /// Yang et al.'s dot-regression loss (NeurIPS 2022), see [`dot_regression_loss`].
+    DotRegression,
 }
 
 /// How a learned alpha is parameterized (`head.alpha_param`).
@@ -110,6 +118,26 @@ pub fn cosine_loss(x: &Tensor, targets: &Tensor, matrix: &FixedMatrix) -> Tensor
     let q_t = matrix.rows_for(targets).to_kind(x.kind());
     let cos = (normalize(x) * q_t).sum_dim_intlist(-1, false, x.kind());
     (1f64 - cos).mean(x.kind())
+}
+
+/// The dot-regression loss of Yang et al. (NeurIPS 2022; NeuralCollapseApplications/
+/// ImbalancedLearning `dot_loss`, criterion `reg_dot_loss`): with `h` the features as the
+/// head sees them (`[n, N]`, batch-normalized and L2-normalized in the reference) and `w_t`
+/// the target's row, `mean over samples of (w_t . h - ||w_t|| ||h||)^2 / (2 ||h||)`, the
+/// lengths taken without gradient (norms clamped at 1e-8 as there). Only the target's row is
+/// used: no other class pushes the features, which is the point of it under imbalance.
+pub fn dot_regression_loss(h: &Tensor, targets: &Tensor, matrix: &FixedMatrix) -> Tensor {
+    let w_t = matrix.rows_for(targets).to_kind(h.kind());
+    let dot = (h * &w_t).sum_dim_intlist(-1, false, h.kind());
+    let (h_len, w_len) = tch::no_grad(|| {
+        let len = |t: &Tensor| {
+            t.norm_scalaropt_dim(2.0, [-1i64], false)
+                .clamp_min(1e-8)
+                .detach()
+        };
+        (len(h), len(&w_t))
+    });
+    ((dot - &w_len * &h_len).square() / h_len).mean(h.kind()) * 0.5
 }
 
 /// A training loss split in two: `value`, the loss itself (detached, for logging and the NaN
@@ -160,6 +188,12 @@ pub fn softmax_cross_entropy(logits: Tensor, targets: &Tensor) -> (Tensor, Tenso
 #[derive(Debug)]
 pub struct FixedClassifier {
     matrix: FixedMatrix,
+    /// What the features go through before `Q` (learned projection, BatchNorm1d,
+    /// L2 normalization), see [`FeatureInput`].
+    input: FeatureInput,
+    /// A constant factor on the logits before the bias: 1, or `-sqrt(N)` for Hoffer's own
+    /// Hadamard convention (`-scale * H x_hat` with `H` of +-1 entries).
+    gain: f64,
     /// The variable: alpha, or ln(alpha) ([`AlphaParam`]).
     alpha: Tensor,
     alpha_param: AlphaParam,
@@ -174,9 +208,28 @@ impl FixedClassifier {
     /// when enabled) under `p`, and moves `matrix` to `p`'s device. `cfg` is a validated
     /// [`HeadConfig`] ([`HeadConfig::validate`]).
     pub fn new(p: &nn::Path, matrix: FixedMatrix, cfg: &HeadConfig) -> Result<Self> {
+        let features = matrix.cols();
+        Self::with_features(p, matrix, cfg, features)
+    }
+
+    /// [`new`](Self::new) for a backbone of `features` outputs: with `head.projection` a
+    /// learned `features -> Q's columns` layer comes first (else they must be equal).
+    pub fn with_features(
+        p: &nn::Path,
+        matrix: FixedMatrix,
+        cfg: &HeadConfig,
+        features: i64,
+    ) -> Result<Self> {
+        let hoffer = cfg.hadamard_convention == HadamardConvention::Hoffer;
+        let alpha_init = if hoffer {
+            // HadamardProj: `init_scale = 1/sqrt(output_size)`.
+            1.0 / (matrix.rows() as f64).sqrt()
+        } else {
+            cfg.alpha_init
+        };
         let value = match cfg.alpha_param {
-            AlphaParam::Linear => cfg.alpha_init,
-            AlphaParam::Log => cfg.alpha_init.ln(),
+            AlphaParam::Linear => alpha_init,
+            AlphaParam::Log => alpha_init.ln(),
         };
         let init = Tensor::from_slice(&[value as f32]);
         let name = cfg.alpha_param.var_name();
@@ -187,13 +240,27 @@ impl FixedClassifier {
             tch::no_grad(|| a.f_copy_(&init))?;
             a
         };
-        let bias = if cfg.bias {
-            Some(p.f_zeros("bias", &[matrix.rows()])?)
+        let bias = match (cfg.bias, hoffer) {
+            (false, _) => None,
+            (true, false) => Some(p.f_zeros("bias", &[matrix.rows()])?),
+            (true, true) => {
+                let b = 1.0 / (matrix.rows() as f64).sqrt();
+                let u = nn::Init::Uniform { lo: -b, up: b };
+                Some(p.f_var("bias", &[matrix.rows()], u)?)
+            }
+        };
+        let input = FeatureInput::new(p, cfg, features, matrix.cols())?;
+        // Hoffer's rows are +-1, ours +-1/sqrt(N'): the factor sqrt(N) (N' = N when the
+        // matrix is not zero-padded) makes `alpha` his `scale`.
+        let gain = if hoffer {
+            -(matrix.cols() as f64).sqrt()
         } else {
-            None
+            1.0
         };
         Ok(Self {
             matrix: matrix.to_device(p.device()),
+            input,
+            gain,
             alpha,
             alpha_param: cfg.alpha_param,
             bias,
@@ -202,9 +269,28 @@ impl FixedClassifier {
         })
     }
 
+    /// The features as `Q` sees them, before the L2 normalization: projected and
+    /// batch-normalized when configured (eval mode: BatchNorm's running statistics). What the
+    /// neural-collapse diagnostics measure.
+    pub fn features(&self, x: &Tensor) -> Tensor {
+        self.input.pre_normalize(x, false)
+    }
+
+    /// `alpha * gain * h`, `h` the features after [`FeatureInput`] (`train`: BatchNorm in
+    /// training mode).
+    fn scaled(&self, x: &Tensor, train: bool) -> Tensor {
+        let h = self.input.apply(x, train);
+        let s = self.scale().to_kind(h.kind());
+        if self.gain == 1.0 {
+            h * s
+        } else {
+            h * (s * self.gain)
+        }
+    }
+
     /// `[.., N] -> [.., C]` logits.
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        let z = normalize(x) * self.scale().to_kind(x.kind());
+        let z = self.scaled(x, false);
         match &self.bias {
             Some(b) if b.kind() != x.kind() => self
                 .matrix
@@ -221,7 +307,10 @@ impl FixedClassifier {
                 .forward(x)
                 .reshape([-1, self.matrix.rows()])
                 .cross_entropy_for_logits(&targets.reshape([-1]).to_kind(Kind::Int64)),
-            LossKind::Cosine => cosine_loss(x, targets, &self.matrix),
+            LossKind::Cosine => cosine_loss(&self.input.apply(x, false), targets, &self.matrix),
+            LossKind::DotRegression => {
+                dot_regression_loss(&self.input.apply(x, false), targets, &self.matrix)
+            }
         }
     }
 
@@ -235,13 +324,20 @@ impl FixedClassifier {
     /// same as autograd's through `loss` (tested); what is saved is memory traffic and two
     /// `[n, C]` buffers per step. The cosine loss is plain autograd.
     pub fn training_loss(&self, x: &Tensor, targets: &Tensor) -> TrainingLoss {
-        if self.loss == LossKind::Cosine {
-            return TrainingLoss::plain(self.loss(x, targets));
+        match self.loss {
+            LossKind::Cosine => {
+                let h = self.input.apply(x, true);
+                return TrainingLoss::plain(cosine_loss(&h, targets, &self.matrix));
+            }
+            LossKind::DotRegression => {
+                let h = self.input.apply(x, true);
+                return TrainingLoss::plain(dot_regression_loss(&h, targets, &self.matrix));
+            }
+            LossKind::CrossEntropy => {}
         }
         let kind = x.kind();
-        let n_feat = self.matrix.cols();
-        let x = x.reshape([-1, n_feat]);
-        let z = normalize(&x) * self.scale().to_kind(kind);
+        let x = x.reshape([-1, *x.size().last().unwrap_or(&0)]);
+        let z = self.scaled(&x, true);
         let n = z.size()[0].max(1) as f64;
         let (value, dz, db) = tch::no_grad(|| {
             let bias = self.bias.as_ref().map(|b| b.detach().to_kind(kind));
@@ -299,6 +395,17 @@ impl FixedClassifier {
         &self.matrix
     }
 
+    /// The class rows the logits compare features with: `Q`, negated under Hoffer's
+    /// convention (its logits are `-scale H x_hat`).
+    pub fn class_rows(&self) -> Tensor {
+        let q = self.matrix.dense();
+        if self.gain < 0.0 {
+            -q
+        } else {
+            q
+        }
+    }
+
     pub fn bias(&self) -> Option<&Tensor> {
         self.bias.as_ref()
     }
@@ -312,3 +419,6 @@ impl nn::Module for FixedClassifier {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod zoo_tests;

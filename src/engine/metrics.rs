@@ -241,15 +241,133 @@ pub struct Collapse {
     /// Classes K with at least one sample (the ones measured), and samples S.
     pub classes: i64,
     pub samples: i64,
+    /// NC2 of the classifier's rows (of the K classes, uncentred, as Papyan et al.):
+    /// coefficient of variation of `||w_c||`, and mean over pairs of `|cos + 1/(K-1)|`.
+    #[serde(default = "nan", deserialize_with = "nan_if_null")]
+    pub nc2_w_equinorm: f64,
+    #[serde(default = "nan", deserialize_with = "nan_if_null")]
+    pub nc2_w_equiangular: f64,
+    /// Kothapalli's NC2 `|| M M^T/||M M^T|| - (I - 11^T/K)/sqrt(K-1) ||_F` of the centred
+    /// means, and the NC3 self-duality error (the same with `W M^T`).
+    #[serde(default = "nan", deserialize_with = "nan_if_null")]
+    pub nc2_etf_error: f64,
+    #[serde(default = "nan", deserialize_with = "nan_if_null")]
+    pub nc3_duality_error: f64,
+    /// NC4 (Papyan et al.): the share of samples whose classifier arg-max differs from
+    /// their nearest class mean.
+    #[serde(default = "nan", deserialize_with = "nan_if_null")]
+    pub nc4: f64,
+    /// The classifier's accuracy on the same samples (same weights).
+    #[serde(default = "nan", deserialize_with = "nan_if_null")]
+    pub acc: f64,
+    /// `train` or `test` (older runs: the training split).
+    #[serde(default = "train_split")]
+    pub split: String,
+    /// The global mean is the mean of all samples (class-size weighted, Papyan et al.);
+    /// false: the mean of the class means.
+    #[serde(default)]
+    pub weighted_mean: bool,
+    /// Per class, in class order (the minority-collapse plot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_class: Option<ClassStats>,
+    /// Accuracy of many-, medium- and few-shot classes (by training images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shots: Option<ShotAccuracy>,
+    /// The same measures on the test split (same weights, test-split class means).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<Box<Collapse>>,
+}
+
+fn nan() -> f64 {
+    f64::NAN
+}
+
+fn train_split() -> String {
+    "train".into()
+}
+
+/// Per-class numbers of a split: samples, the norm of the centred class mean
+/// `||mu_c - mu_G||` (null for a class without samples), the norm of the classifier's row
+/// `||w_c||`, and the classifier's accuracy on the class (null without samples).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ClassStats {
+    pub count: Vec<i64>,
+    pub mean_norm: Vec<Option<f64>>,
+    pub row_norm: Vec<f64>,
+    pub acc: Vec<Option<f64>>,
+}
+
+/// Mean per-class accuracy over many-shot (more than `many_above` training images),
+/// few-shot (fewer than `few_below`) and medium-shot classes (the rest), the long-tailed
+/// benchmarks' split; None for a group without classes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ShotAccuracy {
+    pub many_above: i64,
+    pub few_below: i64,
+    pub many: Option<f64>,
+    pub medium: Option<f64>,
+    pub few: Option<f64>,
+    pub many_classes: usize,
+    pub medium_classes: usize,
+    pub few_classes: usize,
+}
+
+impl Collapse {
+    /// A result with only its identity set and every measure undefined (NaN).
+    pub fn undefined(epoch: usize, classes: i64, samples: i64) -> Self {
+        Self {
+            epoch,
+            nc1: f64::NAN,
+            nc2_equinorm: f64::NAN,
+            nc2_equiangular: f64::NAN,
+            nc3: f64::NAN,
+            ncc_acc: f64::NAN,
+            classes,
+            samples,
+            nc2_w_equinorm: f64::NAN,
+            nc2_w_equiangular: f64::NAN,
+            nc2_etf_error: f64::NAN,
+            nc3_duality_error: f64::NAN,
+            nc4: f64::NAN,
+            acc: f64::NAN,
+            split: train_split(),
+            weighted_mean: true,
+            per_class: None,
+            shots: None,
+            test: None,
+        }
+    }
 }
 
 impl Collapse {
     /// One line for the console.
     pub fn describe(&self) -> String {
-        format!(
-            "NC1 {:.4} | NC2 equinorm {:.4} equiangular {:.4} | NC3 {:.4} | NCC acc {:.4}",
-            self.nc1, self.nc2_equinorm, self.nc2_equiangular, self.nc3, self.ncc_acc
-        )
+        let mut line = format!(
+            "{}: NC1 {:.4} | NC2 equinorm {:.4} equiangular {:.4} (W {:.4} {:.4}) | NC3 {:.4} \
+             | NC4 {:.4} | NCC acc {:.4}",
+            self.split,
+            self.nc1,
+            self.nc2_equinorm,
+            self.nc2_equiangular,
+            self.nc2_w_equinorm,
+            self.nc2_w_equiangular,
+            self.nc3,
+            self.nc4,
+            self.ncc_acc
+        );
+        if let Some(s) = &self.shots {
+            let f = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.4}"));
+            line += &format!(
+                " | acc many {} medium {} few {}",
+                f(s.many),
+                f(s.medium),
+                f(s.few)
+            );
+        }
+        if let Some(t) = &self.test {
+            line += &format!("\n| neural collapse: {}", t.describe());
+        }
+        line
     }
 }
 

@@ -15,7 +15,9 @@ mod step_runner;
 mod trainer;
 
 pub use checkpoint::{save_safetensors, Checkpoint, CHECKPOINT_FORMAT};
-pub use metrics::{Collapse, Evaluation, Event, MetricsLog, ParamReport, Summary, Unit};
+pub use metrics::{
+    ClassStats, Collapse, Evaluation, Event, MetricsLog, ParamReport, ShotAccuracy, Summary, Unit,
+};
 pub use numerics::{ALPHA_MAX, NAN_ENV};
 pub use run_dir::{RunDir, TrainState, BEST, CONFIG_FILE, LAST, METRICS_FILE, SUMMARY_FILE};
 pub use settings::{OnNonFinite, Precision, Schedule, TrainConfig, MAX_CONSECUTIVE_SKIPS};

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 /// The plot's name (`collapse.png`, `collapse.svg`).
 pub const PLOT: &str = "collapse";
-/// It has four charts: larger than the others.
-const SIZE: (u32, u32) = (1280, 960);
+/// It has six charts: larger than the others.
+const SIZE: (u32, u32) = (1800, 960);
 
 /// The last diagnostics of a run, as cells of its row (all empty when it has none).
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
@@ -95,11 +95,12 @@ pub fn markdown(t: &ReportTable) -> String {
 
 type Pick = fn(&Collapse) -> f64;
 
-/// The `collapse` plot as SVG text and PNG bytes: a 2 x 2 grid (NC1 on a log axis, NC2
-/// equinorm, NC2 equiangularity, NC3) over epochs; a run keeps its color of the other plots.
+/// The `collapse` plot as SVG text and PNG bytes: a 2 x 3 grid (NC1 on a log axis, NC2
+/// equinorm, NC2 equiangularity, NC3, NC4, the few-shot test accuracy) over epochs, of the
+/// training split; a run keeps its color of the other plots.
 pub(super) fn render(t: &ReportTable) -> Result<(String, Vec<u8>), PlotError> {
     render_with(SIZE, |root| {
-        let charts: [(&str, &str, Pick, bool); 4] = [
+        let charts: [(&str, &str, Pick, bool); 6] = [
             (
                 "NC1: within / between class",
                 "tr(Sw Sb^+)/K (log)",
@@ -124,8 +125,23 @@ pub(super) fn render(t: &ReportTable) -> Result<(String, Vec<u8>), PlotError> {
                 |c| c.nc3,
                 false,
             ),
+            (
+                "NC4: classifier vs nearest mean",
+                "share of samples that differ",
+                |c| c.nc4,
+                false,
+            ),
+            (
+                "Few-shot test accuracy",
+                "accuracy % (vision.data.few_shot)",
+                |c| {
+                    let few = c.test.as_ref().and_then(|t| t.shots.as_ref()?.few);
+                    few.map_or(f64::NAN, |a| 100.0 * a)
+                },
+                false,
+            ),
         ];
-        let areas = root.split_evenly((2, 2));
+        let areas = root.split_evenly((2, 3));
         for (area, (title, y, pick, log)) in areas.iter().zip(charts) {
             let series = super::series::of_runs(
                 &t.curves,

@@ -16,6 +16,7 @@ mod cells;
 mod charts;
 mod collapse;
 mod digest;
+mod heads;
 pub(crate) mod legend;
 mod load;
 mod plot;
@@ -466,6 +467,18 @@ pub fn write_report(runs: &[PathBuf], out: &Path, title: &str) -> Result<ReportT
     if collapse::has_data(&table) {
         let name = collapse::PLOT;
         let (svg, png) = collapse::render(&table).map_err(|e| {
+            Error::bad_file(
+                out.join(format!("{name}.svg")),
+                format!("cannot draw the plot: {e}"),
+            )
+        })?;
+        files.push((out.join(format!("{name}.png")), png));
+        files.push((out.join(format!("{name}.svg")), svg.into_bytes()));
+    }
+    if heads::has_class_data(&table) {
+        files.push((out.join("heads.csv"), heads::csv(&table).into_bytes()));
+        let name = heads::PLOT;
+        let (svg, png) = heads::render(&table).map_err(|e| {
             Error::bad_file(
                 out.join(format!("{name}.svg")),
                 format!("cannot draw the plot: {e}"),

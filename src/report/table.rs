@@ -151,6 +151,7 @@ pub fn render_markdown(t: &ReportTable) -> String {
         );
     }
     md.push_str(&super::seeds::markdown(&t.seed_groups));
+    md.push_str(&super::heads::markdown(t));
     md.push_str(&super::collapse::markdown(t));
     md.push_str(&format!(
         "\nPlots: {}.\n",

@@ -472,7 +472,7 @@ mod tests {
                 config::load(&path, &[]).unwrap();
             }
         }
-        assert_eq!(suites, 9);
+        assert_eq!(suites, 12);
     }
 
     const BASE: &str = "[base]\nname = \"x\"\n[base.lm.data]\ndir = \"data\"\n";

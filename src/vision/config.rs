@@ -22,6 +22,12 @@ pub struct VisionConfig {
     /// this many epochs (0: only after the last epoch, where they always run: one forward
     /// pass over the training set).
     pub collapse_every: usize,
+    /// The diagnostics also on the test split (same weights, the test split's class means):
+    /// NC1-NC4, the classifier's accuracy per class and per many / medium / few-shot group.
+    pub collapse_test: bool,
+    /// The diagnostics' global mean: `weighted` (the mean of all samples, Papyan et al.) or
+    /// `unweighted` (the mean of the class means); they differ on imbalanced data.
+    pub collapse_global_mean: GlobalMean,
     /// The layout of images and convolution weights: `contiguous` (NCHW) or
     /// `channels-last` (NHWC; see [`MemoryFormat`]). Only speed depends on it.
     pub memory_format: MemoryFormat,
@@ -134,6 +140,8 @@ impl Default for VisionConfig {
             crop_padding: 4,
             flip: true,
             collapse_every: 0,
+            collapse_test: true,
+            collapse_global_mean: GlobalMean::Weighted,
             memory_format: MemoryFormat::Contiguous,
             transform: TransformConfig::default(),
         }
@@ -168,6 +176,22 @@ pub struct VisionDataConfig {
     /// Streamed sets: per-channel mean and std in `[0, 1]` units (empty: ImageNet's).
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
+    /// Long-tailed training split: class `c` keeps `floor(n_max rho^(c/(C-1)))` images
+    /// (rho in (0, 1]; 1: as loaded; 0.01: the CIFAR-LT benchmarks' 100:1). See
+    /// [`super::long_tail`].
+    pub imbalance: f64,
+    /// Classes with more training images than this are many-shot.
+    pub many_shot: i64,
+    /// Classes with fewer training images than this are few-shot (the rest: medium).
+    pub few_shot: i64,
+}
+
+/// The global mean of the neural-collapse diagnostics.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum GlobalMean {
+    Weighted,
+    Unweighted,
 }
 
 impl Default for VisionDataConfig {
@@ -185,6 +209,9 @@ impl Default for VisionDataConfig {
             channels: 3,
             mean: Vec::new(),
             std: Vec::new(),
+            imbalance: 1.0,
+            many_shot: 100,
+            few_shot: 20,
         }
     }
 }
@@ -202,6 +229,45 @@ impl VisionConfig {
             return err(
                 "vision.crop_padding",
                 format!("must be between 0 and 16 pixels, got {}", self.crop_padding),
+            );
+        }
+        let d = &self.data;
+        if !(d.imbalance > 0.0 && d.imbalance <= 1.0) {
+            return err(
+                "vision.data.imbalance",
+                format!(
+                    "must lie in (0, 1] (the smallest class's share of the largest; 1: as \
+                     loaded, 0.01: 100:1), got {}",
+                    d.imbalance
+                ),
+            );
+        }
+        if d.imbalance < 1.0 && d.dataset.is_streamed() {
+            return err(
+                "vision.data.imbalance",
+                format!(
+                    "the long-tailed split is built from a set loaded whole; {} is streamed \
+                     from files: remove vision.data.imbalance or make the folder long-tailed",
+                    d.dataset.name()
+                ),
+            );
+        }
+        if d.few_shot < 0 || d.many_shot < d.few_shot {
+            return err(
+                "vision.data.few_shot",
+                format!(
+                    "needs 0 <= few_shot <= many_shot, got few_shot {} and many_shot {}",
+                    d.few_shot, d.many_shot
+                ),
+            );
+        }
+        if self.model.fixdim && !matches!(head.mode, HeadMode::Learned | HeadMode::FixedSimplex) {
+            return err(
+                "vision.model.fixdim",
+                format!(
+                    "is Zhu et al.'s learned or fixed simplex head on N = C features, not {}",
+                    head.mode
+                ),
             );
         }
         if head.mode == HeadMode::Tied {

@@ -14,6 +14,7 @@ pub mod datacli;
 pub mod export;
 pub mod files;
 pub mod loader;
+pub mod long_tail;
 pub mod models;
 pub mod pack;
 pub mod params;

@@ -4,10 +4,11 @@
 //! augmented on the device (random crop with zero padding, horizontal flip), evaluated by
 //! loss and top-1 (top-5 for 100 classes or more) accuracy.
 use super::augment::{augment, normalize};
-use super::collapse::neural_collapse;
-use super::config::VisionConfig;
+use super::collapse::{neural_collapse, CollapseInput};
+use super::config::{GlobalMean, VisionConfig};
 use super::data::{ImageData, ImageSet};
 use super::files::{default_workers, FileData};
+use super::long_tail::{class_counts, long_tail, shot_accuracy};
 use super::models::{self, Backbone};
 use super::transforms::TransformKind;
 use crate::classifier::{Head, HeadConfig, HeadMode, HeadShape};
@@ -128,6 +129,7 @@ fn load_memory(vision: &VisionConfig) -> Result<Source> {
     } else {
         None
     };
+    data.train = long_tail(&data.train, d.imbalance);
     Ok(Source::Memory { data, valid })
 }
 
@@ -148,8 +150,11 @@ impl VisionTask {
             load_memory(&vision)?
         };
         let vs = nn::VarStore::new(device);
-        let backbone = models::build(&(vs.root() / "backbone"), &vision.model, source.channels())?
-            .with_memory_format(&vs, vision.memory_format);
+        let channels = source.channels();
+        let classes = Some(source.classes());
+        let backbone =
+            models::build_for(&(vs.root() / "backbone"), &vision.model, channels, classes)?
+                .with_memory_format(&vs, vision.memory_format);
         let (classes, features) = (source.classes(), backbone.features);
         let head_cfg = head;
         let head = build_head(&(vs.root() / "head"), head_cfg, classes, features)?;
@@ -169,6 +174,11 @@ impl VisionTask {
             staged: None,
             vision,
         })
+    }
+
+    /// The head's classes: the data's, or the rows pre-allocated by `head.classes`.
+    fn head_rows(&self) -> i64 {
+        self.head.classes()
     }
 
     fn train_len(&self) -> usize {
@@ -193,37 +203,79 @@ impl VisionTask {
         order
     }
 
-    /// The backbone's features `[S, N]` (f32, on the device) of every training image, in
-    /// order, and their labels: eval mode (BatchNorm's running statistics, no dropout),
-    /// normalized, not augmented (streamed sets: the evaluation transform), in batches of
-    /// `eval_batch_size`. Kept whole (`S x N x 4` bytes: 15 MB for Fashion-MNIST on 64
-    /// features) because the nearest-class-mean accuracy needs the means of all of them.
-    fn train_features(&self) -> Result<(Tensor, Tensor)> {
+    /// The features `[S, N]` as the head's rows see them ([`Head::features`]; f32, on the
+    /// device) of every image of the training split (`train`) or the test split, in order,
+    /// the classifier's predictions `[S]` and the labels `[S]` (CPU): eval mode (BatchNorm's
+    /// running statistics, no dropout), normalized, not augmented (streamed sets: the
+    /// evaluation transform), in batches of `eval_batch_size`. Kept whole (`S x N x 4` bytes:
+    /// 15 MB for Fashion-MNIST on 64 features) because the nearest-class-mean accuracy needs
+    /// the means of all of them first.
+    fn features_and_predictions(&self, train: bool) -> Result<(Tensor, Tensor, Tensor)> {
         let (mean, std) = self.source.mean_std();
-        let (mut parts, mut labels) = (Vec::new(), Vec::new());
-        let mut features = |x: Tensor, y: Tensor| {
-            let x = normalize(&x, mean, std);
-            let f = tch::no_grad(|| self.backbone.net.forward_t(&x, false));
-            parts.push(f.to_kind(Kind::Float));
+        let (mut parts, mut preds, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+        let mut visit = |x: Tensor, y: Tensor| {
+            tch::no_grad(|| {
+                let x = normalize(&x, mean, std);
+                let f = self.backbone.net.forward_t(&x, false);
+                preds.push(self.head.logits(&f).argmax(-1, false));
+                parts.push(self.head.features(&f).to_kind(Kind::Float));
+            });
             labels.push(y.to_device(Device::Cpu));
         };
         match &self.source {
             Source::Memory { data, .. } => {
-                let set = &data.train;
+                let set = if train { &data.train } else { &data.test };
                 let n = set.labels.size()[0];
                 let mut start = 0;
                 while start < n {
                     let len = (self.eval_batch_size as i64).min(n - start);
                     let x = set.images.narrow(0, start, len).to_device(self.device);
-                    features(x, set.labels.narrow(0, start, len));
+                    visit(x, set.labels.narrow(0, start, len));
                     start += len;
                 }
             }
             Source::Files(f) => {
-                f.for_each_eval_batch(true, self.eval_batch_size, self.device, features)?
+                f.for_each_eval_batch(train, self.eval_batch_size, self.device, visit)?
             }
         }
-        Ok((Tensor::cat(&parts, 0), Tensor::cat(&labels, 0)))
+        if parts.is_empty() {
+            let none = Tensor::zeros([0], (Kind::Int64, Device::Cpu));
+            return Ok((none.shallow_clone(), none.shallow_clone(), none));
+        }
+        Ok((
+            Tensor::cat(&parts, 0),
+            Tensor::cat(&preds, 0),
+            Tensor::cat(&labels, 0),
+        ))
+    }
+
+    /// The diagnostics of the training split (`train`) or the test split (None when fewer
+    /// than two classes have samples).
+    fn collapse_of(&self, train: bool, epoch: usize) -> Result<Option<(Collapse, Tensor)>> {
+        let (features, predictions, labels) = self.features_and_predictions(train)?;
+        if labels.size()[0] == 0 {
+            return Ok(None);
+        }
+        let weights = self.head.class_weights();
+        let input = CollapseInput {
+            features: &features,
+            labels: &labels,
+            weights: &weights,
+            predictions: Some(&predictions),
+        };
+        let weighted = self.vision.collapse_global_mean == GlobalMean::Weighted;
+        Ok(neural_collapse(&input, epoch, weighted)?.map(|c| (c, labels)))
+    }
+
+    /// Learned parameters of the backbone at its usual width, when `fixdim` narrowed it (the
+    /// parameters Zhu et al.'s N = C removes are counted against it).
+    fn usual_backbone_params(&self) -> Result<Option<(i64, i64)>> {
+        if !self.vision.model.fixdim {
+            return Ok(None);
+        }
+        let vs = nn::VarStore::new(Device::Cpu);
+        let b = models::build(&vs.root(), &self.vision.model, self.source.channels())?;
+        Ok(Some((models::trainable_params(&vs), b.features)))
     }
 
     /// A split of a set loaded whole.
@@ -271,7 +323,7 @@ impl Task for VisionTask {
         self.mode
     }
     fn classes(&self) -> i64 {
-        self.source.classes()
+        self.head_rows()
     }
     fn params(&self) -> ParamReport {
         let backbone: i64 = self
@@ -281,7 +333,14 @@ impl Task for VisionTask {
             .filter(|(name, _)| !name.starts_with("head.") && !is_buffer(name))
             .map(|(_, t)| t.numel() as i64)
             .sum();
-        let (c, n) = (self.classes(), self.backbone.features);
+        let (c, n) = (self.source.classes(), self.backbone.features);
+        // The learned baseline: the usual backbone (fixdim narrows it) and a C x N
+        // classifier on it; what a head removes is the difference to it.
+        let (backbone, n) = self
+            .usual_backbone_params()
+            .ok()
+            .flatten()
+            .unwrap_or((backbone, n));
         let classifier = n * c + c;
         ParamReport::new(
             &self.vs,
@@ -429,9 +488,20 @@ impl Task for VisionTask {
         if self.train_len() == 0 || !last_epoch && (every == 0 || epoch % every != 0) {
             return Ok(None);
         }
-        let (features, labels) = self.train_features()?;
-        let weights = self.head.class_weights();
-        neural_collapse(&features, &labels, &weights, epoch)
+        let Some((mut train, train_labels)) = self.collapse_of(true, epoch)? else {
+            return Ok(None);
+        };
+        if self.vision.collapse_test {
+            if let Some((mut test, _)) = self.collapse_of(false, epoch)? {
+                test.split = "test".into();
+                let counts = class_counts(&train_labels, self.head_rows());
+                let acc = test.per_class.as_ref().map(|p| p.acc.clone());
+                let d = &self.vision.data;
+                test.shots = acc.map(|a| shot_accuracy(&counts, &a, d.many_shot, d.few_shot));
+                train.test = Some(Box::new(test));
+            }
+        }
+        Ok(Some(train))
     }
     fn evaluate(&self, split: Split) -> Result<Evaluation> {
         let top5 = self.classes() >= 100;

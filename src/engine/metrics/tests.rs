@@ -98,6 +98,13 @@ fn collapse_events_round_trip() {
         ncc_acc: 0.97,
         classes: 10,
         samples: 60_000,
+        nc2_w_equinorm: 0.0,
+        nc2_w_equiangular: 0.01,
+        nc2_etf_error: 0.2,
+        nc3_duality_error: 0.4,
+        nc4: 0.02,
+        acc: 0.99,
+        ..Collapse::undefined(3, 10, 60_000)
     };
     let s = serde_json::to_string(&Event::Collapse(c.clone())).unwrap();
     assert!(

@@ -82,6 +82,9 @@ pub struct ModelConfig {
     pub groups: i64,
     /// small-cnn: channels of the first block (then 2x and 4x; N = 4 x width).
     pub width: i64,
+    /// small-cnn and resnet-cifar: the last block's width is the number of classes, so the
+    /// backbone gives N = C features (Zhu et al. 2021, tding1/Neural-Collapse `--fixdim`).
+    pub fixdim: bool,
 }
 
 impl Default for ModelConfig {
@@ -92,6 +95,7 @@ impl Default for ModelConfig {
             growth: 12,
             groups: 3,
             width: 32,
+            fixdim: false,
         }
     }
 }
@@ -128,6 +132,12 @@ impl ModelConfig {
     /// Checks the values serde cannot; errors name `vision.model.<field>` in `origin`.
     pub fn validate(&self, origin: &str) -> Result<()> {
         let err = |field: &str, msg: String| Err(Error::config(origin, field, msg));
+        if self.fixdim && !matches!(self.arch, Arch::SmallCnn | Arch::ResnetCifar) {
+            return err(
+                "vision.model.fixdim",
+                format!("applies to small-cnn and resnet-cifar, not {}", self.arch),
+            );
+        }
         let depth = self.effective_depth();
         match self.arch {
             Arch::SmallCnn if !(1..=1024).contains(&self.width) => err(
@@ -235,7 +245,19 @@ impl Backbone {
 
 /// Builds the backbone of `cfg` under `p` for images of `in_channels` channels.
 pub fn build(p: &nn::Path, cfg: &ModelConfig, in_channels: i64) -> Result<Backbone> {
+    build_for(p, cfg, in_channels, None)
+}
+
+/// [`build`] for `classes` classes: with `fixdim` the last block has `classes` channels
+/// (N = C); `classes = None` or `fixdim = false` builds the usual widths.
+pub fn build_for(
+    p: &nn::Path,
+    cfg: &ModelConfig,
+    in_channels: i64,
+    classes: Option<i64>,
+) -> Result<Backbone> {
     cfg.validate("vision::models::build")?;
+    let last = classes.filter(|_| cfg.fixdim);
     if in_channels <= 0 {
         return Err(Error::arg(
             "in_channels",
@@ -243,8 +265,10 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, in_channels: i64) -> Result<Backbo
         ));
     }
     Ok(match cfg.arch {
-        Arch::SmallCnn => small_cnn::small_cnn(p, in_channels, cfg.width),
-        Arch::ResnetCifar => resnet_cifar::resnet_cifar(p, cfg.effective_depth(), in_channels),
+        Arch::SmallCnn => small_cnn::small_cnn(p, in_channels, cfg.width, last),
+        Arch::ResnetCifar => {
+            resnet_cifar::resnet_cifar(p, cfg.effective_depth(), in_channels, last)
+        }
         Arch::DensenetBc => {
             densenet::densenet_bc(p, cfg.effective_depth(), cfg.growth, in_channels)
         }
@@ -292,6 +316,35 @@ pub(crate) mod tests {
             assert!(y.isfinite().all().int64_value(&[]) == 1);
         }
         b.features
+    }
+
+    /// Zhu et al.'s fixdim: the last block has C channels, so the backbone gives N = C
+    /// features (the forward pass too); architectures without it are refused by name.
+    #[test]
+    fn fixdim_narrows_the_last_block_to_the_classes() {
+        for (arch, shape) in [
+            (Arch::SmallCnn, [2, 1, 16, 16]),
+            (Arch::ResnetCifar, [2, 3, 16, 16]),
+        ] {
+            let cfg = ModelConfig {
+                fixdim: true,
+                depth: if arch == Arch::ResnetCifar { 8 } else { 0 },
+                ..ModelConfig::new(arch)
+            };
+            let vs = nn::VarStore::new(Device::Cpu);
+            let b = build_for(&vs.root(), &cfg, shape[1], Some(7)).unwrap();
+            let y = b.forward_t(&Tensor::randn(shape, (Kind::Float, Device::Cpu)), false);
+            assert_eq!((b.features, y.size()), (7, vec![2, 7]), "{arch}");
+            let usual = nn::VarStore::new(Device::Cpu);
+            let u = build(&usual.root(), &cfg, shape[1]).unwrap();
+            assert!(u.features > 7 && trainable_params(&usual) > trainable_params(&vs));
+        }
+        let cfg = ModelConfig {
+            fixdim: true,
+            ..ModelConfig::new(Arch::DensenetBc)
+        };
+        let e = cfg.validate("c.toml").unwrap_err().to_string();
+        assert!(e.contains("vision.model.fixdim"), "{e}");
     }
 
     /// A config for `arch` with `f` applied to the defaults.

@@ -50,22 +50,35 @@ fn basic_block(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> impl ModuleT 
     })
 }
 
-/// A stage of `blocks` basic blocks, the first with `stride`.
-fn stage(p: nn::Path, c_in: i64, c_out: i64, stride: i64, blocks: i64) -> nn::SequentialT {
+/// A stage of `blocks` basic blocks, the first with `stride`; the last one's output has
+/// `last` channels when given (tding1/Neural-Collapse's `outdim`), `c_out` otherwise.
+fn stage(
+    p: nn::Path,
+    (c_in, c_out): (i64, i64),
+    stride: i64,
+    blocks: i64,
+    last: Option<i64>,
+) -> nn::SequentialT {
     (0..blocks).fold(nn::seq_t(), |seq, i| {
         let (c, s) = if i == 0 { (c_in, stride) } else { (c_out, 1) };
-        seq.add(basic_block(&p / i, c, c_out, s))
+        let out = if i == blocks - 1 {
+            last.unwrap_or(c_out)
+        } else {
+            c_out
+        };
+        seq.add(basic_block(&p / i, c, out, s))
     })
 }
 
 /// The CIFAR ResNet of `depth` = 6n+2 under `p` (validated by [`super::ModelConfig`]).
-pub fn resnet_cifar(p: &nn::Path, depth: i64, in_channels: i64) -> Backbone {
+/// `last`: the last block's width (Zhu et al.'s `fixdim`: the classes), default 64.
+pub fn resnet_cifar(p: &nn::Path, depth: i64, in_channels: i64, last: Option<i64>) -> Backbone {
     let n = (depth - 2) / 6;
     let conv1 = conv(p / "conv1", in_channels, 16, 3, 1);
     let bn1 = batch_norm(p / "bn1", 16, 0.0);
-    let layer1 = stage(p / "layer1", 16, 16, 1, n);
-    let layer2 = stage(p / "layer2", 16, 32, 2, n);
-    let layer3 = stage(p / "layer3", 32, 64, 2, n);
+    let layer1 = stage(p / "layer1", (16, 16), 1, n, None);
+    let layer2 = stage(p / "layer2", (16, 32), 2, n, None);
+    let layer3 = stage(p / "layer3", (32, 64), 2, n, last);
     Backbone {
         net: nn::func_t(move |xs, train| {
             xs.apply(&conv1)
@@ -77,7 +90,7 @@ pub fn resnet_cifar(p: &nn::Path, depth: i64, in_channels: i64) -> Backbone {
                 .adaptive_avg_pool2d([1, 1])
                 .flat_view()
         }),
-        features: 64,
+        features: last.unwrap_or(64),
     }
 }
 

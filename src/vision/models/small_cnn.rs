@@ -26,11 +26,13 @@ fn block(p: nn::Path, c_in: i64, c_out: i64) -> impl ModuleT {
     })
 }
 
-/// The small CNN's backbone under `p` (`block1` .. `block3`).
-pub fn small_cnn(p: &nn::Path, in_channels: i64, width: i64) -> Backbone {
+/// The small CNN's backbone under `p` (`block1` .. `block3`); `last`: block 3's width
+/// (default `4 width`; the classes for Zhu et al.'s `fixdim`).
+pub fn small_cnn(p: &nn::Path, in_channels: i64, width: i64, last: Option<i64>) -> Backbone {
+    let out = last.unwrap_or(4 * width);
     let b1 = block(p / "block1", in_channels, width);
     let b2 = block(p / "block2", width, 2 * width);
-    let b3 = block(p / "block3", 2 * width, 4 * width);
+    let b3 = block(p / "block3", 2 * width, out);
     Backbone {
         net: nn::func_t(move |xs, train| {
             xs.apply_t(&b1, train)
@@ -39,7 +41,7 @@ pub fn small_cnn(p: &nn::Path, in_channels: i64, width: i64) -> Backbone {
                 .adaptive_avg_pool2d([1, 1])
                 .flat_view()
         }),
-        features: 4 * width,
+        features: out,
     }
 }
 
