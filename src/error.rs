@@ -36,6 +36,10 @@ pub enum Error {
     },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// A data-parallel operation failed on this rank (a peer died or stalled past the
+    /// timeout, the store is unreachable, the ranks disagree): `op` says which.
+    #[error("rank {rank}: {op}: {msg}")]
+    Distributed { rank: usize, op: String, msg: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -73,6 +77,13 @@ impl Error {
             signal,
             what: what.into(),
             next: next.into(),
+        }
+    }
+    pub fn distributed(rank: usize, op: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Distributed {
+            rank,
+            op: one_line(op.into()),
+            msg: one_line(msg.into()),
         }
     }
     pub fn arg(arg: impl Into<String>, msg: impl Into<String>) -> Self {
