@@ -6,6 +6,7 @@
 //! [`VisionConfig`]). The `[train]` defaults are the paper's language-model recipe, so an LM
 //! config only states what differs; image configs state their recipe.
 pub use crate::classifier::{AlphaParam, HeadConfig, HeadMode, LossKind};
+pub use crate::engine::{OnNonFinite, Precision, Schedule, TrainConfig, MAX_CONSECUTIVE_SKIPS};
 use crate::error::{Error, IoContext, Result};
 pub use crate::lm::config::{InputEmbedding, LmConfig};
 pub use crate::optim::OptimizerKind;
@@ -13,8 +14,9 @@ pub use crate::vision::config::VisionConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
+/// A validated config: the engine's settings, the head, and one task's section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "ConfigFile", into = "ConfigFile")]
 pub struct Config {
     /// Run name: the run folder is `<runs_dir>/<name>`.
     pub name: String,
@@ -22,15 +24,74 @@ pub struct Config {
     pub runs_dir: PathBuf,
     pub train: TrainConfig,
     pub head: HeadConfig,
-    /// The language-model task.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lm: Option<LmConfig>,
-    /// The image-classification task.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vision: Option<VisionConfig>,
+    /// The task and its section (`[lm]` or `[vision]`).
+    pub task: TaskConfig,
     /// Where the config came from, for errors found after loading (see [`Origin`]).
-    #[serde(skip)]
     pub origin: Origin,
+}
+
+/// The task a config trains, with its section. Every command that depends on the task
+/// matches on this, so a new task is a new variant the compiler asks for everywhere.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskConfig {
+    /// The language model (`[lm]`).
+    Lm(LmConfig),
+    /// Image classification (`[vision]`).
+    Vision(VisionConfig),
+}
+
+/// A config file as written: the task sections are optional here, and exactly one is
+/// required by [`Config`]'s validation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+struct ConfigFile {
+    name: String,
+    runs_dir: PathBuf,
+    train: TrainConfig,
+    head: HeadConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lm: Option<LmConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vision: Option<VisionConfig>,
+}
+
+impl Default for ConfigFile {
+    fn default() -> Self {
+        Self {
+            name: "run".into(),
+            runs_dir: "runs".into(),
+            train: TrainConfig::default(),
+            head: HeadConfig::default(),
+            lm: None,
+            vision: None,
+        }
+    }
+}
+
+impl TryFrom<ConfigFile> for Config {
+    type Error = Error;
+
+    /// Validated, with no file to name (serde's own entry point; [`from_value`] names it).
+    fn try_from(file: ConfigFile) -> Result<Config> {
+        Config::from_file(file, "")
+    }
+}
+
+impl From<Config> for ConfigFile {
+    fn from(cfg: Config) -> ConfigFile {
+        let (lm, vision) = match cfg.task {
+            TaskConfig::Lm(lm) => (Some(lm), None),
+            TaskConfig::Vision(v) => (None, Some(v)),
+        };
+        ConfigFile {
+            name: cfg.name,
+            runs_dir: cfg.runs_dir,
+            train: cfg.train,
+            head: cfg.head,
+            lm,
+            vision,
+        }
+    }
 }
 
 /// The file (or `file (with --set)`) a config was loaded from, for messages about its fields
@@ -42,215 +103,6 @@ pub struct Origin(pub String);
 impl PartialEq for Origin {
     fn eq(&self, _: &Origin) -> bool {
         true
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            name: "run".into(),
-            runs_dir: "runs".into(),
-            train: TrainConfig::default(),
-            head: HeadConfig::default(),
-            lm: None,
-            vision: None,
-            origin: Origin::default(),
-        }
-    }
-}
-
-/// How the learning rate changes over epochs.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum Schedule {
-    /// Divide by `lr_decay` after an epoch whose validation loss is not the best so far
-    /// (PyTorch's word_language_model).
-    Plateau,
-    /// Divide by `lr_decay` after each epoch listed in `milestones` (He et al.'s CIFAR regime).
-    MultiStep,
-    /// Cosine annealing from `lr` towards 0 over all the steps of `epochs`, set before each
-    /// step (a function of the step, so a resumed run follows the same curve).
-    Cosine,
-    /// Never change it.
-    Constant,
-}
-
-/// What the trainer does with a step whose loss or gradient norm is NaN or infinite.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnNonFinite {
-    /// Stop with the step number; `last.safetensors` is the last good checkpoint.
-    #[default]
-    Stop,
-    /// Leave the weights as they were and go on (counted in the metrics); stop anyway after
-    /// [`MAX_CONSECUTIVE_SKIPS`] skipped steps in a row.
-    Skip,
-}
-
-/// The arithmetic of training and evaluation (`train.precision`).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Precision {
-    /// float32 everywhere.
-    #[default]
-    Fp32,
-    /// float32 tensors, matrix products and cuDNN on TF32 tensor cores (10-bit mantissa
-    /// inputs, float32 sums). CUDA only: the CPU computes in float32 all the same.
-    Tf32,
-    /// Autocast to bfloat16 for the forward pass (products, LSTM; reductions and the
-    /// softmax stay float32), weights and optimizer in float32.
-    Bf16,
-}
-
-/// Consecutive non-finite steps after which `on_nonfinite = "skip"` stops all the same.
-pub const MAX_CONSECUTIVE_SKIPS: u64 = 10;
-
-/// The `[train]` section: what the engine needs, whatever the task.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrainConfig {
-    pub optimizer: OptimizerKind,
-    /// Initial learning rate (the LM recipe: 20 for SGD; use about 1e-3 for Adam).
-    pub lr: f64,
-    /// SGD momentum (0: plain SGD).
-    pub momentum: f64,
-    /// Nesterov momentum (SGD with momentum > 0).
-    pub nesterov: bool,
-    pub schedule: Schedule,
-    /// Divisor of the learning rate at each decay of the schedule (plateau, multi-step).
-    pub lr_decay: f64,
-    /// Epochs after which `multi-step` divides the learning rate.
-    pub milestones: Vec<usize>,
-    /// Gradient-norm clipping (0: off).
-    pub clip: f64,
-    /// Weight decay on the trained weights (L2 for sgd and adam, decoupled for adamw).
-    pub weight_decay: f64,
-    pub epochs: usize,
-    /// Stop each epoch after this many steps (0: the whole training set). The next epoch
-    /// continues where this one stopped, so short epochs still walk through the data.
-    pub max_steps_per_epoch: usize,
-    pub batch_size: usize,
-    pub eval_batch_size: usize,
-    pub seed: u64,
-    /// Log every this many steps.
-    pub log_interval: usize,
-    /// Also write `last.safetensors` every this many steps (0: at epoch ends only).
-    pub checkpoint_interval: usize,
-    /// `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`.
-    pub device: String,
-    /// CPU threads for libtorch (0: libtorch's default).
-    pub threads: usize,
-    /// `stop` (default) or `skip` a step whose loss or gradient is NaN or infinite.
-    pub on_nonfinite: OnNonFinite,
-    /// `fp32` (default), `tf32` (CUDA tensor cores) or `bf16` (autocast).
-    pub precision: Precision,
-    /// On CUDA, capture the whole training step (forward, loss, backward, clipping, SGD
-    /// update) in a CUDA graph per input shape and replay it: one launch instead of
-    /// hundreds. Used for SGD on tasks whose steps read fixed buffers (the LM) while no
-    /// NT-ASGD average is kept; other steps run eagerly. No effect on the CPU.
-    pub cuda_graph: bool,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        Self {
-            optimizer: OptimizerKind::Sgd,
-            lr: 20.0,
-            momentum: 0.0,
-            nesterov: false,
-            schedule: Schedule::Plateau,
-            lr_decay: 4.0,
-            milestones: Vec::new(),
-            clip: 0.25,
-            weight_decay: 0.0,
-            epochs: 40,
-            max_steps_per_epoch: 0,
-            batch_size: 20,
-            eval_batch_size: 10,
-            seed: 1111,
-            log_interval: 200,
-            checkpoint_interval: 0,
-            device: "auto".into(),
-            threads: 0,
-            on_nonfinite: OnNonFinite::Stop,
-            precision: Precision::Fp32,
-            cuda_graph: true,
-        }
-    }
-}
-
-impl TrainConfig {
-    pub fn validate(&self, origin: &str) -> Result<()> {
-        let err = |field: &str, msg: String| Err(Error::config(origin, field, msg));
-        for (field, v) in [
-            ("train.epochs", self.epochs),
-            ("train.batch_size", self.batch_size),
-            ("train.eval_batch_size", self.eval_batch_size),
-            ("train.log_interval", self.log_interval),
-        ] {
-            if v == 0 {
-                return err(field, "must be a positive integer, got 0".into());
-            }
-        }
-        for (field, v) in [("train.lr", self.lr), ("train.lr_decay", self.lr_decay)] {
-            if !(v.is_finite() && v > 0.0) {
-                return err(field, format!("must be a positive number, got {v}"));
-            }
-        }
-        for (field, v) in [
-            ("train.clip", self.clip),
-            ("train.weight_decay", self.weight_decay),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return err(field, format!("must be zero or positive, got {v}"));
-            }
-        }
-        if !(0.0..1.0).contains(&self.momentum) {
-            return err(
-                "train.momentum",
-                format!("must be in [0, 1), got {}", self.momentum),
-            );
-        }
-        if self.momentum > 0.0 && self.optimizer != OptimizerKind::Sgd {
-            return err(
-                "train.momentum",
-                format!(
-                    "momentum is an SGD setting; set it to 0 for optimizer {}",
-                    self.optimizer.name()
-                ),
-            );
-        }
-        if self.nesterov && !(self.optimizer == OptimizerKind::Sgd && self.momentum > 0.0) {
-            return err(
-                "train.nesterov",
-                "Nesterov needs optimizer = \"sgd\" and momentum > 0".into(),
-            );
-        }
-        if self.schedule == Schedule::MultiStep && self.milestones.is_empty() {
-            return err(
-                "train.milestones",
-                "the multi-step schedule needs epochs to decay after, e.g. [81, 122]".into(),
-            );
-        }
-        if self.schedule != Schedule::MultiStep && !self.milestones.is_empty() {
-            return err(
-                "train.milestones",
-                "only the multi-step schedule uses milestones; set schedule = \"multi-step\" \
-                 or remove them"
-                    .into(),
-            );
-        }
-        let d = self.device.as_str();
-        let cuda_n = d
-            .strip_prefix("cuda:")
-            .is_some_and(|i| i.parse::<usize>().is_ok());
-        if !(["auto", "cpu", "cuda"].contains(&d) || cuda_n) {
-            return err(
-                "train.device",
-                format!("`{d}`: use auto, cpu, cuda or cuda:N"),
-            );
-        }
-        Ok(())
     }
 }
 
@@ -310,7 +162,7 @@ pub fn from_value(value: toml::Value, origin: &str) -> Result<Config> {
             ));
         }
     }
-    let mut cfg: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+    let file: ConfigFile = serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
         let msg = one_line(&e.inner().to_string());
         // toml's own message may end with the path that `field` already names.
@@ -325,9 +177,7 @@ pub fn from_value(value: toml::Value, origin: &str) -> Result<Config> {
         };
         Error::config(origin, field, format!("{msg}{fix}"))
     })?;
-    cfg.validate(origin)?;
-    cfg.origin = Origin(origin.to_string());
-    Ok(cfg)
+    Config::from_file(file, origin)
 }
 
 /// Rewrites a config of the fixclf 0.1 layout (as run folders of that version hold) into
@@ -488,49 +338,50 @@ pub fn apply_overrides(value: &mut toml::Value, overrides: &[String]) -> Result<
 }
 
 impl Config {
-    /// Checks values serde cannot: sizes, probabilities, combinations.
-    pub fn validate(&self, origin: &str) -> Result<()> {
-        check_folder_name(origin, "name", &self.name)?;
-        self.train.validate(origin)?;
+    /// Checks values serde cannot (sizes, probabilities, combinations) and the one task
+    /// section; errors name `origin` and the field.
+    fn from_file(file: ConfigFile, origin: &str) -> Result<Config> {
+        check_folder_name(origin, "name", &file.name)?;
+        file.train.validate(origin)?;
         // The task first: it says which head modes make sense for it at all.
-        self.validate_task(origin)?;
-        self.head.validate(origin)
-    }
-
-    fn validate_task(&self, origin: &str) -> Result<()> {
-        match (&self.lm, &self.vision) {
-            (Some(lm), None) => lm.validate(origin, &self.train, &self.head),
-            (None, Some(vision)) => vision.validate(origin, &self.head),
-            (Some(_), Some(_)) => Err(Error::config(
-                origin,
-                "vision",
-                "a config has one task: keep either [lm] or [vision]",
-            )),
-            (None, None) => Err(Error::config(
-                origin,
-                "lm",
-                "the config names no task; add an [lm] section (configs/lm-wt2.toml) or a \
-                 [vision] section (configs/vision/)",
-            )),
-        }
-    }
-
-    /// The language-model section (validated configs of that task have one).
-    pub fn lm(&self) -> Result<&LmConfig> {
-        self.lm
-            .as_ref()
-            .ok_or_else(|| Error::config(&self.name, "lm", "the config has no [lm] section"))
-    }
-
-    /// The image-classification section (validated configs of that task have one).
-    pub fn vision(&self) -> Result<&VisionConfig> {
-        self.vision.as_ref().ok_or_else(|| {
-            Error::config(&self.name, "vision", "the config has no [vision] section")
+        let task = match (file.lm, file.vision) {
+            (Some(lm), None) => {
+                lm.validate(origin, &file.train, &file.head)?;
+                TaskConfig::Lm(lm)
+            }
+            (None, Some(vision)) => {
+                vision.validate(origin, &file.head)?;
+                TaskConfig::Vision(vision)
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::config(
+                    origin,
+                    "vision",
+                    "a config has one task: keep either [lm] or [vision]",
+                ))
+            }
+            (None, None) => {
+                return Err(Error::config(
+                    origin,
+                    "lm",
+                    "the config names no task; add an [lm] section (configs/lm-wt2.toml) or a \
+                     [vision] section (configs/vision/)",
+                ))
+            }
+        };
+        file.head.validate(origin)?;
+        Ok(Config {
+            name: file.name,
+            runs_dir: file.runs_dir,
+            train: file.train,
+            head: file.head,
+            task,
+            origin: Origin(origin.to_string()),
         })
     }
 
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_default()
+        toml::to_string_pretty(&ConfigFile::from(self.clone())).unwrap_or_default()
     }
 
     pub fn run_dir(&self) -> PathBuf {

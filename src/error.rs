@@ -30,7 +30,7 @@ pub enum Error {
     /// kept, `next` how to continue. The binary exits with the signal's code (130, 143).
     #[error("{what}; {next}")]
     Interrupted {
-        signal: crate::interrupt::Signal,
+        signal: Signal,
         what: String,
         next: String,
     },
@@ -68,11 +68,7 @@ impl Error {
             msg: one_line(msg.into()),
         }
     }
-    pub fn interrupted(
-        signal: crate::interrupt::Signal,
-        what: impl Into<String>,
-        next: impl Into<String>,
-    ) -> Self {
+    pub fn interrupted(signal: Signal, what: impl Into<String>, next: impl Into<String>) -> Self {
         Error::Interrupted {
             signal,
             what: what.into(),
@@ -121,5 +117,42 @@ pub trait IoContext<T> {
 impl<T> IoContext<T> for std::io::Result<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T> {
         self.map_err(|e| Error::io(path, e))
+    }
+}
+
+/// A termination signal that asked the program to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signal(i32);
+
+impl Signal {
+    pub const INT: Signal = Signal(signal_hook::consts::SIGINT);
+    pub const TERM: Signal = Signal(signal_hook::consts::SIGTERM);
+
+    /// The signal of number `n` (as the handlers record it).
+    pub(crate) fn from_number(n: i32) -> Signal {
+        Signal(n)
+    }
+
+    pub(crate) fn number(self) -> i32 {
+        self.0
+    }
+
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            signal_hook::consts::SIGINT => "SIGINT",
+            signal_hook::consts::SIGTERM => "SIGTERM",
+            _ => "signal",
+        }
+    }
+
+    /// The shell's convention, 128 + the signal number: 130 for SIGINT, 143 for SIGTERM.
+    pub fn exit_code(self) -> u8 {
+        (128 + self.0).clamp(0, 255) as u8
+    }
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }

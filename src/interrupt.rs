@@ -6,6 +6,7 @@
 //! writes is renamed into place complete, so the last complete checkpoint stays intact.
 //!
 //! Without [`install`] (library users, tests in one process) no flag is ever raised.
+pub use crate::error::Signal;
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -15,46 +16,18 @@ static SIGNAL: AtomicUsize = AtomicUsize::new(0);
 /// rank); not PENDING, so this rank's own first signal still only raises the flag.
 static AGREED: AtomicUsize = AtomicUsize::new(0);
 
-/// A termination signal that asked the program to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Signal(i32);
-
-impl Signal {
-    pub const INT: Signal = Signal(signal_hook::consts::SIGINT);
-    pub const TERM: Signal = Signal(signal_hook::consts::SIGTERM);
-
-    pub fn name(self) -> &'static str {
-        match self.0 {
-            signal_hook::consts::SIGINT => "SIGINT",
-            signal_hook::consts::SIGTERM => "SIGTERM",
-            _ => "signal",
-        }
-    }
-
-    /// The shell's convention, 128 + the signal number: 130 for SIGINT, 143 for SIGTERM.
-    pub fn exit_code(self) -> u8 {
-        (128 + self.0).clamp(0, 255) as u8
-    }
-}
-
-impl std::fmt::Display for Signal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// Routes SIGINT and SIGTERM to the stop flag; a second one of either exits at once with the
 /// code of the one that arrived second.
 pub fn install() -> std::io::Result<()> {
     for sig in [Signal::INT, Signal::TERM] {
         // Registered first so that it sees the flag as the previous signal left it.
         signal_hook::flag::register_conditional_shutdown(
-            sig.0,
+            sig.number(),
             i32::from(sig.exit_code()),
             &PENDING,
         )?;
-        signal_hook::flag::register_usize(sig.0, &SIGNAL, sig.0 as usize)?;
-        signal_hook::flag::register(sig.0, &PENDING)?;
+        signal_hook::flag::register_usize(sig.number(), &SIGNAL, sig.number() as usize)?;
+        signal_hook::flag::register(sig.number(), &PENDING)?;
     }
     Ok(())
 }
@@ -75,7 +48,7 @@ pub fn requested() -> Option<Signal> {
     }
     match SIGNAL.load(Ordering::SeqCst) {
         0 => None,
-        n => Some(Signal(n as i32)),
+        n => Some(Signal::from_number(n as i32)),
     }
 }
 

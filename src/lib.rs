@@ -18,6 +18,7 @@ pub mod random;
 pub mod report;
 pub mod suite;
 pub mod tasks;
+pub mod tensor_map;
 pub mod vectors;
 pub mod vision;
 

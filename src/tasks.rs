@@ -1,19 +1,24 @@
 //! What the commands do with a config, whatever its task: build the task its section names,
 //! then hand it to the engine (train, evaluate, count parameters).
-use crate::config::Config;
+use crate::config::{Config, TaskConfig};
 use crate::engine::{self, Evaluation, ParamReport, RunDir, Split, Summary, Task, TrainOptions};
 use crate::error::{Error, Result};
 use crate::lm::LmTask;
 use crate::vision::VisionTask;
 use std::path::Path;
 
-/// The task of a config, with its data loaded and its model built.
+/// The task of a config, with its data loaded and its model built on the device of
+/// `train.device`, its weights initialized from `train.seed` ([`engine::prepare`]).
 pub fn build(cfg: &Config) -> Result<Box<dyn Task>> {
-    let task: Result<Box<dyn Task>> = if cfg.vision.is_some() {
-        VisionTask::new(cfg).map(|t| Box::new(t) as Box<dyn Task>)
-    } else {
-        LmTask::new(cfg).map(|t| Box::new(t) as Box<dyn Task>)
-    };
+    let (train, head) = (&cfg.train, &cfg.head);
+    let task: Result<Box<dyn Task>> = engine::prepare(train).and_then(|device| match &cfg.task {
+        TaskConfig::Lm(lm) => {
+            LmTask::new(lm, train, head, device).map(|t| Box::new(t) as Box<dyn Task>)
+        }
+        TaskConfig::Vision(vision) => {
+            VisionTask::new(vision, train, head, device).map(|t| Box::new(t) as Box<dyn Task>)
+        }
+    });
     // A config field that only fails once the data is known (a simplex wider than the
     // features, a missing embeddings file) is named with the config file it came from.
     task.map_err(|e| match e {
@@ -32,7 +37,10 @@ fn is_config_field(arg: &str) -> bool {
 
 /// Trains the run of `cfg` (see [`engine::train`]).
 pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
-    engine::train(cfg, opts, || build(cfg))
+    let run = RunDir::new(cfg.run_dir());
+    engine::train(&cfg.train, &cfg.head, &run, &cfg.to_toml(), opts, || {
+        build(cfg)
+    })
 }
 
 /// Evaluates a run folder's best checkpoint (else its last) on a split; `device` overrides

@@ -90,8 +90,8 @@ fn checkpoint_round_trip_gives_identical_logits() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config::load(&tiny_config(dir.path(), "rt", "epochs = 1"), &[]).unwrap();
     train(&cfg, &quiet()).unwrap();
-    let a = LmTask::new(&cfg).unwrap();
-    let b = LmTask::new(&cfg).unwrap();
+    let a = lm_task(&cfg);
+    let b = lm_task(&cfg);
     let ckpt = Checkpoint::load(&cfg.run_dir().join("best.safetensors")).unwrap();
     load_weights(&a, &ckpt).unwrap();
     load_weights(&b, &ckpt).unwrap();
@@ -104,7 +104,7 @@ fn checkpoint_round_trip_gives_identical_logits() {
         .logits(&b.model.forward(&ids, &b.model.zero_state(2), false).output);
     assert!(la.equal(&lb));
     // And the loaded logits differ from a fresh model's (the load did something).
-    let c = LmTask::new(&cfg.clone()).unwrap();
+    let c = lm_task(&cfg);
     tch::manual_seed(99);
     let lc = c
         .model
@@ -219,7 +219,7 @@ fn checkpoint_of_another_model_or_vocabulary_is_refused() {
         ],
     )
     .unwrap();
-    let e = load_weights(&LmTask::new(&other).unwrap(), &ckpt)
+    let e = load_weights(&lm_task(&other), &ckpt)
         .err()
         .unwrap()
         .to_string();
@@ -229,7 +229,7 @@ fn checkpoint_of_another_model_or_vocabulary_is_refused() {
     );
     // Another head mode.
     let tied = config::load(&path, &["head.mode=tied".into()]).unwrap();
-    let e = load_weights(&LmTask::new(&tied).unwrap(), &ckpt)
+    let e = load_weights(&lm_task(&tied), &ckpt)
         .err()
         .unwrap()
         .to_string();
@@ -241,7 +241,7 @@ fn checkpoint_of_another_model_or_vocabulary_is_refused() {
         std::fs::write(data.join(f), "other words here\n").unwrap();
     }
     let vocab = config::load(&path, &[format!("lm.data.dir=\"{}\"", data.display())]).unwrap();
-    let e = load_weights(&LmTask::new(&vocab).unwrap(), &ckpt)
+    let e = load_weights(&lm_task(&vocab), &ckpt)
         .err()
         .unwrap()
         .to_string();
@@ -289,7 +289,7 @@ fn fixed_pretrained_lm_trains_from_an_embeddings_file() {
     let path = tiny_config(dir.path(), "pre", "epochs = 4\nlog_interval = 5");
     // Vectors for the tiny vocabulary (plus an extra word the loader must ignore).
     let cfg0 = config::load(&path, &[]).unwrap();
-    let vocab = fixclf::lm::task::load_corpus(cfg0.lm().unwrap())
+    let vocab = fixclf::lm::task::load_corpus(lm_section(&cfg0))
         .unwrap()
         .vocab;
     let mut words: Vec<String> = vocab.words().to_vec();
@@ -323,4 +323,18 @@ fn fixed_pretrained_lm_trains_from_an_embeddings_file() {
         .unwrap()
         .to_string();
     assert!(e.contains("fixed matrix"), "{e}");
+}
+
+/// The `[lm]` section of a language-model config.
+fn lm_section(cfg: &config::Config) -> &LmConfig {
+    match &cfg.task {
+        config::TaskConfig::Lm(lm) => lm,
+        config::TaskConfig::Vision(_) => panic!("not a language-model config"),
+    }
+}
+
+/// The task of an LM config, built as `fixclf train` builds it (device, seed, data, model).
+fn lm_task(cfg: &config::Config) -> LmTask {
+    let device = fixclf::engine::prepare(&cfg.train).unwrap();
+    LmTask::new(lm_section(cfg), &cfg.train, &cfg.head, device).unwrap()
 }

@@ -184,7 +184,15 @@ fn collapse_diagnostics_every_epoch() {
 /// N of the backbone of a config.
 fn cfg_features(cfg: &config::Config) -> i64 {
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    let b = fixclf::vision::models::build(&vs.root(), &cfg.vision().unwrap().model, 1).unwrap();
+    let b = fixclf::vision::models::build(
+        &vs.root(),
+        match &cfg.task {
+            config::TaskConfig::Vision(v) => &v.model,
+            config::TaskConfig::Lm(_) => panic!("not an image config"),
+        },
+        1,
+    )
+    .unwrap();
     b.features
 }
 

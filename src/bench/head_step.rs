@@ -1,7 +1,7 @@
 //! One classifier head on random features, stepped through the functions training uses:
 //! [`Head::logits`] for the forward pass, [`Head::training_loss`] (the fixed heads'
 //! hand-differentiated cross-entropy, autograd's for the learned head) and the trainer's
-//! optimizer ([`crate::optim::training_params`]) for a step.
+//! optimizer ([`crate::classifier::training_params`]) for a step.
 //!
 //! The features come from a stand-in backbone, `x0 * s` with `x0` a fixed `[B, N]` random
 //! batch and `s` a trainable scalar (`backbone.scale`, initialized to 1): a head inside a
@@ -10,7 +10,7 @@
 //! skip its `g W` product and the fixed heads their projection back through `Q`. The scalar
 //! costs one `[B, N]` multiply and reduction, the same for every head, and one float of
 //! optimizer state, which [`HeadBench::optimizer_state_floats`] leaves out.
-use crate::classifier::{FixedMatrix, Head, HeadConfig, HeadMode};
+use crate::classifier::{training_params, FixedMatrix, Head, HeadConfig, HeadMode, HeadShape};
 use crate::error::{Error, Result};
 use crate::optim::{self, Optimizer, OptimizerConfig, OptimizerKind};
 use tch::nn::{self, Init};
@@ -125,19 +125,29 @@ impl HeadBench {
             ..Default::default()
         };
         let p = vs.root() / "head";
-        let head = match kind {
-            HeadKind::Learned => {
-                let (w, b) = Head::linear_init(n);
-                Head::learned(&p, c, n, w, b)
-            }
+        // The Hadamard matrix in its canonical orientation, as the fast transform or (the
+        // dense variant) multiplied as a dense product, whatever the shape would prefer.
+        let fixed = match kind {
+            HeadKind::Learned => None,
             HeadKind::FixedDense | HeadKind::FixedHadamard => {
                 let dense = kind == HeadKind::FixedDense;
-                let q = FixedMatrix::hadamard_as(c, n, cfg.matrix_seed, dense)?;
-                Head::fixed(&p, q, &cfg)?
+                Some(FixedMatrix::hadamard_as(c, n, cfg.matrix_seed, dense)?)
             }
         };
+        let head = Head::build(
+            &p,
+            &cfg,
+            HeadShape {
+                classes: c,
+                features: n,
+                fixed,
+                words: None,
+                tied: None,
+                learned_init: Head::linear_init(n),
+            },
+        )?;
         let scale = (vs.root() / "backbone").var("scale", &[1], Init::Const(1.0));
-        let params = optim::training_params(&vs, WEIGHT_DECAY, &cfg);
+        let params = training_params(&vs, WEIGHT_DECAY, &cfg);
         let opt = optim::build(&OPTIMIZER, params);
         Ok(Self {
             kind,

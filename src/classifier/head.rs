@@ -363,109 +363,88 @@ impl Head {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tch::{Device, Kind};
+/// What a task hands [`Head::build`] besides the `[head]` config.
+pub struct HeadShape<'a> {
+    /// Classes C (the language model: its vocabulary).
+    pub classes: i64,
+    /// Features N from the backbone.
+    pub features: i64,
+    /// The fixed matrix of a fixed mode, when the task has built it already (the language
+    /// model shares it with its input layer); else [`Head::build`] builds it.
+    pub fixed: Option<FixedMatrix>,
+    /// The class names in id order (the pretrained modes look their vectors up by name).
+    pub words: Option<&'a [String]>,
+    /// The tied mode's weight `[C, N]` (the language model's input embedding).
+    pub tied: Option<&'a Tensor>,
+    /// A learned head's weight and bias initialization (the task's reference's).
+    pub learned_init: (Init, Init),
+}
 
-    #[test]
-    fn head_config_errors_name_the_field() {
-        for (cfg, field) in [
-            (
-                HeadConfig {
-                    alpha_init: 0.0,
-                    ..Default::default()
-                },
-                "head.alpha_init",
-            ),
-            (
-                HeadConfig {
-                    alpha_init: f64::NAN,
-                    ..Default::default()
-                },
-                "head.alpha_init",
-            ),
-            (
-                HeadConfig {
-                    alpha_lr_scale: 0.0,
-                    ..Default::default()
-                },
-                "head.alpha_lr_scale",
-            ),
-            (
-                HeadConfig {
-                    alpha_lr_scale: f64::INFINITY,
-                    ..Default::default()
-                },
-                "head.alpha_lr_scale",
-            ),
-            (
-                HeadConfig {
-                    mode: HeadMode::FixedPmi,
-                    ..Default::default()
-                },
-                "head.embeddings",
-            ),
-            (
-                HeadConfig {
-                    loss: LossKind::Cosine,
-                    ..Default::default()
-                },
-                "head.loss",
-            ),
-        ] {
-            let e = cfg.validate("c.toml").unwrap_err().to_string();
-            assert!(e.contains(field) && e.contains("c.toml"), "{e}");
+impl Head {
+    /// The head of `cfg.mode` under `p`: the one switch from mode to head, for every task
+    /// and bench.
+    pub fn build(p: &nn::Path, cfg: &HeadConfig, shape: HeadShape) -> Result<Head> {
+        let HeadShape {
+            classes, features, ..
+        } = shape;
+        match cfg.mode {
+            HeadMode::Learned => {
+                let (w, b) = shape.learned_init;
+                Ok(Head::learned(p, classes, features, w, b))
+            }
+            HeadMode::Tied => match shape.tied {
+                Some(weight) => Ok(Head::tied(p, weight)),
+                None => Err(Error::arg(
+                    "head.mode",
+                    "tied needs an input embedding to share (the language model's); use \
+                     learned or a fixed mode",
+                )),
+            },
+            HeadMode::FixedOrthogonal
+            | HeadMode::FixedHadamard
+            | HeadMode::FixedSimplex
+            | HeadMode::FixedWord2vec
+            | HeadMode::FixedPmi
+            | HeadMode::FixedPretrained => {
+                let matrix = match shape.fixed {
+                    Some(q) => q,
+                    None => cfg
+                        .fixed_matrix(classes, features, shape.words)?
+                        .ok_or_else(|| {
+                            Error::arg("head.mode", format!("{} has no fixed matrix", cfg.mode))
+                        })?,
+                };
+                Head::fixed(p, matrix, cfg)
+            }
         }
-    }
-
-    /// Every head maps `[n, N]` to `[n, C]`; only the fixed one has alpha and a spec.
-    #[test]
-    fn head_modes_give_logits_of_every_class() {
-        let vs = nn::VarStore::new(Device::Cpu);
-        let (c, n) = (5, 8);
-        let x = Tensor::randn([3, n], (Kind::Float, Device::Cpu));
-        let (w, b) = Head::linear_init(n);
-        let learned = Head::learned(&(vs.root() / "l"), c, n, w, b);
-        let emb = vs.root().var("emb", &[c, n], Init::Const(0.1));
-        let tied = Head::tied(&(vs.root() / "t"), &emb);
-        for mode in [
-            HeadMode::FixedOrthogonal,
-            HeadMode::FixedHadamard,
-            HeadMode::FixedSimplex,
-        ] {
-            let cfg = HeadConfig {
-                mode,
-                ..Default::default()
-            };
-            let m = cfg.fixed_matrix(c, n, None).unwrap().unwrap();
-            let fixed = Head::fixed(&(vs.root() / mode.name()), m, &cfg).unwrap();
-            assert_eq!(fixed.logits(&x).size(), [3, c]);
-            assert_eq!(fixed.alpha(), Some(10.0));
-            assert_eq!(fixed.fixed_spec().unwrap().rows, c);
-            assert_eq!(fixed.fixed_numel(), c * n);
-            // alpha * x/|x| against the class rows, plus the (zero) bias: the logits.
-            let w = fixed.class_weights();
-            assert_eq!(w.size(), [c, n]);
-            let expect = crate::classifier::normalize(&x).mm(&w.tr()) * 10.0;
-            assert!(
-                fixed.logits(&x).allclose(&expect, 1e-5, 1e-5, false),
-                "{mode}"
-            );
-        }
-        for h in [&learned, &tied] {
-            // The class rows are what the logits multiply (bias aside).
-            let w = h.class_weights();
-            assert_eq!(w.size(), [c, n]);
-            let diff = h.logits(&x) - x.mm(&w.tr());
-            let off_bias = (&diff - diff.narrow(0, 0, 1)).abs().max();
-            assert!(off_bias.double_value(&[]) < 1e-5);
-            assert_eq!(h.logits(&x).size(), [3, c]);
-            assert!(h.alpha().is_none() && h.fixed_spec().is_none());
-        }
-        assert!(HeadConfig::default()
-            .fixed_matrix(c, n, None)
-            .unwrap()
-            .is_none());
     }
 }
+
+/// Whether a variable is the fixed classifier's scale (`alpha`, or `log_alpha` in log space).
+pub fn is_alpha(name: &str) -> bool {
+    name.ends_with("alpha")
+}
+
+/// The trainable variables of `vs` with training's weight decay: `weight_decay`, except the
+/// fixed classifier's scale alpha (`alpha` or `log_alpha`), which has its own weight decay
+/// (`head.alpha_weight_decay`; the paper decays it like the classifier's weights), learning
+/// rate multiplier (`head.alpha_lr_scale`) and place in clipping (`head.alpha_clip`). The
+/// trainer and the benches build their optimizers from this, so a bench steps exactly what
+/// training steps.
+pub fn training_params(
+    vs: &tch::nn::VarStore,
+    weight_decay: f64,
+    head: &HeadConfig,
+) -> Vec<crate::optim::Param> {
+    let mut params = crate::optim::params_of(vs, |_| weight_decay);
+    for p in params.iter_mut().filter(|p| is_alpha(&p.name)) {
+        p.weight_decay = head.alpha_weight_decay;
+        p.lr_scale = head.alpha_lr_scale;
+        p.clipped = head.alpha_clip;
+    }
+    params
+}
+
+#[cfg(test)]
+#[path = "head_tests.rs"]
+mod tests;

@@ -31,7 +31,7 @@
 //! while alpha = 1 caps it near 2e-4; for C = 10 or 100 it is also comfortable. Learned (the
 //! default) it adapts from there. alpha is applied to the N-wide `x_hat` before projecting
 //! (same result as scaling the C-wide logits, less work). Exclude `alpha` from weight decay.
-//! alpha has its own optimizer settings in `[head]` (applied by `optim::training_params`):
+//! alpha has its own optimizer settings in `[head]` (applied by [`training_params`]):
 //! `alpha_lr_scale` (its learning rate is `train.lr` times this), `alpha_clip` (whether its
 //! gradient is in the global clipping norm), `alpha_weight_decay`, and `alpha_param`
 //! ([`AlphaParam`]: alpha itself, or `log_alpha`, with `alpha = exp(log_alpha)` in the
@@ -57,7 +57,7 @@ mod head;
 mod matrix;
 mod pretrained;
 
-pub use head::{Head, HeadConfig, HeadMode};
+pub use head::{is_alpha, training_params, Head, HeadConfig, HeadMode, HeadShape};
 pub use matrix::{FixedKind, FixedMatrix, FixedSpec};
 
 use crate::error::Result;

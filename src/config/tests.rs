@@ -9,7 +9,7 @@ fn defaults_are_the_paper_lm_recipe() {
     assert_eq!(c.train.clip, 0.25);
     assert_eq!(c.train.batch_size, 20);
     assert_eq!(c.train.eval_batch_size, 10);
-    let lm = c.lm().unwrap();
+    let lm = lm_of(&c);
     assert_eq!(lm.bptt, 35);
     assert_eq!(lm.model.dropout_output, 0.5);
     assert_eq!(lm.model.hidden_size, 512);
@@ -105,7 +105,7 @@ fn overrides_set_nested_fields() {
     .unwrap();
     assert_eq!(c.train.lr, 0.5);
     assert_eq!(c.head.mode, HeadMode::FixedOrthogonal);
-    assert_eq!(c.lm().unwrap().model.layers, 3);
+    assert_eq!(lm_of(&c).model.layers, 3);
     let e = load(&p, &["train.bogus=1".into()]).unwrap_err().to_string();
     assert!(e.contains("train.bogus") && e.contains("--set"), "{e}");
     let e = load(&p, &["nonsense".into()]).unwrap_err().to_string();
@@ -137,7 +137,7 @@ fn legacy_layout_is_refused_in_files_and_migrated_in_run_folders() {
         "{e}"
     );
     let c = load_run_config(&p, &[]).unwrap();
-    let lm = c.lm().unwrap();
+    let lm = lm_of(&c);
     assert_eq!(lm.data.dir, PathBuf::from("data/ptb"));
     assert_eq!(lm.model.emb_size, 64);
     assert_eq!(lm.model.input_embedding, InputEmbedding::Learned);
@@ -203,5 +203,13 @@ fn run_names_stay_inside_the_runs_folder() {
     }
     for name in ["\"wt2 learned\"", "\"..a\"", "\"fixed-orthogonal_2\""] {
         from_toml_str(&format!("name = {name}\n{LM}"), "a.toml").unwrap();
+    }
+}
+
+/// The `[lm]` section of a config known to be a language model's.
+fn lm_of(c: &Config) -> &LmConfig {
+    match &c.task {
+        TaskConfig::Lm(lm) => lm,
+        TaskConfig::Vision(_) => panic!("not a language-model config"),
     }
 }

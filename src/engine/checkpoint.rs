@@ -153,39 +153,15 @@ impl Checkpoint {
     /// Copies the named tensors into `vars` (a model's variables), checking that every
     /// variable is present with the same shape.
     pub fn copy_into(&self, vars: &HashMap<String, Tensor>) -> Result<()> {
-        let mut names: Vec<&String> = vars.keys().collect();
-        names.sort();
-        for name in names {
-            let var = &vars[name];
-            let src = self.tensors.get(name).ok_or_else(|| {
-                // alpha is stored as `alpha` or `log_alpha` (head.alpha_param).
-                let hint = if crate::optim::is_alpha(name) {
-                    " (a fixed head stores `alpha` with head.alpha_param = \"linear\" and \
-                     `log_alpha` with \"log\": use the run's own)"
-                } else {
-                    ""
-                };
-                Error::bad_file(
-                    &self.path,
-                    format!("checkpoint is from another model: it has no tensor `{name}`{hint}"),
-                )
-            })?;
-            if src.size() != var.size() {
-                return Err(Error::bad_file(
-                    &self.path,
-                    format!(
-                        "checkpoint is from another model or vocabulary: `{name}` has shape {:?}, this model needs {:?}",
-                        src.size(),
-                        var.size()
-                    ),
-                ));
+        crate::tensor_map::copy_into(&self.tensors, vars, &self.path, |name| {
+            // alpha is stored as `alpha` or `log_alpha` (head.alpha_param).
+            if crate::classifier::is_alpha(name) {
+                " (a fixed head stores `alpha` with head.alpha_param = \"linear\" and \
+                 `log_alpha` with \"log\": use the run's own)"
+            } else {
+                ""
             }
-            tch::no_grad(|| {
-                let mut v = var.shallow_clone();
-                v.copy_(&src.to_device(var.device()));
-            });
-        }
-        Ok(())
+        })
     }
 }
 

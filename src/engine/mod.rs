@@ -9,6 +9,7 @@ pub mod metrics;
 mod numerics;
 mod resume;
 pub mod run_dir;
+pub mod settings;
 pub mod step_records;
 mod step_runner;
 mod trainer;
@@ -17,11 +18,11 @@ pub use checkpoint::{save_safetensors, Checkpoint, CHECKPOINT_FORMAT};
 pub use metrics::{Collapse, Evaluation, Event, MetricsLog, ParamReport, Summary, Unit};
 pub use numerics::{ALPHA_MAX, NAN_ENV};
 pub use run_dir::{RunDir, TrainState, BEST, CONFIG_FILE, LAST, METRICS_FILE, SUMMARY_FILE};
+pub use settings::{OnNonFinite, Precision, Schedule, TrainConfig, MAX_CONSECUTIVE_SKIPS};
 pub use step_runner::CAPTURE_AFTER;
 pub use trainer::{train, TrainOptions};
 
 use crate::classifier::{Head, HeadMode};
-use crate::config::Precision;
 use crate::error::{Error, Result};
 use rand::rngs::StdRng;
 use std::collections::HashMap;
@@ -208,7 +209,7 @@ pub fn model_tensors(task: &dyn Task) -> Vec<(String, Tensor)> {
 
 /// What every task does before it builds its model: libtorch's thread count, the device, and
 /// the seed its weights are initialized from (`train.seed`).
-pub fn prepare(train: &crate::config::TrainConfig) -> Result<Device> {
+pub fn prepare(train: &TrainConfig) -> Result<Device> {
     if train.threads > 0 {
         tch::set_num_threads(train.threads as i32);
     }

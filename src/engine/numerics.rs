@@ -16,9 +16,9 @@
 //! loss of step N (1-based, as the messages count) NaN, `N..` every step from N on, and a
 //! `:grad` suffix (`N:grad`, `N..:grad`) the gradient instead, the loss left finite. It is
 //! read once per `train` call and changes nothing else.
+use super::settings::{OnNonFinite, MAX_CONSECUTIVE_SKIPS};
 use super::trainer::Trainer;
 use super::{Event, TrainStep, LAST};
-use crate::config::{OnNonFinite, MAX_CONSECUTIVE_SKIPS};
 use crate::error::{Error, Result};
 
 /// Largest alpha accepted: the logits lie in [-alpha, alpha] and the paper's alphas stay in
@@ -127,7 +127,7 @@ impl Trainer<'_> {
     /// not applied): Err to stop, or Ok with the step counted as skipped.
     pub(super) fn non_finite(&mut self, step: u64, what: &str, value: f64) -> Result<()> {
         let failing = step + 1;
-        if self.cfg.train.on_nonfinite == OnNonFinite::Stop {
+        if self.settings.on_nonfinite == OnNonFinite::Stop {
             return Err(self.diverged(step, &format!("the {what} is {value}"), value, RETRY));
         }
         self.st.skipped_steps += 1;

@@ -34,7 +34,7 @@ impl Trainer<'_> {
             .meta("optimizer_steps")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        self.opt.load_state(&ckpt, opt_steps)?;
+        self.opt.load_state(&ckpt.tensors, &path, opt_steps)?;
         self.opt.set_learning_rate(state.lr);
         if state.asgd_since.is_some() {
             let avgs = self

@@ -24,6 +24,13 @@ impl RunDir {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self { path: path.into() }
     }
+    /// The run's name: the folder's own name (the config's `name`).
+    pub fn name(&self) -> String {
+        self.path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    }
+
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }

@@ -4,9 +4,9 @@
 //! one launch instead of the hundreds a step queues. Both run the same code: a capture
 //! records the eager step's kernels. Steps whose shapes come once (the LM's last, shorter
 //! window of an epoch) stay eager until seen [`CAPTURE_AFTER`] times.
+use super::settings::Precision;
 use super::trainer::Trainer;
 use super::StagedStep;
-use crate::config::Precision;
 use crate::error::Result;
 use crate::optim::OptimizerKind;
 
@@ -30,10 +30,10 @@ impl Trainer<'_> {
     /// average (its weight changes every step), no forced NaN.
     fn graph_eligible(&self) -> bool {
         cfg!(feature = "cuda")
-            && self.cfg.train.cuda_graph
+            && self.settings.cuda_graph
             && self.task.device().is_cuda()
             && self.task.capturable()
-            && self.cfg.train.optimizer == OptimizerKind::Sgd
+            && self.settings.optimizer == OptimizerKind::Sgd
             && self.averages.is_none()
             && !self.nan_injection.active()
     }
@@ -53,7 +53,7 @@ impl Trainer<'_> {
     /// the next step, the numbers into the records: device work only.
     fn eager_step(&mut self, staged: &StagedStep) -> Result<()> {
         let device = self.task.device();
-        let mut step = if self.cfg.train.precision == Precision::Bf16 {
+        let mut step = if self.settings.precision == Precision::Bf16 {
             crate::native::with_bf16_autocast(device, || self.task.compute_step(staged))??
         } else {
             self.task.compute_step(staged)?

@@ -6,13 +6,14 @@
 use super::console::{describe_quality, format_lr, progress_bar, quality};
 use super::metrics::{EpochEvent, LogEvent, Throughput};
 use super::numerics::NanInjection;
+use super::settings::{Precision, TrainConfig};
 use super::step_records::StepRecords;
 use super::step_runner::StepGraphs;
 use super::{
     load_weights, model_tensors, save_safetensors, Checkpoint, Evaluation, Event, MetricsLog,
     RunDir, Split, Summary, Task, TrainState, Unit, BEST, CONFIG_FILE, SUMMARY_FILE,
 };
-use crate::config::{Config, Schedule};
+use crate::classifier::HeadConfig;
 use crate::error::{Error, Result};
 use crate::interrupt;
 use crate::memory::peak_rss_mb;
@@ -31,15 +32,19 @@ pub struct TrainOptions {
     pub quiet: bool,
 }
 
-/// Trains the task of `cfg` in `<runs_dir>/<name>`, then evaluates the best checkpoint on the
-/// test split and writes `summary.json`. `build` makes the task (data and model); it runs
-/// after the run folder is checked and before it is created, so bad input leaves no folder.
+/// Trains a task with `settings` (`[train]`) in the run folder `run`, then evaluates the
+/// best checkpoint on the test split and writes `summary.json`. `head` gives alpha its own
+/// optimizer settings; `config_toml` is the whole config, recorded in the run folder.
+/// `build` makes the task (data and model); it runs after the run folder is checked and
+/// before it is created, so bad input leaves no folder.
 pub fn train(
-    cfg: &Config,
+    settings: &TrainConfig,
+    head: &HeadConfig,
+    run: &RunDir,
+    config_toml: &str,
     opts: &TrainOptions,
     build: impl FnOnce() -> Result<Box<dyn Task>>,
 ) -> Result<Summary> {
-    let run = RunDir::new(cfg.run_dir());
     let resume = opts.resume && run.has_last();
     if opts.resume && !resume && run.is_finished() {
         return Err(Error::arg(
@@ -61,7 +66,7 @@ pub fn train(
     if !opts.quiet {
         println!(
             "| {} on {:?}, {} threads | {}",
-            cfg.name,
+            run.name(),
             task.device(),
             tch::get_num_threads(),
             task.describe_data()
@@ -71,13 +76,13 @@ pub fn train(
             report.describe(task.head_mode().name(), task.removable())
         );
     }
-    let t = &cfg.train;
+    let t = settings;
     let device = task.device();
     super::set_precision(t.precision)?;
-    if t.precision == crate::config::Precision::Tf32 && !device.is_cuda() && !opts.quiet {
+    if t.precision == Precision::Tf32 && !device.is_cuda() && !opts.quiet {
         println!("| train.precision = \"tf32\" changes nothing on the CPU (float32 there)");
     }
-    let params = optim::training_params(task.var_store(), t.weight_decay, &cfg.head);
+    let params = crate::classifier::training_params(task.var_store(), t.weight_decay, head);
     let opt = optim::build(
         &OptimizerConfig {
             kind: t.optimizer,
@@ -89,7 +94,7 @@ pub fn train(
         params,
     );
     let mut trainer = Trainer {
-        cfg,
+        settings,
         run: run.clone(),
         opt,
         st: TrainState {
@@ -110,7 +115,7 @@ pub fn train(
     if resume {
         trainer.resume()?;
     } else {
-        run.write_text(CONFIG_FILE, &cfg.to_toml())?;
+        run.write_text(CONFIG_FILE, config_toml)?;
         trainer.metrics.write(&Event::Start {
             params: report.clone(),
             device: format!("{:?}", trainer.task.device()),
@@ -136,16 +141,6 @@ pub fn train(
     trainer.finish(report, wall_start)
 }
 
-/// The cosine schedule's learning rate before step `epoch_step` of `epoch` (1-based) with
-/// `steps` steps an epoch: a function of the config and the step alone, so a resumed run
-/// follows the curve of the uninterrupted one. Per step rather than per epoch: short runs (a
-/// few epochs) anneal smoothly instead of in a few large drops.
-fn cosine_lr(t: &crate::config::TrainConfig, epoch: usize, epoch_step: usize, steps: usize) -> f64 {
-    let done = (epoch - 1) * steps + epoch_step;
-    let progress = done as f64 / (t.epochs * steps).max(1) as f64;
-    t.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
-}
-
 /// The random streams of step `step`: libtorch's generators (dropout, weight drop, crops
 /// and flips; `manual_seed` reseeds the CPU and every CUDA generator) and the task's own
 /// stream (variable BPTT), both from `(seed, step)` alone. So a run resumed at any step
@@ -167,7 +162,7 @@ fn splitmix64(x: u64) -> u64 {
 }
 
 pub(super) struct Trainer<'a> {
-    pub(super) cfg: &'a Config,
+    pub(super) settings: &'a TrainConfig,
     pub(super) task: &'a mut dyn Task,
     pub(super) run: RunDir,
     pub(super) opt: Box<dyn Optimizer>,
@@ -216,7 +211,7 @@ impl Trainer<'_> {
     }
 
     fn train_epoch(&mut self, wall_start: Instant) -> Result<()> {
-        let t = &self.cfg.train;
+        let t = self.settings;
         let n_batches = self.task.steps_per_epoch();
         let limit = if t.max_steps_per_epoch > 0 {
             t.max_steps_per_epoch.min(n_batches)
@@ -237,9 +232,9 @@ impl Trainer<'_> {
         // step's own duration on the host is only the time to queue it on a GPU.
         let mut timed_from = Instant::now();
         while self.st.epoch_step < limit {
-            if t.schedule == Schedule::Cosine {
-                self.opt
-                    .set_learning_rate(cosine_lr(t, self.st.epoch, self.st.epoch_step, limit));
+            let (epoch, epoch_step) = (self.st.epoch, self.st.epoch_step);
+            if let Some(lr) = t.schedule.lr_before_step(t, epoch, epoch_step, limit) {
+                self.opt.set_learning_rate(lr);
             }
             let mut rng = step_streams(t.seed, self.st.step);
             let Some(staged) = self.task.stage_step(&mut rng) else {
@@ -354,7 +349,7 @@ impl Trainer<'_> {
         epoch_start: Instant,
         wall_start: Instant,
     ) -> Result<()> {
-        let t = &self.cfg.train;
+        let t = self.settings;
         let epoch_s = epoch_start.elapsed().as_secs_f64();
         if !self.quiet {
             println!("{}", "-".repeat(89));
@@ -385,11 +380,10 @@ impl Trainer<'_> {
             self.with_averages(|task| save_safetensors(&best, &model_tensors(task), &meta))?;
         }
         let lr = self.opt.learning_rate();
-        let next_lr = match t.schedule {
-            Schedule::Plateau if !improved && self.averages.is_none() => lr / t.lr_decay,
-            Schedule::MultiStep if t.milestones.contains(&self.st.epoch) => lr / t.lr_decay,
-            _ => lr,
-        };
+        let averaging = self.averages.is_some();
+        let next_lr = t
+            .schedule
+            .lr_after_epoch(t, lr, self.st.epoch, improved, averaging);
         self.opt.set_learning_rate(next_lr);
         self.maybe_start_averaging(val.loss);
         self.st.lr = self.opt.learning_rate();
@@ -438,7 +432,7 @@ impl Trainer<'_> {
     /// for validation), when the task computes them this epoch: a `collapse` event, one
     /// console line, and the summary's copy (kept in the state saved next).
     fn collapse(&mut self) -> Result<()> {
-        let (epoch, last) = (self.st.epoch, self.st.epoch == self.cfg.train.epochs);
+        let (epoch, last) = (self.st.epoch, self.st.epoch == self.settings.epochs);
         let Some(c) = self.with_averages(|task| task.collapse(epoch, last))? else {
             return Ok(());
         };
@@ -487,7 +481,7 @@ impl Trainer<'_> {
             )
         })?;
         load_weights(self.task, &Checkpoint::load(&path)?)?;
-        let test = super::evaluate_in(self.task, Split::Test, self.cfg.train.precision)?;
+        let test = super::evaluate_in(self.task, Split::Test, self.settings.precision)?;
         let best_val_loss = self.st.best_val_loss.unwrap_or(f64::NAN);
         let unit = self.task.unit();
         let per_s = self.st.train_units as f64 / self.st.train_seconds.max(1e-9);
@@ -496,7 +490,7 @@ impl Trainer<'_> {
             Unit::Images => ((None, None), (Some(self.st.train_units), Some(per_s))),
         };
         let summary = Summary {
-            run: self.cfg.name.clone(),
+            run: self.run.name(),
             task: self.task.name().into(),
             mode: self.task.head_mode().name().into(),
             classes: Some(self.task.classes()),

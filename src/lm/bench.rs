@@ -28,7 +28,7 @@ pub struct LmBench {
     pub bptt: i64,
     pub device: Device,
     /// Arithmetic of the forward pass: TF32 products or bf16 autocast (`train.precision`).
-    pub precision: crate::config::Precision,
+    pub precision: crate::engine::Precision,
     /// Also measure the device time of the step's kernels with the profiler (CUDA).
     pub profile: bool,
 }
@@ -67,7 +67,7 @@ pub fn parse_modes(list: &str) -> Result<Vec<HeadMode>> {
 
 /// `f` in a bf16 autocast scope when the bench asks for it.
 fn autocast_if<T>(b: &LmBench, f: impl FnOnce() -> T) -> Result<T> {
-    if b.precision == crate::config::Precision::Bf16 {
+    if b.precision == crate::engine::Precision::Bf16 {
         crate::native::with_bf16_autocast(b.device, f)
     } else {
         Ok(f())

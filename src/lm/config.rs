@@ -1,8 +1,9 @@
 //! The `[lm]` section: the language model's data (`[lm.data]`), network (`[lm.model]`) and
 //! training options that only a language model has (truncated BPTT, AR/TAR, NT-ASGD).
 use crate::classifier::{HeadConfig, HeadMode};
-use crate::config::{OptimizerKind, TrainConfig};
+use crate::engine::TrainConfig;
 use crate::error::{Error, Result};
+use crate::optim::OptimizerKind;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

@@ -8,7 +8,7 @@
 //! equivalent PyTorch module.
 use super::config::{InputEmbedding, LmConfig, LstmConfig};
 use super::corpus::Vocab;
-use crate::classifier::{FixedMatrix, Head, HeadConfig, HeadMode, TrainingLoss};
+use crate::classifier::{FixedMatrix, Head, HeadConfig, HeadMode, HeadShape, TrainingLoss};
 use crate::error::Result;
 use tch::nn::{self, Init};
 use tch::{Device, Kind, Tensor};
@@ -161,14 +161,21 @@ impl LanguageModel {
                 flatten_lstm_weights(std::slice::from_ref(layer), input, h)
             })
             .collect::<Result<Vec<_>>>()?;
-        let dec = root.sub("decoder");
-        let head = match (fixed, &input) {
-            (Some(q), _) => Head::fixed(&dec, q, head_cfg)?,
-            (None, InputLayer::Learned(w)) if head_cfg.mode == HeadMode::Tied => {
-                Head::tied(&dec, w)
-            }
-            (None, _) => Head::learned(&dec, v, h, uniform(0.1), Init::Const(0.0)),
-        };
+        let head = Head::build(
+            &root.sub("decoder"),
+            head_cfg,
+            HeadShape {
+                classes: v,
+                features: h,
+                fixed,
+                words: None,
+                tied: match &input {
+                    InputLayer::Learned(w) => Some(w),
+                    InputLayer::Fixed(_) => None,
+                },
+                learned_init: (uniform(0.1), Init::Const(0.0)),
+            },
+        )?;
         Ok(LanguageModel {
             vocab,
             cfg: m.clone(),

@@ -4,8 +4,9 @@
 use super::config::LmConfig;
 use super::corpus::{batchify, get_batch, Corpus, CorpusFiles};
 use super::model::{LanguageModel, LstmState};
+use crate::classifier::HeadConfig;
 use crate::classifier::{Head, HeadMode};
-use crate::config::Config;
+use crate::engine::TrainConfig;
 use crate::engine::{Evaluation, Identity, ParamReport, Split, StagedStep, Task, TrainStep, Unit};
 use crate::error::{Error, Result};
 use crate::random::standard_normal;
@@ -58,24 +59,28 @@ pub struct LmTask {
 }
 
 impl LmTask {
-    /// Loads the corpus and builds the model of `cfg` on its device, the weights initialized
-    /// from `train.seed`.
-    pub fn new(cfg: &Config) -> Result<LmTask> {
-        let lm = cfg.lm()?.clone();
-        let device = crate::engine::prepare(&cfg.train)?;
+    /// Loads the corpus of `lm` and builds its model with `head` on `device` (after
+    /// [`crate::engine::prepare`] seeded the weights).
+    pub fn new(
+        lm: &LmConfig,
+        train: &TrainConfig,
+        head: &HeadConfig,
+        device: Device,
+    ) -> Result<LmTask> {
+        let lm = lm.clone();
         let corpus = load_corpus(&lm)?;
         let vs = nn::VarStore::new(device);
         let vocab = corpus.vocab.len() as i64;
-        let model = LanguageModel::new(&vs, &lm, &cfg.head, vocab, Some(&corpus.vocab))?;
-        let state = model.zero_state(cfg.train.batch_size as i64);
+        let model = LanguageModel::new(&vs, &lm, head, vocab, Some(&corpus.vocab))?;
+        let state = model.zero_state(train.batch_size as i64);
         let train_data = batchify(
             first_tokens(&corpus.train, lm.data.train_tokens),
-            cfg.train.batch_size,
+            train.batch_size,
             device,
         );
         Ok(LmTask {
-            batch_size: cfg.train.batch_size,
-            eval_batch_size: cfg.train.eval_batch_size,
+            batch_size: train.batch_size,
+            eval_batch_size: train.eval_batch_size,
             device,
             corpus,
             vs,

@@ -129,10 +129,15 @@ impl Optimizer for Adam {
         out
     }
 
-    fn load_state(&mut self, ckpt: &crate::engine::Checkpoint, steps: i64) -> Result<()> {
+    fn load_state(
+        &mut self,
+        saved: &std::collections::HashMap<String, Tensor>,
+        from: &std::path::Path,
+        steps: i64,
+    ) -> Result<()> {
         self.c.steps = steps;
         let mut state: std::collections::HashMap<_, _> = self.state_tensors().into_iter().collect();
-        if !ckpt.tensors.contains_key(BETA1_POWER) && !ckpt.tensors.contains_key(BETA2_POWER) {
+        if !saved.contains_key(BETA1_POWER) && !saved.contains_key(BETA2_POWER) {
             // An older checkpoint: its steps were all counted, masked or not.
             state.remove(BETA1_POWER);
             state.remove(BETA2_POWER);
@@ -140,6 +145,6 @@ impl Optimizer for Adam {
             let _ = self.beta1_power.fill_(BETA1.powi(t));
             let _ = self.beta2_power.fill_(BETA2.powi(t));
         }
-        ckpt.copy_into(&state)
+        crate::tensor_map::copy_into(saved, &state, from, |_| "")
     }
 }

@@ -16,6 +16,7 @@
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::path::Path;
 use tch::{Kind, Tensor};
 
 mod adam;
@@ -73,31 +74,6 @@ pub fn params_of(vs: &tch::nn::VarStore, weight_decay: impl Fn(&str) -> f64) -> 
             clipped: true,
         })
         .collect()
-}
-
-/// The trainable variables of `vs` with training's weight decay: `weight_decay`, except the
-/// fixed classifier's scale alpha (`alpha` or `log_alpha`), which has its own weight decay
-/// (`head.alpha_weight_decay`; the paper decays it like the classifier's weights), learning
-/// rate multiplier (`head.alpha_lr_scale`) and place in clipping (`head.alpha_clip`). The
-/// trainer and the benches build their optimizers from this, so a bench steps exactly what
-/// training steps.
-pub fn training_params(
-    vs: &tch::nn::VarStore,
-    weight_decay: f64,
-    head: &crate::classifier::HeadConfig,
-) -> Vec<Param> {
-    let mut params = params_of(vs, |_| weight_decay);
-    for p in params.iter_mut().filter(|p| is_alpha(&p.name)) {
-        p.weight_decay = head.alpha_weight_decay;
-        p.lr_scale = head.alpha_lr_scale;
-        p.clipped = head.alpha_clip;
-    }
-    params
-}
-
-/// Whether a variable is the fixed classifier's scale (`alpha`, or `log_alpha` in log space).
-pub fn is_alpha(name: &str) -> bool {
-    name.ends_with("alpha")
 }
 
 /// The settings every optimizer is built from (`[train]`).
@@ -214,10 +190,17 @@ pub trait Optimizer {
         self.group().steps
     }
 
-    /// Restores what [`state_tensors`](Self::state_tensors) saved, and the step count.
-    fn load_state(&mut self, ckpt: &crate::engine::Checkpoint, steps: i64) -> Result<()> {
+    /// Restores what [`state_tensors`](Self::state_tensors) saved (read from `from`, which
+    /// names the file in errors), and the step count.
+    fn load_state(
+        &mut self,
+        saved: &HashMap<String, Tensor>,
+        from: &Path,
+        steps: i64,
+    ) -> Result<()> {
         self.group_mut().steps = steps;
-        ckpt.copy_into(&self.state_tensors().into_iter().collect::<HashMap<_, _>>())
+        let live = self.state_tensors().into_iter().collect::<HashMap<_, _>>();
+        crate::tensor_map::copy_into(saved, &live, from, |_| "")
     }
 
     /// Number of f32 values of optimizer state.

@@ -246,15 +246,12 @@ fn adam_resumes_an_older_checkpoint_from_the_step_count() {
         .collect();
     assert_eq!(tensors.len(), 2);
     tensors.insert("w".into(), w.copy());
-    let ckpt = crate::engine::Checkpoint {
-        path: "old.safetensors".into(),
-        tensors,
-        metadata: HashMap::new(),
-    };
     let mut resumed = opt(OptimizerKind::Adam, 0.01, 0.0, vec![param(&[0.0, 0.0])]);
     let mut w2 = resumed.params()[0].tensor.shallow_clone();
-    tch::no_grad(|| w2.copy_(&ckpt.tensors["w"]));
-    resumed.load_state(&ckpt, 2).unwrap();
+    tch::no_grad(|| w2.copy_(&tensors["w"]));
+    resumed
+        .load_state(&tensors, std::path::Path::new("old.safetensors"), 2)
+        .unwrap();
     straight.backward_step(&linear_loss(&w, &grads[2])).unwrap();
     resumed.backward_step(&linear_loss(&w2, &grads[2])).unwrap();
     // The powers of the count are rounded once instead of step by step: equal to a few ulps.
@@ -307,32 +304,4 @@ fn lr_scale_and_clip_exclusion_per_parameter() {
         "{got:?}"
     );
     assert_eq!(values(&a), [6.0], "10 - 0.5 x 8, unclipped");
-}
-/// training_params gives alpha (either variable) the head's options, the rest the defaults.
-#[test]
-fn training_params_apply_the_head_options_to_alpha() {
-    use crate::classifier::{AlphaParam, HeadConfig};
-    for param in [AlphaParam::Linear, AlphaParam::Log] {
-        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let _w = (vs.root() / "body").var("weight", &[2], tch::nn::Init::Const(0.0));
-        let _a = vs
-            .root()
-            .var(param.var_name(), &[1], tch::nn::Init::Const(1.0));
-        let head = HeadConfig {
-            alpha_lr_scale: 0.05,
-            alpha_clip: false,
-            alpha_weight_decay: 1e-5,
-            alpha_param: param,
-            ..Default::default()
-        };
-        let params = training_params(&vs, 1e-4, &head);
-        assert_eq!(params.len(), 2);
-        for p in &params {
-            let alpha = p.name == param.var_name();
-            assert_eq!(is_alpha(&p.name), alpha, "{}", p.name);
-            assert_eq!(p.lr_scale, if alpha { 0.05 } else { 1.0 });
-            assert_eq!(p.clipped, !alpha);
-            assert_eq!(p.weight_decay, if alpha { 1e-5 } else { 1e-4 });
-        }
-    }
 }

@@ -45,31 +45,32 @@ pub(super) struct RunSetup {
 /// Reads the run's `config.toml` (of this or an earlier fixclf) into what the report needs
 /// of it. The LSTM's sizes and the corpus are zero and the data set's name for image runs.
 fn read_setup(cfg_path: &Path) -> Result<RunSetup> {
+    use crate::config::TaskConfig;
     let cfg = crate::config::load_run_config(cfg_path, &[])?;
     let t = &cfg.train;
-    let lm = cfg.lm.clone().unwrap_or_default();
-    let (corpus, train_tokens_limit, (emb_size, hidden_size, layers), bptt) = match &cfg.vision {
-        Some(v) => (v.data.dataset.name().to_string(), 0, (0, 0, 0), 0),
-        None => (
+    let (corpus, train_tokens_limit, (emb_size, hidden_size, layers), bptt) = match &cfg.task {
+        TaskConfig::Vision(v) => (v.data.dataset.name().to_string(), 0, (0, 0, 0), 0),
+        TaskConfig::Lm(lm) => (
             lm.data.dir.display().to_string(),
             lm.data.train_tokens,
             (lm.model.emb_size, lm.model.hidden_size, lm.model.layers),
             lm.bptt,
         ),
     };
+    let vision = match &cfg.task {
+        TaskConfig::Vision(v) => Some(v),
+        TaskConfig::Lm(_) => None,
+    };
     Ok(RunSetup {
         name: cfg.name.clone(),
-        image: cfg.vision.is_some(),
+        image: vision.is_some(),
         mode: cfg.head.mode.name().to_string(),
         fixed: cfg.head.mode.is_fixed(),
-        model: match &cfg.vision {
+        model: match vision {
             Some(v) => v.model.describe(),
             None => format!("lstm-{layers}x{hidden_size}"),
         },
-        valid_is_test: cfg
-            .vision
-            .as_ref()
-            .is_some_and(|v| v.data.valid_images == 0),
+        valid_is_test: vision.is_some_and(|v| v.data.valid_images == 0),
         corpus,
         train_tokens_limit,
         emb_size,

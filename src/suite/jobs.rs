@@ -5,8 +5,8 @@
 //! on a signal exactly as a run trained alone. Ctrl-C reaches every process of the group:
 //! each saves its checkpoint and the suite stops with its resume command.
 use crate::config::Config;
+use crate::error::Signal;
 use crate::error::{Error, IoContext, Result};
-use crate::interrupt::Signal;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! and per-run overrides, and the embeddings the fixed pretrained modes need. The suite
 //! computes missing or stale embeddings, trains and evaluates every run (skipping finished
 //! ones, resuming an interrupted one from its last checkpoint), then writes the report.
-use crate::config::{self, Config};
+use crate::config::{self, Config, TaskConfig};
 use crate::embed::{compute_if_stale, CorpusSpec, EmbedSpec};
 use crate::engine::{RunDir, TrainOptions};
 use crate::error::{Error, IoContext, Result};
@@ -272,7 +272,14 @@ fn compute_and_train(
     if !suite.embeddings.is_empty() {
         // The LM's vocabulary (tokenizer.json) fixes the embeddings' rows: loading the
         // corpus builds and saves it when missing (and fills the token caches the runs use).
-        let lm = base.lm()?;
+        let TaskConfig::Lm(lm) = &base.task else {
+            return Err(Error::config(
+                path.display().to_string(),
+                "embeddings",
+                "word embeddings need a language-model base ([base.lm]); remove [[embeddings]] \
+                 from an image suite",
+            ));
+        };
         crate::lm::task::load_corpus(lm)?;
         let tokenizer = lm.data.tokenizer_path();
         for job in &suite.embeddings {

@@ -5,7 +5,7 @@
 //!
 //! What is timed is what training runs: the backbone of [`super::models`], the head of
 //! [`super::task::build_head`], the loss of [`crate::classifier::Head::training_loss`] and the
-//! trainer's optimizer ([`crate::optim::training_params`], SGD momentum 0.9, weight decay
+//! trainer's optimizer ([`crate::classifier::training_params`], SGD momentum 0.9, weight decay
 //! 1e-4, lr 0.1, as the reference). Like the reference, one batch stays on the device for
 //! every step (no data loading or augmentation), so the two time the same work.
 //!
@@ -121,7 +121,7 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
         backbone.features,
     )?;
     let report = ParamReport::new(&vs, head.fixed_numel(), 0, 0);
-    let params = optim::training_params(&vs, WEIGHT_DECAY, &head_cfg);
+    let params = crate::classifier::training_params(&vs, WEIGHT_DECAY, &head_cfg);
     let mut opt = optim::build(&OPTIMIZER, params);
     crate::memory::release_free_memory();
 

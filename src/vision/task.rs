@@ -8,9 +8,9 @@ use super::collapse::neural_collapse;
 use super::config::VisionConfig;
 use super::data::{ImageData, ImageSet};
 use super::models::{self, Backbone};
-use crate::classifier::{Head, HeadConfig, HeadMode};
-use crate::config::Config;
+use crate::classifier::{Head, HeadConfig, HeadMode, HeadShape};
 use crate::engine::metrics::is_buffer;
+use crate::engine::TrainConfig;
 use crate::engine::{
     Collapse, Evaluation, Identity, ParamReport, Split, StagedStep, Task, TrainStep, Unit,
 };
@@ -57,24 +57,33 @@ fn split_off(set: &ImageSet, first: usize) -> (ImageSet, Option<ImageSet>) {
     (part(0, first), Some(part(first, len - first)))
 }
 
-/// The image task's classifier under `p`: the fixed head of a fixed mode, else a learned one
-/// initialized as PyTorch's `nn.Linear` (`fixclf bench vision` builds its heads here too).
+/// The image task's classifier under `p` ([`Head::build`]), a learned one initialized as
+/// PyTorch's `nn.Linear` (`fixclf bench vision` builds its heads here too).
 pub fn build_head(p: &nn::Path, head: &HeadConfig, classes: i64, features: i64) -> Result<Head> {
-    Ok(match head.fixed_matrix(classes, features, None)? {
-        Some(q) => Head::fixed(p, q, head)?,
-        None => {
-            let (w, b) = Head::linear_init(features);
-            Head::learned(p, classes, features, w, b)
-        }
-    })
+    Head::build(
+        p,
+        head,
+        HeadShape {
+            classes,
+            features,
+            fixed: None,
+            words: None,
+            tied: None,
+            learned_init: Head::linear_init(features),
+        },
+    )
 }
 
 impl VisionTask {
-    /// Loads the data and builds backbone + head of `cfg` on its device, the weights
-    /// initialized from `train.seed`.
-    pub fn new(cfg: &Config) -> Result<VisionTask> {
-        let vision = cfg.vision()?.clone();
-        let device = crate::engine::prepare(&cfg.train)?;
+    /// Loads the data of `vision` and builds backbone + head on `device` (after
+    /// [`crate::engine::prepare`] seeded the weights).
+    pub fn new(
+        vision: &VisionConfig,
+        train: &TrainConfig,
+        head: &HeadConfig,
+        device: Device,
+    ) -> Result<VisionTask> {
+        let vision = vision.clone();
         let d = &vision.data;
         let mut data = super::data::load(d.dataset, &d.dir, Some(d.synthetic))?;
         data.train = split_off(&data.train, d.train_images).0;
@@ -93,18 +102,19 @@ impl VisionTask {
         let backbone = models::build(&(vs.root() / "backbone"), &vision.model, channels)?
             .with_memory_format(&vs, vision.memory_format);
         let (classes, features) = (data.train.classes, backbone.features);
-        let head = build_head(&(vs.root() / "head"), &cfg.head, classes, features)?;
+        let head_cfg = head;
+        let head = build_head(&(vs.root() / "head"), head_cfg, classes, features)?;
         Ok(VisionTask {
-            batch_size: cfg.train.batch_size,
-            eval_batch_size: cfg.train.eval_batch_size,
-            seed: cfg.train.seed,
+            batch_size: train.batch_size,
+            eval_batch_size: train.eval_batch_size,
+            seed: train.seed,
             device,
             data,
             valid,
             vs,
             backbone,
             head,
-            mode: cfg.head.mode,
+            mode: head_cfg.mode,
             pass: 0,
             order: Vec::new(),
             batch: 0,
