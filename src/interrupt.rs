@@ -35,13 +35,13 @@ pub fn install() -> std::io::Result<()> {
 /// Makes `signal` this process's stop request: the ranks of a data-parallel launch agreed
 /// to stop after the same step, whichever of them the signal reached.
 pub fn agree(signal: Signal) {
-    AGREED.store(signal.0 as usize, Ordering::SeqCst);
+    AGREED.store(signal.number() as usize, Ordering::SeqCst);
 }
 
 /// The signal that asked to stop, if one did (the agreed one first).
 pub fn requested() -> Option<Signal> {
     if let n @ 1.. = AGREED.load(Ordering::SeqCst) {
-        return Some(Signal(n as i32));
+        return Some(Signal::from_number(n as i32));
     }
     if !PENDING.load(Ordering::Relaxed) {
         return None;
