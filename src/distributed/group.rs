@@ -196,14 +196,14 @@ impl ProcessGroup {
     pub fn sum_i64(&self, op: &str, values: &[i64]) -> Result<Vec<i64>> {
         let t = Tensor::from_slice(values);
         self.all_reduce(op, Lane::Control, &[&t], 1.0)?;
-        Ok(Vec::<i64>::try_from(&t).unwrap_or_default())
+        Ok(Vec::<i64>::try_from(&t)?)
     }
 
     /// Sums host floats over the ranks (control lane), in float64.
     pub fn sum_f64(&self, op: &str, values: &[f64]) -> Result<Vec<f64>> {
         let t = Tensor::from_slice(values);
         self.all_reduce(op, Lane::Control, &[&t], 1.0)?;
-        Ok(Vec::<f64>::try_from(&t).unwrap_or_default())
+        Ok(Vec::<f64>::try_from(&t)?)
     }
 
     fn check(&self, op: &str, e: *mut c_char) -> Result<()> {

@@ -6,10 +6,9 @@ use crate::error::{Error, Result};
 /// The share of the global batch `batch` (`train.batch_size`) each of `world` ranks
 /// trains on; refused when `world` does not divide it, since the ranks' mean gradients
 /// would then not average to the batch's.
-pub fn per_rank_batch(batch: usize, world: usize, origin: &str) -> Result<usize> {
+pub fn per_rank_batch(batch: usize, world: usize) -> Result<usize> {
     if world == 0 || batch % world != 0 {
-        return Err(Error::config(
-            origin,
+        return Err(Error::arg(
             "train.batch_size",
             format!(
                 "{batch} is the global batch and must be divisible by the {world} ranks \
@@ -48,10 +47,10 @@ mod tests {
 
     #[test]
     fn batches_split_only_when_divisible() {
-        assert_eq!(per_rank_batch(20, 2, "c.toml").unwrap(), 10);
-        assert_eq!(per_rank_batch(20, 1, "c.toml").unwrap(), 20);
-        let e = per_rank_batch(20, 3, "c.toml").unwrap_err().to_string();
-        assert!(e.contains("c.toml") && e.contains("train.batch_size") && e.contains('3'));
+        assert_eq!(per_rank_batch(20, 2).unwrap(), 10);
+        assert_eq!(per_rank_batch(20, 1).unwrap(), 20);
+        let e = per_rank_batch(20, 3).unwrap_err().to_string();
+        assert!(e.contains("train.batch_size") && e.contains("3 ranks"), "{e}");
     }
 
     #[test]

@@ -215,3 +215,30 @@ pub fn stop_requested() -> Result<Option<Signal>> {
     }
     Ok(agreed)
 }
+
+/// The whole of a tensor whose slices along `dim` are spread over the ranks (this rank's,
+/// `local`, starting at `lo` of `whole`), on every rank: summed into zeros (one all-reduce;
+/// this is for checkpoints, not for every step). Alone: `local` itself.
+pub fn gather_along(local: &Tensor, dim: i64, whole: i64, lo: i64) -> Result<Tensor> {
+    let Some(group) = super::current() else {
+        return Ok(local.shallow_clone());
+    };
+    let mut size = local.size();
+    size[dim as usize] = whole;
+    let out = Tensor::zeros(&size, (local.kind(), local.device()));
+    tch::no_grad(|| {
+        out.narrow(dim, lo, local.size()[dim as usize])
+            .copy_(local)
+    });
+    group.all_reduce("a checkpoint's per-rank state", Lane::Data, &[&out], 1.0)?;
+    Ok(out)
+}
+
+/// Sums of an evaluation's host numbers over the ranks (each evaluated its shard).
+/// Alone: the numbers themselves.
+pub fn sum_over_ranks(what: &str, values: &[f64]) -> Result<Vec<f64>> {
+    match super::current() {
+        Some(group) => group.sum_f64(what, values),
+        None => Ok(values.to_vec()),
+    }
+}

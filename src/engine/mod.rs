@@ -4,6 +4,7 @@
 //! classification) implements [`Task`]: it owns its data and model and says how to take one
 //! training step's loss and how to evaluate; the engine owns everything else.
 pub mod checkpoint;
+mod data_parallel;
 mod console;
 pub mod metrics;
 mod numerics;
@@ -14,6 +15,7 @@ pub mod step_records;
 mod step_runner;
 mod trainer;
 
+pub use data_parallel::{fixed_matrix_digest, COMM_FILE};
 pub use checkpoint::{save_safetensors, Checkpoint, CHECKPOINT_FORMAT};
 pub use metrics::{Collapse, Evaluation, Event, MetricsLog, ParamReport, Summary, Unit};
 pub use numerics::{ALPHA_MAX, NAN_ENV};
@@ -133,8 +135,8 @@ pub trait Task {
     fn evaluate(&self, split: Split) -> Result<Evaluation>;
     /// What a step hands to the next within an epoch (the LM's hidden state), saved in
     /// `last.safetensors` so that a run resumed mid-epoch continues exactly.
-    fn carried_state(&self) -> Vec<(String, Tensor)> {
-        Vec::new()
+    fn carried_state(&self) -> Result<Vec<(String, Tensor)>> {
+        Ok(Vec::new())
     }
     /// Restores what [`carried_state`](Self::carried_state) saved (read from `from`); called
     /// after [`start_epoch`](Self::start_epoch) when a run resumes inside an epoch.

@@ -11,7 +11,6 @@ use super::{
     CONFIG_FILE, LAST,
 };
 use crate::error::{Error, Result};
-use crate::interrupt;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -100,16 +99,20 @@ impl Trainer<'_> {
                 tensors.push((format!("asgd.{}", p.name), a.shallow_clone()));
             }
         }
-        for (name, t) in self.task.carried_state() {
+        // On every rank: a task's carried state may be gathered from all of them.
+        for (name, t) in self.task.carried_state()? {
             tensors.push((format!("{CARRIED}{name}"), t));
         }
-        save_safetensors(&self.run.file(LAST), &tensors, &meta)
+        if super::data_parallel::writes() {
+            save_safetensors(&self.run.file(LAST), &tensors, &meta)?;
+        }
+        self.wait_for_writer("last.safetensors written")
     }
 
     /// After a signal: writes `last.safetensors` where training stands (unless `saved`
     /// already), then stops with [`Error::Interrupted`]. Ok when no signal came.
     pub(super) fn stop_if_requested(&mut self, wall_start: Instant, save: bool) -> Result<()> {
-        let Some(signal) = interrupt::requested() else {
+        let Some(signal) = crate::distributed::sync::stop_requested()? else {
             return Ok(());
         };
         if save {

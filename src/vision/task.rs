@@ -14,6 +14,7 @@ use crate::engine::TrainConfig;
 use crate::engine::{
     Collapse, Evaluation, Identity, ParamReport, Split, StagedStep, Task, TrainStep, Unit,
 };
+use crate::distributed::{self, shard, sync::sum_over_ranks};
 use crate::error::{Error, Result};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -105,7 +106,8 @@ impl VisionTask {
         let head_cfg = head;
         let head = build_head(&(vs.root() / "head"), head_cfg, classes, features)?;
         Ok(VisionTask {
-            batch_size: train.batch_size,
+            // Data parallel: each rank takes B / N images of the global batch B.
+            batch_size: shard::per_rank_batch(train.batch_size, distributed::world_size())?,
             eval_batch_size: train.eval_batch_size,
             seed: train.seed,
             device,
@@ -127,6 +129,12 @@ impl VisionTask {
         self.data.train.labels.size()[0] as usize
     }
 
+    /// Training images this rank sees per pass (PyTorch's DistributedSampler: the pass
+    /// padded to a multiple of the ranks; all of them in a single process).
+    fn rank_len(&self) -> usize {
+        self.train_len().div_ceil(distributed::world_size())
+    }
+
     /// The images (u8) and labels of `set` at `idx`, on the device.
     fn batch(&self, set: &ImageSet, idx: &Tensor) -> (Tensor, Tensor) {
         let x = set.images.index_select(0, idx).to_device(self.device);
@@ -134,12 +142,13 @@ impl VisionTask {
         (x, y)
     }
 
-    /// The permutation of the training images for pass `pass` (0-based).
+    /// The permutation of the training images for pass `pass` (0-based), this rank's
+    /// part of it (every N-th from the rank's, as PyTorch's DistributedSampler takes them).
     fn order_of(&self, pass: usize) -> Vec<i64> {
         let mut order: Vec<i64> = (0..self.train_len() as i64).collect();
         let seed = self.seed ^ (pass as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         order.shuffle(&mut StdRng::seed_from_u64(seed));
-        order
+        shard::sampler(&order, distributed::rank(), distributed::world_size())
     }
 
     /// The backbone's features `[S, N]` (f32, on the device) of every training image, in
@@ -250,7 +259,7 @@ impl Task for VisionTask {
         ]
     }
     fn steps_per_epoch(&self) -> usize {
-        self.train_len().div_ceil(self.batch_size)
+        self.rank_len().div_ceil(self.batch_size)
     }
     fn start_epoch(&mut self, _epoch: usize, position: usize) {
         let spe = self.steps_per_epoch().max(1);
@@ -260,10 +269,10 @@ impl Task for VisionTask {
     }
     fn stage_step(&mut self, _rng: &mut StdRng) -> Option<StagedStep> {
         let start = self.batch * self.batch_size;
-        if start >= self.train_len() {
+        if start >= self.rank_len() {
             return None;
         }
-        let end = (start + self.batch_size).min(self.train_len());
+        let end = (start + self.batch_size).min(self.rank_len());
         let idx = Tensor::from_slice(&self.order[start..end]);
         let (x, y) = self.batch(&self.data.train, &idx);
         let (mean, std) = (&self.data.mean, &self.data.std);
@@ -273,8 +282,9 @@ impl Task for VisionTask {
         Some(StagedStep {
             key: end - start,
             lr_scale: 1.0,
-            units: end - start,
-            samples: Some((end - start) as u64),
+            // Every rank's batch of a step has the same size: the global batch's.
+            units: (end - start) * distributed::world_size(),
+            samples: Some(((end - start) * distributed::world_size()) as u64),
         })
     }
     fn compute_step(&mut self, _staged: &StagedStep) -> Result<TrainStep> {
@@ -327,8 +337,10 @@ impl Task for VisionTask {
         let n = set.labels.size()[0];
         let top5 = self.classes() >= 100;
         let (mut loss, mut correct, mut correct5) = (0.0, 0i64, 0i64);
+        // Data parallel: each rank scores its shard, and the sums are added.
+        let (lo, hi) = shard::range(n as usize, distributed::rank(), distributed::world_size());
         tch::no_grad(|| {
-            let mut start = 0;
+            let (mut start, n) = (lo as i64, hi as i64);
             while start < n {
                 let len = (self.eval_batch_size as i64).min(n - start);
                 let idx = Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu));
@@ -353,12 +365,14 @@ impl Task for VisionTask {
                 start += len;
             }
         });
+        let sums = sum_over_ranks("evaluation sums", &[loss, correct as f64, correct5 as f64])?;
+        let (loss, correct, correct5) = (sums[0], sums[1], sums[2]);
         let n = n.max(1) as f64;
         Ok(Evaluation {
             loss: loss / n,
             ppl: None,
-            acc: Some(correct as f64 / n),
-            top5: top5.then_some(correct5 as f64 / n),
+            acc: Some(correct / n),
+            top5: top5.then_some(correct5 / n),
         })
     }
 }
