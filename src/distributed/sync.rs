@@ -31,6 +31,8 @@ pub struct CommStats {
     /// Bytes broadcast for rank 0's buffers (BatchNorm statistics) before the steps.
     pub buffer_bytes_per_step: u64,
     pub buffer_broadcast_s: f64,
+    /// The digest of the trained weights, which every rank's matched (hex).
+    pub weights_digest: Option<String>,
 }
 
 impl CommStats {
@@ -50,6 +52,11 @@ fn with_stats(f: impl FnOnce(&mut CommStats)) {
     if let Ok(mut s) = STATS.lock() {
         f(s.get_or_insert_with(CommStats::default));
     }
+}
+
+/// Records the digest of the trained weights every rank agreed on.
+pub fn note_weights_digest(digest: i64) {
+    with_stats(|s| s.weights_digest = Some(format!("{digest:016x}")));
 }
 
 /// Values in one all-reduce of `grads` and the flat buckets of `bucket_bytes` they fill

@@ -96,6 +96,31 @@ impl Trainer<'_> {
         );
     }
 
+    /// After the last step: every rank's weights are bitwise rank 0's (they took the same
+    /// steps from the same start), checked by a digest of their bytes; and the digest is
+    /// kept with the communication counts.
+    pub(super) fn check_weights_agree(&self) -> Result<()> {
+        let Some(group) = distributed::current() else {
+            return Ok(());
+        };
+        let mut bytes = Vec::new();
+        for (name, t) in model_tensors(self.task) {
+            let t = t.to_device(tch::Device::Cpu).to_kind(tch::Kind::Float);
+            let values = Vec::<f32>::try_from(t.flatten(0, -1))?;
+            bytes.extend(name.as_bytes());
+            bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        let digest = sync::digest(&bytes);
+        sync::check_same(
+            group,
+            "trained weights",
+            digest,
+            "the ranks diverged: report this with the config",
+        )?;
+        sync::note_weights_digest(digest);
+        Ok(())
+    }
+
     /// Before a step: rank 0's buffers to every rank (PyTorch DDP's `broadcast_buffers`).
     pub(super) fn sync_buffers(&self) -> Result<()> {
         match distributed::current() {

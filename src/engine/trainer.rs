@@ -144,6 +144,7 @@ pub fn train(
         // end_epoch wrote last.safetensors: a signal during validation stops here.
         trainer.stop_if_requested(wall_start, false)?;
     }
+    trainer.check_weights_agree()?;
     trainer.finish(report, wall_start)
 }
 

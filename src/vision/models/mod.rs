@@ -82,6 +82,14 @@ pub struct ModelConfig {
     pub groups: i64,
     /// small-cnn: channels of the first block (then 2x and 4x; N = 4 x width).
     pub width: i64,
+    /// small-cnn: BatchNorm after each convolution (false: none, a network whose
+    /// data-parallel training equals the single process's exactly).
+    #[serde(skip_serializing_if = "is_true")]
+    pub batch_norm: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl Default for ModelConfig {
@@ -92,6 +100,7 @@ impl Default for ModelConfig {
             growth: 12,
             groups: 3,
             width: 32,
+            batch_norm: true,
         }
     }
 }
@@ -150,6 +159,10 @@ impl ModelConfig {
             Arch::DensenetBc if !(1..=256).contains(&self.growth) => err(
                 "vision.model.growth",
                 format!("must be in 1..=256 (12 in the paper), got {}", self.growth),
+            ),
+            a if !self.batch_norm && a != Arch::SmallCnn => err(
+                "vision.model.batch_norm",
+                format!("only small-cnn can be built without BatchNorm, not {a}"),
             ),
             Arch::ShufflenetV1 if shufflenet::stage_channels(self.groups).is_none() => err(
                 "vision.model.groups",
@@ -244,7 +257,7 @@ pub fn build(p: &nn::Path, cfg: &ModelConfig, in_channels: i64) -> Result<Backbo
         ));
     }
     Ok(match cfg.arch {
-        Arch::SmallCnn => small_cnn::small_cnn(p, in_channels, cfg.width),
+        Arch::SmallCnn => small_cnn::small_cnn(p, in_channels, cfg.width, cfg.batch_norm),
         Arch::ResnetCifar => resnet_cifar::resnet_cifar(p, cfg.effective_depth(), in_channels),
         Arch::DensenetBc => {
             densenet::densenet_bc(p, cfg.effective_depth(), cfg.growth, in_channels)
