@@ -318,3 +318,34 @@ fn a_killed_rank_is_an_error_and_the_restarted_group_resumes() {
     let one = dir.path().join("runs/one");
     assert_close(&epoch_metrics(&run), &epoch_metrics(&one), 1e-5);
 }
+
+/// What one step all-reduces at the paper's LM size (V = 33,278, 512 / 512, two layers),
+/// counted by the code the trainer counts with, without training: every learned value's
+/// gradient, never the fixed matrix.
+#[test]
+#[serial]
+fn a_fixed_head_all_reduces_9x_fewer_floats_than_a_learned_one_at_paper_size() {
+    use fixclf::classifier::{training_params, HeadConfig, HeadMode};
+    use fixclf::distributed::sync::plan;
+    use fixclf::lm::{LanguageModel, LmConfig};
+    let floats = |mode: HeadMode| -> u64 {
+        let head = HeadConfig {
+            mode,
+            ..HeadConfig::default()
+        };
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        LanguageModel::new(&vs, &LmConfig::default(), &head, 33_278, None).unwrap();
+        let params = training_params(&vs, 0.0, &head);
+        plan(params.iter().map(|p| p.tensor.numel() as i64), 25 << 20).0
+    };
+    let learned = floats(HeadMode::Learned);
+    let tied = floats(HeadMode::Tied);
+    let fixed = floats(HeadMode::FixedOrthogonal);
+    assert!((learned as f64 / 1e6 - 38.3).abs() < 0.05, "{learned}");
+    assert!((fixed as f64 / 1e6 - 4.2).abs() < 0.05, "{fixed}");
+    assert!(fixed < tied && tied < learned, "{fixed} {tied} {learned}");
+    let ratio = learned as f64 / fixed as f64;
+    // 38.30 M / 4.24 M: "9.1x" from the rounded figures, 9.04x exactly.
+    assert!(ratio > 9.0 && ratio < 9.1, "{ratio}");
+    println!("floats per step: learned {learned}, tied {tied}, fixed {fixed}");
+}
