@@ -6,8 +6,8 @@
 //! [`VisionConfig`]). The `[train]` defaults are the paper's language-model recipe, so an LM
 //! config only states what differs; image configs state their recipe.
 pub use crate::classifier::{AlphaParam, HeadConfig, HeadMode, LossKind};
-pub use crate::engine::{OnNonFinite, Precision, Schedule, TrainConfig, MAX_CONSECUTIVE_SKIPS};
 use crate::distributed::DistributedConfig;
+pub use crate::engine::{OnNonFinite, Precision, Schedule, TrainConfig, MAX_CONSECUTIVE_SKIPS};
 use crate::error::{Error, IoContext, Result};
 pub use crate::lm::config::{InputEmbedding, LmConfig};
 pub use crate::optim::OptimizerKind;

@@ -39,7 +39,11 @@ pub enum Error {
     /// A data-parallel operation failed on this rank (a peer died or stalled past the
     /// timeout, the store is unreachable, the ranks disagree): `op` says which.
     #[error("rank {rank}: {op}: {msg}")]
-    Distributed { rank: usize, op: String, msg: String },
+    Distributed {
+        rank: usize,
+        op: String,
+        msg: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

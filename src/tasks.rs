@@ -1,8 +1,8 @@
 //! What the commands do with a config, whatever its task: build the task its section names,
 //! then hand it to the engine (train, evaluate, count parameters).
 use crate::config::{Config, TaskConfig};
-use crate::engine::{self, Evaluation, ParamReport, RunDir, Split, Summary, Task, TrainOptions};
 use crate::distributed;
+use crate::engine::{self, Evaluation, ParamReport, RunDir, Split, Summary, Task, TrainOptions};
 use crate::error::{Error, Result};
 use crate::lm::LmTask;
 use crate::vision::VisionTask;
@@ -53,9 +53,14 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
         ..opts.clone()
     };
     // The run folder records the config as given (`auto`, not rank 0's `cuda:0`).
-    engine::train(&rank_cfg.train, &cfg.head, &run, &cfg.to_toml(), &opts, || {
-        build(&rank_cfg)
-    })
+    engine::train(
+        &rank_cfg.train,
+        &cfg.head,
+        &run,
+        &cfg.to_toml(),
+        &opts,
+        || build(&rank_cfg),
+    )
 }
 
 /// The process group of a torchrun-style launch, joined, with the config this rank

@@ -75,8 +75,7 @@ fn summary(run: &Path) -> serde_json::Value {
 }
 
 fn comm(run: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(run.join("distributed.json")).unwrap())
-        .unwrap()
+    serde_json::from_str(&std::fs::read_to_string(run.join("distributed.json")).unwrap()).unwrap()
 }
 
 fn lm_config(dir: &Path, extra: &str) -> PathBuf {
@@ -247,7 +246,10 @@ fn sigterm_to_one_rank_stops_both_after_one_step_and_resume_is_exact() {
     let mut ranks = launch(&args, 2, &[]);
     wait_for("step 20", &mut ranks, || log_lines(&run) >= 20);
     // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(ranks[1].id() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(
+        unsafe { libc::kill(ranks[1].id() as i32, libc::SIGTERM) },
+        0
+    );
     let out: Vec<(i32, String)> = ranks.into_iter().map(finish).collect();
     for (rank, (code, err)) in out.iter().enumerate() {
         assert_eq!(*code, 143, "rank {rank}: {err}");
@@ -273,7 +275,10 @@ fn sigterm_to_one_rank_stops_both_after_one_step_and_resume_is_exact() {
 #[serial]
 fn a_killed_rank_is_an_error_and_the_restarted_group_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = lm_config(dir.path(), "epochs = 3\nlog_interval = 1\ncheckpoint_interval = 10");
+    let cfg = lm_config(
+        dir.path(),
+        "epochs = 3\nlog_interval = 1\ncheckpoint_interval = 10",
+    );
     let cfg = cfg.to_str().unwrap();
     single(&["train", "--config", cfg, "--set", "name=one", "--quiet"]);
     let run = dir.path().join("runs/two");
@@ -295,12 +300,19 @@ fn a_killed_rank_is_an_error_and_the_restarted_group_resumes() {
     let start = Instant::now();
     ranks[1].kill().unwrap();
     let out: Vec<(i32, String)> = ranks.into_iter().map(finish).collect();
-    assert!(start.elapsed() < Duration::from_secs(60), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(out[1].0, -9);
     let (code, err) = &out[0];
     assert_eq!(*code, 2, "{err}");
     let last = err.lines().last().unwrap_or_default();
-    assert!(last.contains("rank 0: ") && last.contains("timeout_s = 5"), "{err}");
+    assert!(
+        last.contains("rank 0: ") && last.contains("timeout_s = 5"),
+        "{err}"
+    );
     let stopped = common::runs::state_of(&run.join("last.safetensors")).step;
     // The group restarted: the next attempt's store keys, from the last checkpoint.
     let out = run_ranks(&args, 2, &[("TORCHELASTIC_RESTART_COUNT", "1")]);

@@ -76,7 +76,10 @@ mod tests {
             ..Default::default()
         };
         let e = bad.validate("c.toml").unwrap_err().to_string();
-        assert!(e.contains("c.toml") && e.contains("distributed.timeout_s"), "{e}");
+        assert!(
+            e.contains("c.toml") && e.contains("distributed.timeout_s"),
+            "{e}"
+        );
         let bad = DistributedConfig {
             bucket_mb: -1.0,
             ..Default::default()
@@ -89,7 +92,10 @@ mod tests {
     #[test]
     fn parses_from_toml_and_refuses_unknown_fields() {
         let c: DistributedConfig = toml::from_str("backend = \"gloo\"\ntimeout_s = 5").unwrap();
-        assert_eq!((c.backend, c.timeout_s, c.bucket_mb), (Backend::Gloo, 5.0, 25.0));
+        assert_eq!(
+            (c.backend, c.timeout_s, c.bucket_mb),
+            (Backend::Gloo, 5.0, 25.0)
+        );
         assert!(toml::from_str::<DistributedConfig>("timeout = 5").is_err());
     }
 }

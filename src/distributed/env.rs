@@ -33,7 +33,10 @@ impl Launch {
     /// As [`from_env`](Self::from_env), from any lookup (tests).
     pub fn parse(var: impl Fn(&str) -> Option<String>) -> Result<Option<Launch>> {
         let (Some(rank), Some(world)) = (var("RANK"), var("WORLD_SIZE")) else {
-            if let Some(k) = ["RANK", "WORLD_SIZE"].into_iter().find(|k| var(k).is_some()) {
+            if let Some(k) = ["RANK", "WORLD_SIZE"]
+                .into_iter()
+                .find(|k| var(k).is_some())
+            {
                 return Err(env_error(
                     k,
                     "is set but RANK and WORLD_SIZE must come together (launch with torchrun, \
@@ -43,9 +46,9 @@ impl Launch {
             return Ok(None);
         };
         let number = |key: &str, text: &str| -> Result<usize> {
-            text.trim().parse::<usize>().map_err(|_| {
-                env_error(key, &format!("`{text}` is not a non-negative integer"))
-            })
+            text.trim()
+                .parse::<usize>()
+                .map_err(|_| env_error(key, &format!("`{text}` is not a non-negative integer")))
         };
         let rank = number("RANK", &rank)?;
         let world_size = number("WORLD_SIZE", &world)?;

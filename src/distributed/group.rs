@@ -107,8 +107,12 @@ impl ProcessGroup {
         )?;
         // On one machine over loopback Gloo binds to loopback too; elsewhere Gloo's default
         // (the address the host name resolves to) unless GLOO_SOCKET_IFNAME says otherwise.
-        let gloo_host = CString::new(if launch.is_loopback() { "127.0.0.1" } else { "" })
-            .expect("no NUL");
+        let gloo_host = CString::new(if launch.is_loopback() {
+            "127.0.0.1"
+        } else {
+            ""
+        })
+        .expect("no NUL");
         let mut handle: *mut c_void = std::ptr::null_mut();
         let e = unsafe {
             fixclf_dist_new(

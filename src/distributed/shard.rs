@@ -50,7 +50,10 @@ mod tests {
         assert_eq!(per_rank_batch(20, 2).unwrap(), 10);
         assert_eq!(per_rank_batch(20, 1).unwrap(), 20);
         let e = per_rank_batch(20, 3).unwrap_err().to_string();
-        assert!(e.contains("train.batch_size") && e.contains("3 ranks"), "{e}");
+        assert!(
+            e.contains("train.batch_size") && e.contains("3 ranks"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -105,7 +105,10 @@ impl GradientSync for GradientAverager {
         let scale = 1.0 / self.group.world_size as f64;
         self.group.all_reduce("gradients", Lane::Data, &ts, scale)?;
         if let (Some(g), Some(mean)) = (guard, &guard32) {
-            tch::no_grad(|| g.shallow_clone().copy_(&mean.reshape(g.size()).to_kind(g.kind())));
+            tch::no_grad(|| {
+                g.shallow_clone()
+                    .copy_(&mean.reshape(g.size()).to_kind(g.kind()))
+            });
         }
         let secs = start.elapsed().as_secs_f64();
         with_stats(|s| {
@@ -169,7 +172,11 @@ pub fn check_same(group: &ProcessGroup, what: &str, value: i64, fix: &str) -> Re
             format!(
                 "{differs} of {} ranks have another {what} than rank 0{}; {fix}",
                 group.world_size,
-                if rank0 != value { " (this one too)" } else { "" }
+                if rank0 != value {
+                    " (this one too)"
+                } else {
+                    ""
+                }
             ),
         ));
     }
@@ -233,10 +240,7 @@ pub fn gather_along(local: &Tensor, dim: i64, whole: i64, lo: i64) -> Result<Ten
     let mut size = local.size();
     size[dim as usize] = whole;
     let out = Tensor::zeros(&size, (local.kind(), local.device()));
-    tch::no_grad(|| {
-        out.narrow(dim, lo, local.size()[dim as usize])
-            .copy_(local)
-    });
+    tch::no_grad(|| out.narrow(dim, lo, local.size()[dim as usize]).copy_(local));
     group.all_reduce("a checkpoint's per-rank state", Lane::Data, &[&out], 1.0)?;
     Ok(out)
 }

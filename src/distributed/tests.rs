@@ -22,14 +22,18 @@ fn launch(name: &str, world: usize, extra: &[(&str, &str)]) -> Vec<Output> {
     let children: Vec<_> = (0..world)
         .map(|rank| {
             let mut c = Command::new(&exe);
-            c.args(["--exact", &format!("distributed::tests::{name}"), "--nocapture"])
-                .args(["--test-threads", "1"])
-                .env(WORKER, name)
-                .env("RANK", rank.to_string())
-                .env("WORLD_SIZE", world.to_string())
-                .env("MASTER_ADDR", "127.0.0.1")
-                .env("MASTER_PORT", &port)
-                .env("OMP_NUM_THREADS", "1");
+            c.args([
+                "--exact",
+                &format!("distributed::tests::{name}"),
+                "--nocapture",
+            ])
+            .args(["--test-threads", "1"])
+            .env(WORKER, name)
+            .env("RANK", rank.to_string())
+            .env("WORLD_SIZE", world.to_string())
+            .env("MASTER_ADDR", "127.0.0.1")
+            .env("MASTER_PORT", &port)
+            .env("OMP_NUM_THREADS", "1");
             for (k, v) in extra {
                 c.env(k, v);
             }
@@ -85,7 +89,8 @@ fn worker_collectives() {
     let big = Tensor::zeros([4, 6], (Kind::Float, tch::Device::Cpu));
     let col = big.select(1, 2);
     let _ = col.shallow_clone().fill_(r + 2.0);
-    g.all_reduce("test", Lane::Data, &[&a, &b, &c, &col], 0.5).unwrap();
+    g.all_reduce("test", Lane::Data, &[&a, &b, &c, &col], 0.5)
+        .unwrap();
     // Mean over ranks 0 and 1.
     assert!(values(&a).iter().all(|&v| v == 1.5), "{:?}", values(&a));
     assert_eq!(values(&b), vec![0.5, 5.0]);
@@ -102,8 +107,13 @@ fn worker_collectives() {
     let e = sync::check_same(&g, "value", g.rank as i64, "fix it").unwrap_err();
     assert!(e.to_string().contains("1 of 2 ranks"), "{e}");
     assert!(sync::agree(&g, "x", true, "").unwrap());
-    let e = sync::agree(&g, "x", g.rank == 0, "fix").unwrap_err().to_string();
-    assert!(e.contains(&format!("rank {}", g.rank)) && e.contains("1 of 2"), "{e}");
+    let e = sync::agree(&g, "x", g.rank == 0, "fix")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("rank {}", g.rank)) && e.contains("1 of 2"),
+        "{e}"
+    );
     println!("rank {} ok", g.rank);
 }
 
@@ -131,7 +141,9 @@ fn worker_dead_peer() {
         unsafe { libc::_exit(9) };
     }
     let t = Tensor::ones([1000], (Kind::Float, tch::Device::Cpu));
-    let e = g.all_reduce("gradients", Lane::Data, &[&t], 0.5).unwrap_err();
+    let e = g
+        .all_reduce("gradients", Lane::Data, &[&t], 0.5)
+        .unwrap_err();
     println!("dead peer error: {e}");
 }
 

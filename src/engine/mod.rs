@@ -4,8 +4,8 @@
 //! classification) implements [`Task`]: it owns its data and model and says how to take one
 //! training step's loss and how to evaluate; the engine owns everything else.
 pub mod checkpoint;
-mod data_parallel;
 mod console;
+mod data_parallel;
 pub mod metrics;
 mod numerics;
 mod resume;
@@ -15,8 +15,8 @@ pub mod step_records;
 mod step_runner;
 mod trainer;
 
-pub use data_parallel::{fixed_matrix_digest, COMM_FILE};
 pub use checkpoint::{save_safetensors, Checkpoint, CHECKPOINT_FORMAT};
+pub use data_parallel::{fixed_matrix_digest, COMM_FILE};
 pub use metrics::{Collapse, Evaluation, Event, MetricsLog, ParamReport, Summary, Unit};
 pub use numerics::{ALPHA_MAX, NAN_ENV};
 pub use run_dir::{RunDir, TrainState, BEST, CONFIG_FILE, LAST, METRICS_FILE, SUMMARY_FILE};

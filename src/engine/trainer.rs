@@ -392,9 +392,7 @@ impl Trainer<'_> {
             let meta = self.meta(false);
             let best = self.run.file(BEST);
             if super::data_parallel::writes() {
-                self.with_averages(|task| {
-                    save_safetensors(&best, &model_tensors(task), &meta)
-                })?;
+                self.with_averages(|task| save_safetensors(&best, &model_tensors(task), &meta))?;
             }
         }
         let lr = self.opt.learning_rate();

@@ -9,12 +9,12 @@ use super::config::VisionConfig;
 use super::data::{ImageData, ImageSet};
 use super::models::{self, Backbone};
 use crate::classifier::{Head, HeadConfig, HeadMode, HeadShape};
+use crate::distributed::{self, shard, sync::sum_over_ranks};
 use crate::engine::metrics::is_buffer;
 use crate::engine::TrainConfig;
 use crate::engine::{
     Collapse, Evaluation, Identity, ParamReport, Split, StagedStep, Task, TrainStep, Unit,
 };
-use crate::distributed::{self, shard, sync::sum_over_ranks};
 use crate::error::{Error, Result};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
