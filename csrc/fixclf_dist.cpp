@@ -82,18 +82,15 @@ at::Tensor flatten(const std::vector<at::Tensor> &ts) {
   return at::cat(flat);
 }
 
-// Copies the bucket back into its tensors, times `scale` when it is not 1.
-void unflatten(const at::Tensor &buf, std::vector<at::Tensor> &ts, double scale) {
+// The bucket's parts, shaped as its tensors (views into the bucket, no copy).
+std::vector<at::Tensor> parts_of(const at::Tensor &buf, const std::vector<at::Tensor> &ts) {
+  std::vector<at::Tensor> out;
   int64_t off = 0;
-  for (auto &t : ts) {
-    auto part = buf.narrow(0, off, t.numel()).view(t.sizes());
-    if (scale != 1.0) {
-      t.copy_(part.mul(scale));
-    } else {
-      t.copy_(part);
-    }
+  for (const auto &t : ts) {
+    out.push_back(buf.narrow(0, off, t.numel()).view(t.sizes()));
     off += t.numel();
   }
+  return out;
 }
 
 void wait_all(std::vector<c10::intrusive_ptr<c10d::Work>> &works,
@@ -167,11 +164,13 @@ int fixclf_dist_has_nccl() {
 #endif
 }
 
-// Sums every tensor over the ranks in place, through flat buckets of at most
-// `bucket_bytes` (all buckets in flight at once), then multiplies by `scale` (1 / size for
-// the mean). `control`: on the control group (host tensors) instead of the data one.
+// Sums every tensor over the ranks through flat buckets of at most `bucket_bytes` (all
+// buckets in flight at once), times `scale` (1 / size for the mean): copied back into the
+// tensors, or, when `views` is not NULL, handed out as new tensors viewing the buckets
+// (views[i] for ts[i]: one copy fewer). `control`: on the control group (host tensors)
+// instead of the data one.
 char *fixclf_dist_allreduce(void *gp, const tensor *ts, int n, int64_t bucket_bytes,
-                            double scale, int control) {
+                            double scale, int control, tensor *views) {
   DIST_GUARD({
     auto *g = static_cast<Group *>(gp);
     auto &pg = control ? g->control : g->data;
@@ -186,7 +185,18 @@ char *fixclf_dist_allreduce(void *gp, const tensor *ts, int n, int64_t bucket_by
       bufs.push_back(one[0]);
     }
     wait_all(works, g->timeout);
-    for (size_t i = 0; i < buckets.size(); i++) unflatten(bufs[i], buckets[i], scale);
+    int i = 0;
+    for (size_t b = 0; b < buckets.size(); b++) {
+      if (scale != 1.0) bufs[b].mul_(scale);
+      auto parts = parts_of(bufs[b], buckets[b]);
+      for (size_t k = 0; k < parts.size(); k++, i++) {
+        if (views) {
+          views[i] = new at::Tensor(parts[k]);
+        } else {
+          buckets[b][k].copy_(parts[k]);
+        }
+      }
+    }
   })
 }
 
@@ -208,8 +218,30 @@ char *fixclf_dist_broadcast(void *gp, const tensor *ts, int n, int64_t bucket_by
       bufs.push_back(one[0]);
     }
     wait_all(works, g->timeout);
-    for (size_t i = 0; i < buckets.size(); i++) unflatten(bufs[i], buckets[i], 1.0);
+    for (size_t b = 0; b < buckets.size(); b++) {
+      auto parts = parts_of(bufs[b], buckets[b]);
+      for (size_t k = 0; k < parts.size(); k++) buckets[b][k].copy_(parts[k]);
+    }
   })
+}
+
+// Hosts a TCPStore on `port` of 127.0.0.1 (0: any free port, written to *bound) for ranks
+// that are all clients, as torchrun's agent hosts one (TORCHELASTIC_USE_AGENT_STORE).
+char *fixclf_dist_store_host(int port, int64_t timeout_ms, int *bound, void **out) {
+  DIST_GUARD({
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<uint16_t>(port);
+    so.isServer = true;
+    so.waitWorkers = false;
+    so.timeout = std::chrono::milliseconds(timeout_ms);
+    auto store = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", so);
+    *bound = store->getPort();
+    *out = new c10::intrusive_ptr<c10d::TCPStore>(store);
+  })
+}
+
+void fixclf_dist_store_free(void *s) {
+  delete static_cast<c10::intrusive_ptr<c10d::TCPStore> *>(s);
 }
 
 // Waits until every rank has reached it (on the control group).

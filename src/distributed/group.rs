@@ -37,6 +37,7 @@ extern "C" {
         bucket_bytes: i64,
         scale: f64,
         control: c_int,
+        views: *mut Handle,
     ) -> *mut c_char;
     fn fixclf_dist_broadcast(
         g: *mut c_void,
@@ -47,6 +48,47 @@ extern "C" {
         control: c_int,
     ) -> *mut c_char;
     fn fixclf_dist_barrier(g: *mut c_void) -> *mut c_char;
+    fn fixclf_dist_store_host(
+        port: c_int,
+        timeout_ms: i64,
+        bound: *mut c_int,
+        out: *mut *mut c_void,
+    ) -> *mut c_char;
+    fn fixclf_dist_store_free(s: *mut c_void);
+}
+
+/// A TCPStore hosted on 127.0.0.1 for ranks that are all its clients, as torchrun's agent
+/// hosts one (`TORCHELASTIC_USE_AGENT_STORE=True`); it outlives the groups that use it, so
+/// a restarted group meets the keys of the failed one unless the restart count differs.
+pub struct StoreHost {
+    handle: *mut c_void,
+    pub port: u16,
+}
+
+impl StoreHost {
+    /// Listens on `port` (0: a free port, then [`port`](Self::port) says which).
+    pub fn new(port: u16, timeout_s: f64) -> Result<StoreHost> {
+        let (mut handle, mut bound): (*mut c_void, c_int) = (std::ptr::null_mut(), 0);
+        let e = unsafe {
+            fixclf_dist_store_host(
+                c_int::from(port),
+                (timeout_s * 1000.0) as i64,
+                &mut bound,
+                &mut handle,
+            )
+        };
+        check(0, "hosting the store", timeout_s, e)?;
+        Ok(StoreHost {
+            handle,
+            port: bound as u16,
+        })
+    }
+}
+
+impl Drop for StoreHost {
+    fn drop(&mut self) {
+        unsafe { fixclf_dist_store_free(self.handle) }
+    }
 }
 
 /// Which group a collective runs on: `Data` (gradients, parameters: Gloo on the CPU, NCCL
@@ -166,9 +208,37 @@ impl ProcessGroup {
                 self.bucket_bytes,
                 scale,
                 c_int::from(lane == Lane::Control),
+                std::ptr::null_mut(),
             )
         };
         self.check(&format!("all-reduce of {op}"), e)
+    }
+
+    /// [`all_reduce`](Self::all_reduce) on the data lane whose results are handed out as
+    /// new tensors viewing the flat buckets, one per tensor of `ts` (not copied back).
+    pub fn all_reduce_views(&self, op: &str, ts: &[&Tensor], scale: f64) -> Result<Vec<Tensor>> {
+        if ts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let h = handles(ts);
+        let mut views: Vec<Handle> = vec![std::ptr::null_mut(); h.len()];
+        let e = unsafe {
+            fixclf_dist_allreduce(
+                self.handle,
+                h.as_ptr(),
+                h.len() as c_int,
+                self.bucket_bytes,
+                scale,
+                0,
+                views.as_mut_ptr(),
+            )
+        };
+        self.check(&format!("all-reduce of {op}"), e)?;
+        // SAFETY: on success every slot holds a new at::Tensor*.
+        Ok(views
+            .into_iter()
+            .map(|p| unsafe { Tensor::from_ptr(p) })
+            .collect())
     }
 
     /// Overwrites `ts` with rank `root`'s values.

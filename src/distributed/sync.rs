@@ -94,21 +94,32 @@ impl GradientAverager {
 impl GradientSync for GradientAverager {
     fn average(&self, grads: &mut [Tensor], guard: Option<&Tensor>) -> Result<()> {
         let start = Instant::now();
-        let mut ts: Vec<&Tensor> = grads.iter().filter(|g| g.defined()).collect();
-        let (floats, buckets) = plan(ts.iter().map(|g| g.numel() as i64), self.group.bucket_bytes);
-        // The loss rides in the last bucket: a rank's non-finite loss masks every rank's
-        // update, and the recorded loss is the mean over the global batch.
-        let guard32 = guard.map(|g| g.detach().to_kind(Kind::Float).reshape([1]));
-        if let Some(g) = &guard32 {
-            ts.push(g);
-        }
-        let scale = 1.0 / self.group.world_size as f64;
-        self.group.all_reduce("gradients", Lane::Data, &ts, scale)?;
-        if let (Some(g), Some(mean)) = (guard, &guard32) {
-            tch::no_grad(|| {
-                g.shallow_clone()
-                    .copy_(&mean.reshape(g.size()).to_kind(g.kind()))
-            });
+        let defined: Vec<usize> = (0..grads.len()).filter(|&i| grads[i].defined()).collect();
+        let numels = defined.iter().map(|&i| grads[i].numel() as i64);
+        let (floats, buckets) = plan(numels, self.group.bucket_bytes);
+        // A mean over one rank is the gradient itself: no copies, no c10d call (the stop
+        // flags and barriers still go through the group).
+        if self.group.world_size > 1 {
+            let mut ts: Vec<&Tensor> = defined.iter().map(|&i| &grads[i]).collect();
+            // The loss rides in the last bucket: a rank's non-finite loss masks every
+            // rank's update, and the recorded loss is the mean over the global batch.
+            let guard32 = guard.map(|g| g.detach().to_kind(Kind::Float).reshape([1]));
+            if let Some(g) = &guard32 {
+                ts.push(g);
+            }
+            let scale = 1.0 / self.group.world_size as f64;
+            let mut means = self.group.all_reduce_views("gradients", &ts, scale)?;
+            if let Some(g) = guard {
+                let mean = means.pop().expect("the guard's view is the last");
+                tch::no_grad(|| {
+                    g.shallow_clone()
+                        .copy_(&mean.reshape(g.size()).to_kind(g.kind()))
+                });
+            }
+            // The averaged gradients are views into the buckets: nothing is copied back.
+            for (&i, mean) in defined.iter().zip(means) {
+                grads[i] = mean;
+            }
         }
         let secs = start.elapsed().as_secs_f64();
         with_stats(|s| {

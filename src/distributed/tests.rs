@@ -194,3 +194,43 @@ fn an_unreachable_store_is_an_error_within_the_timeout() {
     assert!(!e.contains('\n'), "{e}");
     assert!(start.elapsed().as_secs() < 30, "{:?}", start.elapsed());
 }
+
+#[test]
+fn worker_agent_store() {
+    let Some(g) = worker_group("worker_agent_store", 20.0) else {
+        return;
+    };
+    let t = Tensor::from_slice(&[g.rank as f32 + 1.0]);
+    g.all_reduce("test", Lane::Data, &[&t], 1.0).unwrap();
+    assert_eq!(values(&t), vec![3.0]);
+    g.barrier("end").unwrap();
+    println!("rank {} ok", g.rank);
+}
+
+/// Every rank a client of a store that another process hosts (torchrun's agent), and a
+/// second group (a restart) on the same store under the next restart count.
+#[test]
+#[serial(distributed)]
+fn ranks_join_through_an_agent_store_and_again_after_a_restart() {
+    if std::env::var(WORKER).is_ok() {
+        return;
+    }
+    let host = group::StoreHost::new(0, 20.0).unwrap();
+    assert!(host.port > 0);
+    let port = host.port.to_string();
+    for restart in ["0", "1"] {
+        let env = [
+            ("TORCHELASTIC_USE_AGENT_STORE", "True"),
+            ("TORCHELASTIC_RESTART_COUNT", restart),
+            ("MASTER_PORT", port.as_str()),
+        ];
+        let out = launch("worker_agent_store", 2, &env);
+        for (rank, o) in out.iter().enumerate() {
+            assert!(
+                o.status.success(),
+                "restart {restart}, rank {rank}: {}",
+                text(o)
+            );
+        }
+    }
+}

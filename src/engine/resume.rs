@@ -19,7 +19,9 @@ const CARRIED: &str = "task.";
 
 impl Trainer<'_> {
     pub(super) fn resume(&mut self) -> Result<()> {
-        self.run.remove_stale_temps();
+        if super::data_parallel::writes() {
+            self.run.remove_stale_temps();
+        }
         let path = self.run.file(LAST);
         let ckpt = Checkpoint::load(&path)?;
         load_weights(self.task, &ckpt)?;
