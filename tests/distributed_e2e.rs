@@ -361,3 +361,12 @@ fn a_fixed_head_all_reduces_9x_fewer_floats_than_a_learned_one_at_paper_size() {
     assert!(ratio > 9.0 && ratio < 9.1, "{ratio}");
     println!("floats per step: learned {learned}, tied {tied}, fixed {fixed}");
 }
+
+#[test]
+#[serial]
+fn a_suite_under_a_launch_is_refused() {
+    let out = run_ranks(&["suite", "--config", "configs/wt2-quick.toml"], 1, &[]);
+    let (code, err) = &out[0];
+    assert_eq!(*code, 2, "{err}");
+    assert!(err.contains("fixclf suite runs alone"), "{err}");
+}
