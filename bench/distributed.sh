@@ -4,8 +4,10 @@
 # as N ranks over Gloo on loopback (each with the global batch's B / N), interleaved per
 # mode. Per run: the steady step time (the second log interval's ms/batch), and from the
 # run's distributed.json the values and bytes all-reduced per step and the all-reduce time
-# per step. Then the table (bench/distributed_table.py). Ranks are launched with the
-# variables torchrun sets (torchrun itself needs the full torch install).
+# per step (wall time on rank 0: it includes waiting for the slower rank's backward pass).
+# Then the table (bench/distributed_table.py), and for the LM `fixclf bench allreduce`: the
+# all-reduce alone at its three gradient sizes. Ranks are launched with the variables
+# torchrun sets (torchrun itself needs the full torch install).
 #
 #   bench/distributed.sh [--task lm|vision] [--ranks 2] [--threads 1] [--steps 8]
 #                        [--modes learned,tied,fixed-orthogonal] [--repeats 1]
@@ -122,3 +124,9 @@ for ((rep = 0; rep < repeats; rep++)); do
   done
 done
 python3 bench/distributed_table.py "$out"
+if [ "$task" = lm ]; then
+  # The all-reduce alone (the ranks meet at a barrier before each one, so no wait for a
+  # slower rank's backward pass is in it), at the paper-size LM's three gradient sizes.
+  echo
+  FIXCLF=$bin OMP_NUM_THREADS=$threads scripts/ranks.sh "$ranks" bench allreduce --repeats 5 | tee -a "$out"
+fi

@@ -142,6 +142,20 @@ enum BenchCommand {
         #[arg(long)]
         profile: bool,
     },
+    /// The gradient all-reduce alone between the ranks of a launch (torchrun or
+    /// scripts/ranks.sh), one JSON line per size from rank 0 (docs/distributed.md).
+    Allreduce {
+        /// Comma-separated numbers of float32 values (default: the paper-size LM's
+        /// gradients with a learned, tied and fixed-orthogonal head).
+        #[arg(long, default_value = "38312446,21274110,4235775")]
+        floats: String,
+        /// Timed all-reduces per size (after one warm-up).
+        #[arg(long, default_value_t = 10)]
+        repeats: usize,
+        /// Bucket size in MB (as `distributed.bucket_mb`).
+        #[arg(long, default_value_t = 25.0)]
+        bucket_mb: f64,
+    },
     /// Training and evaluation images/s of the CIFAR ResNet with a learned or a fixed head,
     /// one JSON line per (model, head) with the keys of ../shared/bench/torch_vision_bench.py.
     Vision {
@@ -366,6 +380,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             for mode in b.modes.clone() {
                 let line = fixclf::lm::bench::bench_mode(&b, mode)
                     .with_context(|| format!("bench {mode}"))?;
+                println!("{line}");
+            }
+        }
+        Command::Bench(BenchCommand::Allreduce {
+            floats,
+            repeats,
+            bucket_mb,
+        }) => {
+            let sizes = fixclf::bench::parse_counts("--floats", &floats)?;
+            for line in fixclf::distributed::bench::run(&sizes, repeats, bucket_mb)? {
                 println!("{line}");
             }
         }

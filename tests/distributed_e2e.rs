@@ -133,6 +133,27 @@ fn batch_not_divisible_by_the_ranks_is_refused_naming_the_field() {
     assert!(!dir.path().join("runs/lm").exists());
 }
 
+/// BatchNorm keeps per-rank batch statistics (as PyTorch DDP): not the single process's
+/// numbers, but rank 0's running statistics reach every rank before every step and before
+/// evaluation, so the ranks' models end equal (checked at the end of training).
+#[test]
+#[serial]
+fn images_with_batchnorm_train_on_two_ranks_with_equal_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = image_config(dir.path());
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("batch_norm = false", "batch_norm = true");
+    std::fs::write(&cfg, text).unwrap();
+    let args = ["train", "--config", cfg.to_str().unwrap()];
+    for (code, err) in run_ranks(&args, 2, &[]) {
+        assert_eq!(code, 0, "{err}");
+    }
+    let c = comm(&dir.path().join("runs/img"));
+    assert!(c["buffer_bytes_per_step"].as_u64().unwrap() > 0, "{c}");
+    assert!(c["weights_digest"].as_str().is_some());
+}
+
 fn image_config(dir: &Path) -> PathBuf {
     let text = format!(
         r#"name = "img"

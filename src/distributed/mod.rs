@@ -12,6 +12,7 @@
 //!
 //! The group of the process is global, as PyTorch's default process group is: the task's
 //! data split, the trainer and the evaluation all ask [`current`].
+pub mod bench;
 pub mod config;
 pub mod env;
 pub mod group;

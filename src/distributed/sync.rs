@@ -181,7 +181,7 @@ pub fn check_same(group: &ProcessGroup, what: &str, value: i64, fix: &str) -> Re
             group.rank,
             format!("comparing the {what}"),
             format!(
-                "{differs} of {} ranks have another {what} than rank 0{}; {fix}",
+                "the {what} of {differs} of {} ranks differ from rank 0's{}; {fix}",
                 group.world_size,
                 if rank0 != value {
                     " (this one too)"

@@ -105,7 +105,7 @@ fn worker_collectives() {
     g.barrier("test").unwrap();
     sync::check_same(&g, "value", 42, "fix").unwrap();
     let e = sync::check_same(&g, "value", g.rank as i64, "fix it").unwrap_err();
-    assert!(e.to_string().contains("1 of 2 ranks"), "{e}");
+    assert!(e.to_string().contains("of 1 of 2 ranks differ"), "{e}");
     assert!(sync::agree(&g, "x", true, "").unwrap());
     let e = sync::agree(&g, "x", g.rank == 0, "fix")
         .unwrap_err()

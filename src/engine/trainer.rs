@@ -137,6 +137,9 @@ pub fn train(
     while trainer.st.epoch <= t.epochs {
         let epoch_start = Instant::now();
         trainer.train_epoch(wall_start)?;
+        // Each rank's last forward pass moved its BatchNorm statistics: rank 0's go to all
+        // before the ranks evaluate their shards with them.
+        trainer.sync_buffers()?;
         let precision = t.precision;
         let val =
             trainer.with_averages(|task| super::evaluate_in(task, Split::Valid, precision))?;
