@@ -30,7 +30,7 @@ data:
 data-vision:
 	@./data/fetch.sh --vision
 
-# The image comparison on Fashion-MNIST (configs/fmnist-quick.toml, about 15 min on 2 cores).
+# The image comparison on Fashion-MNIST (configs/fmnist-quick.toml, about 13 min on 2 cores).
 vision: setup data-vision
 	$(CARGO) run --release -- suite --config configs/fmnist-quick.toml
 

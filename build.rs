@@ -38,7 +38,7 @@ fn main() {
     build.compile("fixclf_native");
     compile_dist(torch, cuda_headers.as_deref());
     // With the default --as-needed the linker drops libtorch_cuda.so, since no symbol of it
-    // is referenced directly, and CUDA then looks unavailable (tch-rs issue 980).
+    // is referenced directly, and CUDA then looks unavailable (tch-rs#980).
     if cuda {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
         println!("cargo:rustc-link-arg=-ltorch_cuda");

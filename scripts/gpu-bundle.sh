@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Prepares the GPU session for a machine without Rust or internet (the lent device of
-# ../shared/docs/gpu.md): builds fixclf with --features cuda here against the full torch
-# wheel, and puts in gpu-bundle/ (git-ignored) the binary, the PyTorch references (the
-# bench, and pytorch/examples' word_language_model when FIXCLF_WLM_DIR names its folder)
-# and run.sh, which runs there, with that machine's own torch libraries, the GPU check
-# (scripts/gpu-check.sh) and then the paper suite (scripts/gpu-suite.sh) for the time left.
+# Prepares a GPU run on a machine without Rust or internet access: builds fixclf with
+# --features cuda here against the full torch wheel, and puts in gpu-bundle/ (git-ignored)
+# the binary, the PyTorch references (the bench, and pytorch/examples' word_language_model
+# when FIXCLF_WLM_DIR names its folder) and run.sh, which runs there, with that machine's
+# own torch libraries, the GPU check (scripts/gpu-check.sh) and then the paper suite
+# (scripts/gpu-suite.sh) for the time left.
 # Carry `gpu-bundle` and `data/wikitext-2` (about 30 MB together) and run
-# `bash gpu-bundle/run.sh` there; results come back in $OUT: summary.md (the check's
+# `bash gpu-bundle/run.sh` there; results land in $OUT: summary.md (the check's
 # table), replay.md (graph against eager steps), vision.md (the image step, NCHW and NHWC),
 # probe.md (runs at once, MPS), results.md (the suite's table so far), and two archives with
 # everything else (no checkpoints).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check (issue 15): on a machine with a CUDA GPU, build fixclf with CUDA, show what
+# The GPU check: on a machine with a CUDA GPU, build fixclf with CUDA, show what
 # it sees, time its LM step against PyTorch's on the same GPU, and train one paper-scale
 # WikiText-2 epoch per setting, then the image step in both memory layouts. Everything lands
 # in $OUT (default reports/gpu-check/): info.txt, bench.jsonl (fixclf and PyTorch, one JSON
@@ -8,7 +8,7 @@
 #   scripts/gpu-check.sh               # build here (Rust + the full torch wheel), then run
 #   FIXCLF_BIN=path/to/fixclf scripts/gpu-check.sh
 #                                      # a binary built elsewhere with --features cuda
-#                                      # (a machine without Rust: see ../shared/docs/gpu.md)
+#                                      # (a machine without Rust: see scripts/gpu-bundle.sh)
 # Environment: FIXCLF_PYTHON (a python with CUDA torch, for the references; default: the
 # cache's full wheel, else python3), FIXCLF_WLM_DIR (a folder with pytorch/examples'
 # word_language_model, main.py in it: its one-epoch time is the reference epoch; none when

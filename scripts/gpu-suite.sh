@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A suite on one CUDA GPU, several runs at once, within a time budget (issue 15). First a
+# A suite on one CUDA GPU, several runs at once, within a time budget. First a
 # concurrency probe: the same short paper-scale training alone, then GPU_SUITE_JOBS copies at
 # once, then (where NVIDIA's MPS daemon starts) the copies at once under MPS, which lets
 # kernels of different processes share the GPU instead of taking turns; the suite then runs

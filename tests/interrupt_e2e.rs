@@ -379,10 +379,32 @@ fn check_embed_interrupted(tool: &str, corpus: &Path, args: &[&str]) {
     argv.extend_from_slice(args);
     argv.extend_from_slice(&["--threads", "1", "--out", out.to_str().unwrap()]);
     let mut child = spawn(&argv, &[]);
-    std::thread::sleep(Duration::from_millis(700));
+    // The first line (corpus loaded) comes after the signal handlers are installed: a fixed
+    // delay from the start can fall before them on a loaded machine.
+    let stderr_pipe = child.stderr.take().unwrap();
+    let (first_line, lines) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr_pipe)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = first_line.send(());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    lines
+        .recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("{tool} printed nothing"));
+    std::thread::sleep(Duration::from_millis(300));
     assert!(child.try_wait().unwrap().is_none(), "{tool} ended too soon");
     signal(&child, libc::SIGTERM);
-    let (code, stderr) = finish(child);
+    let status = child.wait().unwrap();
+    let stderr = reader.join().unwrap();
+    let code = status.code().unwrap_or(-1);
     assert_eq!(code, 143, "{stderr}");
     assert!(
         stderr.contains(&format!(

@@ -34,22 +34,10 @@
 //! GEMMs, `O(N' (a + b))` per block and sample; autograd flows to `x`). `rows_for` multiplies a
 //! row of `H_a` by a row of `H_b` (Kronecker), so neither path ever builds `Q`.
 //!
-//! # Speed
-//! At the LM size (C = 33,278, N = N' = 512, K = 65 blocks, 700 rows of x, f32, 2-core AMD
-//! EPYC with AVX2, 2 threads, jemalloc as in the binary, best of 2 x 3 runs;
-//! `cargo test --release --lib classifier_bench_lm_size -- --ignored --nocapture`):
-//!
-//! | `x Q^T`                          | fwd      | fwd + autograd bwd | `g Q` alone |
-//! |----------------------------------|----------|--------------------|-------------|
-//! | dense `linear` with a stored Q   | 239 ms   | 408 ms             | 169 ms      |
-//! | log2(N')-level butterfly FWHT    | 340 ms   | 935 ms             |             |
-//! | two-factor 16 x 32 (used here)   | 59 ms    | 172 ms             | 85 ms       |
-//!
-//! The plain butterfly (one view + add + sub + stack per level, [`fwht`]) copies the whole
-//! `[700, 65, 512]` tensor nine times and loses to the dense GEMM; the two-factor form reads it
-//! about four times and does ~10x fewer flops than the dense product, so it is used, forward
-//! and (`project_transpose`, the fused cross-entropy's backward) backward. (GPU not
-//! measured: no GPU was available.)
+//! The two-factor form is used, forward and (`project_transpose`, the fused cross-entropy's
+//! backward) backward, because it reads the tensor about four times where a plain butterfly
+//! ([`fwht`]) copies it once per level; the timings that chose it are in
+//! `docs/classifier-speed.md` ("The Hadamard transform").
 
 use crate::error::{Error, Result};
 use rand::{Rng, SeedableRng};

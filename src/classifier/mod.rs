@@ -44,14 +44,11 @@
 //! their initial values), and the prediction is still `argmax_i q_i . x_hat` (the logits'
 //! argmax when the bias is zero).
 //!
-//! # Speed (C = 33,278, N = 512, 700 rows of x, CPU, 2 threads)
-//! Dense kinds are one fused `linear` with the contiguous `Q` (239 ms forward, 408 ms forward +
-//! backward on the 2-core benchmark machine); Hadamard uses a two-factor fast Walsh-Hadamard
-//! transform, 4x faster forward and 2.4x forward + backward (table in [`hadamard`]). Training
+//! # Speed
+//! Dense kinds are one fused `linear` with the contiguous `Q`; Hadamard uses a two-factor fast
+//! Walsh-Hadamard transform ([`hadamard`]; timings in `docs/classifier-speed.md`). Training
 //! uses [`FixedClassifier::training_loss`], which differentiates the cross-entropy through the
 //! C-wide logits by hand ([`softmax_cross_entropy`], [`FixedMatrix::project_transpose`]).
-//! Building the orthogonal `Q` at that size takes about 1.4 s (Gaussian + Cholesky QR in f64),
-//! once per run.
 pub mod hadamard;
 mod head;
 mod matrix;

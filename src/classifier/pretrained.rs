@@ -47,6 +47,21 @@ pub(crate) fn load(path: &Path, vocab: &[String], n: i64) -> Result<(Tensor, Str
             ),
         ));
     }
+    let rows = align_rows(&vectors, vocab, &seen, path)?;
+    let data = unit_rows(&vectors, vocab, &rows, path)?;
+    let sha = sha256_file(path)?;
+    let q = Tensor::from_slice(&data).view([vocab.len() as i64, n]);
+    Ok((q, sha))
+}
+
+/// The file row of each vocabulary word (`seen`: word -> its id), refusing a word that
+/// appears twice in the file or has no vector.
+fn align_rows(
+    vectors: &crate::vectors::WordVectors,
+    vocab: &[String],
+    seen: &HashMap<&str, usize>,
+    path: &Path,
+) -> Result<Vec<usize>> {
     // File row of each vocabulary word; count duplicates among vocabulary words.
     let mut row_of: Vec<Option<usize>> = vec![None; vocab.len()];
     let mut dup_count: HashMap<usize, usize> = HashMap::new();
@@ -96,12 +111,22 @@ pub(crate) fn load(path: &Path, vocab: &[String], n: i64) -> Result<(Tensor, Str
             ),
         ));
     }
+    Ok(row_of.into_iter().flatten().collect())
+}
+
+/// The rows of `vectors` at `rows` (one per vocabulary word), L2-normalized into one f32
+/// buffer, refusing rows with NaN, infinite or all-zero values.
+fn unit_rows(
+    vectors: &crate::vectors::WordVectors,
+    vocab: &[String],
+    rows: &[usize],
+    path: &Path,
+) -> Result<Vec<f32>> {
     let dim = vectors.dim;
     let mut data = Vec::with_capacity(vocab.len() * dim);
     let mut non_finite = Vec::new();
     let mut zero = Vec::new();
-    for (i, r) in row_of.iter().enumerate() {
-        let Some(r) = *r else { continue };
+    for (i, &r) in rows.iter().enumerate() {
         let row = vectors.row(r);
         if row.iter().any(|v| !v.is_finite()) {
             non_finite.push(vocab[i].as_str());
@@ -141,9 +166,7 @@ pub(crate) fn load(path: &Path, vocab: &[String], n: i64) -> Result<(Tensor, Str
             ),
         ));
     }
-    let sha = sha256_file(path)?;
-    let q = Tensor::from_slice(&data).view([vocab.len() as i64, n]);
-    Ok((q, sha))
+    Ok(data)
 }
 
 #[cfg(test)]

@@ -9,11 +9,7 @@
 //! (word2vec: words/s, CPU seconds, kernel; pmi: non-zeros, phase timings, all singular
 //! values). It is written last, so its presence means the `.npy`/`.vocab` are complete.
 //!
-//! Measured on WikiText-2 train (2-core AMD EPYC shared with other jobs, dim 512, window 5,
-//! 2 threads; see `bench/embed.sh`). Quiet machine: word2vec 5 epochs 243k words/s vs
-//! gensim 4.4 147k (1.65x; 84 vs 140 CPU-s); PPMI+SVD 14.2 s / 0.89 GB peak RSS vs scipy
-//! `svds(k=512)` 75.7 s / 1.33 GB (5.3x), same WS353/analogy scores as the exact SVD.
-//! Loaded machine (load ~4): 1.2x and 7x.
+//! Speed against gensim and scipy (`bench/embed.sh`): `docs/embeddings.md`.
 
 pub mod cli;
 mod csr;
@@ -358,6 +354,40 @@ impl Progress {
     }
 }
 
+/// The vectors of `spec` trained on `tokens` (a vocabulary of `v` words), with the
+/// trainer's statistics for the `.json` and word2vec's words per second.
+fn train_vectors(
+    spec: &EmbedSpec,
+    tokens: &[u32],
+    v: usize,
+) -> Result<(Vec<f32>, serde_json::Value, Option<f64>)> {
+    Ok(match spec {
+        EmbedSpec::Word2vec(p) => {
+            let progress = Progress::new(p.epochs as u64 * tokens.len() as u64, "word2vec");
+            let (data, st) = train_word2vec(tokens, v, p, &|d, t, r| progress.update(d, t, r))?;
+            progress.finish();
+            eprintln!(
+                "word2vec: {:.0} words/s, {:.1}s wall, {:.1} CPU-s ({} kernel, {} threads)",
+                st.words_per_sec,
+                st.seconds,
+                st.cpu_seconds.unwrap_or(f64::NAN),
+                st.kernel,
+                p.threads
+            );
+            let wps = st.words_per_sec;
+            (
+                data,
+                serde_json::to_value(st).unwrap_or_default(),
+                Some(wps),
+            )
+        }
+        EmbedSpec::Pmi(p) => {
+            let (data, st) = ppmi_svd(tokens, v, p, &|m| eprintln!("pmi: {m}"))?;
+            (data, serde_json::to_value(st).unwrap_or_default(), None)
+        }
+    })
+}
+
 /// Computes the embedding `spec` of `corpus` into `out` (`embeddings/NAME` ->
 /// NAME.npy/.vocab/.json). With `force` false an existing output is an error; use
 /// [`compute_if_stale`] to reuse an up-to-date one.
@@ -388,32 +418,7 @@ pub fn compute(
         spec.name(),
         loaded.tokens.len()
     );
-    let (data, stats, words_per_sec) = match spec {
-        EmbedSpec::Word2vec(p) => {
-            let progress = Progress::new(p.epochs as u64 * loaded.tokens.len() as u64, "word2vec");
-            let (data, st) =
-                train_word2vec(&loaded.tokens, v, p, &|d, t, r| progress.update(d, t, r))?;
-            progress.finish();
-            eprintln!(
-                "word2vec: {:.0} words/s, {:.1}s wall, {:.1} CPU-s ({} kernel, {} threads)",
-                st.words_per_sec,
-                st.seconds,
-                st.cpu_seconds.unwrap_or(f64::NAN),
-                st.kernel,
-                p.threads
-            );
-            let wps = st.words_per_sec;
-            (
-                data,
-                serde_json::to_value(st).unwrap_or_default(),
-                Some(wps),
-            )
-        }
-        EmbedSpec::Pmi(p) => {
-            let (data, st) = ppmi_svd(&loaded.tokens, v, p, &|m| eprintln!("pmi: {m}"))?;
-            (data, serde_json::to_value(st).unwrap_or_default(), None)
-        }
-    };
+    let (data, stats, words_per_sec) = train_vectors(spec, &loaded.tokens, v)?;
     crate::interrupt::stop_unwritten(spec.name())?;
     let seconds = t0.elapsed().as_secs_f64();
     let paths = out_paths(out);

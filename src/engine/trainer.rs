@@ -64,36 +64,13 @@ pub fn train(
         run.create_fresh(opts.force || opts.resume)?;
     }
     let report = task.params();
-    if !opts.quiet {
-        println!(
-            "| {} on {:?}, {} threads | {}",
-            run.name(),
-            task.device(),
-            tch::get_num_threads(),
-            task.describe_data()
-        );
-        println!(
-            "| {}",
-            report.describe(task.head_mode().name(), task.removable())
-        );
-    }
     let t = settings;
     let device = task.device();
     super::set_precision(t.precision)?;
-    if t.precision == Precision::Tf32 && !device.is_cuda() && !opts.quiet {
-        println!("| train.precision = \"tf32\" changes nothing on the CPU (float32 there)");
+    if !opts.quiet {
+        announce(run, task.as_ref(), &report, t.precision);
     }
-    let params = crate::classifier::training_params(task.var_store(), t.weight_decay, head);
-    let opt = optim::build(
-        &OptimizerConfig {
-            kind: t.optimizer,
-            lr: t.lr,
-            clip: t.clip,
-            momentum: t.momentum,
-            nesterov: t.nesterov,
-        },
-        params,
-    );
+    let opt = build_optimizer(t, head, task.as_ref());
     let mut trainer = Trainer {
         settings,
         run: run.clone(),
@@ -149,6 +126,40 @@ pub fn train(
     }
     trainer.check_weights_agree()?;
     trainer.finish(report, wall_start)
+}
+
+/// The run's first console lines: where it trains, on what data, with how many parameters.
+fn announce(run: &RunDir, task: &dyn Task, report: &super::ParamReport, precision: Precision) {
+    println!(
+        "| {} on {:?}, {} threads | {}",
+        run.name(),
+        task.device(),
+        tch::get_num_threads(),
+        task.describe_data()
+    );
+    println!(
+        "| {}",
+        report.describe(task.head_mode().name(), task.removable())
+    );
+    if precision == Precision::Tf32 && !task.device().is_cuda() {
+        println!("| train.precision = \"tf32\" changes nothing on the CPU (float32 there)");
+    }
+}
+
+/// The optimizer of `t` over the task's trainable variables, alpha with the head's own
+/// settings ([`crate::classifier::training_params`]).
+fn build_optimizer(t: &TrainConfig, head: &HeadConfig, task: &dyn Task) -> Box<dyn Optimizer> {
+    let params = crate::classifier::training_params(task.var_store(), t.weight_decay, head);
+    optim::build(
+        &OptimizerConfig {
+            kind: t.optimizer,
+            lr: t.lr,
+            clip: t.clip,
+            momentum: t.momentum,
+            nesterov: t.nesterov,
+        },
+        params,
+    )
 }
 
 /// The random streams of step `step`: libtorch's generators (dropout, weight drop, crops

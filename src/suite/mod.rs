@@ -260,6 +260,54 @@ pub fn run_suite(path: &Path, opts: &SuiteOptions) -> Result<(Vec<PathBuf>, Path
     Ok((dirs, out))
 }
 
+/// The suite's word embeddings, computed where missing or stale, from the corpus and
+/// vocabulary of the language-model base config `base`.
+fn compute_embeddings(
+    suite: &SuiteConfig,
+    base: &Config,
+    path: &Path,
+    opts: &SuiteOptions,
+) -> Result<()> {
+    // The LM's vocabulary (tokenizer.json) fixes the embeddings' rows: loading the
+    // corpus builds and saves it when missing (and fills the token caches the runs use).
+    let TaskConfig::Lm(lm) = &base.task else {
+        return Err(Error::config(
+            path.display().to_string(),
+            "embeddings",
+            "word embeddings need a language-model base ([base.lm]); remove [[embeddings]] \
+             from an image suite",
+        ));
+    };
+    crate::lm::task::load_corpus(lm)?;
+    let tokenizer = lm.data.tokenizer_path();
+    for job in &suite.embeddings {
+        let corpus = job
+            .corpus
+            .clone()
+            .unwrap_or_else(|| lm.data.dir.join("train.txt"));
+        let spec = CorpusSpec {
+            corpus,
+            tokenizer: Some(tokenizer.clone()),
+        };
+        if let Some(dir) = job.out.parent() {
+            std::fs::create_dir_all(dir).at(dir)?;
+        }
+        let rep = compute_if_stale(&job.spec.clone().with_default_threads(), &spec, &job.out)
+            .map_err(|e| suite_interrupted(e, path, opts))?;
+        println!(
+            "| embeddings {}: {} ({:.1}s)",
+            job.out.display(),
+            if rep.reused {
+                "up to date, reused"
+            } else {
+                "computed"
+            },
+            rep.seconds
+        );
+    }
+    Ok(())
+}
+
 /// The embeddings, then every run not finished yet (one after the other in this process,
 /// or `--jobs` processes at once).
 fn compute_and_train(
@@ -268,45 +316,8 @@ fn compute_and_train(
     path: &Path,
     opts: &SuiteOptions,
 ) -> Result<()> {
-    let base = &configs[0];
     if !suite.embeddings.is_empty() {
-        // The LM's vocabulary (tokenizer.json) fixes the embeddings' rows: loading the
-        // corpus builds and saves it when missing (and fills the token caches the runs use).
-        let TaskConfig::Lm(lm) = &base.task else {
-            return Err(Error::config(
-                path.display().to_string(),
-                "embeddings",
-                "word embeddings need a language-model base ([base.lm]); remove [[embeddings]] \
-                 from an image suite",
-            ));
-        };
-        crate::lm::task::load_corpus(lm)?;
-        let tokenizer = lm.data.tokenizer_path();
-        for job in &suite.embeddings {
-            let corpus = job
-                .corpus
-                .clone()
-                .unwrap_or_else(|| lm.data.dir.join("train.txt"));
-            let spec = CorpusSpec {
-                corpus,
-                tokenizer: Some(tokenizer.clone()),
-            };
-            if let Some(dir) = job.out.parent() {
-                std::fs::create_dir_all(dir).at(dir)?;
-            }
-            let rep = compute_if_stale(&job.spec.clone().with_default_threads(), &spec, &job.out)
-                .map_err(|e| suite_interrupted(e, path, opts))?;
-            println!(
-                "| embeddings {}: {} ({:.1}s)",
-                job.out.display(),
-                if rep.reused {
-                    "up to date, reused"
-                } else {
-                    "computed"
-                },
-                rep.seconds
-            );
-        }
+        compute_embeddings(suite, &configs[0], path, opts)?;
     }
     let mut pending = Vec::new();
     for (run, cfg) in suite.runs.iter().zip(configs) {

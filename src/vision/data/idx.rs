@@ -118,6 +118,41 @@ pub(super) fn read_idx(path: &Path, ndims: usize, what: &str, fix: &str) -> Resu
     parse_idx(BufReader::new(file), file_len, path, ndims, what, fix)
 }
 
+/// Checks the dimensions an IDX header declares against the reader's limits, before
+/// anything is allocated; returns the bytes of data they need.
+fn check_dims(dims: &[usize], path: &Path, what: &str, fix: &str) -> Result<u64> {
+    if dims[0] > MAX_IDX_ITEMS {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "the header claims {} {what}, more than the {MAX_IDX_ITEMS} this reader \
+                 accepts; the file is corrupt: {fix}",
+                dims[0]
+            ),
+        ));
+    }
+    if let Some(&side) = dims[1..].iter().find(|&&d| d == 0 || d > MAX_IDX_SIDE) {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "the header claims an image side of {side} (dimensions {dims:?}); sides must \
+                 be 1 to {MAX_IDX_SIDE}; the file is corrupt: {fix}"
+            ),
+        ));
+    }
+    let total = dims.iter().map(|&d| d as u64).product::<u64>();
+    if total > MAX_BYTES {
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "the header claims {dims:?} = {total} bytes of {what}, more than {MAX_BYTES}; \
+                 the file is corrupt: {fix}"
+            ),
+        ));
+    }
+    Ok(total)
+}
+
 /// Parses an IDX stream of `file_len` bytes (see [`read_idx`]); `path` names it in errors.
 pub(super) fn parse_idx(
     mut buffered: impl BufRead,
@@ -170,35 +205,7 @@ pub(super) fn parse_idx(
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
-    if dims[0] > MAX_IDX_ITEMS {
-        return Err(Error::bad_file(
-            path,
-            format!(
-                "the header claims {} {what}, more than the {MAX_IDX_ITEMS} this reader \
-                 accepts; the file is corrupt: {fix}",
-                dims[0]
-            ),
-        ));
-    }
-    if let Some(&side) = dims[1..].iter().find(|&&d| d == 0 || d > MAX_IDX_SIDE) {
-        return Err(Error::bad_file(
-            path,
-            format!(
-                "the header claims an image side of {side} (dimensions {dims:?}); sides must \
-                 be 1 to {MAX_IDX_SIDE}; the file is corrupt: {fix}"
-            ),
-        ));
-    }
-    let total = dims.iter().map(|&d| d as u64).product::<u64>();
-    if total > MAX_BYTES {
-        return Err(Error::bad_file(
-            path,
-            format!(
-                "the header claims {dims:?} = {total} bytes of {what}, more than {MAX_BYTES}; \
-                 the file is corrupt: {fix}"
-            ),
-        ));
-    }
+    let total = check_dims(&dims, path, what, fix)?;
     let size_error = |actual: u64| {
         let how = if actual < total {
             "truncated"

@@ -71,17 +71,20 @@ fn idx_gz_and_plain_load() {
     }
 }
 
+/// A Fashion-MNIST folder with 12 gzipped training and 5 plain test items.
+fn idx_setup() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_idx_split(dir.path(), "train", 12, true);
+    write_idx_split(dir.path(), "t10k", 5, false);
+    dir
+}
+const TRAIN_IMAGES: &str = "train-images-idx3-ubyte.gz";
+const TEST_IMAGES: &str = "t10k-images-idx3-ubyte";
+const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
+
 #[test]
 fn idx_errors_are_one_line_naming_the_file() {
-    let setup = || {
-        let dir = tempfile::tempdir().unwrap();
-        write_idx_split(dir.path(), "train", 12, true);
-        write_idx_split(dir.path(), "t10k", 5, false);
-        dir
-    };
-    let train_images = "train-images-idx3-ubyte.gz";
-    let test_images = "t10k-images-idx3-ubyte";
-    let test_labels = "t10k-labels-idx1-ubyte";
+    let (setup, train_images, test_images) = (idx_setup, TRAIN_IMAGES, TEST_IMAGES);
 
     // Truncated gzip stream and truncated plain file.
     let dir = setup();
@@ -131,7 +134,12 @@ fn idx_errors_are_one_line_naming_the_file() {
         msg.contains(test_images) && msg.contains("0x00000801"),
         "{msg}"
     );
+}
 
+#[test]
+fn idx_header_and_label_errors_are_one_line_naming_the_file() {
+    let (setup, train_images, test_images, test_labels) =
+        (idx_setup, TRAIN_IMAGES, TEST_IMAGES, TEST_LABELS);
     // A header claiming 10^9 images fails at once, gzipped or not.
     for gz in [true, false] {
         let dir = setup();

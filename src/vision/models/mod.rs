@@ -198,9 +198,8 @@ pub enum MemoryFormat {
     #[default]
     Contiguous,
     /// NHWC (PyTorch's `channels_last`), where oneDNN's CPU convolutions need no reordering.
-    /// Measured on a 2-core CPU: a ResNet-20 step on 3 x 32 x 32 images about 25 % faster,
-    /// on 1 x 28 x 28 images the same, a DenseNet-BC-40 step on those about 10 % slower; on
-    /// an H200 a ResNet-56 step 1.25x faster (one run). Hence opt-in.
+    /// Opt-in: faster for some models and image sizes, slower for others
+    /// (`docs/vision-speed.md`).
     ChannelsLast,
 }
 
