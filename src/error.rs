@@ -44,6 +44,14 @@ pub enum Error {
         op: String,
         msg: String,
     },
+    /// One part of a larger piece of work failed: `what` names the part (`bench resnet20
+    /// fixed`), `source` what went wrong.
+    #[error("{what}: {source}")]
+    Within {
+        what: String,
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -84,6 +92,12 @@ impl Error {
             rank,
             op: one_line(op.into()),
             msg: one_line(msg.into()),
+        }
+    }
+    pub fn within(what: impl Into<String>, source: Error) -> Self {
+        Error::Within {
+            what: what.into(),
+            source: Box::new(source),
         }
     }
     pub fn arg(arg: impl Into<String>, msg: impl Into<String>) -> Self {

@@ -16,6 +16,7 @@ pub mod native;
 pub mod optim;
 pub mod random;
 pub mod report;
+pub mod stats;
 pub mod suite;
 pub mod tasks;
 pub mod tensor_map;

@@ -8,9 +8,9 @@ use tch::{Kind, Tensor};
 /// One Cholesky QR step of a tall `y` (`rows x cols`, `rows >= cols`): `y = Q R` with `Q`'s
 /// columns orthonormal and `R` upper triangular with a positive diagonal, computed as
 /// `G = y^T y = L L^T` (Cholesky), `Q^T = L^-1 y^T` (triangular solve), `R = L^T`. Only
-/// BLAS-3 work, so several times faster than Householder QR on tall matrices (2.6x at the
-/// LM's 33,278 x 512 in f64). The price: `G` squares the condition number of `y`, so `Q` is
-/// orthonormal to about `eps * cond(y)^2`; that is nothing for a tall Gaussian (cond < 3),
+/// BLAS-3 work, so several times faster than Householder QR on tall matrices (timed at the
+/// LM's 33,278 x 512: `docs/classifier-speed.md`). The price: `G` squares the condition
+/// number of `y`, so `Q` is orthonormal to about `eps * cond(y)^2`; that is nothing for a tall Gaussian (cond < 3),
 /// and a second step ([`orthonormalize`] with 2 passes, CholeskyQR2) repairs it otherwise.
 ///
 /// Kinds: `G` and the solve are in `y`'s kind (f32 or f64); the factorisation of `G` is always

@@ -8,26 +8,51 @@
 //! (which representation `fixed-hadamard` uses at each size): run it with `--shapes` over the
 //! sizes in question.
 use super::head_step::{HeadBench, HeadKind};
-use super::{median, ordered_json, round, sorted_ms, time_runs, LIBTORCH_VERSION};
+use super::measure::{set_threads, time_runs, Measure, RunArgs};
+use super::{ordered_json, round, sorted_ms, LIBTORCH_VERSION};
 use crate::classifier::hadamard::hadamard_prefers_dense;
 use crate::error::{Error, Result};
+use crate::stats::median;
 use serde_json::{json, Value};
-use tch::Device;
 
 /// The paper's classifier shapes: CIFAR-10 and CIFAR-100 on ResNet-56 / DenseNet-BC, ImageNet
 /// on ResNet-50 and ShuffleNet, the WikiText-2 language model.
 pub const PAPER_SHAPES: &str = "10x64,100x342,1000x2048,1000x960,33278x512";
 
+/// `fixclf bench heads`'s flags: more steps than the other benches (a head's step is short),
+/// within 20 seconds per measurement.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    mut_arg("steps", |a| a.default_value("20")),
+    mut_arg("warmup", |a| a.default_value("3")),
+    mut_arg("max_seconds", |a| a.default_value("20"))
+)]
+pub struct HeadsArgs {
+    /// Comma-separated CxN shapes.
+    #[arg(long, default_value = PAPER_SHAPES)]
+    pub shapes: String,
+    #[arg(long, default_value_t = 128)]
+    pub batch: i64,
+    #[command(flatten)]
+    pub common: RunArgs,
+}
+
+impl HeadsArgs {
+    /// The bench these flags describe (an error naming the flag that is wrong).
+    pub fn bench(&self) -> Result<HeadsBench> {
+        Ok(HeadsBench {
+            shapes: parse_shapes("--shapes", &self.shapes)?,
+            batch: self.batch,
+            measure: self.common.measure()?,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct HeadsBench {
     pub shapes: Vec<(i64, i64)>,
     pub batch: i64,
-    pub steps: usize,
-    pub warmup: usize,
-    pub max_seconds: f64,
-    pub threads: usize,
-    pub device_name: String,
-    pub device: Device,
+    pub measure: Measure,
 }
 
 /// Parses `CxN,CxN,...` given to `flag`.
@@ -56,30 +81,27 @@ pub fn bench_head(
     c: i64,
     n: i64,
 ) -> Result<Vec<(&'static str, Value)>> {
-    let h = HeadBench::new(kind, c, n, b.batch, b.device)?;
-    let fwd = time_runs(b.warmup, b.steps, b.max_seconds, b.device, || {
+    let h = HeadBench::new(kind, c, n, b.batch, b.measure.device)?;
+    let fwd = time_runs(&b.measure, || {
         let _ = h.forward();
     });
-    let fwd_bwd = time_runs(b.warmup, b.steps, b.max_seconds, b.device, || {
+    let fwd_bwd = time_runs(&b.measure, || {
         let _ = h.forward_backward();
     });
     Ok(vec![
         ("bench", json!("heads")),
         ("impl", json!("fixclf")),
         ("torch", json!(LIBTORCH_VERSION)),
-        ("device", json!(b.device_name)),
+        ("device", json!(b.measure.device_name)),
         ("threads", json!(tch::get_num_threads())),
         ("classes", json!(c)),
         ("features", json!(n)),
         ("batch", json!(b.batch)),
         ("head", json!(kind.name())),
-        (
-            "forward_ms_median",
-            json!(round(median(fwd.clone()) * 1e3, 3)),
-        ),
+        ("forward_ms_median", json!(round(median(&fwd) * 1e3, 3))),
         (
             "forward_backward_ms_median",
-            json!(round(median(fwd_bwd.clone()) * 1e3, 3)),
+            json!(round(median(&fwd_bwd) * 1e3, 3)),
         ),
         ("forward_steps", json!(fwd.len())),
         ("forward_backward_steps", json!(fwd_bwd.len())),
@@ -94,7 +116,7 @@ pub fn bench_head(
 
 /// Every (shape, head): `emit` gets each JSON line as it is measured; returns them all.
 pub fn run(b: &HeadsBench, mut emit: impl FnMut(&str)) -> Result<Vec<Value>> {
-    super::set_threads(b.threads);
+    set_threads(b.measure.threads);
     let mut lines = Vec::new();
     for &(c, n) in &b.shapes {
         for kind in [
@@ -168,12 +190,11 @@ mod tests {
         let b = HeadsBench {
             shapes: vec![(10, 64), (300, 16)],
             batch: 4,
-            steps: 2,
-            warmup: 0,
-            max_seconds: 0.0,
-            threads: 0,
-            device_name: "cpu".into(),
-            device: Device::Cpu,
+            measure: Measure {
+                steps: 2,
+                warmup: 0,
+                ..Default::default()
+            },
         };
         let lines = run(&b, |_| {}).unwrap();
         assert_eq!(lines.len(), 6);

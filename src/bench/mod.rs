@@ -1,43 +1,31 @@
 //! Benchmarks beside `fixclf bench lm` ([`crate::lm::bench`]) and `fixclf bench vision`
 //! ([`crate::vision::bench`]): the classifier head alone, timed and measured.
 //!
+//! * [`cli`]: `fixclf bench ...`: the subcommands, each with its bench's flags.
 //! * [`head_step`]: one head (learned, fixed with a stored `Q`, fixed Hadamard as the fast
 //!   transform) on random features, stepped through the same functions as training.
 //! * [`heads`]: `fixclf bench heads`, the timing table at the paper's shapes.
+//! * [`measure`]: the flags every bench shares, their settings and the timing loop.
 //! * [`sweep`]: `fixclf bench classifier`, step time and memory as the number of classes grows;
 //!   [`sweep_out`] writes its CSV, Markdown table and log-log plot.
 //!
-//! The helpers here are shared by every bench, so that medians, sorted step lists and the
-//! libtorch version read the same in all of their JSON lines.
+//! The helpers here are shared by every bench, so that sorted step lists, rounding and the
+//! libtorch version read the same in all of their JSON lines (medians: [`crate::stats`]).
+pub mod cli;
 pub mod head_step;
 pub mod heads;
+pub mod measure;
 pub mod sweep;
 pub mod sweep_out;
 
 use crate::classifier::HeadMode;
 use crate::error::{Error, Result};
 use serde_json::Value;
-use std::time::Instant;
-use tch::Device;
 
 /// The libtorch version every bench line reports: tch 0.24 links exactly this release (its
 /// build script refuses any other unless told to bypass the check), so it is a constant of
 /// the build. Keep in step with `TORCH_VERSION` in `scripts/setup-libtorch.sh`.
 pub const LIBTORCH_VERSION: &str = "2.11.0";
-
-/// The median of `v` (NaN when empty).
-pub fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
-}
 
 /// Seconds to milliseconds rounded to 0.1, sorted: every timed step of a JSON line. On a
 /// shared machine the low quantiles show the cost of the work itself, the median and the
@@ -115,51 +103,6 @@ pub fn parse_counts(flag: &str, list: &str) -> Result<Vec<i64>> {
         .collect()
 }
 
-/// Times `f`: `warmup` untimed runs, then up to `steps` timed ones, stopping early once the
-/// timed runs add up to `max_seconds` (0: no limit); at least one run is always timed, so a
-/// slow point of a sweep still gets a figure. Returns the seconds of each timed run (its
-/// length says how many ran).
-pub fn time_runs(
-    warmup: usize,
-    steps: usize,
-    max_seconds: f64,
-    device: Device,
-    mut f: impl FnMut(),
-) -> Vec<f64> {
-    let start = Instant::now();
-    for _ in 0..warmup {
-        f();
-        sync(device);
-        // A point whose warm-up alone used the budget is slow enough that one more run
-        // warms nothing up: go to the timed runs.
-        if max_seconds > 0.0 && start.elapsed().as_secs_f64() > max_seconds {
-            break;
-        }
-    }
-    let mut times = Vec::with_capacity(steps);
-    let mut total = 0.0;
-    while times.len() < steps.max(1) {
-        sync(device);
-        let t0 = Instant::now();
-        f();
-        sync(device);
-        let t = t0.elapsed().as_secs_f64();
-        times.push(t);
-        total += t;
-        if max_seconds > 0.0 && total >= max_seconds {
-            break;
-        }
-    }
-    times
-}
-
-/// Waits for the device's queued work, so that a timing covers it (CPU work is synchronous).
-pub fn sync(device: Device) {
-    if let Device::Cuda(i) = device {
-        tch::Cuda::synchronize(i as i64);
-    }
-}
-
 /// The bytes the kernel can still give this process without swapping (`MemAvailable` of
 /// `/proc/meminfo`), None where it cannot be read.
 pub fn mem_available_bytes() -> Option<u64> {
@@ -167,13 +110,6 @@ pub fn mem_available_bytes() -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
-}
-
-/// Sets libtorch's CPU threads when `threads > 0` (0 keeps its default).
-pub fn set_threads(threads: usize) {
-    if threads > 0 {
-        tch::set_num_threads(threads as i32);
-    }
 }
 
 #[cfg(test)]
@@ -197,7 +133,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("--heads: unknown head `linear`"), "{e}");
-        assert_eq!(median(vec![3.0, 1.0, 2.0, 10.0]), 2.5);
         assert_eq!(sorted_ms(&[0.002, 0.00123]), [1.2, 2.0]);
     }
 }

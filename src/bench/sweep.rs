@@ -12,11 +12,50 @@
 //! line saying so, when that exceeds what the machine has available; each point's timing is
 //! bounded by `--max-seconds` (fewer steps when a step is slow; the line says how many ran).
 use super::head_step::{HeadBench, HeadKind};
-use super::{median, mem_available_bytes, round, sorted_ms, time_runs, LIBTORCH_VERSION};
+use super::measure::{set_threads, sync, time_runs, Measure, RunArgs};
+use super::{mem_available_bytes, round, sorted_ms, LIBTORCH_VERSION};
 use crate::error::Result;
+use crate::stats::median;
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Instant;
 use tch::Device;
+
+/// `fixclf bench classifier`'s flags: each point's timed steps within 30 seconds.
+#[derive(Debug, Clone, clap::Args)]
+#[command(mut_arg("max_seconds", |a| a.default_value("30")))]
+pub struct SweepArgs {
+    /// Comma-separated class counts (k and M suffixes allowed).
+    #[arg(long, default_value = "10,100,1k,10k,100k,1M")]
+    pub classes: String,
+    /// Comma-separated feature counts N.
+    #[arg(long, default_value = "512,2048")]
+    pub features: String,
+    /// Comma-separated heads: learned, fixed-dense (Q stored), fixed-hadamard (fast
+    /// transform).
+    #[arg(long, default_value = "learned,fixed-dense,fixed-hadamard")]
+    pub heads: String,
+    #[arg(long, default_value_t = 256)]
+    pub batch: i64,
+    /// Also write classifier_sweep.{csv,md,svg,png} into this folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: RunArgs,
+}
+
+impl SweepArgs {
+    /// The sweep these flags describe (an error naming the flag that is wrong).
+    pub fn sweep(&self) -> Result<Sweep> {
+        Ok(Sweep {
+            classes: super::parse_counts("--classes", &self.classes)?,
+            features: super::parse_counts("--features", &self.features)?,
+            heads: HeadKind::parse_list("--heads", &self.heads)?,
+            batch: self.batch,
+            measure: self.common.measure()?,
+        })
+    }
+}
 
 /// The sweep's settings (all overridable on the command line).
 #[derive(Debug, Clone)]
@@ -25,13 +64,8 @@ pub struct Sweep {
     pub features: Vec<i64>,
     pub heads: Vec<HeadKind>,
     pub batch: i64,
-    pub steps: usize,
-    pub warmup: usize,
-    /// Time budget of each point's timed steps, in seconds (0: none).
-    pub max_seconds: f64,
-    pub threads: usize,
-    pub device_name: String,
-    pub device: Device,
+    /// Each point's timing: 30 seconds at most by default.
+    pub measure: Measure,
 }
 
 impl Default for Sweep {
@@ -41,12 +75,10 @@ impl Default for Sweep {
             features: vec![512, 2048],
             heads: HeadKind::ALL.to_vec(),
             batch: 256,
-            steps: 10,
-            warmup: 2,
-            max_seconds: 30.0,
-            threads: 0,
-            device_name: "cpu".into(),
-            device: Device::Cpu,
+            measure: Measure {
+                max_seconds: 30.0,
+                ..Default::default()
+            },
         }
     }
 }
@@ -100,7 +132,7 @@ impl Sweep {
             bench: "classifier".into(),
             implementation: "fixclf".into(),
             torch: LIBTORCH_VERSION.into(),
-            device: self.device_name.clone(),
+            device: self.measure.device_name.clone(),
             threads: tch::get_num_threads(),
             classes: c,
             features: n,
@@ -111,7 +143,7 @@ impl Sweep {
             step_ms_median: None,
             step_ms_min: None,
             steps: None,
-            steps_requested: self.steps,
+            steps_requested: self.measure.steps,
             build_s: None,
             peak_rss_delta_mb: None,
             optimizer_state_floats: None,
@@ -126,7 +158,7 @@ impl Sweep {
     /// a GPU the device's memory is not known to libtorch's C API; a point that runs out of
     /// it fails and is reported as skipped).
     fn refusal(&self, estimate: u64) -> Option<String> {
-        if self.device != Device::Cpu {
+        if self.measure.device != Device::Cpu {
             return None;
         }
         let available = mem_available_bytes()?;
@@ -152,21 +184,15 @@ impl Sweep {
         // libtorch reports a failed allocation (a GPU out of memory) by a panic in tch's
         // infallible methods: the point is then skipped, the sweep goes on.
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut h = HeadBench::new(kind, c, n, self.batch, self.device)?;
-            super::sync(self.device);
+            let mut h = HeadBench::new(kind, c, n, self.batch, self.measure.device)?;
+            sync(self.measure.device);
             let build_s = t0.elapsed().as_secs_f64();
             let mut failed = None;
-            let times = time_runs(
-                self.warmup,
-                self.steps,
-                self.max_seconds,
-                self.device,
-                || {
-                    if failed.is_none() {
-                        failed = h.step().err();
-                    }
-                },
-            );
+            let times = time_runs(&self.measure, || {
+                if failed.is_none() {
+                    failed = h.step().err();
+                }
+            });
             if let Some(e) = failed {
                 return Err(e);
             }
@@ -185,7 +211,7 @@ impl Sweep {
             }
         };
         p.peak_rss_delta_mb = Some(round(crate::memory::peak_rss_mb() - before, 1));
-        p.step_ms_median = Some(round(median(times.clone()) * 1e3, 3));
+        p.step_ms_median = Some(round(median(&times) * 1e3, 3));
         p.step_ms_min = Some(round(
             times.iter().copied().fold(f64::MAX, f64::min) * 1e3,
             3,
@@ -204,7 +230,7 @@ impl Sweep {
 
     /// Every point: per N, per C (ascending), per head; `emit` sees each as it is measured.
     pub fn run(&self, mut emit: impl FnMut(&SweepPoint)) -> Result<Vec<SweepPoint>> {
-        super::set_threads(self.threads);
+        set_threads(self.measure.threads);
         let mut classes = self.classes.clone();
         classes.sort_unstable();
         // libtorch's first operations start its thread pool and the allocator's arenas: a
@@ -236,8 +262,11 @@ mod tests {
             classes: vec![100, 10],
             features: vec![16],
             batch: 8,
-            steps: 2,
-            warmup: 0,
+            measure: Measure {
+                steps: 2,
+                warmup: 0,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let pts = s.run(|_| {}).unwrap();

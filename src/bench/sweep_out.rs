@@ -1,12 +1,12 @@
 //! What `fixclf bench classifier --out DIR` writes: `classifier_sweep.csv` (every point),
 //! `classifier_sweep.md` (the README's table) and `classifier_sweep.svg` / `.png`, a log-log
 //! plot of the step time and of the peak memory against the number of classes, a line per
-//! head and N, drawn with the report's plotting helpers ([`crate::report::plot`]).
+//! head and N, drawn on the report's canvas ([`crate::report::canvas`]).
 use super::sweep::SweepPoint;
 use crate::error::{Error, Result};
 use crate::fsutil::write_bytes_atomic;
+use crate::report::canvas::{self, Area, PlotError, PlotResult};
 use crate::report::legend::{self, Swatch};
-use crate::report::plot::{self, PlotError, PlotResult};
 use plotters::prelude::*;
 use std::path::Path;
 
@@ -135,7 +135,7 @@ fn series(points: &[SweepPoint], y: fn(&SweepPoint) -> Option<f64>) -> Vec<Serie
             None => {
                 keys.push(key);
                 let label = format!("{} N={}", p.head, p.features);
-                out.push((label, plot::color(keys.len() - 1), Vec::new()));
+                out.push((label, canvas::color(keys.len() - 1), Vec::new()));
                 keys.len() - 1
             }
         };
@@ -147,30 +147,24 @@ fn series(points: &[SweepPoint], y: fn(&SweepPoint) -> Option<f64>) -> Vec<Serie
 }
 
 /// One log-log panel: `title`, the y axis named `y_desc`, the legend below.
-fn panel(area: &plot::Area, title: &str, y_desc: &str, series: &[Series]) -> PlotResult {
+fn panel(area: &Area, title: &str, y_desc: &str, series: &[Series]) -> PlotResult {
     let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.2.iter().copied()).collect();
     if all.is_empty() {
-        return plot::draw_note(area, title, "no measured point");
+        return canvas::draw_note(area, title, "no measured point");
     }
-    let span = |f: fn(&(f64, f64)) -> f64| {
-        all.iter()
-            .map(f)
-            .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)))
-    };
-    let (x0, x1) = span(|p| p.0);
-    let (x0, x1) = plot::padded(x0, x1, true);
-    let (y0, y1) = span(|p| p.1);
-    let (y0, y1) = plot::padded(y0, y1, true);
+    let ((x0, x1), (y0, y1)) = canvas::bounds(&all);
+    let (x0, x1) = canvas::padded(x0, x1, true);
+    let (y0, y1) = canvas::padded(y0, y1, true);
     let labels: Vec<&str> = series.iter().map(|s| s.0.as_str()).collect();
     let (chart, legend_area) = legend::layout(area, title, &labels, true)?;
     let lines: Vec<(RGBColor, Vec<(f64, f64)>)> =
         series.iter().map(|s| (s.1, s.2.clone())).collect();
-    plot::lines_chart(
-        plot::chart_builder(&chart),
-        (plot::log_axis(x0, x1), 20),
-        plot::log_axis(y0, y1),
+    canvas::lines_chart(
+        canvas::chart_builder(&chart),
+        (canvas::log_axis(x0, x1), 20),
+        canvas::log_axis(y0, y1),
         ("classes C (log scale)", y_desc),
-        plot::Lines {
+        canvas::Lines {
             solid: &lines,
             dashed: &[],
             bands: &[],
@@ -184,11 +178,8 @@ fn panel(area: &plot::Area, title: &str, y_desc: &str, series: &[Series]) -> Plo
 pub(crate) fn render_plot(
     points: &[SweepPoint],
 ) -> std::result::Result<(String, Vec<u8>), PlotError> {
-    plot::register_font()?;
     let batch = points.first().map_or(0, |p| p.batch);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+    canvas::render_with(SIZE, |root| {
         root.fill(&WHITE)?;
         let (left, right) = root.split_horizontally(SIZE.0 / 2);
         panel(
@@ -202,11 +193,8 @@ pub(crate) fn render_plot(
             "Peak memory the head adds",
             "peak RSS added (MB, log scale)",
             &series(points, |p| p.peak_rss_delta_mb),
-        )?;
-        root.present()?;
-    }
-    let png = plot::svg_to_png(&svg)?;
-    Ok((svg, png))
+        )
+    })
 }
 
 /// Writes the CSV, the Markdown table and the plot (SVG and PNG) into `dir`.
@@ -238,8 +226,11 @@ mod tests {
             classes: vec![10, 100],
             features: vec![16],
             batch: 4,
-            steps: 1,
-            warmup: 0,
+            measure: crate::bench::measure::Measure {
+                steps: 1,
+                warmup: 0,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let mut pts = s.run(|_| {}).unwrap();

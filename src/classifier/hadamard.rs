@@ -92,22 +92,10 @@ fn is_restricted_walsh_row(v: &[i8]) -> bool {
 }
 
 /// Whether a `C x N` Hadamard classifier is faster as a stored dense `Q` (one GEMM) than as
-/// the fast transform. Measured on the 2-core CPU (batch 128, forward + the transposed product
-/// of training, ms); `fixclf bench heads --shapes` with these shapes measures the same
-/// through the whole head (its `fixed dense` and `fast transform` columns):
-///
-/// | C x N | dense | fast transform |
-/// |---|--:|--:|
-/// | 10 x 64 | 0.033 | 0.143 |
-/// | 100 x 342 | 0.140 | 0.166 |
-/// | 100 x 1024 | 0.368 | 0.339 |
-/// | 300 x 512 | 0.467 | 0.161 |
-/// | 1000 x 960 | 2.89 | 0.46 |
-/// | 1000 x 2048 | 6.13 | 0.74 |
-/// | 33,278 x 512 | 71.2 | 12.4 |
-///
-/// The crossover lies between 34,200 and 102,400 entries (batch 700 agrees), so matrices up to
-/// 2^16 entries (the CIFAR heads: 10 x 64, 100 x 342) are stored; the rest use the transform.
+/// the fast transform. On the CPU the crossover lies between 100 x 342 and 100 x 1024 (the
+/// timings per shape: `docs/classifier-speed.md`, "Dense or fast per shape"; `fixclf bench
+/// heads --shapes` measures them through the whole head), so matrices up to 2^16 entries (the
+/// CIFAR heads: 10 x 64, 100 x 342) are stored; the rest use the transform.
 /// A fixed rule rather than a timing at start-up, so that a run and its resumption compute
 /// the same way.
 pub fn hadamard_prefers_dense(c: i64, n: i64) -> bool {

@@ -126,8 +126,8 @@ fn gaussian(rows: i64, cols: i64, rng: &mut ChaCha8Rng) -> Tensor {
 
 /// Orthonormal columns of a tall (or square) `a` (f64): the `Q` of `a = QR` with `R`'s
 /// diagonal positive, which makes it unique. Very tall matrices (rows >= 4 cols, e.g. the LM's
-/// 33,278 x 512) use one Cholesky QR step ([`crate::linalg::cholesky_qr`]: BLAS-3 only, 2.6x
-/// faster than Householder at that size; a tall Gaussian is so well conditioned, cond < 3,
+/// 33,278 x 512) use one Cholesky QR step ([`crate::linalg::cholesky_qr`]: BLAS-3 only, faster
+/// than Householder at that size, `docs/classifier-speed.md`; a tall Gaussian is so well conditioned, cond < 3,
 /// that the squared condition number costs nothing in f64); others, and any matrix whose
 /// Cholesky QR fails, use Householder QR with the signs fixed. Both give the same `Q` up to
 /// f64 rounding (measured 2e-15 at the LM size), but not the same bits, so which one a shape

@@ -7,9 +7,26 @@ use crate::error::{Error, Result};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
-/// Times `repeats` all-reduces (after one warm-up) of each size in `floats`, in buckets of
-/// `bucket_mb`; returns rank 0's JSON lines (nothing on the other ranks).
-pub fn run(floats: &[i64], repeats: usize, bucket_mb: f64) -> Result<Vec<String>> {
+/// `fixclf bench allreduce`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AllreduceArgs {
+    /// Comma-separated numbers of float32 values (default: the paper-size LM's gradients
+    /// with a learned, tied and fixed-orthogonal head).
+    #[arg(long, default_value = "38312446,21274110,4235775")]
+    pub floats: String,
+    /// Timed all-reduces per size (after one warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub repeats: usize,
+    /// Bucket size in MB (as `distributed.bucket_mb`).
+    #[arg(long, default_value_t = 25.0)]
+    pub bucket_mb: f64,
+}
+
+/// Times `repeats` all-reduces (after one warm-up) of each size in `--floats`, in buckets
+/// of `--bucket-mb`; returns rank 0's JSON lines (nothing on the other ranks).
+pub fn run(args: &AllreduceArgs) -> Result<Vec<String>> {
+    let floats = crate::bench::parse_counts("--floats", &args.floats)?;
+    let (repeats, bucket_mb) = (args.repeats, args.bucket_mb);
     let cfg = DistributedConfig {
         bucket_mb,
         ..Default::default()
@@ -22,7 +39,7 @@ pub fn run(floats: &[i64], repeats: usize, bucket_mb: f64) -> Result<Vec<String>
         ));
     };
     let mut lines = Vec::new();
-    for &n in floats {
+    for &n in &floats {
         let t = Tensor::ones([n], (Kind::Float, Device::Cpu));
         let mut ms = Vec::with_capacity(repeats);
         for i in 0..=repeats {

@@ -1,12 +1,12 @@
 //! The report's two charts that are not one line per run: the training and test error of
 //! image runs (the paper's Figure 2) and the trainable / fixed parameter bars. Both are drawn
-//! with [`super::plot`]'s axis helpers and [`super::legend`].
-use super::legend::{draw_legend, draw_legend_entries, layout, Swatch};
-use super::plot::{
+//! on [`super::canvas`], with [`super::legend`].
+use super::canvas::{
     bounds, chart_builder, color, draw_note, lines_chart, padded, tick_label, whole_ticks, Area,
-    Band, Lines, PlotResult, Series, DESC_PX, GRID, LABEL_PX,
+    Band, Lines, PlotResult, DESC_PX, GRID, LABEL_PX,
 };
-use super::series::{band_corners, of_runs};
+use super::legend::{draw_legend, draw_legend_entries, layout, Swatch};
+use super::series::{band_corners, of_runs, Series};
 use super::RunRow;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};

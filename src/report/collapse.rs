@@ -2,8 +2,9 @@
 //! (`nc1, nc2_equinorm, nc2_equiangular, nc3, ncc_acc`), a Markdown table, and the
 //! `collapse` plot (NC1 on a log axis, NC2 and NC3 per epoch, one curve per run), written
 //! only when some run has `collapse` events (image runs; see `crate::vision::collapse`).
-use super::plot::{self, PlotError};
-use super::table::{fmt_f, md_escape, optf};
+use super::canvas::{render_with, PlotError};
+use super::cells::{fmt_f, md_escape, optf};
+use super::plot::draw_lines;
 use super::ReportTable;
 use crate::engine::Collapse;
 use serde::Serialize;
@@ -97,7 +98,7 @@ type Pick = fn(&Collapse) -> f64;
 /// The `collapse` plot as SVG text and PNG bytes: a 2 x 2 grid (NC1 on a log axis, NC2
 /// equinorm, NC2 equiangularity, NC3) over epochs; a run keeps its color of the other plots.
 pub(super) fn render(t: &ReportTable) -> Result<(String, Vec<u8>), PlotError> {
-    plot::render_with(SIZE, |root| {
+    render_with(SIZE, |root| {
         let charts: [(&str, &str, Pick, bool); 4] = [
             (
                 "NC1: within / between class",
@@ -136,7 +137,7 @@ pub(super) fn render(t: &ReportTable) -> Result<(String, Vec<u8>), PlotError> {
                 },
                 |c| !c.collapse.is_empty(),
             );
-            plot::draw_lines(
+            draw_lines(
                 area,
                 title,
                 ("epoch", y),

@@ -1,7 +1,7 @@
 //! The legend of a plot: laid out in an area of its own beside the chart (a column on the
 //! right, or rows below the chart when the labels are too long for a column), so that it never
 //! covers a curve.
-use super::plot::{Area, PlotError, PlotResult, CHART_MARGIN, LABEL_PX, TITLE_PX, Y_LABEL_AREA};
+use super::canvas::{Area, PlotError, PlotResult, CHART_MARGIN, LABEL_PX, TITLE_PX, Y_LABEL_AREA};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 

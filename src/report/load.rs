@@ -1,13 +1,13 @@
 //! Reading one run folder into a table row and plot curves: the config through
-//! [`read_setup`] (the one place that knows the config's layout), `metrics.jsonl` and
-//! `summary.json` through the typed metrics of [`crate::engine::metrics`].
+//! [`read_setup`] (the one place that knows the config's layout), `metrics.jsonl` through
+//! [`super::digest`], `summary.json` through the typed metrics of [`crate::engine::metrics`].
+//! The row is built from the metrics, then a finished run's summary is applied to it.
+use super::digest::MetricsDigest;
 use super::{curve_label, RunCurves, RunRow, Setup};
-use crate::engine::metrics::{
-    read_events, Collapse, EpochEvent, Event, LogEvent, ParamReport, Summary,
-};
+use crate::engine::metrics::{read_events, Summary};
 use crate::engine::{RunDir, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
 use crate::error::{Error, Result};
-use std::collections::BTreeMap;
+use crate::stats::{finite, median};
 use std::path::Path;
 
 /// What the report needs of a run's config.
@@ -97,141 +97,14 @@ pub(super) struct LoadedRun {
     pub classes: Option<i64>,
 }
 
-pub(super) fn finite(x: f64) -> Option<f64> {
-    x.is_finite().then_some(x)
-}
-
+/// The largest of the values (None when there is none).
 fn max_of(v: impl Iterator<Item = f64>) -> Option<f64> {
     v.reduce(f64::max)
 }
 
-/// The `test` event: loss, perplexity (language model), top-1 and top-5 accuracy (images).
-#[derive(Clone, Copy)]
-struct TestResult {
-    loss: f64,
-    ppl: Option<f64>,
-    acc: Option<f64>,
-    top5: Option<f64>,
-}
-
-/// What `metrics.jsonl` says. Later lines win over earlier ones for the same step or epoch
-/// (a resumed run repeats the steps after its last checkpoint).
-#[derive(Default)]
-struct MetricsDigest {
-    params: Option<ParamReport>,
-    device: Option<String>,
-    classes: Option<i64>,
-    logs: BTreeMap<u64, LogEvent>,
-    epochs: BTreeMap<usize, EpochEvent>,
-    test: Option<TestResult>,
-    /// Neural-collapse diagnostics by epoch.
-    collapse: BTreeMap<usize, Collapse>,
-    diverged: bool,
-}
-
-impl MetricsDigest {
-    fn of(events: &[Event]) -> MetricsDigest {
-        let mut d = MetricsDigest::default();
-        for e in events {
-            match e {
-                Event::Start {
-                    params,
-                    device,
-                    classes,
-                    ..
-                } => {
-                    d.params = Some(params.clone());
-                    d.device = Some(device.clone());
-                    d.classes = *classes;
-                    d.diverged = false;
-                }
-                Event::Log(l) => {
-                    d.logs.insert(l.step, l.clone());
-                }
-                Event::Epoch(ep) => {
-                    d.epochs.insert(ep.epoch, ep.clone());
-                    // Epochs after this one belong to an abandoned timeline.
-                    d.epochs.retain(|&k, _| k <= ep.epoch);
-                    // Its own diagnostics follow it.
-                    d.collapse.retain(|&k, _| k < ep.epoch);
-                }
-                Event::Collapse(c) => {
-                    d.collapse.insert(c.epoch, c.clone());
-                }
-                Event::Resume { epoch, step, .. } => {
-                    // What came after the checkpoint resumed from belongs to an abandoned
-                    // timeline (a kill between checkpoints); the resumed run repeats it.
-                    d.logs.retain(|&s, _| s <= *step);
-                    d.epochs.retain(|&e, _| e < *epoch);
-                    d.diverged = false;
-                }
-                Event::Diverged { .. } => d.diverged = true,
-                Event::Test {
-                    test_loss,
-                    test_ppl,
-                    test_acc,
-                    test_top5,
-                } => {
-                    d.test = Some(TestResult {
-                        loss: *test_loss,
-                        ppl: *test_ppl,
-                        acc: *test_acc,
-                        top5: *test_top5,
-                    })
-                }
-            }
-        }
-        d
-    }
-
-    /// (validation loss, perplexity) of the best epoch.
-    fn best_val(&self) -> Option<(f64, f64)> {
-        self.epochs
-            .values()
-            .filter_map(|r| Some((finite(r.val_loss)?, finite(r.val_ppl?)?)))
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-    }
-
-    /// Validation accuracy of the epoch with the lowest validation loss.
-    fn best_val_acc(&self) -> Option<f64> {
-        self.epochs
-            .values()
-            .filter_map(|r| Some((finite(r.val_loss)?, finite(r.val_acc?)?)))
-            .min_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|b| b.1)
-    }
-
-    /// (epoch, error in percent) of each epoch that has the accuracy `pick` takes.
-    fn error_curve(&self, pick: fn(&EpochEvent) -> Option<f64>) -> Vec<(f64, f64)> {
-        self.epochs
-            .iter()
-            .filter_map(|(e, r)| Some((*e as f64, 100.0 * (1.0 - finite(pick(r)?)?))))
-            .collect()
-    }
-
-    /// The last alpha logged, by step (epoch ends count at their step).
-    fn last_alpha(&self) -> Option<f64> {
-        self.alpha_by_step().into_values().next_back()
-    }
-
-    fn alpha_by_step(&self) -> BTreeMap<u64, f64> {
-        let mut alpha: BTreeMap<u64, f64> = self
-            .epochs
-            .values()
-            .filter_map(|r| Some((r.step, finite(r.alpha?)?)))
-            .collect();
-        alpha.extend(
-            self.logs
-                .values()
-                .filter_map(|l| Some((l.step, finite(l.alpha?)?))),
-        );
-        alpha
-    }
-}
-
+/// Reads a run folder: its config, its metrics so far and, once finished, its summary.
 pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
     let run = RunDir::new(path);
-    let cfg_path = run.file(CONFIG_FILE);
     if !run.is_run() {
         return Err(Error::arg(
             path.display().to_string(),
@@ -242,7 +115,7 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
             },
         ));
     }
-    let setup = read_setup(&cfg_path)?;
+    let setup = read_setup(&run.file(CONFIG_FILE))?;
     let metrics_path = run.file(METRICS_FILE);
     let events = if metrics_path.exists() {
         read_events(&metrics_path)?
@@ -261,11 +134,39 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
         .map(|n| n.to_string_lossy().into_owned())
         .filter(|n| !n.is_empty() && n != "." && n != "..")
         .unwrap_or_else(|| setup.name.clone());
-    let params = summary.as_ref().map(|s| &s.params).or(m.params.as_ref());
+    let mut row = row_from_metrics(&name, path, &setup, &m, summary.as_ref());
+    if let Some(s) = &summary {
+        apply_summary(&mut row, s);
+    }
+    let curves = curves_of(&name, &setup, &m);
+    let classes = summary.as_ref().and_then(|s| s.classes).or(m.classes);
+    Ok(LoadedRun {
+        row,
+        curves,
+        setup,
+        classes,
+    })
+}
+
+/// The row as the metrics logged so far give it (an unfinished run's row); the summary's
+/// parameter counts and neural-collapse diagnostics are taken when it has them.
+fn row_from_metrics(
+    name: &str,
+    path: &Path,
+    setup: &RunSetup,
+    m: &MetricsDigest,
+    summary: Option<&Summary>,
+) -> RunRow {
+    let params = summary.map(|s| &s.params).or(m.params.as_ref());
     let last_epoch = m.epochs.values().next_back();
     let best = m.best_val();
-    let mut row = RunRow {
-        run: name.clone(),
+    let epoch_secs: Vec<f64> = m
+        .epochs
+        .values()
+        .filter_map(|r| finite(r.epoch_s))
+        .collect();
+    RunRow {
+        run: name.to_string(),
         task: if setup.image { "vision" } else { "lm" }.into(),
         model: setup.model.clone(),
         data: setup.corpus.clone(),
@@ -289,14 +190,7 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
                 .chain(m.logs.values().map(|l| l.elapsed_s))
                 .filter(|x| x.is_finite()),
         ),
-        epoch_s: {
-            let secs: Vec<f64> = m
-                .epochs
-                .values()
-                .filter_map(|r| finite(r.epoch_s))
-                .collect();
-            (!secs.is_empty()).then(|| crate::bench::median(secs))
-        },
+        epoch_s: (!epoch_secs.is_empty()).then(|| median(&epoch_secs)),
         train_tokens_per_s: last_epoch.and_then(|r| finite(r.throughput.tokens_per_s?)),
         train_images_per_s: last_epoch.and_then(|r| finite(r.throughput.images_per_s?)),
         peak_rss_mb: max_of(m.epochs.values().filter_map(|r| finite(r.peak_rss_mb))),
@@ -325,48 +219,54 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
         group: String::new(),
         collapse: super::collapse::CollapseCells::of(
             summary
-                .as_ref()
                 .and_then(|s| s.collapse.as_ref())
                 .or(m.collapse.values().next_back()),
         ),
-    };
-    if let Some(s) = &summary {
-        row.status = "finished".into();
-        row.best_val_ppl = s.best_val_ppl.and_then(finite).or(row.best_val_ppl);
-        row.best_val_loss = finite(s.best_val_loss).or(row.best_val_loss);
-        row.test_ppl = s.test_ppl.and_then(finite);
-        row.best_val_acc = s.best_val_acc.and_then(finite).or(row.best_val_acc);
-        row.test_acc = s.test_acc.and_then(finite);
-        row.test_top5 = s.test_top5.and_then(finite);
-        row.train_images_per_s = s
-            .train_images_per_s
-            .and_then(finite)
-            .or(row.train_images_per_s);
-        row.train_images = s.train_images.or(row.train_images);
-        row.test_loss = finite(s.test_loss);
-        row.epochs = Some(s.epochs);
-        row.wall_s = finite(s.wall_s).or(row.wall_s);
-        row.train_tokens_per_s = s
-            .train_tokens_per_s
-            .and_then(finite)
-            .or(row.train_tokens_per_s);
-        // The summary has the last process's peak; a resumed run had earlier ones.
-        row.peak_rss_mb = max_of(
-            finite(s.peak_rss_mb)
-                .filter(|&x| x > 0.0)
-                .into_iter()
-                .chain(row.peak_rss_mb),
-        );
-        row.train_tokens = s.train_tokens.or(row.train_tokens);
-        row.final_alpha = s.final_alpha.and_then(finite);
-        row.steps = Some(s.steps);
-        row.optimizer_state_floats = Some(s.optimizer_state_floats);
-        row.checkpoint_bytes = Some(s.checkpoint_bytes);
-        row.device = Some(s.device.clone());
-        row.threads = Some(i64::from(s.threads));
     }
-    let curves = RunCurves {
-        label: curve_label(&name, &setup.mode),
+}
+
+/// A finished run: the summary's numbers replace the metrics' (a finite value in the
+/// summary wins; where it has none, some fields keep what the metrics said).
+fn apply_summary(row: &mut RunRow, s: &Summary) {
+    row.status = "finished".into();
+    row.best_val_ppl = s.best_val_ppl.and_then(finite).or(row.best_val_ppl);
+    row.best_val_loss = finite(s.best_val_loss).or(row.best_val_loss);
+    row.test_ppl = s.test_ppl.and_then(finite);
+    row.best_val_acc = s.best_val_acc.and_then(finite).or(row.best_val_acc);
+    row.test_acc = s.test_acc.and_then(finite);
+    row.test_top5 = s.test_top5.and_then(finite);
+    row.train_images_per_s = s
+        .train_images_per_s
+        .and_then(finite)
+        .or(row.train_images_per_s);
+    row.train_images = s.train_images.or(row.train_images);
+    row.test_loss = finite(s.test_loss);
+    row.epochs = Some(s.epochs);
+    row.wall_s = finite(s.wall_s).or(row.wall_s);
+    row.train_tokens_per_s = s
+        .train_tokens_per_s
+        .and_then(finite)
+        .or(row.train_tokens_per_s);
+    // The summary has the last process's peak; a resumed run had earlier ones.
+    row.peak_rss_mb = max_of(
+        finite(s.peak_rss_mb)
+            .filter(|&x| x > 0.0)
+            .into_iter()
+            .chain(row.peak_rss_mb),
+    );
+    row.train_tokens = s.train_tokens.or(row.train_tokens);
+    row.final_alpha = s.final_alpha.and_then(finite);
+    row.steps = Some(s.steps);
+    row.optimizer_state_floats = Some(s.optimizer_state_floats);
+    row.checkpoint_bytes = Some(s.checkpoint_bytes);
+    row.device = Some(s.device.clone());
+    row.threads = Some(i64::from(s.threads));
+}
+
+/// The run's curves for the plots, from its metrics (alpha only for a fixed head).
+fn curves_of(name: &str, setup: &RunSetup, m: &MetricsDigest) -> RunCurves {
+    RunCurves {
+        label: curve_label(name, &setup.mode),
         // Set when the report knows all its runs.
         group_label: String::new(),
         color: 0,
@@ -389,14 +289,7 @@ pub(super) fn load_run(path: &Path) -> Result<LoadedRun> {
         val_err: m.error_curve(|r| r.val_acc),
         valid_is_test: setup.valid_is_test,
         collapse: m.collapse.values().cloned().collect(),
-    };
-    let classes = summary.as_ref().and_then(|s| s.classes).or(m.classes);
-    Ok(LoadedRun {
-        row,
-        curves,
-        setup,
-        classes,
-    })
+    }
 }
 
 fn push_distinct<T: PartialEq>(v: &mut Vec<T>, x: T) {
@@ -441,11 +334,10 @@ pub(super) fn setup_of(runs: &[LoadedRun]) -> Setup {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{fake_run, params};
+    use super::super::testing::fake_run;
     use super::super::{build_report, render_csv, render_markdown, write_report, ReportTable};
     use super::*;
     use crate::classifier::HeadMode;
-    use serde_json::json;
 
     #[test]
     fn report_unfinished_run_from_metrics() {
@@ -530,46 +422,6 @@ mod tests {
         );
         // Empty plots still draw (with a note).
         assert!(out.join("params.png").exists() && out.join("alpha.png").exists());
-    }
-
-    #[test]
-    fn report_metrics_of_a_resumed_run_keep_the_last_timeline() {
-        let log = |step: u64, loss: f64, alpha: f64| {
-            json!({"event": "log", "epoch": 1, "step": step, "batch": step, "batches": 10,
-                "lr": 20.0, "ms_per_batch": 1.0, "loss": loss, "elapsed_s": 1.0,
-                "alpha": alpha})
-        };
-        let epoch = |epoch: u64, step: u64, val_loss: f64, val_ppl: f64| {
-            json!({"event": "epoch", "epoch": epoch, "step": step, "val_loss": val_loss,
-                "val_ppl": val_ppl, "lr": 20.0, "epoch_s": 1.0, "elapsed_s": 1.0,
-                "alpha": null, "peak_rss_mb": 100.0})
-        };
-        let events: Vec<Event> = [
-            json!({"event": "start", "params": params(true), "device": "Cpu"}),
-            log(10, 7.0, 10.0),
-            epoch(1, 10, 6.0, 403.4),
-            log(20, 6.5, 11.0),
-            epoch(2, 20, 5.9, 365.0),
-            // Logged after the checkpoint resumed from and not repeated: dropped.
-            log(25, f64::NAN, 13.0),
-            json!({"event": "diverged", "epoch": 3, "step": 25, "value": "NaN"}),
-            // Resumed from the end of epoch 1: steps 11..20 and epoch 2 again.
-            json!({"event": "resume", "epoch": 2, "step": 10, "lr": 20.0}),
-            log(20, 6.4, 12.0),
-            epoch(2, 20, 5.8, 330.3),
-        ]
-        .into_iter()
-        .map(|v| serde_json::from_value(v).unwrap())
-        .collect();
-        let m = MetricsDigest::of(&events);
-        assert!(!m.diverged);
-        assert_eq!(m.logs.len(), 2);
-        assert_eq!(m.logs[&20].loss, 6.4);
-        assert_eq!(m.epochs.len(), 2);
-        assert_eq!(m.best_val(), Some((5.8, 330.3)));
-        assert_eq!(m.last_alpha(), Some(12.0));
-        assert_eq!(m.params.as_ref().map(|p| p.fixed), Some(1_500_000));
-        assert_eq!(m.classes, None);
     }
 
     /// The vocabulary comes from the class count the run records (none in fixclf 0.1 runs).

@@ -11,17 +11,21 @@
 //! CSV conventions: plain numbers without units (`share_removed` is a fraction in [0, 1],
 //! as in `summary.json`; times in seconds, memory in MB), an empty cell for a missing or
 //! non-finite value.
+pub(crate) mod canvas;
+mod cells;
 mod charts;
 mod collapse;
+mod digest;
 pub(crate) mod legend;
 mod load;
-pub(crate) mod plot;
+mod plot;
 pub mod seeds;
 mod series;
 mod table;
 #[cfg(test)]
 mod testing;
 
+use crate::classifier::HeadMode;
 use crate::error::{Error, Result};
 use crate::fsutil::write_bytes_atomic;
 use serde::Serialize;
@@ -184,7 +188,7 @@ pub struct RunRow {
 impl RunRow {
     /// Every cell of the row, by column name, in the language-model report's order.
     fn all_cells(&self) -> Vec<(&'static str, String)> {
-        use table::{opt, optf};
+        use cells::{opt, optf};
         vec![
             ("run", self.run.clone()),
             ("mode", self.mode.clone()),
@@ -268,8 +272,9 @@ impl RunRow {
         ordered
     }
 
+    /// Whether the run's head is a fixed classifier (it has an alpha).
     fn is_fixed(&self) -> bool {
-        self.mode.starts_with("fixed")
+        HeadMode::parse(&self.mode).is_some_and(HeadMode::is_fixed)
     }
 
     fn is_image(&self) -> bool {

@@ -2,8 +2,9 @@
 //! the mean and spread of the test result over the seeds, and the gap to the learned
 //! classifier paired seed by seed. One seed's gap of a few tenths of a point says little
 //! until the spread between seeds is known.
-use super::table::{csv_cell, fmt_f, md_escape, optf};
+use super::cells::{csv_cell, fmt_f, md_escape, optf, short};
 use super::RunRow;
+use crate::stats::mean_std;
 use serde::Serialize;
 
 /// The runs of one experiment over its seeds (finished runs only).
@@ -35,14 +36,6 @@ pub fn group_name(run: &str, seed: u64) -> String {
     run.strip_suffix(&format!("-seed{seed}"))
         .unwrap_or(run)
         .to_string()
-}
-
-/// Mean and sample standard deviation (NaN for one value).
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, var.sqrt())
 }
 
 /// The test result a group averages: accuracy in percent, or perplexity.
@@ -159,12 +152,6 @@ pub fn markdown(groups: &[SeedGroup]) -> String {
         ));
     }
     md
-}
-
-/// A value to 9 decimals, trailing zeros dropped (79.00000000000001 -> 79).
-fn short(x: f64) -> String {
-    let s = format!("{x:.9}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// `results-seeds.csv`: a row per group; `test_*` and `delta_*` in percent (image runs) or

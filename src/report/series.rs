@@ -3,12 +3,9 @@
 //! inside a band from the lowest to the highest seed at each x. Three seeds of six heads
 //! would otherwise be 18 tangled lines and an 18-entry legend, and the band shows at a
 //! glance whether two heads differ by more than the seeds do.
-use super::plot::color;
+use super::canvas::{color, Band};
 use super::RunCurves;
 use plotters::style::RGBColor;
-
-/// `(x, lowest, highest)` at each x.
-pub(crate) type Band = Vec<(f64, f64, f64)>;
 
 /// A band's lowest and highest points, for the axes' bounds.
 pub(crate) fn band_corners(band: &Band) -> impl Iterator<Item = (f64, f64)> + '_ {

@@ -1,59 +1,10 @@
 //! The report as text: `results.md`, `results.csv` and `results.json`.
-use super::load::finite;
+use super::cells::{
+    csv_cell, fmt_count, fmt_duration, fmt_f, fmt_millions, fmt_params, md_escape, opt,
+};
 use super::{ReportKind, ReportTable, RunRow, Setup, CSV_COLUMNS, IMAGE_CSV_COLUMNS};
 
-pub(super) fn opt<T: ToString>(v: Option<T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_default()
-}
-
-/// A number for the CSV: empty when missing or not finite.
-pub(super) fn optf(v: Option<f64>) -> String {
-    v.and_then(finite)
-        .map(|v| v.to_string())
-        .unwrap_or_default()
-}
-
-fn fmt_millions(n: Option<i64>) -> String {
-    n.map(|n| format!("{:.2}", n as f64 / 1e6))
-        .unwrap_or_else(|| "–".into())
-}
-
-pub(super) fn fmt_f(v: Option<f64>, decimals: usize) -> String {
-    v.and_then(finite)
-        .map(|v| format!("{v:.decimals$}"))
-        .unwrap_or_else(|| "–".into())
-}
-
-/// A count with a unit prefix: 950, 12.3 k, 2.09 M, 1.10 G.
-fn fmt_count(n: f64) -> String {
-    let a = n.abs();
-    if a >= 1e9 {
-        format!("{:.2} G", n / 1e9)
-    } else if a >= 1e6 {
-        format!("{:.2} M", n / 1e6)
-    } else if a >= 1e4 {
-        format!("{:.1} k", n / 1e3)
-    } else {
-        format!("{n:.0}")
-    }
-}
-
-/// Seconds as `12.3 s`, `4m 05s` or `2h 03m`.
-fn fmt_duration(s: Option<f64>) -> String {
-    let Some(s) = s.and_then(finite) else {
-        return "–".into();
-    };
-    if s < 60.0 {
-        format!("{s:.1} s")
-    } else if s < 3600.0 {
-        let t = s.round() as u64;
-        format!("{}m {:02}s", t / 60, t % 60)
-    } else {
-        let t = (s / 60.0).round() as u64;
-        format!("{}h {:02}m", t / 60, t % 60)
-    }
-}
-
+/// Values joined by ` / ` (the distinct values of a setup field).
 fn join<T: ToString>(v: &[T]) -> String {
     v.iter()
         .map(ToString::to_string)
@@ -73,10 +24,6 @@ fn join_or(v: &[impl ToString + PartialEq + Default], zero: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" / ")
-}
-
-pub(super) fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|")
 }
 
 /// The setup paragraph of `results.md` (headed `Scale.`: the size of the experiment).
@@ -252,14 +199,6 @@ fn lm_table(rows: &[&RunRow]) -> String {
     md
 }
 
-/// Parameters in millions, with more digits for small networks (a CIFAR ResNet's 0.27 M).
-fn fmt_params(n: Option<i64>) -> String {
-    match n {
-        Some(n) if n.abs() < 10_000_000 => format!("{:.3}", n as f64 / 1e6),
-        n => fmt_millions(n),
-    }
-}
-
 fn image_table(rows: &[&RunRow]) -> String {
     let pct = |v: Option<f64>| fmt_f(v.map(|x| 100.0 * x), 2);
     let mut md = String::from(
@@ -295,14 +234,6 @@ fn image_table(rows: &[&RunRow]) -> String {
     md
 }
 
-pub(super) fn csv_cell(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 /// The whole `results.csv`: a header and one row per run.
 pub fn render_csv(t: &ReportTable) -> String {
     let header: Vec<&str> = match (t.runs.first(), t.kind) {
@@ -330,15 +261,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn report_formats() {
-        assert_eq!(fmt_duration(Some(5.25)), "5.2 s");
-        assert_eq!(fmt_duration(Some(245.0)), "4m 05s");
-        assert_eq!(fmt_duration(Some(7380.0)), "2h 03m");
-        assert_eq!(fmt_duration(Some(f64::NAN)), "–");
-        assert_eq!(fmt_count(2_088_628.0), "2.09 M");
-        assert_eq!(csv_cell("a,b"), "\"a,b\"");
-        assert_eq!(optf(Some(f64::NAN)), "");
-        assert_eq!(optf(Some(1.5)), "1.5");
+    fn setup_lists_join_their_values() {
+        assert_eq!(join(&[200, 400]), "200 / 400");
         assert_eq!(join_or(&[0usize, 4], "default"), "default / 4");
     }
 

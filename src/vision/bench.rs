@@ -15,15 +15,60 @@
 use super::models::{self, Arch, MemoryFormat, ModelConfig};
 use super::task::build_head;
 use crate::bench::head_step::{OPTIMIZER, WEIGHT_DECAY};
-use crate::bench::{median, ordered_json, round, sorted_ms, sync, LIBTORCH_VERSION};
+use crate::bench::measure::{set_threads, sync, timed_steps, Measure, RunArgs};
+use crate::bench::{ordered_json, round, sorted_ms, LIBTORCH_VERSION};
 use crate::classifier::{HeadConfig, HeadMode};
 use crate::engine::ParamReport;
 use crate::error::{Error, Result};
 use crate::optim;
+use crate::stats::median;
 use serde_json::json;
 use std::time::Instant;
 use tch::nn::{self, ModuleT};
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
+
+/// `fixclf bench vision`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VisionArgs {
+    /// Comma-separated ResNet depths (6n+2).
+    #[arg(long, default_value = "20,56")]
+    pub depths: String,
+    /// Comma-separated heads (`fixed` = fixed-orthogonal; any fixed mode but the
+    /// pretrained ones).
+    #[arg(long, default_value = "learned,fixed")]
+    pub heads: String,
+    #[arg(long, default_value_t = 10)]
+    pub classes: i64,
+    #[arg(long, default_value_t = 3)]
+    pub channels: i64,
+    /// Image height and width.
+    #[arg(long, default_value_t = 32)]
+    pub size: i64,
+    #[arg(long, default_value_t = 128)]
+    pub batch: i64,
+    /// Layout of images and convolution weights, as `vision.memory_format` (compare
+    /// with the reference's `--channels-last`).
+    #[arg(long, value_enum, default_value_t = MemoryFormat::Contiguous)]
+    pub memory_format: MemoryFormat,
+    #[command(flatten)]
+    pub common: RunArgs,
+}
+
+impl VisionArgs {
+    /// The bench these flags describe (an error naming the flag that is wrong).
+    pub fn bench(&self) -> Result<VisionBench> {
+        Ok(VisionBench {
+            depths: crate::bench::parse_counts("--depths", &self.depths)?,
+            heads: crate::bench::parse_modes("--heads", &self.heads)?,
+            classes: self.classes,
+            channels: self.channels,
+            size: self.size,
+            batch: self.batch,
+            measure: self.common.measure()?,
+            memory_format: self.memory_format,
+        })
+    }
+}
 
 /// The reference's settings (its defaults, and its optimizer).
 #[derive(Debug, Clone)]
@@ -35,12 +80,8 @@ pub struct VisionBench {
     pub channels: i64,
     pub size: i64,
     pub batch: i64,
-    pub steps: usize,
-    pub warmup: usize,
-    pub threads: usize,
-    /// As given (`cpu`, `cuda`): the JSON lines repeat it, as the reference does.
-    pub device_name: String,
-    pub device: Device,
+    /// The time budget holds for the timed training steps and, again, the evaluation steps.
+    pub measure: Measure,
     /// As `vision.memory_format`.
     pub memory_format: MemoryFormat,
 }
@@ -57,11 +98,7 @@ impl Default for VisionBench {
             channels: 3,
             size: 32,
             batch: 128,
-            steps: 10,
-            warmup: 2,
-            threads: 0,
-            device_name: "cpu".into(),
-            device: Device::Cpu,
+            measure: Measure::default(),
             memory_format: MemoryFormat::Contiguous,
         }
     }
@@ -102,7 +139,8 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
         ..ModelConfig::new(Arch::ResnetCifar)
     };
     model.validate("--depths")?;
-    crate::bench::set_threads(b.threads);
+    let m = &b.measure;
+    set_threads(m.threads);
     tch::manual_seed(0);
     crate::memory::reset_peak_rss();
     let head_cfg = HeadConfig {
@@ -110,7 +148,7 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
         ..Default::default()
     };
     head_cfg.validate("--heads")?;
-    let vs = nn::VarStore::new(b.device);
+    let vs = nn::VarStore::new(m.device);
     let format = b.memory_format;
     let backbone = models::build(&(vs.root() / "backbone"), &model, b.channels)?
         .with_memory_format(&vs, format);
@@ -127,25 +165,21 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
 
     let x = Tensor::randn(
         [b.batch, b.channels, b.size, b.size],
-        (Kind::Float, b.device),
+        (Kind::Float, m.device),
     );
-    let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, b.device));
-    let mut times = Vec::with_capacity(b.steps);
-    for step in 0..b.warmup + b.steps {
-        sync(b.device);
+    let y = Tensor::randint(b.classes, [b.batch], (Kind::Int64, m.device));
+    let times = timed_steps(m, || {
+        sync(m.device);
         let t0 = Instant::now();
         let features = backbone.forward_t(&x, true);
         let loss = head.training_loss(&features, &y);
         opt.backward_step(&loss.objective)?;
-        sync(b.device);
-        if step >= b.warmup {
-            times.push(t0.elapsed().as_secs_f64());
-        }
-    }
-    let mut eval_times = Vec::with_capacity(b.steps);
-    tch::no_grad(|| {
-        for step in 0..b.warmup + b.steps {
-            sync(b.device);
+        sync(m.device);
+        Ok(t0.elapsed().as_secs_f64())
+    })?;
+    let eval_times = tch::no_grad(|| {
+        timed_steps(m, || {
+            sync(m.device);
             let t0 = Instant::now();
             // As the reference: argmax, sum and a host read, so that the work is waited for.
             let _ = head
@@ -153,24 +187,22 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
                 .argmax(-1, false)
                 .sum(Kind::Int64)
                 .int64_value(&[]);
-            if step >= b.warmup {
-                eval_times.push(t0.elapsed().as_secs_f64());
-            }
-        }
-    });
-    let (step_s, eval_s) = (median(times.clone()), median(eval_times.clone()));
+            Ok(t0.elapsed().as_secs_f64())
+        })
+    })?;
+    let (step_s, eval_s) = (median(&times), median(&eval_times));
     let batch = b.batch as f64;
     Ok(ordered_json(&[
         ("impl", json!("fixclf")),
         ("torch", json!(LIBTORCH_VERSION)),
-        ("device", json!(b.device_name)),
+        ("device", json!(m.device_name)),
         ("model", json!(format!("resnet{depth}"))),
         ("mode", json!(head_name)),
         ("threads", json!(tch::get_num_threads())),
         ("batch", json!(b.batch)),
         ("image", json!([b.channels, b.size, b.size])),
         ("classes", json!(b.classes)),
-        ("steps", json!(b.steps)),
+        ("steps", json!(m.steps)),
         ("params_total", json!(report.total)),
         ("params_trainable", json!(report.trainable)),
         ("train_step_ms_median", json!(round(step_s * 1e3, 2))),
@@ -180,7 +212,7 @@ pub fn bench_one(b: &VisionBench, depth: i64, head: &(String, HeadMode)) -> Resu
         // fixclf's extras.
         ("head", json!(mode.name())),
         ("memory_format", json!(format.name())),
-        ("warmup", json!(b.warmup)),
+        ("warmup", json!(m.warmup)),
         ("eval_step_ms_median", json!(round(eval_s * 1e3, 2))),
         ("eval_ms_all", json!(sorted_ms(&eval_times))),
         ("optimizer_state_floats", json!(opt.state_numel())),
@@ -197,9 +229,12 @@ mod tests {
     fn vision_bench_line_has_the_reference_keys_in_order() {
         let b = VisionBench {
             batch: 2,
-            steps: 1,
-            warmup: 0,
             size: 8,
+            measure: Measure {
+                steps: 1,
+                warmup: 0,
+                ..Default::default()
+            },
             ..Default::default()
         };
         for head in &b.heads {
