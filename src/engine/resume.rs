@@ -128,10 +128,16 @@ impl Trainer<'_> {
             self.st.step,
             self.run.file(LAST).display()
         );
-        let next = format!(
+        let mut next = format!(
             "resume with: fixclf train --config {} --resume",
             crate::interrupt::shell_quote(&self.run.file(CONFIG_FILE).display().to_string())
         );
+        if let Some(group) = crate::distributed::current() {
+            next.push_str(&format!(
+                ", launched as {} ranks again (torchrun or scripts/ranks.sh)",
+                group.world_size
+            ));
+        }
         Err(Error::interrupted(signal, what, next))
     }
 }
