@@ -2,7 +2,7 @@
 //! PyTorch reference's keys, `fixclf bench classifier --out` writes its CSV, table and plot.
 mod common;
 use common::fixclf;
-use fixclf::vision::bench::REFERENCE_KEYS;
+use fixclf::bench::vision::REFERENCE_KEYS;
 
 /// The keys of the reference's JSON line: the dict literal that `bench()` returns in
 /// `../shared/bench/torch_vision_bench.py` when that file is there (checking that the copy in

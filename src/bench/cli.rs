@@ -1,5 +1,5 @@
 //! `fixclf bench ...`: the command-line surface of the benchmarks. Each bench's flags live
-//! beside it ([`crate::lm::bench::LmArgs`], [`crate::vision::bench::VisionArgs`],
+//! beside it ([`crate::bench::lm::LmArgs`], [`crate::bench::vision::VisionArgs`],
 //! [`super::heads::HeadsArgs`], [`super::sweep::SweepArgs`]), and all of them share
 //! [`super::measure::RunArgs`]: timed steps, warm-up, time budget, threads and device. The
 //! benches return their lines; what is printed is decided here.
@@ -9,10 +9,10 @@ use crate::error::{Error, Result};
 pub enum BenchCommand {
     /// Training and evaluation tokens/s of the LM at paper size, one JSON line per mode
     /// (same keys as ../shared/bench/torch_lm_bench.py).
-    Lm(crate::lm::bench::LmArgs),
+    Lm(crate::bench::lm::LmArgs),
     /// Training and evaluation images/s of the CIFAR ResNet with a learned or a fixed head,
     /// one JSON line per (model, head) with the keys of ../shared/bench/torch_vision_bench.py.
-    Vision(crate::vision::bench::VisionArgs),
+    Vision(crate::bench::vision::VisionArgs),
     /// The classifier head alone at the paper's shapes: fixed with Q stored, fixed Hadamard
     /// as the fast transform, learned; forward and forward + backward. JSON lines, then a
     /// Markdown table.
@@ -42,10 +42,10 @@ pub fn run(cmd: &BenchCommand) -> Result<()> {
 }
 
 /// Every mode, a JSON line each.
-fn run_lm(args: &crate::lm::bench::LmArgs) -> Result<()> {
+fn run_lm(args: &crate::bench::lm::LmArgs) -> Result<()> {
     let b = args.bench()?;
     for &mode in &b.modes {
-        let line = crate::lm::bench::bench_mode(&b, mode)
+        let line = crate::bench::lm::bench_mode(&b, mode)
             .map_err(|e| Error::within(format!("bench {mode}"), e))?;
         println!("{line}");
     }
@@ -53,11 +53,11 @@ fn run_lm(args: &crate::lm::bench::LmArgs) -> Result<()> {
 }
 
 /// Every (depth, head), a JSON line each.
-fn run_vision(args: &crate::vision::bench::VisionArgs) -> Result<()> {
+fn run_vision(args: &crate::bench::vision::VisionArgs) -> Result<()> {
     let b = args.bench()?;
     for &depth in &b.depths {
         for head in &b.heads {
-            let line = crate::vision::bench::bench_one(&b, depth, head)
+            let line = crate::bench::vision::bench_one(&b, depth, head)
                 .map_err(|e| Error::within(format!("bench resnet{depth} {}", head.0), e))?;
             println!("{line}");
         }

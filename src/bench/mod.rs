@@ -1,5 +1,5 @@
-//! Benchmarks beside `fixclf bench lm` ([`crate::lm::bench`]) and `fixclf bench vision`
-//! ([`crate::vision::bench`]): the classifier head alone, timed and measured.
+//! Benchmarks: `fixclf bench lm` ([`lm`]) and `fixclf bench vision` ([`vision`]), the
+//! training steps of the two tasks, and the classifier head alone, timed and measured.
 //!
 //! * [`cli`]: `fixclf bench ...`: the subcommands, each with its bench's flags.
 //! * [`head_step`]: one head (learned, fixed with a stored `Q`, fixed Hadamard as the fast
@@ -14,9 +14,11 @@
 pub mod cli;
 pub mod head_step;
 pub mod heads;
+pub mod lm;
 pub mod measure;
 pub mod sweep;
 pub mod sweep_out;
+pub mod vision;
 
 use crate::classifier::HeadMode;
 use crate::error::{Error, Result};

@@ -2,7 +2,6 @@
 //! head. `corpus` (vocabulary, token caches, batches), `model` (the LSTM backbone + head),
 //! `task` (the engine's [`crate::engine::Task`]: training step, evaluation), `bench`
 //! (`fixclf bench lm`), `config` (the `[lm]` section).
-pub mod bench;
 pub mod config;
 pub mod corpus;
 pub mod model;

@@ -7,7 +7,6 @@
 //! engine's [`crate::engine::Task`]: training step, evaluation by accuracy); `bench` is
 //! `fixclf bench vision`.
 pub mod augment;
-pub mod bench;
 pub mod collapse;
 pub mod config;
 pub mod data;

@@ -3,8 +3,8 @@
 //! them), one JSON line per (model, head) with the keys of the PyTorch reference
 //! `../shared/bench/torch_vision_bench.py`, in its order, then fixclf's extras.
 //!
-//! What is timed is what training runs: the backbone of [`super::models`], the head of
-//! [`super::task::build_head`], the loss of [`crate::classifier::Head::training_loss`] and the
+//! What is timed is what training runs: the backbone of [`crate::vision::models`], the head of
+//! [`crate::vision::task::build_head`], the loss of [`crate::classifier::Head::training_loss`] and the
 //! trainer's optimizer ([`crate::classifier::training_params`], SGD momentum 0.9, weight decay
 //! 1e-4, lr 0.1, as the reference). Like the reference, one batch stays on the device for
 //! every step (no data loading or augmentation), so the two time the same work.
@@ -12,8 +12,6 @@
 //! The reference's `fixed` head has a dense `Q` with orthonormal rows (C <= N); here `fixed`
 //! is `fixed-orthogonal`, the same kind of matrix, also stored densely at these sizes. Any
 //! other fixed mode can be named (`fixed-hadamard`, `fixed-simplex`).
-use super::models::{self, Arch, MemoryFormat, ModelConfig};
-use super::task::build_head;
 use crate::bench::head_step::{OPTIMIZER, WEIGHT_DECAY};
 use crate::bench::measure::{set_threads, sync, timed_steps, Measure, RunArgs};
 use crate::bench::{ordered_json, round, sorted_ms, LIBTORCH_VERSION};
@@ -22,6 +20,8 @@ use crate::engine::ParamReport;
 use crate::error::{Error, Result};
 use crate::optim;
 use crate::stats::median;
+use crate::vision::models::{self, Arch, MemoryFormat, ModelConfig};
+use crate::vision::task::build_head;
 use serde_json::json;
 use std::time::Instant;
 use tch::nn::{self, ModuleT};

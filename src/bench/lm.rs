@@ -1,12 +1,12 @@
 //! `fixclf bench lm`: training and evaluation speed of the language model at paper size on
 //! random token ids (speed does not depend on them), one JSON line per output mode, with the
 //! keys of `../shared/bench/torch_lm_bench.py` so that the two compare line by line.
-use super::config::LmConfig;
-use super::model::{LanguageModel, LstmState};
 use crate::bench::measure::{self, timed_steps, Measure, RunArgs};
 use crate::bench::sorted_ms;
 use crate::classifier::{HeadConfig, HeadMode};
 use crate::error::{Error, Result};
+use crate::lm::config::LmConfig;
+use crate::lm::model::{LanguageModel, LstmState};
 use crate::optim::{self, OptimizerConfig, OptimizerKind};
 use crate::stats::median;
 use serde_json::json;
