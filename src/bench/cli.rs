@@ -22,7 +22,7 @@ pub enum BenchCommand {
     Classifier(super::sweep::SweepArgs),
     /// The gradient all-reduce alone between the ranks of a launch (torchrun or
     /// scripts/ranks.sh), one JSON line per size from rank 0 (docs/distributed.md).
-    Allreduce(crate::distributed::bench::AllreduceArgs),
+    Allreduce(super::allreduce::AllreduceArgs),
 }
 
 /// Runs the bench `cmd` names, printing its JSON lines (and table) to stdout.
@@ -33,7 +33,7 @@ pub fn run(cmd: &BenchCommand) -> Result<()> {
         BenchCommand::Heads(args) => run_heads(args),
         BenchCommand::Classifier(args) => run_classifier(args),
         BenchCommand::Allreduce(args) => {
-            for line in crate::distributed::bench::run(args)? {
+            for line in super::allreduce::run(args)? {
                 println!("{line}");
             }
             Ok(())

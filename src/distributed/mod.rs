@@ -10,9 +10,10 @@
 //!   broadcast, agreement checks (config, fixed matrix, resume), the agreed stop.
 //! - [`shard`]: which part of the data each rank takes.
 //!
+//! `fixclf bench allreduce` (the all-reduce alone) is `crate::bench::allreduce`.
+//!
 //! The group of the process is global, as PyTorch's default process group is: the task's
 //! data split, the trainer and the evaluation all ask [`current`].
-pub mod bench;
 pub mod config;
 pub mod env;
 pub mod group;

@@ -2,7 +2,7 @@
 //! (torchrun's variables), for given numbers of float32 values: the ranks meet at a barrier
 //! before each all-reduce, so the time is the transfer's, not the wait for a slower rank.
 //! One JSON line per size, printed by rank 0.
-use super::{DistributedConfig, Lane};
+use crate::distributed::{self, DistributedConfig, Lane};
 use crate::error::{Error, Result};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
@@ -32,7 +32,7 @@ pub fn run(args: &AllreduceArgs) -> Result<Vec<String>> {
         ..Default::default()
     };
     cfg.validate("--bucket-mb")?;
-    let Some(group) = super::init_from_env(&cfg, Device::Cpu)? else {
+    let Some(group) = distributed::init_from_env(&cfg, Device::Cpu)? else {
         return Err(Error::arg(
             "fixclf bench allreduce",
             "runs between ranks: launch it with torchrun or scripts/ranks.sh",
