@@ -1,6 +1,7 @@
 // Gives the fixclf binaries an rpath to libtorch so they run with no LD_LIBRARY_PATH, and
 // compiles csrc/fixclf_native.cpp (what tch does not bind: `_foreach_*`, TF32, autocast, and
-// with the `cuda` feature CUDA graphs) against the same libtorch's headers.
+// with the `cuda` feature CUDA graphs) and csrc/fixclf_dist.cpp (c10d's TCPStore and
+// process groups, for data-parallel training) against the same libtorch's headers.
 // torch-sys exports the folder it linked against as DEP_TCH_LIBTORCH_LIB (its `links = "tch"`).
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
     println!("cargo:rerun-if-changed=csrc/fixclf_native.cpp");
+    println!("cargo:rerun-if-changed=csrc/fixclf_dist.cpp");
+    println!("cargo:rerun-if-env-changed=FIXCLF_GLOO_INCLUDE");
+    println!("cargo:rerun-if-env-changed=NCCL_HOME");
     let cuda = std::env::var_os("CARGO_FEATURE_CUDA").is_some();
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         panic!("torch-sys did not say where libtorch is (DEP_TCH_LIBTORCH_LIB); run `make` or scripts/setup-libtorch.sh");
@@ -16,6 +20,35 @@ fn main() {
     let lib = std::fs::canonicalize(&lib).unwrap_or_else(|_| PathBuf::from(&lib));
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
     let torch = lib.parent().expect("libtorch's lib folder has a parent");
+    let mut build = torch_build(torch);
+    build.file("csrc/fixclf_native.cpp");
+    let cuda_headers = if cuda {
+        let Some(include) = cuda_include(torch) else {
+            panic!(
+                "the cuda feature needs the CUDA runtime headers (cuda_runtime_api.h): install the \
+                 full torch wheel (FIXCLF_TORCH_FULL=1 scripts/setup-libtorch.sh, which brings \
+                 nvidia/cu*/include) or set CUDA_HOME"
+            );
+        };
+        build.include(&include).define("FIXCLF_CUDA", None);
+        Some(include)
+    } else {
+        None
+    };
+    build.compile("fixclf_native");
+    compile_dist(torch, cuda_headers.as_deref());
+    // With the default --as-needed the linker drops libtorch_cuda.so, since no symbol of it
+    // is referenced directly, and CUDA then looks unavailable (tch-rs#980).
+    if cuda {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-ltorch_cuda");
+        println!("cargo:rustc-link-arg=-lc10_cuda");
+        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+    }
+}
+
+/// A C++ build against libtorch's headers, in its ABI.
+fn torch_build(torch: &Path) -> cc::Build {
     let mut build = cc::Build::new();
     build
         .cpp(true)
@@ -28,27 +61,59 @@ fn main() {
             "-D_GLIBCXX_USE_CXX11_ABI={}",
             std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".into())
         ))
-        .flag("-DGLOG_USE_GLOG_EXPORT")
-        .file("csrc/fixclf_native.cpp");
-    if cuda {
-        let Some(include) = cuda_include(torch) else {
-            panic!(
-                "the cuda feature needs the CUDA runtime headers (cuda_runtime_api.h): install the \
-                 full torch wheel (FIXCLF_TORCH_FULL=1 scripts/setup-libtorch.sh, which brings \
-                 nvidia/cu*/include) or set CUDA_HOME"
+        .flag("-DGLOG_USE_GLOG_EXPORT");
+    build
+}
+
+/// csrc/fixclf_dist.cpp: c10d's ProcessGroupGloo.hpp includes gloo's headers, which the
+/// torch wheel lacks (libtorch_cpu has gloo compiled in); Debian's libgloo-dev provides them
+/// (scripts/setup-gloo.sh, run by `make setup`). The shim only passes gloo objects around
+/// as the pointers libtorch's own factories return, so the older headers' layouts never
+/// meet libtorch's gloo. NCCL (the `cuda` feature) needs nccl.h from the full install's
+/// nvidia-nccl wheel.
+fn compile_dist(torch: &Path, cuda_headers: Option<&Path>) {
+    let gloo = std::env::var_os("FIXCLF_GLOO_INCLUDE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/include"));
+    if !gloo.join("gloo/algorithm.h").is_file() {
+        panic!(
+            "gloo's headers are missing ({}/gloo/algorithm.h): run `make setup` (it installs \
+             Debian's libgloo-dev through scripts/setup-gloo.sh) or set FIXCLF_GLOO_INCLUDE",
+            gloo.display()
+        );
+    }
+    let mut build = torch_build(torch);
+    build
+        .include(&gloo)
+        .define("USE_C10D_GLOO", None)
+        .file("csrc/fixclf_dist.cpp");
+    if let Some(cuda) = cuda_headers {
+        build.include(cuda);
+        if let Some(nccl) = nccl_include(torch) {
+            build
+                .include(nccl)
+                .define("USE_C10D_NCCL", None)
+                .define("FIXCLF_NCCL", None);
+        } else {
+            println!(
+                "cargo:warning=nccl.h not found (the full install's nvidia/nccl/include): \
+                 distributed training on CUDA is off in this build"
             );
-        };
-        build.include(include).define("FIXCLF_CUDA", None);
+        }
     }
-    build.compile("fixclf_native");
-    // With the default --as-needed the linker drops libtorch_cuda.so, since no symbol of it
-    // is referenced directly, and CUDA then looks unavailable (tch-rs#980).
-    if cuda {
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        println!("cargo:rustc-link-arg=-ltorch_cuda");
-        println!("cargo:rustc-link-arg=-lc10_cuda");
-        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+    build.compile("fixclf_dist");
+}
+
+/// The nvidia-nccl wheel's include folder beside the full torch install (or $NCCL_HOME).
+fn nccl_include(torch: &Path) -> Option<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Some(home) = std::env::var_os("NCCL_HOME") {
+        candidates.push(PathBuf::from(home).join("include"));
     }
+    if let Some(site) = torch.parent() {
+        candidates.push(site.join("nvidia/nccl/include"));
+    }
+    candidates.into_iter().find(|d| d.join("nccl.h").is_file())
 }
 
 /// The folder holding cuda_runtime_api.h: $CUDA_HOME/include, the wheel's

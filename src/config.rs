@@ -6,6 +6,7 @@
 //! [`VisionConfig`]). The `[train]` defaults are the paper's language-model recipe, so an LM
 //! config only states what differs; image configs state their recipe.
 pub use crate::classifier::{AlphaParam, HeadConfig, HeadMode, LossKind};
+use crate::distributed::DistributedConfig;
 pub use crate::engine::{OnNonFinite, Precision, Schedule, TrainConfig, MAX_CONSECUTIVE_SKIPS};
 use crate::error::{Error, IoContext, Result};
 pub use crate::lm::config::{InputEmbedding, LmConfig};
@@ -26,6 +27,8 @@ pub struct Config {
     pub head: HeadConfig,
     /// The task and its section (`[lm]` or `[vision]`).
     pub task: TaskConfig,
+    /// How the ranks of a data-parallel launch communicate (`[distributed]`).
+    pub distributed: DistributedConfig,
     /// Where the config came from, for errors found after loading (see [`Origin`]).
     pub origin: Origin,
 }
@@ -53,6 +56,8 @@ struct ConfigFile {
     lm: Option<LmConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     vision: Option<VisionConfig>,
+    #[serde(skip_serializing_if = "DistributedConfig::is_default")]
+    distributed: DistributedConfig,
 }
 
 impl Default for ConfigFile {
@@ -64,6 +69,7 @@ impl Default for ConfigFile {
             head: HeadConfig::default(),
             lm: None,
             vision: None,
+            distributed: DistributedConfig::default(),
         }
     }
 }
@@ -90,6 +96,7 @@ impl From<Config> for ConfigFile {
             head: cfg.head,
             lm,
             vision,
+            distributed: cfg.distributed,
         }
     }
 }
@@ -370,12 +377,14 @@ impl Config {
             }
         };
         file.head.validate(origin)?;
+        file.distributed.validate(origin)?;
         Ok(Config {
             name: file.name,
             runs_dir: file.runs_dir,
             train: file.train,
             head: file.head,
             task,
+            distributed: file.distributed,
             origin: Origin(origin.to_string()),
         })
     }

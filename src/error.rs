@@ -36,6 +36,14 @@ pub enum Error {
     },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// A data-parallel operation failed on this rank (a peer died or stalled past the
+    /// timeout, the store is unreachable, the ranks disagree): `op` says which.
+    #[error("rank {rank}: {op}: {msg}")]
+    Distributed {
+        rank: usize,
+        op: String,
+        msg: String,
+    },
     /// One part of a larger piece of work failed: `what` names the part (`bench resnet20
     /// fixed`), `source` what went wrong.
     #[error("{what}: {source}")]
@@ -77,6 +85,13 @@ impl Error {
             signal,
             what: what.into(),
             next: next.into(),
+        }
+    }
+    pub fn distributed(rank: usize, op: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Distributed {
+            rank,
+            op: one_line(op.into()),
+            msg: one_line(msg.into()),
         }
     }
     pub fn within(what: impl Into<String>, source: Error) -> Self {

@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 static PENDING: AtomicBool = AtomicBool::new(false);
 static SIGNAL: AtomicUsize = AtomicUsize::new(0);
+/// A stop the ranks of a data-parallel launch agreed on (a signal that reached another
+/// rank); not PENDING, so this rank's own first signal still only raises the flag.
+static AGREED: AtomicUsize = AtomicUsize::new(0);
 
 /// Routes SIGINT and SIGTERM to the stop flag; a second one of either exits at once with the
 /// code of the one that arrived second.
@@ -29,8 +32,17 @@ pub fn install() -> std::io::Result<()> {
     Ok(())
 }
 
-/// The signal that asked to stop, if one did.
+/// Makes `signal` this process's stop request: the ranks of a data-parallel launch agreed
+/// to stop after the same step, whichever of them the signal reached.
+pub fn agree(signal: Signal) {
+    AGREED.store(signal.number() as usize, Ordering::SeqCst);
+}
+
+/// The signal that asked to stop, if one did (the agreed one first).
 pub fn requested() -> Option<Signal> {
+    if let n @ 1.. = AGREED.load(Ordering::SeqCst) {
+        return Some(Signal::from_number(n as i32));
+    }
     if !PENDING.load(Ordering::Relaxed) {
         return None;
     }

@@ -2,6 +2,7 @@
 pub mod bench;
 pub mod classifier;
 pub mod config;
+pub mod distributed;
 pub mod embed;
 pub mod engine;
 pub mod error;

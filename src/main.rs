@@ -165,6 +165,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             quiet,
             jobs,
         } => {
+            if fixclf::distributed::Launch::from_env()?.is_some() {
+                anyhow::bail!(
+                    "fixclf suite runs alone, not under torchrun (every rank would write the \
+                     same files); launch `fixclf train --config ...` of each run instead \
+                     (docs/distributed.md)"
+                );
+            }
             fixclf::suite::run_suite(
                 &config,
                 &fixclf::suite::SuiteOptions {

@@ -1,6 +1,7 @@
 //! What the commands do with a config, whatever its task: build the task its section names,
 //! then hand it to the engine (train, evaluate, count parameters).
 use crate::config::{Config, TaskConfig};
+use crate::distributed;
 use crate::engine::{self, Evaluation, ParamReport, RunDir, Split, Summary, Task, TrainOptions};
 use crate::error::{Error, Result};
 use crate::lm::LmTask;
@@ -35,12 +36,58 @@ fn is_config_field(arg: &str) -> bool {
         .any(|s| arg.starts_with(s))
 }
 
-/// Trains the run of `cfg` (see [`engine::train`]).
+/// Trains the run of `cfg` (see [`engine::train`]). Launched by torchrun (or with its
+/// variables), this process is one rank of a data-parallel run: it joins the process
+/// group first, on CUDA device `LOCAL_RANK`, and only rank 0 talks.
 pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
+    let Some(launched) = join_launch(cfg)? else {
+        let run = RunDir::new(cfg.run_dir());
+        return engine::train(&cfg.train, &cfg.head, &run, &cfg.to_toml(), opts, || {
+            build(cfg)
+        });
+    };
+    let (rank_cfg, group) = launched;
     let run = RunDir::new(cfg.run_dir());
-    engine::train(&cfg.train, &cfg.head, &run, &cfg.to_toml(), opts, || {
-        build(cfg)
-    })
+    let opts = TrainOptions {
+        quiet: opts.quiet || group.rank != 0,
+        ..opts.clone()
+    };
+    // The run folder records the config as given (`auto`, not rank 0's `cuda:0`).
+    engine::train(
+        &rank_cfg.train,
+        &cfg.head,
+        &run,
+        &cfg.to_toml(),
+        &opts,
+        || build(&rank_cfg),
+    )
+}
+
+/// The process group of a torchrun-style launch, joined, with the config this rank
+/// trains (its CUDA device the rank's own); None for a process alone. Every rank must
+/// have the same config (a hash of it is compared).
+fn join_launch(cfg: &Config) -> Result<Option<(Config, &'static distributed::ProcessGroup)>> {
+    if distributed::Launch::from_env()?.is_none() {
+        return Ok(None);
+    }
+    let mut cfg = cfg.clone();
+    if let Some(device) = distributed::local_device(&cfg.train.device)? {
+        cfg.train.device = device;
+    }
+    let device = engine::resolve_device(&cfg.train.device)?;
+    let Some(group) = distributed::init_from_env(&cfg.distributed, device)? else {
+        return Ok(None);
+    };
+    // The config as given (before the rank's own device), as the ranks should share it.
+    let mut shared = cfg.clone();
+    shared.train.device = String::new();
+    distributed::sync::check_same(
+        group,
+        "config",
+        distributed::sync::digest(shared.to_toml().as_bytes()),
+        "launch every rank with the same --config and --set",
+    )?;
+    Ok(Some((cfg, group)))
 }
 
 /// Evaluates a run folder's best checkpoint (else its last) on a split; `device` overrides

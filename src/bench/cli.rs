@@ -23,6 +23,9 @@ pub enum BenchCommand {
     /// Images/s of the image loader (decode + transform) over a folder of class folders,
     /// one JSON line (bench/data.sh compares it with torchvision's DataLoader).
     Data(super::data::DataBenchArgs),
+    /// The gradient all-reduce alone between the ranks of a launch (torchrun or
+    /// scripts/ranks.sh), one JSON line per size from rank 0 (docs/distributed.md).
+    Allreduce(super::allreduce::AllreduceArgs),
 }
 
 /// Runs the bench `cmd` names, printing its JSON lines (and table) to stdout.
@@ -34,6 +37,12 @@ pub fn run(cmd: &BenchCommand) -> Result<()> {
         BenchCommand::Classifier(args) => run_classifier(args),
         BenchCommand::Data(args) => {
             println!("{}", super::data::run(args)?);
+            Ok(())
+        }
+        BenchCommand::Allreduce(args) => {
+            for line in super::allreduce::run(args)? {
+                println!("{line}");
+            }
             Ok(())
         }
     }

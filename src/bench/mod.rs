@@ -12,6 +12,7 @@
 //!
 //! The helpers here are shared by every bench, so that sorted step lists, rounding and the
 //! libtorch version read the same in all of their JSON lines (medians: [`crate::stats`]).
+pub mod allreduce;
 pub mod cli;
 pub mod data;
 pub mod head_step;

@@ -422,7 +422,8 @@ pub enum Event {
 /// Appends one [`Event`] a line to `metrics.jsonl`.
 pub struct MetricsLog {
     path: PathBuf,
-    file: std::fs::File,
+    /// None: events are dropped (a data-parallel rank other than 0, which writes nothing).
+    file: Option<std::fs::File>,
 }
 
 impl MetricsLog {
@@ -438,15 +439,26 @@ impl MetricsLog {
         cut_torn_tail(&mut file).at(path)?;
         Ok(Self {
             path: path.to_path_buf(),
-            file,
+            file: Some(file),
         })
     }
 
+    /// A log that writes nothing (the ranks of a data-parallel run other than 0).
+    pub fn discard(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            file: None,
+        }
+    }
+
     pub fn write(&mut self, event: &Event) -> Result<()> {
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
         let mut line = serde_json::to_string(event)
             .map_err(|e| Error::bad_file(&self.path, format!("cannot encode an event: {e}")))?;
         line.push('\n');
-        self.file.write_all(line.as_bytes()).at(&self.path)
+        file.write_all(line.as_bytes()).at(&self.path)
     }
 }
 

@@ -5,6 +5,7 @@
 //! training step's loss and how to evaluate; the engine owns everything else.
 pub mod checkpoint;
 mod console;
+mod data_parallel;
 pub mod metrics;
 mod numerics;
 mod resume;
@@ -15,6 +16,7 @@ mod step_runner;
 mod trainer;
 
 pub use checkpoint::{save_safetensors, Checkpoint, CHECKPOINT_FORMAT};
+pub use data_parallel::{fixed_matrix_digest, COMM_FILE};
 pub use metrics::{
     ClassStats, Collapse, Evaluation, Event, MetricsLog, ParamReport, ShotAccuracy, Summary, Unit,
 };
@@ -139,8 +141,8 @@ pub trait Task {
     fn evaluate(&self, split: Split) -> Result<Evaluation>;
     /// What a step hands to the next within an epoch (the LM's hidden state), saved in
     /// `last.safetensors` so that a run resumed mid-epoch continues exactly.
-    fn carried_state(&self) -> Vec<(String, Tensor)> {
-        Vec::new()
+    fn carried_state(&self) -> Result<Vec<(String, Tensor)>> {
+        Ok(Vec::new())
     }
     /// Restores what [`carried_state`](Self::carried_state) saved (read from `from`); called
     /// after [`start_epoch`](Self::start_epoch) when a run resumes inside an epoch.

@@ -11,7 +11,6 @@ use super::{
     CONFIG_FILE, LAST,
 };
 use crate::error::{Error, Result};
-use crate::interrupt;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -20,7 +19,9 @@ const CARRIED: &str = "task.";
 
 impl Trainer<'_> {
     pub(super) fn resume(&mut self) -> Result<()> {
-        self.run.remove_stale_temps();
+        if super::data_parallel::writes() {
+            self.run.remove_stale_temps();
+        }
         let path = self.run.file(LAST);
         let ckpt = Checkpoint::load(&path)?;
         load_weights(self.task, &ckpt)?;
@@ -100,16 +101,20 @@ impl Trainer<'_> {
                 tensors.push((format!("asgd.{}", p.name), a.shallow_clone()));
             }
         }
-        for (name, t) in self.task.carried_state() {
+        // On every rank: a task's carried state may be gathered from all of them.
+        for (name, t) in self.task.carried_state()? {
             tensors.push((format!("{CARRIED}{name}"), t));
         }
-        save_safetensors(&self.run.file(LAST), &tensors, &meta)
+        if super::data_parallel::writes() {
+            save_safetensors(&self.run.file(LAST), &tensors, &meta)?;
+        }
+        self.wait_for_writer("last.safetensors written")
     }
 
     /// After a signal: writes `last.safetensors` where training stands (unless `saved`
     /// already), then stops with [`Error::Interrupted`]. Ok when no signal came.
     pub(super) fn stop_if_requested(&mut self, wall_start: Instant, save: bool) -> Result<()> {
-        let Some(signal) = interrupt::requested() else {
+        let Some(signal) = crate::distributed::sync::stop_requested()? else {
             return Ok(());
         };
         if save {
@@ -123,10 +128,16 @@ impl Trainer<'_> {
             self.st.step,
             self.run.file(LAST).display()
         );
-        let next = format!(
+        let mut next = format!(
             "resume with: fixclf train --config {} --resume",
             crate::interrupt::shell_quote(&self.run.file(CONFIG_FILE).display().to_string())
         );
+        if let Some(group) = crate::distributed::current() {
+            next.push_str(&format!(
+                ", launched as {} ranks again (torchrun or scripts/ranks.sh)",
+                group.world_size
+            ));
+        }
         Err(Error::interrupted(signal, what, next))
     }
 }

@@ -113,6 +113,14 @@ impl StepRecords {
             return Ok(Vec::new());
         }
         let n = self.pending.len() as i64;
+        if let Some(group) = crate::distributed::current() {
+            // Each rank counted its own share of the batch's correct predictions.
+            if self.pending.iter().any(|p| p.samples.is_some()) {
+                let correct = self.rows.f_narrow(0, 0, n)?.select(1, CORRECT as i64);
+                let lane = crate::distributed::Lane::Data;
+                group.all_reduce("correct predictions", lane, &[&correct], 1.0)?;
+            }
+        }
         let host = self.rows.f_narrow(0, 0, n)?.f_to_device(Device::Cpu)?;
         let values = Vec::<f64>::try_from(host.flatten(0, -1))?;
         let _ = self.slot.f_zero_()?;

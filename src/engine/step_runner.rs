@@ -36,6 +36,8 @@ impl Trainer<'_> {
             && self.settings.optimizer == OptimizerKind::Sgd
             && self.averages.is_none()
             && !self.nan_injection.active()
+            // A data-parallel step waits for the other ranks on the host.
+            && crate::distributed::current().is_none()
     }
 
     /// Runs the staged step (eagerly or from its graph) and tells the records of it.

@@ -15,7 +15,6 @@ use super::{
 };
 use crate::classifier::HeadConfig;
 use crate::error::{Error, Result};
-use crate::interrupt;
 use crate::memory::peak_rss_mb;
 use crate::optim::{self, Optimizer, OptimizerConfig};
 use rand::rngs::StdRng;
@@ -55,11 +54,13 @@ pub fn train(
     if !resume {
         run.check_fresh(opts.force || opts.resume)?;
     }
+    let resume = super::data_parallel::agree_resume(resume)?;
+    let writes = super::data_parallel::writes();
     crate::memory::reset_peak_rss();
     let mut task = build()?;
     // Building a fixed matrix needs f64 temporaries several times its size; hand them back.
     crate::memory::release_free_memory();
-    if !resume {
+    if !resume && writes {
         run.create_fresh(opts.force || opts.resume)?;
     }
     let report = task.params();
@@ -79,7 +80,11 @@ pub fn train(
             lr: t.lr,
             ..TrainState::default()
         },
-        metrics: run.metrics()?,
+        metrics: if writes {
+            run.metrics()?
+        } else {
+            MetricsLog::discard(&run.file(super::METRICS_FILE))
+        },
         averages: None,
         quiet: opts.quiet,
         task: task.as_mut(),
@@ -91,7 +96,7 @@ pub fn train(
     };
     if resume {
         trainer.resume()?;
-    } else {
+    } else if writes {
         run.write_text(CONFIG_FILE, config_toml)?;
         trainer.metrics.write(&Event::Start {
             params: report.clone(),
@@ -101,6 +106,7 @@ pub fn train(
             classes: Some(trainer.task.classes()),
         })?;
     }
+    trainer.join_ranks()?;
     let wall_start = Instant::now() - Duration::from_secs_f64(trainer.st.wall_seconds);
     // A signal that came while the data loaded: a fresh run gets a checkpoint at step 0, so
     // that the resume command works whatever the moment.
@@ -108,6 +114,9 @@ pub fn train(
     while trainer.st.epoch <= t.epochs {
         let epoch_start = Instant::now();
         trainer.train_epoch(wall_start)?;
+        // Each rank's last forward pass moved its BatchNorm statistics: rank 0's go to all
+        // before the ranks evaluate their shards with them.
+        trainer.sync_buffers()?;
         let precision = t.precision;
         let val =
             trainer.with_averages(|task| super::evaluate_in(task, Split::Valid, precision))?;
@@ -115,6 +124,7 @@ pub fn train(
         // end_epoch wrote last.safetensors: a signal during validation stops here.
         trainer.stop_if_requested(wall_start, false)?;
     }
+    trainer.check_weights_agree()?;
     trainer.finish(report, wall_start)
 }
 
@@ -157,9 +167,14 @@ fn build_optimizer(t: &TrainConfig, head: &HeadConfig, task: &dyn Task) -> Box<d
 /// stream (variable BPTT), both from `(seed, step)` alone. So a run resumed at any step
 /// draws what the uninterrupted run drew there, and nothing (evaluation, a resume) shifts
 /// the streams of later steps.
+/// The task's stream is the same on every rank of a data-parallel run (it chooses the
+/// BPTT length of the global batch); libtorch's differs per rank (`(seed, rank, step)`:
+/// each rank's dropout masks and crops are its own), and is the single process's on rank 0.
 fn step_streams(seed: u64, step: u64) -> StdRng {
     let s = splitmix64(seed ^ splitmix64(step));
-    tch::manual_seed((s >> 1) as i64);
+    let rank = crate::distributed::rank() as u64;
+    let torch_seed = if rank == 0 { s } else { s ^ splitmix64(!rank) };
+    tch::manual_seed((torch_seed >> 1) as i64);
     StdRng::seed_from_u64(s)
 }
 
@@ -252,6 +267,7 @@ impl Trainer<'_> {
                 break;
             };
             // Queued, not waited for: the step's numbers stay on the device until `settle`.
+            self.sync_buffers()?;
             self.run_step(&staged)?;
             self.update_averages();
             // A skipped step still used its batch: the data position moves on.
@@ -263,7 +279,8 @@ impl Trainer<'_> {
             let log = self.st.epoch_step % t.log_interval == 0;
             let saved =
                 t.checkpoint_interval > 0 && self.st.step % t.checkpoint_interval as u64 == 0;
-            let stop = interrupt::requested().is_some();
+            // Agreed by every rank, so all of them stop after this same step.
+            let stop = crate::distributed::sync::stop_requested()?.is_some();
             if log || saved || stop || self.records.is_full() || self.st.epoch_step == limit {
                 self.settle()?;
                 self.st.train_seconds += timed_from.elapsed().as_secs_f64();
@@ -388,7 +405,9 @@ impl Trainer<'_> {
             // Written while the NT-ASGD averages (if any) sit in the model.
             let meta = self.meta(false);
             let best = self.run.file(BEST);
-            self.with_averages(|task| save_safetensors(&best, &model_tensors(task), &meta))?;
+            if super::data_parallel::writes() {
+                self.with_averages(|task| save_safetensors(&best, &model_tensors(task), &meta))?;
+            }
         }
         let lr = self.opt.learning_rate();
         let averaging = self.averages.is_some();
@@ -546,7 +565,10 @@ impl Trainer<'_> {
             );
             println!("{}", "=".repeat(89));
         }
-        self.run.write_json(SUMMARY_FILE, &summary)?;
+        if super::data_parallel::writes() {
+            self.run.write_json(SUMMARY_FILE, &summary)?;
+            self.write_comm_stats()?;
+        }
         Ok(summary)
     }
 }

@@ -6,6 +6,7 @@ use super::corpus::{batchify, get_batch, Corpus, CorpusFiles};
 use super::model::{LanguageModel, LstmState};
 use crate::classifier::HeadConfig;
 use crate::classifier::{Head, HeadMode};
+use crate::distributed::{self, shard, sync::gather_along, sync::sum_over_ranks};
 use crate::engine::TrainConfig;
 use crate::engine::{Evaluation, Identity, ParamReport, Split, StagedStep, Task, TrainStep, Unit};
 use crate::error::{Error, Result};
@@ -39,7 +40,10 @@ pub fn load_corpus(lm: &LmConfig) -> Result<Corpus> {
 /// The language-model task: corpus, model, and where training stands in the data.
 pub struct LmTask {
     lm: LmConfig,
+    /// This rank's columns of the batch (all of them in a single process).
     batch_size: usize,
+    /// `train.batch_size`: the columns of all ranks together.
+    global_batch: usize,
     eval_batch_size: usize,
     device: Device,
     pub corpus: Corpus,
@@ -72,14 +76,21 @@ impl LmTask {
         let vs = nn::VarStore::new(device);
         let vocab = corpus.vocab.len() as i64;
         let model = LanguageModel::new(&vs, &lm, head, vocab, Some(&corpus.vocab))?;
-        let state = model.zero_state(train.batch_size as i64);
+        // Data parallel: the corpus is batched in the global batch's columns, and each rank
+        // trains on its own B / N of them (the single process's batch, split).
+        let (rank, world) = (distributed::rank(), distributed::world_size());
+        let share = shard::per_rank_batch(train.batch_size, world)?;
+        let state = model.zero_state(share as i64);
         let train_data = batchify(
             first_tokens(&corpus.train, lm.data.train_tokens),
             train.batch_size,
             device,
-        );
+        )
+        .narrow(1, (rank * share) as i64, share as i64)
+        .contiguous();
         Ok(LmTask {
-            batch_size: train.batch_size,
+            batch_size: share,
+            global_batch: train.batch_size,
             eval_batch_size: train.eval_batch_size,
             device,
             corpus,
@@ -105,6 +116,11 @@ impl LmTask {
         batchify(ids, self.eval_batch_size, self.device)
     }
 
+    /// This rank's first column of the global batch.
+    fn first_column(&self) -> i64 {
+        (distributed::rank() * self.batch_size) as i64
+    }
+
     fn rows(&self) -> usize {
         self.train_data.size()[0] as usize
     }
@@ -122,6 +138,28 @@ impl LmTask {
         };
         (base + 5.0 * standard_normal(rng)).round().max(5.0) as usize
     }
+}
+
+/// [`evaluate`] of a data-parallel run: each rank takes its share of `data`'s columns
+/// (independent streams), and the ranks' sums of token losses and tokens are added, so
+/// the result is the single process's (up to rounding).
+fn evaluate_sharded(model: &LanguageModel, data: &Tensor, bptt: usize) -> Result<f64> {
+    let cols = data.size()[1] as usize;
+    let (lo, hi) = shard::range(cols, distributed::rank(), distributed::world_size());
+    let mut sums = [0.0, 0.0];
+    if hi > lo {
+        let part = data.narrow(1, lo as i64, (hi - lo) as i64);
+        let (loss, tokens) = (evaluate(model, &part, bptt), token_count(&part));
+        sums = [loss * tokens, tokens];
+    }
+    let total = sum_over_ranks("evaluation losses", &sums)?;
+    Ok(total[0] / total[1].max(1.0))
+}
+
+/// Targets [`evaluate`] scores in `data`: every row but the first, in every column.
+fn token_count(data: &Tensor) -> f64 {
+    let s = data.size();
+    ((s[0] - 1).max(0) * s[1]) as f64
 }
 
 /// Mean cross-entropy of the model over `data` (from [`batchify`]), in evaluation mode.
@@ -237,7 +275,7 @@ impl Task for LmTask {
         Some(StagedStep {
             key: len,
             lr_scale: len as f64 / self.lm.bptt as f64,
-            units: len * self.batch_size,
+            units: len * self.global_batch,
             samples: None,
         })
     }
@@ -285,7 +323,12 @@ impl Task for LmTask {
         }
     }
     fn evaluate(&self, split: Split) -> Result<Evaluation> {
-        let loss = evaluate(&self.model, &self.eval_data(split), self.lm.bptt);
+        let data = self.eval_data(split);
+        let loss = if distributed::current().is_some() {
+            evaluate_sharded(&self.model, &data, self.lm.bptt)?
+        } else {
+            evaluate(&self.model, &data, self.lm.bptt)
+        };
         Ok(Evaluation {
             loss,
             ppl: Some(loss.exp()),
@@ -296,11 +339,14 @@ impl Task for LmTask {
     fn nt_asgd(&self) -> Option<usize> {
         self.lm.asgd.then_some(self.lm.nonmono)
     }
-    fn carried_state(&self) -> Vec<(String, Tensor)> {
-        vec![
-            ("lstm.h".into(), self.state.h.shallow_clone()),
-            ("lstm.c".into(), self.state.c.shallow_clone()),
-        ]
+    /// The hidden state of the whole global batch (gathered from the ranks' columns), so a
+    /// checkpoint is the same whatever the number of ranks that wrote it.
+    fn carried_state(&self) -> Result<Vec<(String, Tensor)>> {
+        let (whole, lo) = (self.global_batch as i64, self.first_column());
+        Ok(vec![
+            ("lstm.h".into(), gather_along(&self.state.h, 1, whole, lo)?),
+            ("lstm.c".into(), gather_along(&self.state.c, 1, whole, lo)?),
+        ])
     }
     fn restore_carried_state(
         &mut self,
@@ -312,7 +358,7 @@ impl Task for LmTask {
         let (Some(h), Some(c)) = (tensors.get("lstm.h"), tensors.get("lstm.c")) else {
             return Ok(());
         };
-        let want = self.model.zero_state(self.batch_size as i64).h.size();
+        let want = self.model.zero_state(self.global_batch as i64).h.size();
         if h.size() != want || c.size() != want {
             return Err(Error::bad_file(
                 from,
@@ -323,9 +369,10 @@ impl Task for LmTask {
                 ),
             ));
         }
+        let (lo, n) = (self.first_column(), self.batch_size as i64);
         tch::no_grad(|| {
-            self.state.h.copy_(h);
-            self.state.c.copy_(c);
+            self.state.h.copy_(&h.narrow(1, lo, n));
+            self.state.c.copy_(&c.narrow(1, lo, n));
         });
         Ok(())
     }

@@ -88,6 +88,13 @@ pub struct OptimizerConfig {
     pub nesterov: bool,
 }
 
+/// Averages the gradients over the ranks of a data-parallel launch, after the backward
+/// pass and before the norm, clipping, the non-finite mask and the update (so every rank
+/// takes the same step). `guard` (the loss) is averaged with them, in place.
+pub trait GradientSync {
+    fn average(&self, grads: &mut [Tensor], guard: Option<&Tensor>) -> Result<()>;
+}
+
 /// What one step leaves on the device: read them at the log interval, not per step (a
 /// read waits for the GPU).
 pub struct StepStats {
@@ -148,6 +155,11 @@ pub trait Optimizer {
     /// step does it too; a step captured in a CUDA graph needs it done before the replay).
     fn prepare_step(&mut self, lr_scale: f64) {
         self.group_mut().prepare(lr_scale);
+    }
+
+    /// Averages every step's gradients through `sync` (data-parallel training).
+    fn set_gradient_sync(&mut self, sync: Box<dyn GradientSync>) {
+        self.group_mut().sync = Some(sync);
     }
 
     /// Counts a step replayed from a CUDA graph (the host ran none of its code).
@@ -213,6 +225,7 @@ pub fn build(cfg: &OptimizerConfig, params: Vec<Param>) -> Box<dyn Optimizer> {
         lr_on_device: Tensor::zeros([], (Kind::Float, device)),
         lr_filled: None,
         device,
+        sync: None,
     };
     match cfg.kind {
         OptimizerKind::Sgd => Box::new(sgd::Sgd::new(common, cfg.momentum, cfg.nesterov)),
@@ -233,6 +246,8 @@ pub struct ParamGroup {
     /// The value last written into `lr_on_device` (written again only when it changes).
     lr_filled: Option<f64>,
     device: tch::Device,
+    /// Data-parallel gradient averaging, between the backward pass and the norm.
+    sync: Option<Box<dyn GradientSync>>,
 }
 
 /// The parameters that share a weight decay, a learning-rate multiplier and clipping,
@@ -281,6 +296,9 @@ impl ParamGroup {
         guard: Option<&Tensor>,
     ) -> Result<Step> {
         let mut grads = self.gradients(objective);
+        if let Some(sync) = &self.sync {
+            sync.average(&mut grads, guard)?;
+        }
         self.prepare(lr_scale);
         let (clipped, unclipped): (Vec<usize>, Vec<usize>) = (0..grads.len())
             .filter(|&i| grads[i].defined())

@@ -12,6 +12,7 @@ use super::long_tail::{class_counts, long_tail, shot_accuracy};
 use super::models::{self, Backbone};
 use super::transforms::TransformKind;
 use crate::classifier::{Head, HeadConfig, HeadMode, HeadShape};
+use crate::distributed::{self, shard, sync::sum_over_ranks};
 use crate::engine::metrics::is_buffer;
 use crate::engine::TrainConfig;
 use crate::engine::{
@@ -159,7 +160,8 @@ impl VisionTask {
         let head_cfg = head;
         let head = build_head(&(vs.root() / "head"), head_cfg, classes, features)?;
         Ok(VisionTask {
-            batch_size: train.batch_size,
+            // Data parallel: each rank takes B / N images of the global batch B.
+            batch_size: shard::per_rank_batch(train.batch_size, distributed::world_size())?,
             eval_batch_size: train.eval_batch_size,
             seed: train.seed,
             device,
@@ -188,6 +190,12 @@ impl VisionTask {
         }
     }
 
+    /// Training images this rank sees per pass (PyTorch's DistributedSampler: the pass
+    /// padded to a multiple of the ranks; all of them in a single process).
+    fn rank_len(&self) -> usize {
+        self.train_len().div_ceil(distributed::world_size())
+    }
+
     /// The images (u8) and labels of `set` at `idx`, on the device.
     fn batch(&self, set: &ImageSet, idx: &Tensor) -> (Tensor, Tensor) {
         let x = set.images.index_select(0, idx).to_device(self.device);
@@ -195,12 +203,13 @@ impl VisionTask {
         (x, y)
     }
 
-    /// The permutation of the training images for pass `pass` (0-based).
+    /// The permutation of the training images for pass `pass` (0-based), this rank's
+    /// part of it (every N-th from the rank's, as PyTorch's DistributedSampler takes them).
     fn order_of(&self, pass: usize) -> Vec<i64> {
         let mut order: Vec<i64> = (0..self.train_len() as i64).collect();
         let seed = self.seed ^ (pass as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         order.shuffle(&mut StdRng::seed_from_u64(seed));
-        order
+        shard::sampler(&order, distributed::rank(), distributed::world_size())
     }
 
     /// The features `[S, N]` as the head's rows see them ([`Head::features`]; f32, on the
@@ -383,7 +392,7 @@ impl Task for VisionTask {
         ]
     }
     fn steps_per_epoch(&self) -> usize {
-        self.train_len().div_ceil(self.batch_size)
+        self.rank_len().div_ceil(self.batch_size)
     }
     fn start_epoch(&mut self, _epoch: usize, position: usize) {
         let spe = self.steps_per_epoch().max(1);
@@ -397,10 +406,10 @@ impl Task for VisionTask {
     }
     fn stage_step(&mut self, _rng: &mut StdRng) -> Option<StagedStep> {
         let start = self.batch * self.batch_size;
-        if start >= self.train_len() {
+        if start >= self.rank_len() {
             return None;
         }
-        let end = (start + self.batch_size).min(self.train_len());
+        let end = (start + self.batch_size).min(self.rank_len());
         let (mut pad, mut flip) = (self.vision.crop_padding, self.vision.flip);
         let batch = match &mut self.source {
             Source::Memory { data, .. } => {
@@ -436,8 +445,9 @@ impl Task for VisionTask {
         Some(StagedStep {
             key: n,
             lr_scale: 1.0,
-            units: n,
-            samples: Some(n as u64),
+            // Every rank's batch of a step has the same size: the global batch's.
+            units: n * distributed::world_size(),
+            samples: Some((n * distributed::world_size()) as u64),
         })
     }
     fn compute_step(&mut self, _staged: &StagedStep) -> Result<TrainStep> {
@@ -532,8 +542,10 @@ impl Task for VisionTask {
         match &self.source {
             Source::Memory { data, valid } => {
                 let set = Self::eval_set(data, valid, split);
-                let total = set.labels.size()[0];
-                let mut start = 0;
+                let total = set.labels.size()[0] as usize;
+                let rank = distributed::rank();
+                let (lo, hi) = shard::range(total, rank, distributed::world_size());
+                let (mut start, total) = (lo as i64, hi as i64);
                 while start < total {
                     let len = (self.eval_batch_size as i64).min(total - start);
                     let idx = Tensor::arange_start(start, start + len, (Kind::Int64, Device::Cpu));
@@ -547,12 +559,21 @@ impl Task for VisionTask {
                 f.for_each_eval_batch(train, self.eval_batch_size, self.device, eval_batch)?
             }
         }
-        let n = n.max(1) as f64;
+        // Data parallel: a set loaded whole is scored in shards, one per rank, and the sums
+        // added; a streamed set is scored whole by every rank (the same weights, the same sums).
+        let (loss, correct, correct5, n) = if matches!(self.source, Source::Memory { .. }) {
+            let local = [loss, correct as f64, correct5 as f64, n as f64];
+            let sums = sum_over_ranks("evaluation sums", &local)?;
+            (sums[0], sums[1], sums[2], sums[3])
+        } else {
+            (loss, correct as f64, correct5 as f64, n as f64)
+        };
+        let n = n.max(1.0);
         Ok(Evaluation {
             loss: loss / n,
             ppl: None,
-            acc: Some(correct as f64 / n),
-            top5: top5.then_some(correct5 as f64 / n),
+            acc: Some(correct / n),
+            top5: top5.then_some(correct5 / n),
         })
     }
 }

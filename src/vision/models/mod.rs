@@ -85,6 +85,14 @@ pub struct ModelConfig {
     /// small-cnn and resnet-cifar: the last block's width is the number of classes, so the
     /// backbone gives N = C features (Zhu et al. 2021, tding1/Neural-Collapse `--fixdim`).
     pub fixdim: bool,
+    /// small-cnn: BatchNorm after each convolution (false: none, a network whose
+    /// data-parallel training equals the single process's exactly).
+    #[serde(skip_serializing_if = "is_true")]
+    pub batch_norm: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl Default for ModelConfig {
@@ -96,6 +104,7 @@ impl Default for ModelConfig {
             groups: 3,
             width: 32,
             fixdim: false,
+            batch_norm: true,
         }
     }
 }
@@ -160,6 +169,10 @@ impl ModelConfig {
             Arch::DensenetBc if !(1..=256).contains(&self.growth) => err(
                 "vision.model.growth",
                 format!("must be in 1..=256 (12 in the paper), got {}", self.growth),
+            ),
+            a if !self.batch_norm && a != Arch::SmallCnn => err(
+                "vision.model.batch_norm",
+                format!("only small-cnn can be built without BatchNorm, not {a}"),
             ),
             Arch::ShufflenetV1 if shufflenet::stage_channels(self.groups).is_none() => err(
                 "vision.model.groups",
@@ -265,7 +278,7 @@ pub fn build_for(
         ));
     }
     Ok(match cfg.arch {
-        Arch::SmallCnn => small_cnn::small_cnn(p, in_channels, cfg.width, last),
+        Arch::SmallCnn => small_cnn::small_cnn(p, in_channels, cfg.width, last, cfg.batch_norm),
         Arch::ResnetCifar => {
             resnet_cifar::resnet_cifar(p, cfg.effective_depth(), in_channels, last)
         }

@@ -7,8 +7,9 @@ use super::Backbone;
 use tch::nn::init::FanInOut;
 use tch::nn::{self, ModuleT};
 
-/// 3x3 conv (no bias) - BN - ReLU - 2x2 max pool, `c_in` to `c_out` channels.
-fn block(p: nn::Path, c_in: i64, c_out: i64) -> impl ModuleT {
+/// 3x3 conv (no bias) - BN - ReLU - 2x2 max pool, `c_in` to `c_out` channels (without
+/// `norm`: no BN, and the convolution has a bias instead).
+fn block(p: nn::Path, c_in: i64, c_out: i64, norm: bool) -> impl ModuleT {
     let conv = conv2d(
         &p / "conv",
         (c_in, c_out),
@@ -17,22 +18,33 @@ fn block(p: nn::Path, c_in: i64, c_out: i64) -> impl ModuleT {
         1,
         kaiming_normal(FanInOut::FanOut),
     );
-    let bn = batch_norm(&p / "bn", c_out, 0.0);
+    let bn = norm.then(|| batch_norm(&p / "bn", c_out, 0.0));
+    let bias = (!norm).then(|| p.zeros("bias", &[c_out]));
     nn::func_t(move |xs, train| {
-        xs.apply(&conv)
-            .apply_t(&bn, train)
-            .relu()
-            .max_pool2d_default(2)
+        let y = xs.apply(&conv);
+        let y = match (&bn, &bias) {
+            (Some(bn), _) => y.apply_t(bn, train),
+            (None, Some(b)) => y + b.view([1, -1, 1, 1]),
+            (None, None) => y,
+        };
+        y.relu().max_pool2d_default(2)
     })
 }
 
 /// The small CNN's backbone under `p` (`block1` .. `block3`); `last`: block 3's width
-/// (default `4 width`; the classes for Zhu et al.'s `fixdim`).
-pub fn small_cnn(p: &nn::Path, in_channels: i64, width: i64, last: Option<i64>) -> Backbone {
+/// (default `4 width`; the classes for Zhu et al.'s `fixdim`); `norm`: BatchNorm after each
+/// convolution (else a bias).
+pub fn small_cnn(
+    p: &nn::Path,
+    in_channels: i64,
+    width: i64,
+    last: Option<i64>,
+    norm: bool,
+) -> Backbone {
     let out = last.unwrap_or(4 * width);
-    let b1 = block(p / "block1", in_channels, width);
-    let b2 = block(p / "block2", width, 2 * width);
-    let b3 = block(p / "block3", 2 * width, out);
+    let b1 = block(p / "block1", in_channels, width, norm);
+    let b2 = block(p / "block2", width, 2 * width, norm);
+    let b3 = block(p / "block3", 2 * width, out, norm);
     Backbone {
         net: nn::func_t(move |xs, train| {
             xs.apply_t(&b1, train)
