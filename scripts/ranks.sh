@@ -21,7 +21,7 @@ port=${MASTER_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("1
 
 pids=()
 for ((rank = 0; rank < n; rank++)); do
-  # A session of its own: the terminal's Ctrl-C reaches the ranks once, through the trap
+  # A process group (setsid) of its own: the terminal's Ctrl-C reaches the ranks once, through the trap
   # below, not twice (a second signal stops a rank at once, without its checkpoint).
   RANK=$rank WORLD_SIZE=$n LOCAL_RANK=$rank LOCAL_WORLD_SIZE=$n MASTER_ADDR=127.0.0.1 \
     MASTER_PORT=$port OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} setsid "$bin" "$@" &
