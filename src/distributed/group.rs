@@ -199,6 +199,19 @@ impl ProcessGroup {
         if ts.is_empty() {
             return Ok(());
         }
+        self.all_reduce_into(op, lane, ts, scale, std::ptr::null_mut())
+    }
+
+    /// The one all-reduce call: `views` null (results copied back into `ts`) or `ts.len()`
+    /// slots for the tensors viewing the flat buckets.
+    fn all_reduce_into(
+        &self,
+        op: &str,
+        lane: Lane,
+        ts: &[&Tensor],
+        scale: f64,
+        views: *mut Handle,
+    ) -> Result<()> {
         let h = handles(ts);
         let e = unsafe {
             fixclf_dist_allreduce(
@@ -208,7 +221,7 @@ impl ProcessGroup {
                 self.bucket_bytes,
                 scale,
                 c_int::from(lane == Lane::Control),
-                std::ptr::null_mut(),
+                views,
             )
         };
         self.check(&format!("all-reduce of {op}"), e)
@@ -220,20 +233,8 @@ impl ProcessGroup {
         if ts.is_empty() {
             return Ok(Vec::new());
         }
-        let h = handles(ts);
-        let mut views: Vec<Handle> = vec![std::ptr::null_mut(); h.len()];
-        let e = unsafe {
-            fixclf_dist_allreduce(
-                self.handle,
-                h.as_ptr(),
-                h.len() as c_int,
-                self.bucket_bytes,
-                scale,
-                0,
-                views.as_mut_ptr(),
-            )
-        };
-        self.check(&format!("all-reduce of {op}"), e)?;
+        let mut views: Vec<Handle> = vec![std::ptr::null_mut(); ts.len()];
+        self.all_reduce_into(op, Lane::Data, ts, scale, views.as_mut_ptr())?;
         // SAFETY: on success every slot holds a new at::Tensor*.
         Ok(views
             .into_iter()
