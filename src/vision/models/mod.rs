@@ -10,12 +10,13 @@
 //! | `densenet-bc` | Huang et al. 2017, CIFAR DenseNet-BC, depth 6n+4 (3 blocks of n bottlenecks), growth k | 342 for 100-12 |
 //! | `resnet50` | tch's (torchvision's) ResNet-50 for ImageNet, 3-channel input only | 2048 |
 //! | `densenet169` | torchvision's DenseNet-169 for ImageNet | 1664 |
-//! | `shufflenet-v1` | Zhang et al. 2018, 1x, `groups` g (1, 2, 3, 4, 8) | 960 for g = 3 |
+//! | `shufflenet-v1` | Zhang et al. 2018, 1x, `groups` g (1, 2, 3, 4, 8); `shufflenet_layout` megvii's or the 2017 PyTorch port's (the paper's count) | 960 for g = 3 |
 pub mod densenet;
 mod layers;
 pub mod resnet50;
 pub mod resnet_cifar;
 pub mod shufflenet;
+pub mod shufflenet_2017;
 pub mod small_cnn;
 
 use crate::error::{Error, Result};
@@ -89,6 +90,28 @@ pub struct ModelConfig {
     /// data-parallel training equals the single process's exactly).
     #[serde(skip_serializing_if = "is_true")]
     pub batch_norm: bool,
+    /// shufflenet-v1: megvii's reference layout (the default) or the 2017 PyTorch port's,
+    /// whose parameter count is the paper's Table 1.
+    #[serde(skip_serializing_if = "ShufflenetLayout::is_megvii")]
+    pub shufflenet_layout: ShufflenetLayout,
+}
+
+/// Which ShuffleNet v1 layout `shufflenet-v1` builds.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum ShufflenetLayout {
+    /// megvii's reference (ShuffleNet-Series): [`shufflenet`].
+    #[default]
+    Megvii,
+    /// github.com/jaxony/ShuffleNet as of July-November 2017: [`shufflenet_2017`].
+    #[serde(rename = "jaxony-2017")]
+    Jaxony2017,
+}
+
+impl ShufflenetLayout {
+    fn is_megvii(&self) -> bool {
+        *self == ShufflenetLayout::Megvii
+    }
 }
 
 fn is_true(b: &bool) -> bool {
@@ -105,6 +128,7 @@ impl Default for ModelConfig {
             width: 32,
             fixdim: false,
             batch_norm: true,
+            shufflenet_layout: ShufflenetLayout::Megvii,
         }
     }
 }
@@ -133,7 +157,12 @@ impl ModelConfig {
             Arch::SmallCnn => format!("small-cnn-{}", self.width),
             Arch::ResnetCifar => format!("resnet-cifar-{}", self.effective_depth()),
             Arch::DensenetBc => format!("densenet-bc-{}-{}", self.effective_depth(), self.growth),
-            Arch::ShufflenetV1 => format!("shufflenet-v1-g{}", self.groups),
+            Arch::ShufflenetV1 => match self.shufflenet_layout {
+                ShufflenetLayout::Megvii => format!("shufflenet-v1-g{}", self.groups),
+                ShufflenetLayout::Jaxony2017 => {
+                    format!("shufflenet-v1-g{}-jaxony2017", self.groups)
+                }
+            },
             a => a.name().to_string(),
         }
     }
@@ -181,6 +210,18 @@ impl ModelConfig {
                     self.groups
                 ),
             ),
+            Arch::ShufflenetV1
+                if self.shufflenet_layout == ShufflenetLayout::Jaxony2017 && self.groups > 3 =>
+            {
+                err(
+                    "vision.model.groups",
+                    format!(
+                        "the jaxony-2017 ShuffleNet layout builds groups 1, 2 or 3 (its stride-2 \
+                         bottleneck is not divisible by {}); use shufflenet_layout = \"megvii\"",
+                        self.groups
+                    ),
+                )
+            }
             _ => Ok(()),
         }
     }
@@ -287,7 +328,12 @@ pub fn build_for(
         }
         Arch::Resnet50 => resnet50::resnet50(p, in_channels)?,
         Arch::Densenet169 => densenet::densenet169(p, in_channels),
-        Arch::ShufflenetV1 => shufflenet::shufflenet_v1(p, cfg.groups, in_channels),
+        Arch::ShufflenetV1 => match cfg.shufflenet_layout {
+            ShufflenetLayout::Megvii => shufflenet::shufflenet_v1(p, cfg.groups, in_channels),
+            ShufflenetLayout::Jaxony2017 => {
+                shufflenet_2017::shufflenet_v1_2017(p, cfg.groups, in_channels)
+            }
+        },
     })
 }
 
@@ -379,6 +425,14 @@ pub(crate) mod tests {
                 c(Arch::ShufflenetV1, |m| m.groups = 5),
                 "groups",
                 "1, 2, 3, 4 or 8",
+            ),
+            (
+                c(Arch::ShufflenetV1, |m| {
+                    m.groups = 4;
+                    m.shufflenet_layout = ShufflenetLayout::Jaxony2017
+                }),
+                "groups",
+                "shufflenet_layout = \"megvii\"",
             ),
             (c(Arch::SmallCnn, |m| m.width = 0), "width", "32"),
         ] {

@@ -13,16 +13,17 @@
 //! as well) and initialization (normal std 0.01 for the first conv, std `1 / fan_in` for the
 //! others, BN weight 1 and bias 1e-4). g = 3: N = 960; 904,728 backbone parameters, 1,864,728
 //! with megvii's bias-free 1000-way classifier (its README's "1.9M") and 1,865,728 with a
-//! learned classifier with bias.
+//! learned classifier with bias. The paper's Table 1 counts the 2017 PyTorch port's layout
+//! instead: [`super::shufflenet_2017`].
 use super::layers::{batch_norm, conv2d};
 use super::Backbone;
 use tch::nn::{self, Init, ModuleT};
 use tch::Tensor;
 
 /// Channels after the stem.
-const STEM: i64 = 24;
+pub(super) const STEM: i64 = 24;
 /// Units per stage.
-const REPEATS: [i64; 3] = [4, 8, 4];
+pub(super) const REPEATS: [i64; 3] = [4, 8, 4];
 /// BN bias at initialization (megvii's).
 const BN_BIAS: f64 = 1e-4;
 
