@@ -81,11 +81,16 @@ pub struct GradientAverager {
 }
 
 impl GradientAverager {
+    /// For one run: the counts start from zero (a suite trains several runs in one
+    /// process, each with its own `distributed.json`).
     pub fn new(group: &'static ProcessGroup, backend: &str) -> GradientAverager {
         with_stats(|s| {
-            s.world_size = group.world_size;
-            s.backend = backend.to_string();
-            s.bucket_mb = group.bucket_bytes as f64 / (1024.0 * 1024.0);
+            *s = CommStats {
+                world_size: group.world_size,
+                backend: backend.to_string(),
+                bucket_mb: group.bucket_bytes as f64 / (1024.0 * 1024.0),
+                ..CommStats::default()
+            }
         });
         GradientAverager { group }
     }
