@@ -451,6 +451,12 @@ fn resume_hint(path: &Path, opts: &SuiteOptions) -> String {
     if opts.jobs > 1 {
         cmd.push_str(&format!(" --jobs {}", opts.jobs));
     }
+    if let Some(group) = crate::distributed::current() {
+        cmd.push_str(&format!(
+            ", launched as {} ranks again (torchrun or scripts/ranks.sh)",
+            group.world_size
+        ));
+    }
     cmd
 }
 
