@@ -249,7 +249,7 @@ if wait_until 120 checkpointed restart 300; then
     wait "$tr_pid"
     code=$?
     resumed=$(grep -o '"event":"resume"[^}]*' "$work/runs/restart/metrics.jsonl" | head -n1)
-    detail="killed rank 1 (pid $victim) with last.safetensors at step $stopped; attempt 0 exits $(rc_of train restart 0 0) / $(rc_of train restart 1 0); restarted workers with TORCHELASTIC_RESTART_COUNT=1: ${restarted:-not seen}; attempt 1 exits $(rc_of train restart 0 1) / $(rc_of train restart 1 1); metrics: ${resumed:-no resume event}; torchrun exit $code"
+    detail="killed rank 1 (pid $victim; last.safetensors was at step $stopped just before); attempt 0 exits $(rc_of train restart 0 0) / $(rc_of train restart 1 0); restarted workers with TORCHELASTIC_RESTART_COUNT=1: ${restarted:-not seen}; attempt 1 exits $(rc_of train restart 0 1) / $(rc_of train restart 1 1); metrics: ${resumed:-no resume event}; torchrun exit $code"
     if [ $code = 0 ] && [ "$restarted" = yes ] && [ -n "$resumed" ] && [ -f "$work/runs/restart/summary.json" ] && same_numbers restart ref; then
       pass c "$detail; equal to the uninterrupted run: $why"
     else
@@ -274,7 +274,7 @@ out0=$(worker_log suite 0 0 stdout) out1=$(worker_log suite 0 1 stdout)
 if [ $code = 0 ] && grep -q "suite suite done .* on 2 ranks" <<<"$out0" \
   && [ -f "$work/runs/suite/learned/summary.json" ] && [ -f "$work/runs/suite/fixed/summary.json" ] \
   && [ -f "$work/reports/suite/results.md" ] && ! grep -q "| suite\|| run " <<<"$out1"; then
-  pass d1 "torchrun exit 0; both runs trained on 2 ranks, the report written by rank 0 alone ($(grep -c '^| run ' <<<"$out0") run lines from rank 0, none from rank 1)"
+  pass d1 "torchrun exit 0; both runs trained on 2 ranks, the report written by rank 0 alone (rank 0: $(grep -c '^| run [^|]*: training' <<<"$out0") runs trained, rank 1: silent)"
 else
   fail d1 "torchrun exit $code; see $work/suite.log and $work/logs/suite"
 fi

@@ -232,7 +232,7 @@ pub fn stop_requested() -> Result<Option<Signal>> {
             i64::from(mine == Some(Signal::TERM)),
         ],
     )?;
-    // SIGTERM (torchrun's, a scheduler's) wins over a Ctrl-C seen elsewhere.
+    // SIGTERM (a scheduler's, passed on by torchrun) wins over a Ctrl-C seen elsewhere.
     let agreed = if flags[1] > 0 {
         Some(Signal::TERM)
     } else if flags[0] > 0 {
