@@ -85,7 +85,10 @@ fn a_suite_on_two_ranks_trains_every_run_and_rank_0_alone_writes() {
     let path = suite_file(d, &runs);
     let out = suite_on_two_ranks(&path);
     let (talk, quiet) = (&out[0].0, &out[1].0);
-    assert!(talk.contains("embeddings") && talk.contains("w2v: computed"), "{talk}");
+    assert!(
+        talk.contains("embeddings") && talk.contains("w2v: computed"),
+        "{talk}"
+    );
     assert!(talk.contains("| run learned: training"), "{talk}");
     assert!(talk.contains("| run fixed-w2v: training"), "{talk}");
     assert_eq!(talk.matches("| suite tiny done").count(), 1, "{talk}");
@@ -118,12 +121,19 @@ fn a_suite_on_two_ranks_trains_every_run_and_rank_0_alone_writes() {
     assert_eq!(talk.matches("up to date, reused").count(), 1, "{talk}");
     assert!(!talk.contains(": training"), "{talk}");
     assert!(out[1].0.is_empty(), "{}", out[1].0);
-    assert_eq!(std::fs::metadata(&best).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&best).unwrap().modified().unwrap(),
+        before
+    );
 
     // A run without its summary (stopped after its last checkpoint) is resumed by all.
     std::fs::remove_file(d.join("runs/tiny/fixed-w2v/summary.json")).unwrap();
     let out = suite_on_two_ranks(&path);
-    assert!(out[0].0.contains("| run fixed-w2v: resuming"), "{}", out[0].0);
+    assert!(
+        out[0].0.contains("| run fixed-w2v: resuming"),
+        "{}",
+        out[0].0
+    );
     assert!(d.join("runs/tiny/fixed-w2v/summary.json").exists());
 }
 
@@ -138,13 +148,14 @@ fn jobs_and_runs_needing_another_group_are_refused_under_a_launch() {
     let out = run_ranks_output(&["suite", "--config", cfg, "--jobs", "2"], 2, &[]);
     for (code, _, err) in &out {
         assert_eq!(*code, 2, "{err}");
-        assert!(err.starts_with("error: --jobs: 2 is refused under a launch"), "{err}");
+        assert!(
+            err.starts_with("error: --jobs: 2 is refused under a launch"),
+            "{err}"
+        );
         assert_eq!(err.lines().count(), 1, "{err}");
     }
     // The group is built once per process: a run with another timeout cannot use it.
-    let runs = format!(
-        "{runs}\n[[runs]]\nname = \"slow\"\nset = [\"distributed.timeout_s=60\"]\n"
-    );
+    let runs = format!("{runs}\n[[runs]]\nname = \"slow\"\nset = [\"distributed.timeout_s=60\"]\n");
     let path = suite_file(d, &runs);
     let out = run_ranks_output(&["suite", "--config", path.to_str().unwrap()], 2, &[]);
     for (code, _, err) in &out {

@@ -154,10 +154,10 @@ mod tests {
         b.train.lr *= 2.0;
         let mut cuda = a.clone();
         cuda.train.device = "cuda:1".into();
-        let d = suite_digest(&[a.clone()], &[]);
+        let d = suite_digest(std::slice::from_ref(&a), &[]);
         assert_eq!(d, suite_digest(&[cuda], &[]));
         assert_ne!(d, suite_digest(&[b], &[]));
-        assert_ne!(d, suite_digest(&[a.clone()], &["a".into()]));
+        assert_ne!(d, suite_digest(std::slice::from_ref(&a), &["a".into()]));
         assert_ne!(d, suite_digest(&[a.clone(), a], &[]));
     }
 }
