@@ -4,7 +4,8 @@
 # ranks after the same step with last.safetensors written, and the same command resumes to
 # the uninterrupted run's numbers; (c) with --max-restarts 1, one rank killed by SIGKILL:
 # the group restarts (TORCHELASTIC_RESTART_COUNT=1) from the last checkpoint and finishes;
-# (d) a suite under torchrun, then again (its finished runs reused). Each step prints PASS
+# (d) a suite under torchrun stopped by SIGINT, resumed by the same command, then again
+# (its finished runs reused). Each step prints PASS
 # or FAIL with the reason; the script exits 1 when one failed. Not part of `make test`.
 #
 #   scripts/torchrun-check.sh [--keep]     (work folder: runs/torchrun-check/)
@@ -112,7 +113,7 @@ EOF
   printf 'name = "suite"\nruns_dir = "%s"\nreports_dir = "%s"\n\n' "$work/runs" "$work/reports"
   lm_sections | sed 's/^\[lm/[base.lm/'
   echo
-  train_section 2 | sed 's/^\[train/[base.train/'
+  train_section 25 | sed 's/^\[train/[base.train/'
   printf '\n[[runs]]\nname = "learned"\nset = ["head.mode=learned"]\n'
   printf '\n[[runs]]\nname = "fixed"\nset = ["head.mode=fixed-orthogonal"]\n'
 } >"$work/suite.toml"
@@ -266,26 +267,48 @@ else
   fail c "no checkpoint after 300 steps; see $work/restart.log"
 fi
 
-# --- (d) a suite under torchrun, then again ---
-start_torchrun suite "$work/rank.sh" suite --config "$work/suite.toml"
+# --- (d) a suite under torchrun: stopped by SIGINT, resumed, then again ---
+suite=("$work/rank.sh" suite --config "$work/suite.toml")
+start_torchrun suite "${suite[@]}"
+if wait_until 120 past_step suite/learned 300; then
+  kill -INT "$tr_pid"
+  wait "$tr_pid"
+  code=$?
+  r0=$(rc_of suite suite 0 0) r1=$(rc_of suite suite 1 0)
+  e0=$(worker_log suite 0 0 stderr) e1=$(worker_log suite 0 1 stderr)
+  s0=$(grep -o 'interrupted by SIG[A-Z]* at epoch [0-9]* step [0-9]*' <<<"$e0" | head -n1)
+  s1=$(grep -o 'interrupted by SIG[A-Z]* at epoch [0-9]* step [0-9]*' <<<"$e1" | head -n1)
+  detail="torchrun exit $code; rank exits $r0 / $r1; rank 0: '$s0', rank 1: '$s1'"
+  if [ "$r0" = 130 ] && [ "$r1" = 130 ] && [ -n "$s0" ] && [ "$s0" = "$s1" ] \
+    && [ -f "$work/runs/suite/learned/last.safetensors" ] && [ ! -e "$work/runs/suite/fixed" ]; then
+    pass d1 "$detail; the second run not started"
+  else
+    fail d1 "$detail; see $work/suite.log and $work/logs/suite"
+  fi
+else
+  kill -TERM "$tr_pid" 2>/dev/null
+  wait "$tr_pid"
+  fail d1 "the suite's first run ended or stalled before 300 steps; see $work/suite.log"
+fi
+start_torchrun suite-resume "${suite[@]}"
 wait "$tr_pid"
 code=$?
-out0=$(worker_log suite 0 0 stdout) out1=$(worker_log suite 0 1 stdout)
-if [ $code = 0 ] && grep -q "suite suite done .* on 2 ranks" <<<"$out0" \
-  && [ -f "$work/runs/suite/learned/summary.json" ] && [ -f "$work/runs/suite/fixed/summary.json" ] \
-  && [ -f "$work/reports/suite/results.md" ] && ! grep -q "| suite\|| run " <<<"$out1"; then
-  pass d1 "torchrun exit 0; both runs trained on 2 ranks, the report written by rank 0 alone (rank 0: $(grep -c '^| run [^|]*: training' <<<"$out0") runs trained, rank 1: silent)"
+out0=$(worker_log suite-resume 0 0 stdout) out1=$(worker_log suite-resume 0 1 stdout)
+if [ $code = 0 ] && grep -q "| run learned: resuming" <<<"$out0" && grep -q "| run fixed: training" <<<"$out0" \
+  && grep -q "suite suite done .* on 2 ranks" <<<"$out0" && [ -f "$work/runs/suite/fixed/summary.json" ] \
+  && [ -f "$work/reports/suite/results.md" ] && [ -z "$out1" ] && same_numbers suite/learned ref; then
+  pass d2 "torchrun exit 0; rank 0 resumed the stopped run and trained the other, wrote the report; rank 1 printed nothing; the resumed run equals the uninterrupted one: $why"
 else
-  fail d1 "torchrun exit $code; see $work/suite.log and $work/logs/suite"
+  fail d2 "torchrun exit $code; ${why:-}; see $work/suite-resume.log and $work/logs/suite-resume"
 fi
-start_torchrun suite-again "$work/rank.sh" suite --config "$work/suite.toml"
+start_torchrun suite-again "${suite[@]}"
 wait "$tr_pid"
 code=$?
 reused=$(worker_log suite-again 0 0 stdout | grep -c "finished, reused")
 if [ $code = 0 ] && [ "$reused" = 2 ]; then
-  pass d2 "torchrun exit 0; rank 0 found both runs finished and every rank skipped them"
+  pass d3 "torchrun exit 0; rank 0 found both runs finished and every rank skipped them"
 else
-  fail d2 "torchrun exit $code, $reused runs reused (2 expected); see $work/logs/suite-again"
+  fail d3 "torchrun exit $code, $reused runs reused (2 expected); see $work/logs/suite-again"
 fi
 
 say "logs in $work"
