@@ -8,7 +8,7 @@
 # (its finished runs reused). Each step prints PASS
 # or FAIL with the reason; the script exits 1 when one failed. Not part of `make test`.
 #
-#   scripts/torchrun-check.sh [--keep]     (work folder: runs/torchrun-check/)
+#   scripts/torchrun-check.sh      (or make torchrun-check; logs in runs/torchrun-check/)
 #
 # torchrun comes with torch; the light libtorch that `make setup` installs has the torch
 # package but not what `import torch` loads (its dependencies were left out: the CUDA
