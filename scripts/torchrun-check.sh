@@ -29,6 +29,7 @@ say() { echo "torchrun-check: $*"; }
 pass() { echo "PASS $1: $2"; }
 fail() { echo "FAIL $1: $2"; failed=1; }
 die() { echo "torchrun-check: $*" >&2; exit 2; }
+[ $# = 0 ] || die "takes no arguments (usage: scripts/torchrun-check.sh)"
 
 # --- torchrun: the light install's torch plus its dependencies, in a venv of its own ---
 torch_dir=$(scripts/setup-libtorch.sh) || die "scripts/setup-libtorch.sh failed"
