@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SUITE ?= configs/wt2-quick.toml
 
-.PHONY: run run-seeds test setup libtorch gloo data data-vision vision vision-seeds build lint bench gpu gpu-suite clean-cache
+.PHONY: run run-seeds test setup libtorch gloo data data-vision vision vision-seeds build lint bench gpu gpu-suite torchrun-check clean-cache
 
 run: setup
 	$(CARGO) run --release -- suite --config $(SUITE)
@@ -63,3 +63,9 @@ gpu: data
 # concurrency probe (scripts/gpu-suite.sh; results in reports/gpu-suite/).
 gpu-suite: data
 	./scripts/gpu-suite.sh
+
+# fixclf under PyTorch's own torchrun, with torch's dependencies installed once (pip, about
+# 3.4 GB) in a venv of their own: tiny runs to the end, stopped by SIGINT and resumed, a
+# killed rank and a restart, a suite (scripts/torchrun-check.sh; a few minutes; not in test).
+torchrun-check: setup build
+	./scripts/torchrun-check.sh

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs `fixclf ARGS` as N ranks of one data-parallel run on this machine, with the variables
-# torchrun sets (for the light install, which has no torchrun; docs/distributed.md). A
-# Ctrl-C or SIGTERM is passed on once to every rank, as torchrun passes it on, so they stop
-# after the same step with the checkpoint written. Exits with the first failing rank's code.
+# torchrun sets (without torchrun, which needs torch's dependencies: docs/distributed.md).
+# A Ctrl-C or SIGTERM is passed on once to every rank, as torchrun passes it on, so they
+# stop after the same step with the checkpoint written. Exits with the first failing rank's
+# code.
 #
 #   scripts/ranks.sh N train --config configs/lm-wt2.toml --resume
+#   scripts/ranks.sh N suite --config configs/wt2-quick.toml
 #
 # Environment: FIXCLF (the binary; default target/release/fixclf), MASTER_PORT (default: a
 # free port), OMP_NUM_THREADS (default 1: one thread per rank, as torchrun sets it).

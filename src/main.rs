@@ -86,6 +86,7 @@ enum Command {
     #[command(subcommand)]
     Data(fixclf::vision::datacli::DataCommand),
     /// Run a suite: embeddings, every run (finished ones reused, unfinished resumed), report.
+    /// Under torchrun every run trains data-parallel on all ranks; rank 0 writes.
     Suite {
         /// The suite file (configs/wt2-quick.toml, ...).
         #[arg(long)]
@@ -100,7 +101,7 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
         /// Train this many runs at once, each in its own process with its log in
-        /// `<runs>/.jobs/` (a GPU has room for several batch-20 LSTMs).
+        /// `<runs>/.jobs/` (a GPU has room for several batch-20 LSTMs). Not under torchrun.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
         jobs: u64,
     },
@@ -165,13 +166,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             quiet,
             jobs,
         } => {
-            if fixclf::distributed::Launch::from_env()?.is_some() {
-                anyhow::bail!(
-                    "fixclf suite runs alone, not under torchrun (every rank would write the \
-                     same files); launch `fixclf train --config ...` of each run instead \
-                     (docs/distributed.md)"
-                );
-            }
             fixclf::suite::run_suite(
                 &config,
                 &fixclf::suite::SuiteOptions {

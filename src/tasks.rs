@@ -67,15 +67,7 @@ pub fn train(cfg: &Config, opts: &TrainOptions) -> Result<Summary> {
 /// trains (its CUDA device the rank's own); None for a process alone. Every rank must
 /// have the same config (a hash of it is compared).
 fn join_launch(cfg: &Config) -> Result<Option<(Config, &'static distributed::ProcessGroup)>> {
-    if distributed::Launch::from_env()?.is_none() {
-        return Ok(None);
-    }
-    let mut cfg = cfg.clone();
-    if let Some(device) = distributed::local_device(&cfg.train.device)? {
-        cfg.train.device = device;
-    }
-    let device = engine::resolve_device(&cfg.train.device)?;
-    let Some(group) = distributed::init_from_env(&cfg.distributed, device)? else {
+    let Some((cfg, group)) = join_group(cfg)? else {
         return Ok(None);
     };
     // The config as given (before the rank's own device), as the ranks should share it.
@@ -88,6 +80,30 @@ fn join_launch(cfg: &Config) -> Result<Option<(Config, &'static distributed::Pro
         "launch every rank with the same --config and --set",
     )?;
     Ok(Some((cfg, group)))
+}
+
+/// The process group of a launch for `cfg`'s `[distributed]` settings and device (built
+/// by the first call of the process, the same group after: see
+/// [`distributed::init_from_env`]), with `cfg` on this rank's device; None alone. A
+/// mismatch with the group's settings names `cfg`'s file.
+pub fn join_group(cfg: &Config) -> Result<Option<(Config, &'static distributed::ProcessGroup)>> {
+    if distributed::Launch::from_env()?.is_none() {
+        return Ok(None);
+    }
+    let mut cfg = cfg.clone();
+    if let Some(device) = distributed::local_device(&cfg.train.device)? {
+        cfg.train.device = device;
+    }
+    let device = engine::resolve_device(&cfg.train.device)?;
+    let group = distributed::init_from_env(&cfg.distributed, device).map_err(|e| match e {
+        Error::Config { file, field, msg }
+            if file == "[distributed]" && !cfg.origin.0.is_empty() =>
+        {
+            Error::config(&cfg.origin.0, field, msg)
+        }
+        e => e,
+    })?;
+    Ok(group.map(|g| (cfg, g)))
 }
 
 /// Evaluates a run folder's best checkpoint (else its last) on a split; `device` overrides

@@ -7,6 +7,7 @@
 //! restarted with the next restart count resumes from the last checkpoint.
 mod common;
 
+use common::ranks::{launch, run_ranks};
 use common::runs::{epoch_metrics, finish, BIN};
 use common::tiny_config;
 use fixclf::engine::metrics::{read_events, Event};
@@ -15,38 +16,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// Starts `world` ranks of `fixclf <args>` as torchrun would (one thread each).
-fn launch(args: &[&str], world: usize, env: &[(&str, &str)]) -> Vec<Child> {
-    let port = free_port().to_string();
-    (0..world)
-        .map(|rank| {
-            Command::new(BIN)
-                .args(args)
-                .env("RANK", rank.to_string())
-                .env("WORLD_SIZE", world.to_string())
-                .env("LOCAL_RANK", rank.to_string())
-                .env("LOCAL_WORLD_SIZE", world.to_string())
-                .env("MASTER_ADDR", "127.0.0.1")
-                .env("MASTER_PORT", &port)
-                .envs(env.iter().copied())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start fixclf")
-        })
-        .collect()
-}
-
-/// Runs `world` ranks to the end; (exit code, stderr) of each.
-fn run_ranks(args: &[&str], world: usize, env: &[(&str, &str)]) -> Vec<(i32, String)> {
-    launch(args, world, env).into_iter().map(finish).collect()
-}
 
 fn single(args: &[&str]) {
     let (code, stderr) = finish(
@@ -381,13 +350,4 @@ fn a_fixed_head_all_reduces_9x_fewer_floats_than_a_learned_one_at_paper_size() {
     // 38.30 M / 4.24 M: "9.1x" from the rounded figures, 9.04x exactly.
     assert!(ratio > 9.0 && ratio < 9.1, "{ratio}");
     println!("floats per step: learned {learned}, tied {tied}, fixed {fixed}");
-}
-
-#[test]
-#[serial]
-fn a_suite_under_a_launch_is_refused() {
-    let out = run_ranks(&["suite", "--config", "configs/wt2-quick.toml"], 1, &[]);
-    let (code, err) = &out[0];
-    assert_eq!(*code, 2, "{err}");
-    assert!(err.contains("fixclf suite runs alone"), "{err}");
 }

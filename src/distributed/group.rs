@@ -115,6 +115,8 @@ pub struct ProcessGroup {
     pub world_size: usize,
     pub bucket_bytes: i64,
     pub timeout_s: f64,
+    /// The CUDA device of the data lane's NCCL group (None: Gloo).
+    pub nccl_device: Option<usize>,
 }
 
 // SAFETY: c10d's process groups and stores are used from several threads by PyTorch itself;
@@ -190,7 +192,17 @@ impl ProcessGroup {
             world_size: launch.world_size,
             bucket_bytes: settings.bucket_bytes,
             timeout_s: settings.timeout_s,
+            nccl_device: settings.nccl_device,
         })
+    }
+
+    /// The settings the group was built with.
+    pub fn settings(&self) -> GroupSettings {
+        GroupSettings {
+            timeout_s: self.timeout_s,
+            bucket_bytes: self.bucket_bytes,
+            nccl_device: self.nccl_device,
+        }
     }
 
     /// Sums `ts` over the ranks in place, then scales them by `scale` (`1 / world_size`:

@@ -9,14 +9,19 @@
 //! - [`sync`]: what training asks of the group: gradient averaging, rank 0's weights
 //!   broadcast, agreement checks (config, fixed matrix, resume), the agreed stop.
 //! - [`shard`]: which part of the data each rank takes.
+//! - [`rank0`]: what rank 0 decides or does alone for every rank (a suite's choices
+//!   between runs, its embeddings), the others told or waiting.
 //!
 //! `fixclf bench allreduce` (the all-reduce alone) is `crate::bench::allreduce`.
 //!
 //! The group of the process is global, as PyTorch's default process group is: the task's
-//! data split, the trainer and the evaluation all ask [`current`].
+//! data split, the trainer and the evaluation all ask [`current`]. It is built once, by
+//! the first run of the process; the next runs of a suite reuse it (their `[distributed]`
+//! settings must be the first's).
 pub mod config;
 pub mod env;
 pub mod group;
+pub mod rank0;
 pub mod shard;
 pub mod sync;
 #[cfg(test)]
@@ -54,7 +59,9 @@ pub fn is_writer() -> bool {
 
 /// Joins the launch described by the environment, if any: builds the process group
 /// (once per process) with `cfg`'s timeout and buckets, NCCL on `device` when it is CUDA
-/// (`backend = "auto"`). Returns the group, None for a process alone.
+/// (`backend = "auto"`). Returns the group, None for a process alone. A later call (the
+/// next run of a suite) gets the same group, and an error naming the field when its
+/// settings are not the group's.
 pub fn init_from_env(
     cfg: &DistributedConfig,
     device: tch::Device,
@@ -62,9 +69,18 @@ pub fn init_from_env(
     let Some(launch) = Launch::from_env()? else {
         return Ok(None);
     };
+    let settings = group_settings(cfg, device)?;
     if let Some(g) = current() {
+        check_reusable(g, &settings)?;
         return Ok(Some(g));
     }
+    let group = ProcessGroup::new(&launch, &settings)?;
+    let _ = CURRENT.set(group);
+    Ok(current())
+}
+
+/// The group `cfg` asks for on `device`: Gloo, or NCCL on a CUDA device.
+pub fn group_settings(cfg: &DistributedConfig, device: tch::Device) -> Result<GroupSettings> {
     let nccl = match (cfg.backend, device) {
         (Backend::Gloo, _) => false,
         (Backend::Auto, tch::Device::Cuda(_)) => true,
@@ -86,17 +102,53 @@ pub fn init_from_env(
              which brings nvidia-nccl's nccl.h); or set distributed.backend = \"gloo\"",
         ));
     }
-    let settings = GroupSettings {
+    Ok(GroupSettings {
         timeout_s: cfg.timeout_s,
         bucket_bytes: cfg.bucket_bytes(),
         nccl_device: match device {
             tch::Device::Cuda(i) if nccl => Some(i),
             _ => None,
         },
+    })
+}
+
+/// The process's group serves a later run only with the settings it was built with: its
+/// timeout and backend are fixed at creation (and the buckets kept alike, so that a run's
+/// `distributed.json` says what it used).
+fn check_reusable(g: &ProcessGroup, wanted: &GroupSettings) -> Result<()> {
+    let have = g.settings();
+    let mb = |b: i64| b as f64 / (1024.0 * 1024.0);
+    let lane = |d: Option<usize>| d.map_or("gloo".to_string(), |i| format!("nccl on cuda:{i}"));
+    let (field, theirs, mine) = if have.timeout_s != wanted.timeout_s {
+        (
+            "distributed.timeout_s",
+            have.timeout_s.to_string(),
+            wanted.timeout_s.to_string(),
+        )
+    } else if have.bucket_bytes != wanted.bucket_bytes {
+        (
+            "distributed.bucket_mb",
+            mb(have.bucket_bytes).to_string(),
+            mb(wanted.bucket_bytes).to_string(),
+        )
+    } else if have.nccl_device != wanted.nccl_device {
+        (
+            "distributed.backend",
+            lane(have.nccl_device),
+            lane(wanted.nccl_device),
+        )
+    } else {
+        return Ok(());
     };
-    let group = ProcessGroup::new(&launch, &settings)?;
-    let _ = CURRENT.set(group);
-    Ok(current())
+    Err(Error::config(
+        "[distributed]",
+        field,
+        format!(
+            "{mine} here, but this process's group was built with {theirs} by an earlier \
+             run; the runs of one launch (a suite) need the same [distributed] settings and \
+             train.device"
+        ),
+    ))
 }
 
 /// The CUDA device of this rank under a launch: `cuda:LOCAL_RANK` (torchrun's convention),

@@ -81,11 +81,16 @@ pub struct GradientAverager {
 }
 
 impl GradientAverager {
+    /// For one run: the counts start from zero (a suite trains several runs in one
+    /// process, each with its own `distributed.json`).
     pub fn new(group: &'static ProcessGroup, backend: &str) -> GradientAverager {
         with_stats(|s| {
-            s.world_size = group.world_size;
-            s.backend = backend.to_string();
-            s.bucket_mb = group.bucket_bytes as f64 / (1024.0 * 1024.0);
+            *s = CommStats {
+                world_size: group.world_size,
+                backend: backend.to_string(),
+                bucket_mb: group.bucket_bytes as f64 / (1024.0 * 1024.0),
+                ..CommStats::default()
+            }
         });
         GradientAverager { group }
     }
@@ -227,7 +232,7 @@ pub fn stop_requested() -> Result<Option<Signal>> {
             i64::from(mine == Some(Signal::TERM)),
         ],
     )?;
-    // SIGTERM (torchrun's, a scheduler's) wins over a Ctrl-C seen elsewhere.
+    // SIGTERM (a scheduler's, passed on by torchrun) wins over a Ctrl-C seen elsewhere.
     let agreed = if flags[1] > 0 {
         Some(Signal::TERM)
     } else if flags[0] > 0 {

@@ -234,3 +234,65 @@ fn ranks_join_through_an_agent_store_and_again_after_a_restart() {
         }
     }
 }
+
+#[test]
+fn worker_rank0() {
+    // A timeout shorter than the work: the waiting ranks never sit in one collective
+    // for the whole of it.
+    let Some(g) = worker_group("worker_rank0", 2.0) else {
+        return;
+    };
+    let r = g.rank as i64;
+    let asked = std::cell::Cell::new(false);
+    let got = rank0::choice_in(&g, "test", || {
+        asked.set(true);
+        Ok(40 + r)
+    });
+    assert_eq!(got.unwrap(), 40);
+    assert_eq!(asked.get(), g.rank == 0, "only rank 0 decides");
+    let e = rank0::choice_in(&g, "a choice", || Err(crate::Error::arg("x", "bad")))
+        .unwrap_err()
+        .to_string();
+    let expected = if g.rank == 0 {
+        "x: bad".to_string()
+    } else {
+        "rank 1: a choice: rank 0 failed".to_string()
+    };
+    assert!(e.starts_with(&expected), "{e}");
+    let start = std::time::Instant::now();
+    let out = rank0::work_in(&g, "test work", || {
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        Ok(7)
+    })
+    .unwrap();
+    assert!(start.elapsed().as_secs_f64() > 4.0);
+    assert_eq!(out, (g.rank == 0).then_some(7));
+    let e = rank0::work_in(&g, "failing work", || -> crate::Result<()> {
+        Err(crate::Error::arg("y", "broken"))
+    })
+    .unwrap_err()
+    .to_string();
+    let expected = if g.rank == 0 {
+        "y: broken".to_string()
+    } else {
+        "rank 1: failing work: rank 0 failed".to_string()
+    };
+    assert!(e.starts_with(&expected), "{e}");
+    g.barrier("end").unwrap();
+    println!("rank {} ok", g.rank);
+}
+
+/// Rank 0's choice reaches every rank (its failure too, at once), and work longer than
+/// the group's timeout done by rank 0 alone is waited for.
+#[test]
+#[serial(distributed)]
+fn rank0_decides_and_works_while_the_others_wait() {
+    if std::env::var(WORKER).is_ok() {
+        return;
+    }
+    let out = launch("worker_rank0", 2, &[]);
+    for (rank, o) in out.iter().enumerate() {
+        assert!(o.status.success(), "rank {rank}: {}", text(o));
+        assert!(text(o).contains(&format!("rank {rank} ok")), "{}", text(o));
+    }
+}

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 use std::path::{Path, PathBuf};
 
+pub mod ranks;
 pub mod runs;
 
 /// A small, very regular corpus (about 20 words) that a tiny LSTM can learn.
