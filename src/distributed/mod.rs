@@ -9,6 +9,8 @@
 //! - [`sync`]: what training asks of the group: gradient averaging, rank 0's weights
 //!   broadcast, agreement checks (config, fixed matrix, resume), the agreed stop.
 //! - [`shard`]: which part of the data each rank takes.
+//! - [`sync_bn`]: synchronized BatchNorm (`vision.sync_batch_norm`): the global batch's
+//!   statistics in training, through an autograd function with collectives in the shim.
 //!
 //! `fixclf bench allreduce` (the all-reduce alone) is `crate::bench::allreduce`.
 //!
@@ -19,6 +21,7 @@ pub mod env;
 pub mod group;
 pub mod shard;
 pub mod sync;
+pub mod sync_bn;
 #[cfg(test)]
 mod tests;
 
@@ -26,6 +29,7 @@ pub use config::{Backend, DistributedConfig};
 pub use env::Launch;
 pub use group::{GroupSettings, Lane, ProcessGroup};
 pub use sync::{CommStats, GradientAverager};
+pub use sync_bn::SyncBatchNorm;
 
 use crate::error::{Error, Result};
 use std::sync::OnceLock;

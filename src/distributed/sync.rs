@@ -93,6 +93,9 @@ impl GradientAverager {
 
 impl GradientSync for GradientAverager {
     fn average(&self, grads: &mut [Tensor], guard: Option<&Tensor>) -> Result<()> {
+        // A synchronized BatchNorm's collective that failed in this step's passes is the
+        // error to stop with (the gradient all-reduce would only meet the same dead peer).
+        super::sync_bn::failure(self.group)?;
         let start = Instant::now();
         let defined: Vec<usize> = (0..grads.len()).filter(|&i| grads[i].defined()).collect();
         let numels = defined.iter().map(|&i| grads[i].numel() as i64);

@@ -31,6 +31,11 @@ pub struct VisionConfig {
     /// The layout of images and convolution weights: `contiguous` (NCHW) or
     /// `channels-last` (NHWC; see [`MemoryFormat`]). Only speed depends on it.
     pub memory_format: MemoryFormat,
+    /// BatchNorm with the global batch's statistics in data-parallel training (PyTorch's
+    /// `SyncBatchNorm`, [`crate::distributed::sync_bn`]); alone, or with one rank, plain
+    /// BatchNorm. Not written when false, so earlier runs' configs read the same.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sync_batch_norm: bool,
     /// What the streamed data sets (`image-folder`, `tar-shards`) do to each image.
     pub transform: TransformConfig,
 }
@@ -143,6 +148,7 @@ impl Default for VisionConfig {
             collapse_test: true,
             collapse_global_mean: GlobalMean::Weighted,
             memory_format: MemoryFormat::Contiguous,
+            sync_batch_norm: false,
             transform: TransformConfig::default(),
         }
     }
@@ -260,6 +266,13 @@ impl VisionConfig {
                     d.few_shot, d.many_shot
                 ),
             );
+        }
+        if let Some(why) = self
+            .sync_batch_norm
+            .then(|| self.model.sync_batch_norm_refusal())
+            .flatten()
+        {
+            return err("vision.sync_batch_norm", why);
         }
         if self.model.fixdim && !matches!(head.mode, HeadMode::Learned | HeadMode::FixedSimplex) {
             return err(

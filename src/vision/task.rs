@@ -154,7 +154,13 @@ impl VisionTask {
         let channels = source.channels();
         let classes = Some(source.classes());
         let backbone =
-            models::build_for(&(vs.root() / "backbone"), &vision.model, channels, classes)?
+            models::build_for(
+                &(vs.root() / "backbone"),
+                &vision.model,
+                channels,
+                classes,
+                vision.sync_batch_norm,
+            )?
                 .with_memory_format(&vs, vision.memory_format);
         let (classes, features) = (source.classes(), backbone.features);
         let head_cfg = head;

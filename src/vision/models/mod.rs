@@ -167,6 +167,23 @@ impl ModelConfig {
         }
     }
 
+    /// Why this network cannot synchronize its BatchNorm (`vision.sync_batch_norm`), if it
+    /// cannot: it has none, or its layers are tch's (ResNet-50).
+    pub fn sync_batch_norm_refusal(&self) -> Option<String> {
+        match self.arch {
+            Arch::Resnet50 => Some(
+                "resnet50 is tch's definition, whose BatchNorm layers cannot be synchronized; \
+                 use densenet169 or shufflenet-v1, or set it false"
+                    .into(),
+            ),
+            Arch::SmallCnn if !self.batch_norm => Some(
+                "the model has no BatchNorm (vision.model.batch_norm = false); set it false"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
     /// Checks the values serde cannot; errors name `vision.model.<field>` in `origin`.
     pub fn validate(&self, origin: &str) -> Result<()> {
         let err = |field: &str, msg: String| Err(Error::config(origin, field, msg));
@@ -299,16 +316,19 @@ impl Backbone {
 
 /// Builds the backbone of `cfg` under `p` for images of `in_channels` channels.
 pub fn build(p: &nn::Path, cfg: &ModelConfig, in_channels: i64) -> Result<Backbone> {
-    build_for(p, cfg, in_channels, None)
+    build_for(p, cfg, in_channels, None, false)
 }
 
 /// [`build`] for `classes` classes: with `fixdim` the last block has `classes` channels
-/// (N = C); `classes = None` or `fixdim = false` builds the usual widths.
+/// (N = C); `classes = None` or `fixdim = false` builds the usual widths. `sync_bn`: the
+/// BatchNorm layers synchronized over the ranks of a launch (`vision.sync_batch_norm`;
+/// not tch's ResNet-50, whose layers are tch's own).
 pub fn build_for(
     p: &nn::Path,
     cfg: &ModelConfig,
     in_channels: i64,
     classes: Option<i64>,
+    sync_bn: bool,
 ) -> Result<Backbone> {
     cfg.validate("vision::models::build")?;
     let last = classes.filter(|_| cfg.fixdim);
@@ -318,20 +338,26 @@ pub fn build_for(
             format!("must be positive, got {in_channels}"),
         ));
     }
+    if let Some(why) = sync_bn.then(|| cfg.sync_batch_norm_refusal()).flatten() {
+        return Err(Error::arg("sync_bn", why));
+    }
+    let s = sync_bn;
     Ok(match cfg.arch {
-        Arch::SmallCnn => small_cnn::small_cnn(p, in_channels, cfg.width, last, cfg.batch_norm),
+        Arch::SmallCnn => {
+            small_cnn::small_cnn(p, in_channels, cfg.width, last, cfg.batch_norm, s)
+        }
         Arch::ResnetCifar => {
-            resnet_cifar::resnet_cifar(p, cfg.effective_depth(), in_channels, last)
+            resnet_cifar::resnet_cifar(p, cfg.effective_depth(), in_channels, last, s)
         }
         Arch::DensenetBc => {
-            densenet::densenet_bc(p, cfg.effective_depth(), cfg.growth, in_channels)
+            densenet::densenet_bc(p, cfg.effective_depth(), cfg.growth, in_channels, s)
         }
         Arch::Resnet50 => resnet50::resnet50(p, in_channels)?,
-        Arch::Densenet169 => densenet::densenet169(p, in_channels),
+        Arch::Densenet169 => densenet::densenet169(p, in_channels, s),
         Arch::ShufflenetV1 => match cfg.shufflenet_layout {
-            ShufflenetLayout::Megvii => shufflenet::shufflenet_v1(p, cfg.groups, in_channels),
+            ShufflenetLayout::Megvii => shufflenet::shufflenet_v1(p, cfg.groups, in_channels, s),
             ShufflenetLayout::Jaxony2017 => {
-                shufflenet_2017::shufflenet_v1_2017(p, cfg.groups, in_channels)
+                shufflenet_2017::shufflenet_v1_2017(p, cfg.groups, in_channels, s)
             }
         },
     })
