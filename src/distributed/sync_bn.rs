@@ -124,3 +124,144 @@ pub fn failure(group: &ProcessGroup) -> Result<()> {
     };
     group.check(&format!("all-reduce of {op}"), e)
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    /// A layer of `c` channels in `vs` with weight and bias away from 1 and 0 (so their
+    /// gradients matter) and running statistics away from 0 and 1.
+    pub fn layer(vs: &nn::VarStore, c: i64, sync: bool, kind: Kind) -> SyncBatchNorm {
+        let l = sync_batch_norm2d(vs.root() / "bn", c, Default::default(), sync);
+        tch::no_grad(|| {
+            let r = |lo: f64| Tensor::rand([c], (Kind::Float, Device::Cpu)) + lo;
+            for (t, lo) in [
+                (l.bn.ws.as_ref().unwrap(), 0.5),
+                (l.bn.bs.as_ref().unwrap(), -0.5),
+                (&l.bn.running_mean, -0.5),
+                (&l.bn.running_var, 0.5),
+            ] {
+                t.shallow_clone().set_data(&r(lo).to_kind(kind));
+            }
+        });
+        l
+    }
+
+    /// Output, gradients of x, weight and bias, running mean and var after one training
+    /// step of `f` on `x` against the weighted sum `r` of the output.
+    pub fn step(
+        l: &SyncBatchNorm,
+        x: &Tensor,
+        r: &Tensor,
+        f: impl Fn(&Tensor) -> Tensor,
+    ) -> [Tensor; 6] {
+        let x = x.detach().set_requires_grad(true);
+        let y = f(&x);
+        let (w, b) = (l.bn.ws.as_ref().unwrap(), l.bn.bs.as_ref().unwrap());
+        let g = Tensor::run_backward(&[(&y * r).sum(y.kind())], &[&x, w, b], false, false);
+        [
+            y.detach(),
+            g[0].copy(),
+            g[1].copy(),
+            g[2].copy(),
+            l.bn.running_mean.copy(),
+            l.bn.running_var.copy(),
+        ]
+    }
+
+    /// libtorch's training-mode batch norm with `l`'s variables (any number of dimensions).
+    pub fn reference(l: &SyncBatchNorm, x: &Tensor) -> Tensor {
+        x.batch_norm(
+            l.bn.ws.as_ref(),
+            l.bn.bs.as_ref(),
+            Some(&l.bn.running_mean),
+            Some(&l.bn.running_var),
+            true,
+            0.1,
+            1e-5,
+            false,
+        )
+    }
+
+    /// The largest gap between `a` and `b` relative to the largest value of `b` (at least 1).
+    pub fn gap(a: &Tensor, b: &Tensor) -> f64 {
+        let scale = b.abs().max().double_value(&[]).max(1.0);
+        (a - b).abs().max().double_value(&[]) / scale
+    }
+
+    /// With no other rank the shim's function is libtorch's training-mode batch norm:
+    /// output, the gradients of input, weight and bias, and the running statistics (the
+    /// unbiased variance, momentum 0.1), in float32 to 1e-6 and float64 to 1e-12; also on
+    /// an NHWC input and a 3-d one ([B, C, L], BatchNorm1d's).
+    #[test]
+    fn alone_it_is_batch_norm_forward_and_backward() {
+        tch::manual_seed(5);
+        for (kind, tolerance) in [(Kind::Float, 1e-6), (Kind::Double, 1e-12)] {
+            for (shape, nhwc) in [
+                (vec![6, 5, 4, 3], false),
+                (vec![6, 5, 4, 3], true),
+                (vec![7, 3, 9], false),
+            ] {
+                let x = Tensor::randn(shape.as_slice(), (kind, Device::Cpu)) * 3.0 + 2.0;
+                let x = if nhwc {
+                    crate::vision::models::to_channels_last(&x)
+                } else {
+                    x
+                };
+                let r = Tensor::randn(shape.as_slice(), (kind, Device::Cpu));
+                let vs = nn::VarStore::new(Device::Cpu);
+                let synced = layer(&vs, shape[1], true, kind);
+                let mut plain_vs = nn::VarStore::new(Device::Cpu);
+                let plain = layer(&plain_vs, shape[1], false, kind);
+                plain_vs.copy(&vs).unwrap();
+                let a = step(&synced, &x, &r, |x| synced.forward_synced(None, x));
+                let b = step(&plain, &x, &r, |x| reference(&plain, x));
+                for (i, what) in ["y", "dx", "dweight", "dbias", "running_mean", "running_var"]
+                    .iter()
+                    .enumerate()
+                {
+                    let g = gap(&a[i], &b[i]);
+                    assert!(g <= tolerance, "{kind:?} {shape:?} nhwc {nhwc}: {what} {g}");
+                }
+            }
+        }
+    }
+
+    /// Evaluation, and training with no launch, are tch's BatchNorm itself; the variables are
+    /// `nn::batch_norm2d`'s, so checkpoints load either way.
+    #[test]
+    fn without_a_launch_it_is_tchs_batch_norm_with_its_variables() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let l = layer(&vs, 3, true, Kind::Float);
+        let plain = nn::VarStore::new(Device::Cpu);
+        nn::batch_norm2d(plain.root() / "bn", 3, Default::default());
+        let names = |vs: &nn::VarStore| {
+            let mut v: Vec<String> = vs.variables().into_keys().collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&vs), names(&plain));
+        let x = Tensor::randn([4, 3, 2, 2], (Kind::Float, Device::Cpu));
+        for train in [false, true] {
+            let before = l.bn.running_mean.copy();
+            let want = tch::no_grad(|| {
+                let rm = l.bn.running_mean.copy();
+                let rv = l.bn.running_var.copy();
+                x.batch_norm(
+                    l.bn.ws.as_ref(),
+                    l.bn.bs.as_ref(),
+                    Some(&rm),
+                    Some(&rv),
+                    train,
+                    0.1,
+                    1e-5,
+                    false,
+                )
+            });
+            let got = tch::no_grad(|| l.forward_t(&x, train));
+            assert!(got.equal(&want), "train {train}");
+            assert_eq!(l.bn.running_mean.equal(&before), !train);
+        }
+    }
+}

@@ -403,4 +403,49 @@ mod tests {
         v.data.channels = 7;
         assert!(v.validate("a.toml", &head).is_ok());
     }
+
+    /// `vision.sync_batch_norm`: a wrong type, a model without BatchNorm and tch's ResNet-50
+    /// are refused naming the field; off by default and not written then.
+    #[test]
+    fn sync_batch_norm_is_checked_naming_the_field() {
+        use crate::vision::models::Arch;
+        let head = HeadConfig::default();
+        let e = crate::config::from_toml_str("[vision]\nsync_batch_norm = 1\n", "a.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("vision.sync_batch_norm") && e.contains("invalid type"),
+            "{e}"
+        );
+        let mut v = VisionConfig {
+            sync_batch_norm: true,
+            ..Default::default()
+        };
+        assert!(v.validate("a.toml", &head).is_ok());
+        for (edit, hint) in [
+            (
+                (|v: &mut VisionConfig| v.model.batch_norm = false) as fn(&mut VisionConfig),
+                "no BatchNorm",
+            ),
+            (
+                |v: &mut VisionConfig| v.model.arch = Arch::Resnet50,
+                "tch's definition",
+            ),
+        ] {
+            let mut bad = v.clone();
+            edit(&mut bad);
+            let msg = bad.validate("a.toml", &head).unwrap_err().to_string();
+            assert!(
+                msg.starts_with("a.toml: field `vision.sync_batch_norm`") && msg.contains(hint),
+                "{msg}"
+            );
+        }
+        assert!(!toml::to_string(&VisionConfig::default())
+            .unwrap()
+            .contains("sync_batch_norm"));
+        v.model.arch = Arch::ResnetCifar;
+        assert!(toml::to_string(&v)
+            .unwrap()
+            .contains("sync_batch_norm = true"));
+    }
 }

@@ -100,11 +100,21 @@ fn densenet(
     for (i, &layers) in blocks.iter().enumerate() {
         let bp = &fp / format!("denseblock{}", i + 1);
         for l in 0..layers {
-            seq = seq.add(dense_layer(&bp / format!("denselayer{}", l + 1), c, growth, sync_bn));
+            seq = seq.add(dense_layer(
+                &bp / format!("denselayer{}", l + 1),
+                c,
+                growth,
+                sync_bn,
+            ));
             c += growth;
         }
         if i + 1 < blocks.len() {
-            seq = seq.add(transition(&fp / format!("transition{}", i + 1), c, c / 2, sync_bn));
+            seq = seq.add(transition(
+                &fp / format!("transition{}", i + 1),
+                c,
+                c / 2,
+                sync_bn,
+            ));
             c /= 2;
         }
     }
@@ -131,12 +141,26 @@ pub fn densenet_bc(
     sync_bn: bool,
 ) -> Backbone {
     let n = (depth - 4) / 6;
-    densenet(p, Stem::Cifar(2 * growth), growth, &[n; 3], in_channels, sync_bn)
+    densenet(
+        p,
+        Stem::Cifar(2 * growth),
+        growth,
+        &[n; 3],
+        in_channels,
+        sync_bn,
+    )
 }
 
 /// torchvision's DenseNet-169 (ImageNet) under `p`: N = 1664.
 pub fn densenet169(p: &nn::Path, in_channels: i64, sync_bn: bool) -> Backbone {
-    densenet(p, Stem::ImageNet(64), 32, &[6, 12, 32, 32], in_channels, sync_bn)
+    densenet(
+        p,
+        Stem::ImageNet(64),
+        32,
+        &[6, 12, 32, 32],
+        in_channels,
+        sync_bn,
+    )
 }
 
 #[cfg(test)]

@@ -177,8 +177,7 @@ impl ModelConfig {
                     .into(),
             ),
             Arch::SmallCnn if !self.batch_norm => Some(
-                "the model has no BatchNorm (vision.model.batch_norm = false); set it false"
-                    .into(),
+                "the model has no BatchNorm (vision.model.batch_norm = false); set it false".into(),
             ),
             _ => None,
         }
@@ -343,9 +342,7 @@ pub fn build_for(
     }
     let s = sync_bn;
     Ok(match cfg.arch {
-        Arch::SmallCnn => {
-            small_cnn::small_cnn(p, in_channels, cfg.width, last, cfg.batch_norm, s)
-        }
+        Arch::SmallCnn => small_cnn::small_cnn(p, in_channels, cfg.width, last, cfg.batch_norm, s),
         Arch::ResnetCifar => {
             resnet_cifar::resnet_cifar(p, cfg.effective_depth(), in_channels, last, s)
         }
@@ -417,7 +414,7 @@ pub(crate) mod tests {
                 ..ModelConfig::new(arch)
             };
             let vs = nn::VarStore::new(Device::Cpu);
-            let b = build_for(&vs.root(), &cfg, shape[1], Some(7)).unwrap();
+            let b = build_for(&vs.root(), &cfg, shape[1], Some(7), false).unwrap();
             let y = b.forward_t(&Tensor::randn(shape, (Kind::Float, Device::Cpu)), false);
             assert_eq!((b.features, y.size()), (7, vec![2, 7]), "{arch}");
             let usual = nn::VarStore::new(Device::Cpu);

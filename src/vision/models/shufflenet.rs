@@ -124,7 +124,15 @@ pub fn shufflenet_v1(p: &nn::Path, groups: i64, in_channels: i64, sync_bn: bool)
         for i in 0..repeats {
             let stride = if i == 0 { 2 } else { 1 };
             let first_group = stage == 0 && i == 0;
-            features = features.add(unit(&fp / index, c_in, c_out, stride, groups, first_group, sync_bn));
+            features = features.add(unit(
+                &fp / index,
+                c_in,
+                c_out,
+                stride,
+                groups,
+                first_group,
+                sync_bn,
+            ));
             c_in = c_out;
             index += 1;
         }

@@ -92,7 +92,15 @@ pub fn shufflenet_v1_2017(p: &nn::Path, groups: i64, in_channels: i64, sync_bn: 
             let stride = if i == 0 { 2 } else { 1 };
             // Stage 2's first 1x1 convolution reads the 24 stem channels, ungrouped.
             let grouped_first = !(stage == 0 && i == 0);
-            features = features.add(unit(&sp / i, c_in, c_out, stride, groups, grouped_first, sync_bn));
+            features = features.add(unit(
+                &sp / i,
+                c_in,
+                c_out,
+                stride,
+                groups,
+                grouped_first,
+                sync_bn,
+            ));
             c_in = c_out;
         }
     }
