@@ -206,7 +206,16 @@ fn images_with_sync_batchnorm_on_two_ranks_equal_one_process() {
     for (x, y) in a.iter().zip(&b) {
         assert!((x - y).abs() <= 1e-5 * x.abs(), "training loss {x} vs {y}");
     }
-    assert!(comm(&two)["weights_digest"].as_str().is_some());
+    let c = comm(&two);
+    assert!(c["weights_digest"].as_str().is_some());
+    // 3 layers of 4, 8, 16 channels: forward 2C + 1 values each, backward 2C.
+    assert_eq!(c["sync_bn_allreduces_per_step"], 6, "{c}");
+    assert_eq!(
+        c["sync_bn_values_per_step"],
+        9 + 17 + 33 + 8 + 16 + 32,
+        "{c}"
+    );
+    assert_eq!(comm(&local)["sync_bn_allreduces_per_step"], 0);
     // Per-rank statistics (16 images a rank) train another network.
     let c = train_losses(&local);
     println!(

@@ -30,6 +30,7 @@ extern "C" {
         out: *mut *mut C_tensor,
     ) -> *mut c_char;
     fn fixclf_sync_bn_failure(backward: *mut c_int) -> *mut c_char;
+    fn fixclf_sync_bn_counts(out: *mut i64);
     fn fixclf_free_error(e: *mut c_char);
 }
 
@@ -107,6 +108,27 @@ impl ModuleT for SyncBatchNorm {
             Some(g) if train && self.sync && g.world_size > 1 => self.forward_synced(Some(g), xs),
             _ => self.bn.forward_t(xs, train),
         }
+    }
+}
+
+/// What the synchronized BatchNorm layers' all-reduces have moved in this process.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Counts {
+    pub all_reduces: u64,
+    /// float64 values.
+    pub values: u64,
+    /// Wall time in them, waiting for the other ranks included.
+    pub seconds: f64,
+}
+
+/// The counts so far (all zero unless a layer synchronized).
+pub fn counts() -> Counts {
+    let mut out = [0i64; 3];
+    unsafe { fixclf_sync_bn_counts(out.as_mut_ptr()) };
+    Counts {
+        all_reduces: out[0] as u64,
+        values: out[1] as u64,
+        seconds: out[2] as f64 * 1e-9,
     }
 }
 
