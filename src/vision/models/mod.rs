@@ -429,6 +429,46 @@ pub(crate) mod tests {
         assert!(e.contains("vision.model.fixdim"), "{e}");
     }
 
+    /// Every backbone built with synchronized BatchNorm has the same variables as without
+    /// it, and with no launch computes the same (plain BatchNorm), in training too;
+    /// tch's ResNet-50 is refused.
+    #[test]
+    fn sync_batch_norm_backbones_have_the_same_variables_and_alone_compute_the_same() {
+        let small = config_with;
+        for cfg in [
+            small(Arch::SmallCnn, |m| m.width = 4),
+            small(Arch::ResnetCifar, |m| m.depth = 8),
+            small(Arch::DensenetBc, |m| (m.depth, m.growth) = (10, 2)),
+            small(Arch::ShufflenetV1, |m| m.groups = 2),
+            small(Arch::ShufflenetV1, |m| {
+                m.shufflenet_layout = ShufflenetLayout::Jaxony2017;
+                m.groups = 2
+            }),
+        ] {
+            let plain = nn::VarStore::new(Device::Cpu);
+            let a = build_for(&plain.root(), &cfg, 3, None, false).unwrap();
+            let mut synced = nn::VarStore::new(Device::Cpu);
+            let b = build_for(&synced.root(), &cfg, 3, None, true).unwrap();
+            let names = |vs: &nn::VarStore| {
+                let mut v: Vec<String> = vs.variables().into_keys().collect();
+                v.sort();
+                v
+            };
+            assert_eq!(names(&plain), names(&synced), "{cfg:?}");
+            synced.copy(&plain).unwrap();
+            let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+            for train in [true, false] {
+                let (ya, yb) = (a.forward_t(&x, train), b.forward_t(&x, train));
+                assert!(ya.equal(&yb), "{cfg:?} train {train}");
+            }
+        }
+        let vs = nn::VarStore::new(Device::Cpu);
+        let e = build_for(&vs.root(), &ModelConfig::new(Arch::Resnet50), 3, None, true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tch's definition"), "{e}");
+    }
+
     /// A config for `arch` with `f` applied to the defaults.
     fn config_with(arch: Arch, f: fn(&mut ModelConfig)) -> ModelConfig {
         let mut cfg = ModelConfig::new(arch);
