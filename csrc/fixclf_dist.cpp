@@ -6,7 +6,8 @@
 //
 // As in fixclf_native.cpp, every function returns NULL or a malloc'ed message: a c10d or
 // gloo exception (a dead peer's gloo::IoException included) never crosses into Rust.
-#include <ATen/ATen.h>
+#include "fixclf_dist.h"
+
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -21,21 +22,15 @@
 
 typedef at::Tensor *tensor;
 
-namespace {
-char *dist_error(const char *what) {
+char *fixclf::dist_error(const char *what) {
   char *out = static_cast<char *>(std::malloc(std::strlen(what) + 1));
   if (out) std::strcpy(out, what);
   return out;
 }
 
-struct Group {
-  c10::intrusive_ptr<c10d::Store> store;
-  // Gradients and parameters go through `data`; `control` (always Gloo, on the CPU) carries
-  // the small host-side exchanges (stop flags, barriers, hashes). On the CPU both are one.
-  c10::intrusive_ptr<c10d::Backend> data;
-  c10::intrusive_ptr<c10d::Backend> control;
-  std::chrono::milliseconds timeout;
-};
+namespace {
+using fixclf::dist_error;
+using fixclf::Group;
 
 c10::intrusive_ptr<c10d::Backend> gloo_group(const c10::intrusive_ptr<c10d::Store> &store,
                                              int rank, int size,

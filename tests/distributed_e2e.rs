@@ -1,10 +1,11 @@
 //! Data-parallel training end to end: the binary launched as 2 ranks with the variables
 //! torchrun sets (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, TORCHELASTIC_RESTART_COUNT),
 //! over loopback, on a port found by binding port 0. Two ranks at batch B / 2 must give the
-//! single process's batch-B run (the LM, and an image model without BatchNorm), with the
-//! ranks' weights bitwise equal; a SIGTERM to one rank stops both after the same step and
-//! the run resumes exactly; a killed rank is an error within the timeout, and the group
-//! restarted with the next restart count resumes from the last checkpoint.
+//! single process's batch-B run (the LM, an image model without BatchNorm, and one with
+//! synchronized BatchNorm), with the ranks' weights bitwise equal; a SIGTERM to one rank
+//! stops both after the same step and the run resumes exactly; a killed rank is an error
+//! within the timeout, and the group restarted with the next restart count resumes from the
+//! last checkpoint.
 mod common;
 
 use common::ranks::{launch, run_ranks};
@@ -121,6 +122,80 @@ fn images_with_batchnorm_train_on_two_ranks_with_equal_models() {
     let c = comm(&dir.path().join("runs/img"));
     assert!(c["buffer_bytes_per_step"].as_u64().unwrap() > 0, "{c}");
     assert!(c["weights_digest"].as_str().is_some());
+}
+
+/// Per-epoch mean training loss.
+fn train_losses(run: &Path) -> Vec<f64> {
+    read_events(&run.join("metrics.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Epoch(e) => e.train_loss,
+            _ => None,
+        })
+        .collect()
+}
+
+/// Synchronized BatchNorm normalizes with the global batch's statistics, so a BatchNorm
+/// CNN on 2 ranks at B / 2 gives the single process's batch-B run: training loss and
+/// validation numbers per epoch to 1e-5 (the ranks' weights end bitwise equal: the
+/// trainer compares their digest). Per-rank BatchNorm, the same run otherwise, does not.
+#[test]
+#[serial]
+fn images_with_sync_batchnorm_on_two_ranks_equal_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = image_config(dir.path());
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("batch_norm = false", "batch_norm = true")
+        .replace("[vision]\n", "[vision]\nsync_batch_norm = true\n");
+    std::fs::write(&cfg, text).unwrap();
+    let cfg = cfg.to_str().unwrap();
+    single(&["train", "--config", cfg, "--set", "name=one", "--quiet"]);
+    for name in ["two", "local"] {
+        let sync = format!("vision.sync_batch_norm={}", name == "two");
+        let args = [
+            "train",
+            "--config",
+            cfg,
+            "--set",
+            &format!("name={name}"),
+            "--set",
+            &sync,
+        ];
+        for (code, err) in run_ranks(&args, 2, &[]) {
+            assert_eq!(code, 0, "{name}: {err}");
+        }
+    }
+    let runs = dir.path().join("runs");
+    let (one, two, local) = (runs.join("one"), runs.join("two"), runs.join("local"));
+    assert_close(&epoch_metrics(&two), &epoch_metrics(&one), 1e-5);
+    let (a, b) = (train_losses(&one), train_losses(&two));
+    assert_eq!(a.len(), 2);
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-5 * x.abs(), "training loss {x} vs {y}");
+    }
+    let c = comm(&two);
+    assert!(c["weights_digest"].as_str().is_some());
+    // 3 layers of 4, 8, 16 channels: forward 2C + 1 values each, backward 2C.
+    assert_eq!(c["sync_bn_allreduces_per_step"], 6, "{c}");
+    assert_eq!(
+        c["sync_bn_values_per_step"],
+        9 + 17 + 33 + 8 + 16 + 32,
+        "{c}"
+    );
+    assert_eq!(comm(&local)["sync_bn_allreduces_per_step"], 0);
+    // Per-rank statistics (16 images a rank) train another network.
+    let c = train_losses(&local);
+    println!(
+        "training loss per epoch: 1 process {a:?}, 2 ranks synchronized {b:?}, per rank {c:?}"
+    );
+    assert!(
+        a.iter()
+            .zip(&c)
+            .any(|(x, y)| (x - y).abs() > 1e-4 * x.abs()),
+        "{a:?} vs {c:?}"
+    );
 }
 
 fn image_config(dir: &Path) -> PathBuf {

@@ -293,8 +293,13 @@ impl ProcessGroup {
         Ok(Vec::<f64>::try_from(&t)?)
     }
 
-    fn check(&self, op: &str, e: *mut c_char) -> Result<()> {
+    pub(super) fn check(&self, op: &str, e: *mut c_char) -> Result<()> {
         check(self.rank, op, self.timeout_s, e)
+    }
+
+    /// The shim's group, for the collectives of [`super::sync_bn`].
+    pub(super) fn raw(&self) -> *mut c_void {
+        self.handle
     }
 }
 
@@ -303,7 +308,7 @@ fn handles(ts: &[&Tensor]) -> Vec<Handle> {
 }
 
 /// The shim's error string as one line naming the rank and the operation.
-fn check(rank: usize, op: &str, timeout_s: f64, e: *mut c_char) -> Result<()> {
+pub(super) fn check(rank: usize, op: &str, timeout_s: f64, e: *mut c_char) -> Result<()> {
     if e.is_null() {
         return Ok(());
     }

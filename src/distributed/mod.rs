@@ -11,6 +11,8 @@
 //! - [`shard`]: which part of the data each rank takes.
 //! - [`rank0`]: what rank 0 decides or does alone for every rank (a suite's choices
 //!   between runs, its embeddings), the others told or waiting.
+//! - [`sync_bn`]: synchronized BatchNorm (`vision.sync_batch_norm`): the global batch's
+//!   statistics in training, through an autograd function with collectives in the shim.
 //!
 //! `fixclf bench allreduce` (the all-reduce alone) is `crate::bench::allreduce`.
 //!
@@ -24,6 +26,7 @@ pub mod group;
 pub mod rank0;
 pub mod shard;
 pub mod sync;
+pub mod sync_bn;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +34,7 @@ pub use config::{Backend, DistributedConfig};
 pub use env::Launch;
 pub use group::{GroupSettings, Lane, ProcessGroup};
 pub use sync::{CommStats, GradientAverager};
+pub use sync_bn::SyncBatchNorm;
 
 use crate::error::{Error, Result};
 use std::sync::OnceLock;

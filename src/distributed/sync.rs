@@ -31,6 +31,11 @@ pub struct CommStats {
     /// Bytes broadcast for rank 0's buffers (BatchNorm statistics) before the steps.
     pub buffer_bytes_per_step: u64,
     pub buffer_broadcast_s: f64,
+    /// Synchronized BatchNorm (`vision.sync_batch_norm`): all-reduces and float64 values
+    /// per step (forward and backward passes), and the wall time in them, all steps.
+    pub sync_bn_allreduces_per_step: u64,
+    pub sync_bn_values_per_step: u64,
+    pub sync_bn_allreduce_s: f64,
     /// The digest of the trained weights, which every rank's matched (hex).
     pub weights_digest: Option<String>,
 }
@@ -98,6 +103,9 @@ impl GradientAverager {
 
 impl GradientSync for GradientAverager {
     fn average(&self, grads: &mut [Tensor], guard: Option<&Tensor>) -> Result<()> {
+        // A synchronized BatchNorm's collective that failed in this step's passes is the
+        // error to stop with (the gradient all-reduce would only meet the same dead peer).
+        super::sync_bn::failure(self.group)?;
         let start = Instant::now();
         let defined: Vec<usize> = (0..grads.len()).filter(|&i| grads[i].defined()).collect();
         let numels = defined.iter().map(|&i| grads[i].numel() as i64);
@@ -127,12 +135,17 @@ impl GradientSync for GradientAverager {
             }
         }
         let secs = start.elapsed().as_secs_f64();
+        // The layers' all-reduces of every step so far (they ran before this one's average).
+        let bn = super::sync_bn::counts();
         with_stats(|s| {
             s.floats_per_step = floats;
             s.bytes_per_step = floats * 4;
             s.buckets_per_step = buckets;
             s.steps += 1;
             s.allreduce_s += secs;
+            s.sync_bn_allreduces_per_step = bn.all_reduces / s.steps;
+            s.sync_bn_values_per_step = bn.values / s.steps;
+            s.sync_bn_allreduce_s = bn.seconds;
         });
         Ok(())
     }

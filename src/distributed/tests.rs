@@ -296,3 +296,103 @@ fn rank0_decides_and_works_while_the_others_wait() {
         assert!(text(o).contains(&format!("rank {rank} ok")), "{}", text(o));
     }
 }
+
+#[test]
+fn worker_sync_batch_norm() {
+    let Some(g) = worker_group("worker_sync_batch_norm", 20.0) else {
+        return;
+    };
+    use super::sync_bn::tests::{gap, layer, reference, step};
+    // The same global batch and layer on both ranks; uneven shares (3 and 5 images) weigh
+    // each rank's statistics by its count.
+    tch::manual_seed(11);
+    let x = Tensor::randn([8, 4, 3, 3], (Kind::Float, tch::Device::Cpu)) * 2.0 + 1.0;
+    let r = Tensor::randn([8, 4, 3, 3], (Kind::Float, tch::Device::Cpu));
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let synced = layer(&vs, 4, true, Kind::Float);
+    let mut full_vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let full = layer(&full_vs, 4, false, Kind::Float);
+    full_vs.copy(&vs).unwrap();
+    let (lo, n) = if g.rank == 0 { (0, 3) } else { (3, 5) };
+    let (xs, rs) = (x.narrow(0, lo, n), r.narrow(0, lo, n));
+    let a = step(&synced, &xs, &rs, |x| synced.forward_synced(Some(&g), x));
+    let b = step(&full, &x, &r, |x| reference(&full, x));
+    sync_bn::failure(&g).unwrap();
+    // This rank's rows of the global batch's output and input gradient.
+    for (i, what) in [(0, "y"), (1, "dx")] {
+        let e = gap(&a[i], &b[i].narrow(0, lo, n));
+        assert!(e <= 1e-6, "rank {}: {what} {e}", g.rank);
+    }
+    // The weight and bias gradients are local: summed over the ranks (as the gradient
+    // all-reduce does) they are the global batch's. The running statistics are global.
+    g.all_reduce("test", Lane::Data, &[&a[2], &a[3]], 1.0)
+        .unwrap();
+    for (i, what) in [
+        (2, "dweight"),
+        (3, "dbias"),
+        (4, "running_mean"),
+        (5, "running_var"),
+    ] {
+        let e = gap(&a[i], &b[i]);
+        assert!(e <= 1e-6, "rank {}: {what} {e}", g.rank);
+    }
+    println!("rank {} ok", g.rank);
+}
+
+/// Two ranks, each with its share of one global batch, compute the single process's
+/// BatchNorm on the whole batch: output, input gradient, the sum of the weight and bias
+/// gradients, running statistics.
+#[test]
+#[serial(distributed)]
+fn sync_batch_norm_on_two_ranks_is_the_global_batchs() {
+    if std::env::var(WORKER).is_ok() {
+        return;
+    }
+    let out = launch("worker_sync_batch_norm", 2, &[]);
+    for (rank, o) in out.iter().enumerate() {
+        assert!(o.status.success(), "rank {rank}: {}", text(o));
+        assert!(text(o).contains(&format!("rank {rank} ok")), "{}", text(o));
+    }
+}
+
+#[test]
+fn worker_sync_batch_norm_dead_peer() {
+    let Some(g) = worker_group("worker_sync_batch_norm_dead_peer", 3.0) else {
+        return;
+    };
+    g.barrier("start").unwrap();
+    if g.rank == 1 {
+        unsafe { libc::_exit(9) };
+    }
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let l = super::sync_bn::tests::layer(&vs, 2, true, Kind::Float);
+    let x = Tensor::randn([4, 2, 3, 3], (Kind::Float, tch::Device::Cpu));
+    let y = l.forward_synced(Some(&g), &x);
+    assert_eq!(y.size(), x.size());
+    // Once failed, a layer skips its collective: no second timeout.
+    let start = std::time::Instant::now();
+    let _ = l.forward_synced(Some(&g), &x);
+    assert!(start.elapsed().as_secs_f64() < 1.0, "{:?}", start.elapsed());
+    let e = sync_bn::failure(&g).unwrap_err();
+    println!("dead peer error: {e}");
+}
+
+#[test]
+#[serial(distributed)]
+fn a_dead_peer_in_sync_batch_norm_is_an_error_not_a_hang() {
+    if std::env::var(WORKER).is_ok() {
+        return;
+    }
+    let start = std::time::Instant::now();
+    let out = launch("worker_sync_batch_norm_dead_peer", 2, &[]);
+    assert_eq!(out[1].status.code(), Some(9));
+    let t = text(&out[0]);
+    assert!(out[0].status.success(), "{t}");
+    let line = t.lines().find(|l| l.contains("dead peer error")).unwrap();
+    assert!(
+        line.contains("rank 0: all-reduce of BatchNorm statistics (forward pass): ")
+            && line.contains("timeout_s = 3"),
+        "{line}"
+    );
+    assert!(start.elapsed().as_secs() < 60);
+}

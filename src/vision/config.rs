@@ -31,6 +31,11 @@ pub struct VisionConfig {
     /// The layout of images and convolution weights: `contiguous` (NCHW) or
     /// `channels-last` (NHWC; see [`MemoryFormat`]). Only speed depends on it.
     pub memory_format: MemoryFormat,
+    /// BatchNorm with the global batch's statistics in data-parallel training (PyTorch's
+    /// `SyncBatchNorm`, [`crate::distributed::sync_bn`]); alone, or with one rank, plain
+    /// BatchNorm. Not written when false, so earlier runs' configs read the same.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sync_batch_norm: bool,
     /// What the streamed data sets (`image-folder`, `tar-shards`) do to each image.
     pub transform: TransformConfig,
 }
@@ -143,6 +148,7 @@ impl Default for VisionConfig {
             collapse_test: true,
             collapse_global_mean: GlobalMean::Weighted,
             memory_format: MemoryFormat::Contiguous,
+            sync_batch_norm: false,
             transform: TransformConfig::default(),
         }
     }
@@ -260,6 +266,13 @@ impl VisionConfig {
                     d.few_shot, d.many_shot
                 ),
             );
+        }
+        if let Some(why) = self
+            .sync_batch_norm
+            .then(|| self.model.sync_batch_norm_refusal())
+            .flatten()
+        {
+            return err("vision.sync_batch_norm", why);
         }
         if self.model.fixdim && !matches!(head.mode, HeadMode::Learned | HeadMode::FixedSimplex) {
             return err(
@@ -389,5 +402,50 @@ mod tests {
         let mut v = VisionConfig::default();
         v.data.channels = 7;
         assert!(v.validate("a.toml", &head).is_ok());
+    }
+
+    /// `vision.sync_batch_norm`: a wrong type, a model without BatchNorm and tch's ResNet-50
+    /// are refused naming the field; off by default and not written then.
+    #[test]
+    fn sync_batch_norm_is_checked_naming_the_field() {
+        use crate::vision::models::Arch;
+        let head = HeadConfig::default();
+        let e = crate::config::from_toml_str("[vision]\nsync_batch_norm = 1\n", "a.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("vision.sync_batch_norm") && e.contains("invalid type"),
+            "{e}"
+        );
+        let mut v = VisionConfig {
+            sync_batch_norm: true,
+            ..Default::default()
+        };
+        assert!(v.validate("a.toml", &head).is_ok());
+        for (edit, hint) in [
+            (
+                (|v: &mut VisionConfig| v.model.batch_norm = false) as fn(&mut VisionConfig),
+                "no BatchNorm",
+            ),
+            (
+                |v: &mut VisionConfig| v.model.arch = Arch::Resnet50,
+                "tch's definition",
+            ),
+        ] {
+            let mut bad = v.clone();
+            edit(&mut bad);
+            let msg = bad.validate("a.toml", &head).unwrap_err().to_string();
+            assert!(
+                msg.starts_with("a.toml: field `vision.sync_batch_norm`") && msg.contains(hint),
+                "{msg}"
+            );
+        }
+        assert!(!toml::to_string(&VisionConfig::default())
+            .unwrap()
+            .contains("sync_batch_norm"));
+        v.model.arch = Arch::ResnetCifar;
+        assert!(toml::to_string(&v)
+            .unwrap()
+            .contains("sync_batch_norm = true"));
     }
 }

@@ -153,9 +153,14 @@ impl VisionTask {
         let vs = nn::VarStore::new(device);
         let channels = source.channels();
         let classes = Some(source.classes());
-        let backbone =
-            models::build_for(&(vs.root() / "backbone"), &vision.model, channels, classes)?
-                .with_memory_format(&vs, vision.memory_format);
+        let backbone = models::build_for(
+            &(vs.root() / "backbone"),
+            &vision.model,
+            channels,
+            classes,
+            vision.sync_batch_norm,
+        )?
+        .with_memory_format(&vs, vision.memory_format);
         let (classes, features) = (source.classes(), backbone.features);
         let head_cfg = head;
         let head = build_head(&(vs.root() / "head"), head_cfg, classes, features)?;

@@ -33,11 +33,11 @@ fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
 }
 
 /// BN-ReLU-1x1 conv (`BN_SIZE k`)-BN-ReLU-3x3 conv (`k`), concatenated after the input.
-fn dense_layer(p: nn::Path, c_in: i64, growth: i64) -> impl ModuleT {
+fn dense_layer(p: nn::Path, c_in: i64, growth: i64, sync_bn: bool) -> impl ModuleT {
     let c_mid = BN_SIZE * growth;
-    let norm1 = batch_norm(&p / "norm1", c_in, 0.0);
+    let norm1 = batch_norm(&p / "norm1", c_in, 0.0, sync_bn);
     let conv1 = conv(&p / "conv1", c_in, c_mid, 1, 1);
-    let norm2 = batch_norm(&p / "norm2", c_mid, 0.0);
+    let norm2 = batch_norm(&p / "norm2", c_mid, 0.0, sync_bn);
     let conv2 = conv(&p / "conv2", c_mid, growth, 3, 1);
     nn::func_t(move |xs, train| {
         let ys = xs
@@ -52,8 +52,8 @@ fn dense_layer(p: nn::Path, c_in: i64, growth: i64) -> impl ModuleT {
 }
 
 /// BN-ReLU-1x1 conv-2x2 average pool.
-fn transition(p: nn::Path, c_in: i64, c_out: i64) -> impl ModuleT {
-    let norm = batch_norm(&p / "norm", c_in, 0.0);
+fn transition(p: nn::Path, c_in: i64, c_out: i64, sync_bn: bool) -> impl ModuleT {
+    let norm = batch_norm(&p / "norm", c_in, 0.0, sync_bn);
     let conv = conv(&p / "conv", c_in, c_out, 1, 1);
     nn::func_t(move |xs, train| {
         xs.apply_t(&norm, train)
@@ -72,8 +72,16 @@ enum Stem {
 }
 
 /// The network after `stem`: one dense block of `n` layers per entry of `blocks`, a
-/// transition (compression 0.5) between two blocks, the final BN-ReLU and global pool.
-fn densenet(p: &nn::Path, stem: Stem, growth: i64, blocks: &[i64], in_channels: i64) -> Backbone {
+/// transition (compression 0.5) between two blocks, the final BN-ReLU and global pool;
+/// `sync_bn`: synchronized BatchNorm ([`crate::distributed::sync_bn`]).
+fn densenet(
+    p: &nn::Path,
+    stem: Stem,
+    growth: i64,
+    blocks: &[i64],
+    in_channels: i64,
+    sync_bn: bool,
+) -> Backbone {
     let fp = p / "features";
     let mut seq = nn::seq_t();
     let mut c = match stem {
@@ -84,7 +92,7 @@ fn densenet(p: &nn::Path, stem: Stem, growth: i64, blocks: &[i64], in_channels: 
         Stem::ImageNet(c) => {
             seq = seq
                 .add(conv(&fp / "conv0", in_channels, c, 7, 2))
-                .add(batch_norm(&fp / "norm0", c, 0.0))
+                .add(batch_norm(&fp / "norm0", c, 0.0, sync_bn))
                 .add_fn(|xs| xs.relu().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false));
             c
         }
@@ -92,15 +100,25 @@ fn densenet(p: &nn::Path, stem: Stem, growth: i64, blocks: &[i64], in_channels: 
     for (i, &layers) in blocks.iter().enumerate() {
         let bp = &fp / format!("denseblock{}", i + 1);
         for l in 0..layers {
-            seq = seq.add(dense_layer(&bp / format!("denselayer{}", l + 1), c, growth));
+            seq = seq.add(dense_layer(
+                &bp / format!("denselayer{}", l + 1),
+                c,
+                growth,
+                sync_bn,
+            ));
             c += growth;
         }
         if i + 1 < blocks.len() {
-            seq = seq.add(transition(&fp / format!("transition{}", i + 1), c, c / 2));
+            seq = seq.add(transition(
+                &fp / format!("transition{}", i + 1),
+                c,
+                c / 2,
+                sync_bn,
+            ));
             c /= 2;
         }
     }
-    let norm5 = batch_norm(&fp / "norm5", c, 0.0);
+    let norm5 = batch_norm(&fp / "norm5", c, 0.0, sync_bn);
     Backbone {
         net: nn::func_t(move |xs, train| {
             xs.apply_t(&seq, train)
@@ -115,14 +133,34 @@ fn densenet(p: &nn::Path, stem: Stem, growth: i64, blocks: &[i64], in_channels: 
 
 /// The CIFAR DenseNet-BC of `depth` = 6n+4 and growth `k` under `p` (validated by
 /// [`super::ModelConfig`]).
-pub fn densenet_bc(p: &nn::Path, depth: i64, growth: i64, in_channels: i64) -> Backbone {
+pub fn densenet_bc(
+    p: &nn::Path,
+    depth: i64,
+    growth: i64,
+    in_channels: i64,
+    sync_bn: bool,
+) -> Backbone {
     let n = (depth - 4) / 6;
-    densenet(p, Stem::Cifar(2 * growth), growth, &[n; 3], in_channels)
+    densenet(
+        p,
+        Stem::Cifar(2 * growth),
+        growth,
+        &[n; 3],
+        in_channels,
+        sync_bn,
+    )
 }
 
 /// torchvision's DenseNet-169 (ImageNet) under `p`: N = 1664.
-pub fn densenet169(p: &nn::Path, in_channels: i64) -> Backbone {
-    densenet(p, Stem::ImageNet(64), 32, &[6, 12, 32, 32], in_channels)
+pub fn densenet169(p: &nn::Path, in_channels: i64, sync_bn: bool) -> Backbone {
+    densenet(
+        p,
+        Stem::ImageNet(64),
+        32,
+        &[6, 12, 32, 32],
+        in_channels,
+        sync_bn,
+    )
 }
 
 #[cfg(test)]

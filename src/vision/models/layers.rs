@@ -1,5 +1,7 @@
 //! The layers every family builds from: bias-free convolutions with a chosen initialization
-//! and BatchNorm initialized as PyTorch does.
+//! and BatchNorm initialized as PyTorch does (synchronized over the ranks of a launch when
+//! `vision.sync_batch_norm` is set).
+use crate::distributed::sync_bn::{sync_batch_norm2d, SyncBatchNorm};
 use tch::nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use tch::nn::{self, Conv2D, Init};
 
@@ -33,12 +35,13 @@ pub(crate) fn conv2d(
 }
 
 /// BatchNorm with weight `1` and bias `bias` (PyTorch's defaults for bias 0; tch's own
-/// default draws the weight uniformly in [0, 1]).
-pub(crate) fn batch_norm(p: nn::Path, c: i64, bias: f64) -> nn::BatchNorm {
+/// default draws the weight uniformly in [0, 1]); `sync_bn`: the global batch's statistics
+/// in training under a launch (the same variables either way).
+pub(crate) fn batch_norm(p: nn::Path, c: i64, bias: f64, sync_bn: bool) -> SyncBatchNorm {
     let cfg = nn::BatchNormConfig {
         ws_init: Init::Const(1.0),
         bs_init: Init::Const(bias),
         ..Default::default()
     };
-    nn::batch_norm2d(p, c, cfg)
+    sync_batch_norm2d(p, c, cfg, sync_bn)
 }

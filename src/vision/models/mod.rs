@@ -167,6 +167,22 @@ impl ModelConfig {
         }
     }
 
+    /// Why this network cannot synchronize its BatchNorm (`vision.sync_batch_norm`), if it
+    /// cannot: it has none, or its layers are tch's (ResNet-50).
+    pub fn sync_batch_norm_refusal(&self) -> Option<String> {
+        match self.arch {
+            Arch::Resnet50 => Some(
+                "resnet50 is tch's definition, whose BatchNorm layers cannot be synchronized; \
+                 use densenet169 or shufflenet-v1, or set it false"
+                    .into(),
+            ),
+            Arch::SmallCnn if !self.batch_norm => Some(
+                "the model has no BatchNorm (vision.model.batch_norm = false); set it false".into(),
+            ),
+            _ => None,
+        }
+    }
+
     /// Checks the values serde cannot; errors name `vision.model.<field>` in `origin`.
     pub fn validate(&self, origin: &str) -> Result<()> {
         let err = |field: &str, msg: String| Err(Error::config(origin, field, msg));
@@ -299,16 +315,19 @@ impl Backbone {
 
 /// Builds the backbone of `cfg` under `p` for images of `in_channels` channels.
 pub fn build(p: &nn::Path, cfg: &ModelConfig, in_channels: i64) -> Result<Backbone> {
-    build_for(p, cfg, in_channels, None)
+    build_for(p, cfg, in_channels, None, false)
 }
 
 /// [`build`] for `classes` classes: with `fixdim` the last block has `classes` channels
-/// (N = C); `classes = None` or `fixdim = false` builds the usual widths.
+/// (N = C); `classes = None` or `fixdim = false` builds the usual widths. `sync_bn`: the
+/// BatchNorm layers synchronized over the ranks of a launch (`vision.sync_batch_norm`;
+/// not tch's ResNet-50, whose layers are tch's own).
 pub fn build_for(
     p: &nn::Path,
     cfg: &ModelConfig,
     in_channels: i64,
     classes: Option<i64>,
+    sync_bn: bool,
 ) -> Result<Backbone> {
     cfg.validate("vision::models::build")?;
     let last = classes.filter(|_| cfg.fixdim);
@@ -318,20 +337,24 @@ pub fn build_for(
             format!("must be positive, got {in_channels}"),
         ));
     }
+    if let Some(why) = sync_bn.then(|| cfg.sync_batch_norm_refusal()).flatten() {
+        return Err(Error::arg("sync_bn", why));
+    }
+    let s = sync_bn;
     Ok(match cfg.arch {
-        Arch::SmallCnn => small_cnn::small_cnn(p, in_channels, cfg.width, last, cfg.batch_norm),
+        Arch::SmallCnn => small_cnn::small_cnn(p, in_channels, cfg.width, last, cfg.batch_norm, s),
         Arch::ResnetCifar => {
-            resnet_cifar::resnet_cifar(p, cfg.effective_depth(), in_channels, last)
+            resnet_cifar::resnet_cifar(p, cfg.effective_depth(), in_channels, last, s)
         }
         Arch::DensenetBc => {
-            densenet::densenet_bc(p, cfg.effective_depth(), cfg.growth, in_channels)
+            densenet::densenet_bc(p, cfg.effective_depth(), cfg.growth, in_channels, s)
         }
         Arch::Resnet50 => resnet50::resnet50(p, in_channels)?,
-        Arch::Densenet169 => densenet::densenet169(p, in_channels),
+        Arch::Densenet169 => densenet::densenet169(p, in_channels, s),
         Arch::ShufflenetV1 => match cfg.shufflenet_layout {
-            ShufflenetLayout::Megvii => shufflenet::shufflenet_v1(p, cfg.groups, in_channels),
+            ShufflenetLayout::Megvii => shufflenet::shufflenet_v1(p, cfg.groups, in_channels, s),
             ShufflenetLayout::Jaxony2017 => {
-                shufflenet_2017::shufflenet_v1_2017(p, cfg.groups, in_channels)
+                shufflenet_2017::shufflenet_v1_2017(p, cfg.groups, in_channels, s)
             }
         },
     })
@@ -391,7 +414,7 @@ pub(crate) mod tests {
                 ..ModelConfig::new(arch)
             };
             let vs = nn::VarStore::new(Device::Cpu);
-            let b = build_for(&vs.root(), &cfg, shape[1], Some(7)).unwrap();
+            let b = build_for(&vs.root(), &cfg, shape[1], Some(7), false).unwrap();
             let y = b.forward_t(&Tensor::randn(shape, (Kind::Float, Device::Cpu)), false);
             assert_eq!((b.features, y.size()), (7, vec![2, 7]), "{arch}");
             let usual = nn::VarStore::new(Device::Cpu);
@@ -404,6 +427,46 @@ pub(crate) mod tests {
         };
         let e = cfg.validate("c.toml").unwrap_err().to_string();
         assert!(e.contains("vision.model.fixdim"), "{e}");
+    }
+
+    /// Every backbone built with synchronized BatchNorm has the same variables as without
+    /// it, and with no launch computes the same (plain BatchNorm), in training too;
+    /// tch's ResNet-50 is refused.
+    #[test]
+    fn sync_batch_norm_backbones_have_the_same_variables_and_alone_compute_the_same() {
+        let small = config_with;
+        for cfg in [
+            small(Arch::SmallCnn, |m| m.width = 4),
+            small(Arch::ResnetCifar, |m| m.depth = 8),
+            small(Arch::DensenetBc, |m| (m.depth, m.growth) = (10, 2)),
+            small(Arch::ShufflenetV1, |m| m.groups = 2),
+            small(Arch::ShufflenetV1, |m| {
+                m.shufflenet_layout = ShufflenetLayout::Jaxony2017;
+                m.groups = 2
+            }),
+        ] {
+            let plain = nn::VarStore::new(Device::Cpu);
+            let a = build_for(&plain.root(), &cfg, 3, None, false).unwrap();
+            let mut synced = nn::VarStore::new(Device::Cpu);
+            let b = build_for(&synced.root(), &cfg, 3, None, true).unwrap();
+            let names = |vs: &nn::VarStore| {
+                let mut v: Vec<String> = vs.variables().into_keys().collect();
+                v.sort();
+                v
+            };
+            assert_eq!(names(&plain), names(&synced), "{cfg:?}");
+            synced.copy(&plain).unwrap();
+            let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+            for train in [true, false] {
+                let (ya, yb) = (a.forward_t(&x, train), b.forward_t(&x, train));
+                assert!(ya.equal(&yb), "{cfg:?} train {train}");
+            }
+        }
+        let vs = nn::VarStore::new(Device::Cpu);
+        let e = build_for(&vs.root(), &ModelConfig::new(Arch::Resnet50), 3, None, true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tch's definition"), "{e}");
     }
 
     /// A config for `arch` with `f` applied to the defaults.

@@ -23,16 +23,16 @@ fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
 }
 
 /// conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut, then ReLU.
-fn basic_block(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> impl ModuleT {
+fn basic_block(p: nn::Path, c_in: i64, c_out: i64, stride: i64, sync_bn: bool) -> impl ModuleT {
     let conv1 = conv(&p / "conv1", c_in, c_out, 3, stride);
-    let bn1 = batch_norm(&p / "bn1", c_out, 0.0);
+    let bn1 = batch_norm(&p / "bn1", c_out, 0.0, sync_bn);
     let conv2 = conv(&p / "conv2", c_out, c_out, 3, 1);
-    let bn2 = batch_norm(&p / "bn2", c_out, 0.0);
+    let bn2 = batch_norm(&p / "bn2", c_out, 0.0, sync_bn);
     let downsample = (stride != 1 || c_in != c_out).then(|| {
         let d = &p / "downsample";
         (
             conv(&d / "0", c_in, c_out, 1, stride),
-            batch_norm(&d / "1", c_out, 0.0),
+            batch_norm(&d / "1", c_out, 0.0, sync_bn),
         )
     });
     nn::func_t(move |xs, train| {
@@ -58,6 +58,7 @@ fn stage(
     stride: i64,
     blocks: i64,
     last: Option<i64>,
+    sync_bn: bool,
 ) -> nn::SequentialT {
     (0..blocks).fold(nn::seq_t(), |seq, i| {
         let (c, s) = if i == 0 { (c_in, stride) } else { (c_out, 1) };
@@ -66,19 +67,26 @@ fn stage(
         } else {
             c_out
         };
-        seq.add(basic_block(&p / i, c, out, s))
+        seq.add(basic_block(&p / i, c, out, s, sync_bn))
     })
 }
 
 /// The CIFAR ResNet of `depth` = 6n+2 under `p` (validated by [`super::ModelConfig`]).
-/// `last`: the last block's width (Zhu et al.'s `fixdim`: the classes), default 64.
-pub fn resnet_cifar(p: &nn::Path, depth: i64, in_channels: i64, last: Option<i64>) -> Backbone {
+/// `last`: the last block's width (Zhu et al.'s `fixdim`: the classes), default 64;
+/// `sync_bn`: synchronized BatchNorm ([`crate::distributed::sync_bn`]).
+pub fn resnet_cifar(
+    p: &nn::Path,
+    depth: i64,
+    in_channels: i64,
+    last: Option<i64>,
+    sync_bn: bool,
+) -> Backbone {
     let n = (depth - 2) / 6;
     let conv1 = conv(p / "conv1", in_channels, 16, 3, 1);
-    let bn1 = batch_norm(p / "bn1", 16, 0.0);
-    let layer1 = stage(p / "layer1", (16, 16), 1, n, None);
-    let layer2 = stage(p / "layer2", (16, 32), 2, n, None);
-    let layer3 = stage(p / "layer3", (32, 64), 2, n, last);
+    let bn1 = batch_norm(p / "bn1", 16, 0.0, sync_bn);
+    let layer1 = stage(p / "layer1", (16, 16), 1, n, None, sync_bn);
+    let layer2 = stage(p / "layer2", (16, 32), 2, n, None, sync_bn);
+    let layer3 = stage(p / "layer3", (32, 64), 2, n, last, sync_bn);
     Backbone {
         net: nn::func_t(move |xs, train| {
             xs.apply(&conv1)

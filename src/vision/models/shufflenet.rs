@@ -68,17 +68,18 @@ fn unit(
     stride: i64,
     groups: i64,
     first_group: bool,
+    sync_bn: bool,
 ) -> impl ModuleT {
     let mid = c_out / 4;
     let outputs = if stride == 2 { c_out - c_in } else { c_out };
     let (m1, m2) = (&p / "branch_main_1", &p / "branch_main_2");
     let pw_groups = if first_group { 1 } else { groups };
     let pw = conv(&m1 / "0", c_in, mid, 1, 1, pw_groups);
-    let pw_bn = batch_norm(&m1 / "1", mid, BN_BIAS);
+    let pw_bn = batch_norm(&m1 / "1", mid, BN_BIAS, sync_bn);
     let dw = conv(&m1 / "3", mid, mid, 3, stride, mid);
-    let dw_bn = batch_norm(&m1 / "4", mid, BN_BIAS);
+    let dw_bn = batch_norm(&m1 / "4", mid, BN_BIAS, sync_bn);
     let pw_linear = conv(&m2 / "0", mid, outputs, 1, 1, groups);
-    let pw_linear_bn = batch_norm(&m2 / "1", outputs, BN_BIAS);
+    let pw_linear_bn = batch_norm(&m2 / "1", outputs, BN_BIAS, sync_bn);
     nn::func_t(move |xs, train| {
         let mut ys = xs.apply(&pw).apply_t(&pw_bn, train).relu();
         if groups > 1 {
@@ -98,8 +99,9 @@ fn unit(
     })
 }
 
-/// ShuffleNet v1 1x with `groups` g (1, 2, 3, 4 or 8; validated by [`super::ModelConfig`]).
-pub fn shufflenet_v1(p: &nn::Path, groups: i64, in_channels: i64) -> Backbone {
+/// ShuffleNet v1 1x with `groups` g (1, 2, 3, 4 or 8; validated by [`super::ModelConfig`]);
+/// `sync_bn`: synchronized BatchNorm ([`crate::distributed::sync_bn`]).
+pub fn shufflenet_v1(p: &nn::Path, groups: i64, in_channels: i64, sync_bn: bool) -> Backbone {
     let channels = stage_channels(groups).expect("groups validated by ModelConfig");
     let first = p / "first_conv";
     let stem_conv = conv2d(
@@ -113,7 +115,7 @@ pub fn shufflenet_v1(p: &nn::Path, groups: i64, in_channels: i64) -> Backbone {
             stdev: 0.01,
         },
     );
-    let stem_bn = batch_norm(&first / "1", STEM, BN_BIAS);
+    let stem_bn = batch_norm(&first / "1", STEM, BN_BIAS, sync_bn);
     let fp = p / "features";
     let mut features = nn::seq_t();
     let mut c_in = STEM;
@@ -122,7 +124,15 @@ pub fn shufflenet_v1(p: &nn::Path, groups: i64, in_channels: i64) -> Backbone {
         for i in 0..repeats {
             let stride = if i == 0 { 2 } else { 1 };
             let first_group = stage == 0 && i == 0;
-            features = features.add(unit(&fp / index, c_in, c_out, stride, groups, first_group));
+            features = features.add(unit(
+                &fp / index,
+                c_in,
+                c_out,
+                stride,
+                groups,
+                first_group,
+                sync_bn,
+            ));
             c_in = c_out;
             index += 1;
         }

@@ -50,16 +50,17 @@ fn unit(
     stride: i64,
     groups: i64,
     grouped_first: bool,
+    sync_bn: bool,
 ) -> impl ModuleT {
     let branch = if stride == 2 { c_out - c_in } else { c_out };
     let mid = branch / 4;
     let first_groups = if grouped_first { groups } else { 1 };
     let compress = conv(&p / "compress", c_in, mid, 1, 1, first_groups);
-    let compress_bn = batch_norm(&p / "compress_bn", mid, 0.0);
+    let compress_bn = batch_norm(&p / "compress_bn", mid, 0.0, sync_bn);
     let depthwise = conv(&p / "depthwise", mid, mid, 3, stride, mid);
-    let depthwise_bn = batch_norm(&p / "depthwise_bn", mid, 0.0);
+    let depthwise_bn = batch_norm(&p / "depthwise_bn", mid, 0.0, sync_bn);
     let expand = conv(&p / "expand", mid, branch, 1, 1, groups);
-    let expand_bn = batch_norm(&p / "expand_bn", branch, 0.0);
+    let expand_bn = batch_norm(&p / "expand_bn", branch, 0.0, sync_bn);
     nn::func_t(move |xs, train| {
         let ys = xs.apply(&compress).apply_t(&compress_bn, train).relu();
         let ys = channel_shuffle(&ys, groups)
@@ -78,8 +79,9 @@ fn unit(
 }
 
 /// ShuffleNet v1 1x with `groups` g in the 2017 port's layout (g validated by `ModelConfig`:
-/// 1, 2 or 3; for 4 and 8 the port's stride-2 bottleneck is not divisible by g).
-pub fn shufflenet_v1_2017(p: &nn::Path, groups: i64, in_channels: i64) -> Backbone {
+/// 1, 2 or 3; for 4 and 8 the port's stride-2 bottleneck is not divisible by g); `sync_bn`:
+/// synchronized BatchNorm ([`crate::distributed::sync_bn`]).
+pub fn shufflenet_v1_2017(p: &nn::Path, groups: i64, in_channels: i64, sync_bn: bool) -> Backbone {
     let channels = stage_channels(groups).expect("groups validated by ModelConfig");
     let stem = conv(p / "stem", in_channels, STEM, 3, 2, 1);
     let mut features = nn::seq_t();
@@ -90,7 +92,15 @@ pub fn shufflenet_v1_2017(p: &nn::Path, groups: i64, in_channels: i64) -> Backbo
             let stride = if i == 0 { 2 } else { 1 };
             // Stage 2's first 1x1 convolution reads the 24 stem channels, ungrouped.
             let grouped_first = !(stage == 0 && i == 0);
-            features = features.add(unit(&sp / i, c_in, c_out, stride, groups, grouped_first));
+            features = features.add(unit(
+                &sp / i,
+                c_in,
+                c_out,
+                stride,
+                groups,
+                grouped_first,
+                sync_bn,
+            ));
             c_in = c_out;
         }
     }

@@ -8,8 +8,8 @@ use tch::nn::init::FanInOut;
 use tch::nn::{self, ModuleT};
 
 /// 3x3 conv (no bias) - BN - ReLU - 2x2 max pool, `c_in` to `c_out` channels (without
-/// `norm`: no BN, and the convolution has a bias instead).
-fn block(p: nn::Path, c_in: i64, c_out: i64, norm: bool) -> impl ModuleT {
+/// `norm`: no BN, and the convolution has a bias instead; `sync_bn`: synchronized BN).
+fn block(p: nn::Path, c_in: i64, c_out: i64, norm: bool, sync_bn: bool) -> impl ModuleT {
     let conv = conv2d(
         &p / "conv",
         (c_in, c_out),
@@ -18,7 +18,7 @@ fn block(p: nn::Path, c_in: i64, c_out: i64, norm: bool) -> impl ModuleT {
         1,
         kaiming_normal(FanInOut::FanOut),
     );
-    let bn = norm.then(|| batch_norm(&p / "bn", c_out, 0.0));
+    let bn = norm.then(|| batch_norm(&p / "bn", c_out, 0.0, sync_bn));
     let bias = (!norm).then(|| p.zeros("bias", &[c_out]));
     nn::func_t(move |xs, train| {
         let y = xs.apply(&conv);
@@ -33,18 +33,19 @@ fn block(p: nn::Path, c_in: i64, c_out: i64, norm: bool) -> impl ModuleT {
 
 /// The small CNN's backbone under `p` (`block1` .. `block3`); `last`: block 3's width
 /// (default `4 width`; the classes for Zhu et al.'s `fixdim`); `norm`: BatchNorm after each
-/// convolution (else a bias).
+/// convolution (else a bias), synchronized over the ranks with `sync_bn`.
 pub fn small_cnn(
     p: &nn::Path,
     in_channels: i64,
     width: i64,
     last: Option<i64>,
     norm: bool,
+    sync_bn: bool,
 ) -> Backbone {
     let out = last.unwrap_or(4 * width);
-    let b1 = block(p / "block1", in_channels, width, norm);
-    let b2 = block(p / "block2", width, 2 * width, norm);
-    let b3 = block(p / "block3", 2 * width, out, norm);
+    let b1 = block(p / "block1", in_channels, width, norm, sync_bn);
+    let b2 = block(p / "block2", width, 2 * width, norm, sync_bn);
+    let b3 = block(p / "block3", 2 * width, out, norm, sync_bn);
     Backbone {
         net: nn::func_t(move |xs, train| {
             xs.apply_t(&b1, train)
