@@ -1,7 +1,8 @@
 // Gives the fixclf binaries an rpath to libtorch so they run with no LD_LIBRARY_PATH, and
 // compiles csrc/fixclf_native.cpp (what tch does not bind: `_foreach_*`, TF32, autocast, and
-// with the `cuda` feature CUDA graphs) and csrc/fixclf_dist.cpp (c10d's TCPStore and
-// process groups, for data-parallel training) against the same libtorch's headers.
+// with the `cuda` feature CUDA graphs), csrc/fixclf_dist.cpp (c10d's TCPStore and process
+// groups, for data-parallel training) and csrc/fixclf_reducer.cpp (c10d's Reducer: the
+// all-reduce overlapped with the backward pass) against the same libtorch's headers.
 // torch-sys exports the folder it linked against as DEP_TCH_LIBTORCH_LIB (its `links = "tch"`).
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
     println!("cargo:rerun-if-changed=csrc/fixclf_native.cpp");
     println!("cargo:rerun-if-changed=csrc/fixclf_dist.cpp");
+    println!("cargo:rerun-if-changed=csrc/fixclf_reducer.cpp");
     println!("cargo:rerun-if-env-changed=FIXCLF_GLOO_INCLUDE");
     println!("cargo:rerun-if-env-changed=NCCL_HOME");
     let cuda = std::env::var_os("CARGO_FEATURE_CUDA").is_some();
@@ -86,7 +88,8 @@ fn compile_dist(torch: &Path, cuda_headers: Option<&Path>) {
     build
         .include(&gloo)
         .define("USE_C10D_GLOO", None)
-        .file("csrc/fixclf_dist.cpp");
+        .file("csrc/fixclf_dist.cpp")
+        .file("csrc/fixclf_reducer.cpp");
     if let Some(cuda) = cuda_headers {
         build.include(cuda);
         if let Some(nccl) = nccl_include(torch) {

@@ -106,6 +106,8 @@ pub struct GroupSettings {
     pub bucket_bytes: i64,
     /// NCCL on this CUDA device for the data lane, else Gloo.
     pub nccl_device: Option<usize>,
+    /// The gradient all-reduce overlapped with the backward pass (`super::overlap`).
+    pub overlap: bool,
 }
 
 /// A data-parallel process group of `world_size` ranks.
@@ -115,6 +117,7 @@ pub struct ProcessGroup {
     pub world_size: usize,
     pub bucket_bytes: i64,
     pub timeout_s: f64,
+    pub overlap: bool,
 }
 
 // SAFETY: c10d's process groups and stores are used from several threads by PyTorch itself;
@@ -190,6 +193,7 @@ impl ProcessGroup {
             world_size: launch.world_size,
             bucket_bytes: settings.bucket_bytes,
             timeout_s: settings.timeout_s,
+            overlap: settings.overlap,
         })
     }
 
@@ -281,7 +285,12 @@ impl ProcessGroup {
         Ok(Vec::<f64>::try_from(&t)?)
     }
 
-    fn check(&self, op: &str, e: *mut c_char) -> Result<()> {
+    /// The shim's group, for the Reducer built on it (`super::overlap`).
+    pub(super) fn raw(&self) -> *mut c_void {
+        self.handle
+    }
+
+    pub(super) fn check(&self, op: &str, e: *mut c_char) -> Result<()> {
         check(self.rank, op, self.timeout_s, e)
     }
 }

@@ -8,6 +8,8 @@
 //! - [`group`]: the process group (TCPStore + Gloo, or NCCL on CUDA) and its collectives.
 //! - [`sync`]: what training asks of the group: gradient averaging, rank 0's weights
 //!   broadcast, agreement checks (config, fixed matrix, resume), the agreed stop.
+//! - [`overlap`]: the gradient averaging overlapped with the backward pass (c10d's
+//!   `Reducer`, `distributed.overlap`).
 //! - [`shard`]: which part of the data each rank takes.
 //!
 //! `fixclf bench allreduce` (the all-reduce alone) is `crate::bench::allreduce`.
@@ -17,6 +19,7 @@
 pub mod config;
 pub mod env;
 pub mod group;
+pub mod overlap;
 pub mod shard;
 pub mod sync;
 #[cfg(test)]
@@ -93,6 +96,7 @@ pub fn init_from_env(
             tch::Device::Cuda(i) if nccl => Some(i),
             _ => None,
         },
+        overlap: cfg.overlap,
     };
     let group = ProcessGroup::new(&launch, &settings)?;
     let _ = CURRENT.set(group);
