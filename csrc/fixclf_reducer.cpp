@@ -32,7 +32,6 @@ char *reducer_error(const char *what) {
 
 struct Overlap {
   std::vector<at::Tensor> params;
-  std::vector<std::string> names;
   std::unique_ptr<c10d::Reducer> reducer;
 };
 }  // namespace
@@ -62,7 +61,6 @@ char *fixclf_reducer_new(void *group, const tensor *params, const char *const *n
     std::unordered_map<size_t, std::string> by_index;
     for (int i = 0; i < n; i++) {
       o->params.push_back(*params[i]);
-      o->names.emplace_back(names[i]);
       by_index[i] = names[i];
     }
     std::vector<size_t> limits{static_cast<size_t>(first_bucket_bytes),
@@ -97,7 +95,8 @@ void fixclf_reducer_free(void *r) {
 // and the parameter's `.grad` is cleared, so the next pass writes its buckets afresh
 // (PyTorch's zero_grad(set_to_none=True)). `*exposed_s`: the seconds from the last
 // gradient's arrival to the end of the pass, the all-reduce that the backward pass did not
-// hide. A parameter the loss did not reach is an error naming it.
+// hide. A parameter the loss did not reach gets an undefined tensor (then its bucket was
+// never all-reduced: the caller must stop).
 char *fixclf_reducer_backward(void *r, tensor loss, tensor *grads, double *exposed_s) {
   REDUCER_GUARD({
     auto *o = static_cast<Overlap *>(r);
@@ -111,13 +110,6 @@ char *fixclf_reducer_backward(void *r, tensor loss, tensor *grads, double *expos
     auto ready = o->reducer->get_backward_stats();
     int64_t last = ready.empty() ? 0 : *std::max_element(ready.begin(), ready.end());
     *exposed_s = std::max<int64_t>(total - last, 0) * 1e-9;
-    for (size_t i = 0; i < o->params.size(); i++) {
-      if (!o->params[i].grad().defined()) {
-        throw std::runtime_error("parameter " + o->names[i] +
-                                 " received no gradient, so its bucket was never all-reduced; "
-                                 "set distributed.overlap = false for this model");
-      }
-    }
     for (size_t i = 0; i < o->params.size(); i++) {
       auto &p = o->params[i];
       grads[i] = new at::Tensor(p.grad());

@@ -53,7 +53,7 @@ extern "C" {
 pub struct Reducer {
     handle: *mut c_void,
     group: &'static ProcessGroup,
-    params: usize,
+    names: Vec<String>,
     /// Buckets of the initial assignment (the Reducer keeps the count when it rebuilds
     /// them in the order the gradients arrive).
     pub buckets: usize,
@@ -77,11 +77,11 @@ impl Reducer {
         if params.is_empty() {
             return Err(Error::distributed(group.rank, op, "no trainable parameter"));
         }
-        let names: Vec<CString> = names
+        let c_names: Vec<CString> = names
             .iter()
             .map(|n| CString::new(n.as_str()).unwrap_or_default())
             .collect();
-        let name_ptrs: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
+        let name_ptrs: Vec<*const c_char> = c_names.iter().map(|n| n.as_ptr()).collect();
         let handles: Vec<Handle> = params.iter().map(|t| t.as_ptr() as Handle).collect();
         let (mut handle, mut buckets): (*mut c_void, c_int) = (std::ptr::null_mut(), 0);
         let e = unsafe {
@@ -100,7 +100,7 @@ impl Reducer {
         Ok(Reducer {
             handle,
             group,
-            params: params.len(),
+            names: names.to_vec(),
             buckets: buckets.max(0) as usize,
         })
     }
@@ -108,8 +108,9 @@ impl Reducer {
     /// Backpropagates `loss` with the buckets all-reduced during the pass: the mean
     /// gradient of every parameter, in the order given to [`new`](Self::new), and the
     /// seconds of all-reduce the pass did not hide (from the last gradient to the end).
+    /// A parameter without a gradient is an error naming it: its bucket was never sent.
     pub fn backward(&self, loss: &Tensor) -> Result<(Vec<Tensor>, f64)> {
-        let mut grads: Vec<Handle> = vec![std::ptr::null_mut(); self.params];
+        let mut grads: Vec<Handle> = vec![std::ptr::null_mut(); self.names.len()];
         let mut exposed = 0.0;
         let e = unsafe {
             fixclf_reducer_backward(
@@ -122,10 +123,22 @@ impl Reducer {
         self.group
             .check("backward pass with the all-reduce of gradients", e)?;
         // SAFETY: on success every slot holds a new at::Tensor*.
-        let grads = grads
+        let grads: Vec<Tensor> = grads
             .into_iter()
             .map(|p| unsafe { Tensor::from_ptr(p) })
             .collect();
+        if let Some(i) = grads.iter().position(|g| !g.defined()) {
+            return Err(Error::distributed(
+                self.group.rank,
+                "backward pass with the all-reduce of gradients (distributed.overlap)",
+                format!(
+                    "parameter {} received no gradient, so its bucket was never all-reduced \
+                     (the reducer needs a gradient for every parameter at every step); set \
+                     distributed.overlap = false for this model",
+                    self.names[i]
+                ),
+            ));
+        }
         Ok((grads, exposed))
     }
 }
