@@ -12,8 +12,8 @@ use super::{model_tensors, Task};
 use crate::classifier::Head;
 use crate::distributed::overlap::OverlappedAverager;
 use crate::distributed::{self, sync, GradientAverager, ProcessGroup};
-use crate::optim::GradientSync;
 use crate::error::Result;
+use crate::optim::GradientSync;
 use tch::Tensor;
 
 /// Whether this process writes the run's files.

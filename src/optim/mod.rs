@@ -98,7 +98,11 @@ pub trait GradientSync {
     /// the averaged gradients of `objective`, one per parameter in the optimizer's order,
     /// `guard` averaged in place. None (the default): the optimizer runs the backward
     /// pass, then [`average`](Self::average).
-    fn backward(&self, _objective: &Tensor, _guard: Option<&Tensor>) -> Option<Result<Vec<Tensor>>> {
+    fn backward(
+        &self,
+        _objective: &Tensor,
+        _guard: Option<&Tensor>,
+    ) -> Option<Result<Vec<Tensor>>> {
         None
     }
 }
@@ -303,7 +307,10 @@ impl ParamGroup {
         lr_scale: f64,
         guard: Option<&Tensor>,
     ) -> Result<Step> {
-        let overlapped = self.sync.as_ref().and_then(|s| s.backward(objective, guard));
+        let overlapped = self
+            .sync
+            .as_ref()
+            .and_then(|s| s.backward(objective, guard));
         let mut grads = match overlapped {
             Some(grads) => grads?,
             None => {
