@@ -2,7 +2,8 @@
 //! backward pass through c10d's Reducer, 2 ranks over loopback. It must train what the
 //! all-reduce after the pass trains (the same weights, bit for bit) and what one process at
 //! batch B trains (to 1e-5), with the ranks' weights bitwise equal at the end; a parameter
-//! the loss does not reach is a one-line error naming it on every rank.
+//! the loss does not reach is a one-line error naming it on every rank; a killed rank is a
+//! one-line error on the other within the timeout, not a hang in the backward pass.
 mod common;
 
 use common::runs::{epoch_metrics, finish, BIN};
@@ -10,7 +11,8 @@ use common::tiny_config;
 use serial_test::serial;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -20,8 +22,13 @@ fn free_port() -> u16 {
 /// Runs `world` ranks of `fixclf <args>` as torchrun would, to the end: (exit code,
 /// stderr) of each.
 fn run_ranks(args: &[&str], world: usize) -> Vec<(i32, String)> {
+    launch(args, world).into_iter().map(finish).collect()
+}
+
+/// Starts `world` ranks of `fixclf <args>` as torchrun would (one thread each).
+fn launch(args: &[&str], world: usize) -> Vec<Child> {
     let port = free_port().to_string();
-    let children: Vec<_> = (0..world)
+    (0..world)
         .map(|rank| {
             Command::new(BIN)
                 .args(args)
@@ -37,8 +44,7 @@ fn run_ranks(args: &[&str], world: usize) -> Vec<(i32, String)> {
                 .spawn()
                 .expect("start fixclf")
         })
-        .collect();
-    children.into_iter().map(finish).collect()
+        .collect()
 }
 
 fn ranks_ok(args: &[&str]) {
@@ -197,4 +203,50 @@ fn a_parameter_without_gradient_is_a_one_line_error_naming_it() {
             "{line}"
         );
     }
+}
+
+/// A rank killed while the other is training: the survivor's next collective (most often
+/// a bucket's all-reduce inside the backward pass) fails within `distributed.timeout_s`,
+/// and it exits with one line naming its rank.
+#[test]
+#[serial]
+fn a_killed_rank_is_a_one_line_error_on_the_other_within_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = tiny_config(dir.path(), "lm", "epochs = 100\nlog_interval = 1");
+    let args = [
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--set",
+        "distributed.overlap=true",
+        "--set",
+        "distributed.timeout_s=5",
+    ];
+    let mut ranks = launch(&args, 2);
+    let metrics = dir.path().join("runs/lm/metrics.jsonl");
+    let start = Instant::now();
+    while std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count()) < 20 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no training after {:?}",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let killed = Instant::now();
+    ranks[1].kill().unwrap();
+    let out: Vec<(i32, String)> = ranks.into_iter().map(finish).collect();
+    assert!(
+        killed.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert_eq!(out[1].0, -9);
+    let (code, err) = &out[0];
+    assert_eq!(*code, 2, "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("rank 0: ") && last.contains("timeout_s = 5"),
+        "{err}"
+    );
 }

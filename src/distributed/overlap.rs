@@ -54,8 +54,8 @@ pub struct Reducer {
     handle: *mut c_void,
     group: &'static ProcessGroup,
     names: Vec<String>,
-    /// Buckets of the initial assignment (the Reducer keeps the count when it rebuilds
-    /// them in the order the gradients arrive).
+    /// Buckets of the initial assignment (after the first step the Reducer rebuilds them
+    /// once, in the order the gradients arrived, which may group them differently).
     pub buckets: usize,
 }
 
