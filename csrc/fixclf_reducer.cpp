@@ -49,10 +49,11 @@ struct Overlap {
 extern "C" {
 
 // A Reducer over the `n` parameters (every one must receive a gradient at every step:
-// find_unused_parameters=false), in buckets as DDP assigns them: by size in reverse order
-// of the list (the backward pass meets the last-defined layers first), the first bucket
-// at most `first_bucket_bytes`, the others `bucket_bytes`; after the first step the
-// Reducer rebuilds them in the order the gradients arrived. `*buckets` gets the count.
+// find_unused_parameters=false). For the first step the buckets are by size in reverse
+// order of the list (the backward pass meets the last-defined layers first); after it the
+// Reducer rebuilds them once in the order the gradients arrived, as DDP: the first of at
+// most `first_bucket_bytes`, so the first all-reduce starts early, the others
+// `bucket_bytes`. `*buckets` gets the first step's count.
 char *fixclf_reducer_new(void *group, const tensor *params, const char *const *names, int n,
                          int64_t bucket_bytes, int64_t first_bucket_bytes, int *buckets,
                          void **out) {
@@ -68,7 +69,7 @@ char *fixclf_reducer_new(void *group, const tensor *params, const char *const *n
     std::vector<bool> sparse(n, false);
     auto [indices, per_bucket] =
         c10d::compute_bucket_assignment_by_size(o->params, limits, sparse);
-    // As DDP: the buckets in reverse, so the first to fill (the last layers') goes first.
+    // Reversed, so the bucket of the last-defined parameters, the first to fill, goes first.
     std::reverse(indices.begin(), indices.end());
     std::reverse(per_bucket.begin(), per_bucket.end());
     std::vector<int64_t> caps(per_bucket.begin(), per_bucket.end());

@@ -66,8 +66,9 @@ impl Drop for Reducer {
 }
 
 impl Reducer {
-    /// Hooks `params` (named `names`, for errors) in buckets of the group's `bucket_bytes`,
-    /// the first of [`FIRST_BUCKET_BYTES`].
+    /// Hooks `params` (named `names`, for errors) in buckets of the group's `bucket_bytes`;
+    /// from the second step on, in the order the gradients arrive, the first of
+    /// [`FIRST_BUCKET_BYTES`].
     pub fn new(
         group: &'static ProcessGroup,
         params: &[&Tensor],
