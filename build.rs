@@ -1,8 +1,10 @@
 // Gives the fixclf binaries an rpath to libtorch so they run with no LD_LIBRARY_PATH, and
 // compiles csrc/fixclf_native.cpp (what tch does not bind: `_foreach_*`, TF32, autocast, and
 // with the `cuda` feature CUDA graphs), csrc/fixclf_dist.cpp (c10d's TCPStore and process
-// groups, for data-parallel training) and csrc/fixclf_sync_bn.cpp (synchronized BatchNorm, an
-// autograd function with collectives on those groups) against the same libtorch's headers.
+// groups, for data-parallel training), csrc/fixclf_sync_bn.cpp (synchronized BatchNorm, an
+// autograd function with collectives on those groups) and csrc/fixclf_reducer.cpp (c10d's
+// Reducer: the all-reduce overlapped with the backward pass) against the same libtorch's
+// headers.
 // torch-sys exports the folder it linked against as DEP_TCH_LIBTORCH_LIB (its `links = "tch"`).
 use std::path::{Path, PathBuf};
 
@@ -13,6 +15,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/fixclf_dist.cpp");
     println!("cargo:rerun-if-changed=csrc/fixclf_dist.h");
     println!("cargo:rerun-if-changed=csrc/fixclf_sync_bn.cpp");
+    println!("cargo:rerun-if-changed=csrc/fixclf_reducer.cpp");
     println!("cargo:rerun-if-env-changed=FIXCLF_GLOO_INCLUDE");
     println!("cargo:rerun-if-env-changed=NCCL_HOME");
     let cuda = std::env::var_os("CARGO_FEATURE_CUDA").is_some();
@@ -90,7 +93,8 @@ fn compile_dist(torch: &Path, cuda_headers: Option<&Path>) {
         .include(&gloo)
         .define("USE_C10D_GLOO", None)
         .file("csrc/fixclf_dist.cpp")
-        .file("csrc/fixclf_sync_bn.cpp");
+        .file("csrc/fixclf_sync_bn.cpp")
+        .file("csrc/fixclf_reducer.cpp");
     if let Some(cuda) = cuda_headers {
         build.include(cuda);
         if let Some(nccl) = nccl_include(torch) {

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Data-parallel cost on this machine: for each head mode, the same short training run as one
-# process (no c10d), as one rank alone (WORLD_SIZE=1: the communication code with N = 1) and
-# as N ranks over Gloo on loopback (each with the global batch's B / N), interleaved per
+# process (no c10d), as one rank alone (WORLD_SIZE=1: the communication code with N = 1), as
+# N ranks over Gloo on loopback (each with the global batch's B / N) and as N ranks with the
+# all-reduce overlapped with the backward pass (distributed.overlap = true), interleaved per
 # mode. Per run: the steady step time (the second log interval's ms/batch), and from the
 # run's distributed.json the values and bytes all-reduced per step and the all-reduce time
-# per step (wall time on rank 0: it includes waiting for the slower rank's backward pass).
+# per step (wall time on rank 0: it includes waiting for the slower rank's backward pass;
+# overlapped, only what the backward pass did not hide, from the last gradient to the end
+# of the pass, and the loss's all-reduce).
 # Then the table (bench/distributed_table.py), and for the LM `fixclf bench allreduce`: the
 # all-reduce alone at its three gradient sizes. Ranks are launched with the variables
 # torchrun sets (torchrun itself needs the full torch install).
@@ -77,11 +80,12 @@ EOF
   *) echo "bench/distributed.sh: --task lm or vision" >&2; exit 2 ;;
 esac
 
-# One run; prints its JSON line. $1: label, $2: mode, $3: ranks (0: no launch at all).
+# One run; prints its JSON line. $1: label, $2: mode, $3: ranks (0: no launch at all),
+# $4: distributed.overlap (default false).
 run() {
-  local label=$1 mode=$2 n=$3
+  local label=$1 mode=$2 n=$3 overlap=${4:-false}
   local name="bench-$task-$mode-$label"
-  local args=(train --config "$config" --quiet --force "${sets[@]}"
+  local args=(train --config "$config" --quiet --force "${sets[@]}" --set "distributed.overlap=$overlap"
     --set "name=$name" --set "runs_dir=$work/runs" --set "head.mode=$mode"
     --set train.epochs=1 --set "train.max_steps_per_epoch=$steps" --set "train.log_interval=$half"
     --set "train.threads=$threads")
@@ -108,6 +112,7 @@ comm = json.load(open(comm_path)) if os.path.exists(comm_path) else {}
 steps = comm.get("steps") or 0
 print(json.dumps({
     "task": task, "mode": mode, "launch": label, "ranks": int(n), "threads": int(threads),
+    "overlap": bool(comm.get("overlap", False)),
     "ms_per_step": logs[-1]["ms_per_batch"],
     "floats_per_step": comm.get("floats_per_step"),
     "bytes_per_step": comm.get("bytes_per_step"),
@@ -121,6 +126,7 @@ for ((rep = 0; rep < repeats; rep++)); do
     run single "$mode" 0 | tee -a "$out"
     run rank-alone "$mode" 1 | tee -a "$out"
     run "$ranks-ranks" "$mode" "$ranks" | tee -a "$out"
+    run "$ranks-ranks-overlap" "$mode" "$ranks" true | tee -a "$out"
   done
 done
 python3 bench/distributed_table.py "$out"

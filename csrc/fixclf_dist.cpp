@@ -96,6 +96,24 @@ void wait_all(std::vector<c10::intrusive_ptr<c10d::Work>> &works,
 }
 }  // namespace
 
+// The group as the c10d::ProcessGroup that c10d::Reducer takes (csrc/fixclf_reducer.cpp):
+// the data backend for its device (Gloo on the CPU, NCCL on CUDA) and the default, Gloo
+// for host tensors.
+c10::intrusive_ptr<c10d::ProcessGroup> fixclf_dist_process_group(void *gp) {
+  auto *g = static_cast<Group *>(gp);
+  using Type = c10d::ProcessGroup::BackendType;
+  auto pg = c10::make_intrusive<c10d::ProcessGroup>(g->store, g->data->getRank(),
+                                                    g->data->getSize());
+  pg->setBackend(c10::DeviceType::CPU, Type::GLOO, g->control);
+  if (g->data != g->control) {
+    pg->setBackend(c10::DeviceType::CUDA, Type::NCCL, g->data);
+    pg->setDefaultBackend(Type::NCCL);
+  } else {
+    pg->setDefaultBackend(Type::GLOO);
+  }
+  return pg;
+}
+
 #define DIST_GUARD(body)                                   \
   try {                                                    \
     body;                                                  \

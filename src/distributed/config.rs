@@ -24,6 +24,10 @@ pub struct DistributedConfig {
     /// Size of the flat buffers gradients are all-reduced in (PyTorch DDP's
     /// `bucket_cap_mb`), in MB.
     pub bucket_mb: f64,
+    /// The gradient all-reduce overlapped with the backward pass through c10d's `Reducer`
+    /// (PyTorch DDP's way: each bucket sent as soon as its gradients are in); false: all
+    /// buckets after the whole backward pass.
+    pub overlap: bool,
 }
 
 impl Default for DistributedConfig {
@@ -32,6 +36,7 @@ impl Default for DistributedConfig {
             backend: Backend::Auto,
             timeout_s: 300.0,
             bucket_mb: 25.0,
+            overlap: false,
         }
     }
 }
@@ -93,9 +98,11 @@ mod tests {
     fn parses_from_toml_and_refuses_unknown_fields() {
         let c: DistributedConfig = toml::from_str("backend = \"gloo\"\ntimeout_s = 5").unwrap();
         assert_eq!(
-            (c.backend, c.timeout_s, c.bucket_mb),
-            (Backend::Gloo, 5.0, 25.0)
+            (c.backend, c.timeout_s, c.bucket_mb, c.overlap),
+            (Backend::Gloo, 5.0, 25.0, false)
         );
+        let c: DistributedConfig = toml::from_str("overlap = true").unwrap();
+        assert!(c.overlap);
         assert!(toml::from_str::<DistributedConfig>("timeout = 5").is_err());
     }
 }

@@ -106,6 +106,8 @@ pub struct GroupSettings {
     pub bucket_bytes: i64,
     /// NCCL on this CUDA device for the data lane, else Gloo.
     pub nccl_device: Option<usize>,
+    /// The gradient all-reduce overlapped with the backward pass (`super::overlap`).
+    pub overlap: bool,
 }
 
 /// A data-parallel process group of `world_size` ranks.
@@ -117,6 +119,7 @@ pub struct ProcessGroup {
     pub timeout_s: f64,
     /// The CUDA device of the data lane's NCCL group (None: Gloo).
     pub nccl_device: Option<usize>,
+    pub overlap: bool,
 }
 
 // SAFETY: c10d's process groups and stores are used from several threads by PyTorch itself;
@@ -193,6 +196,7 @@ impl ProcessGroup {
             bucket_bytes: settings.bucket_bytes,
             timeout_s: settings.timeout_s,
             nccl_device: settings.nccl_device,
+            overlap: settings.overlap,
         })
     }
 
@@ -202,6 +206,7 @@ impl ProcessGroup {
             timeout_s: self.timeout_s,
             bucket_bytes: self.bucket_bytes,
             nccl_device: self.nccl_device,
+            overlap: self.overlap,
         }
     }
 
@@ -291,6 +296,11 @@ impl ProcessGroup {
         let t = Tensor::from_slice(values);
         self.all_reduce(op, Lane::Control, &[&t], 1.0)?;
         Ok(Vec::<f64>::try_from(&t)?)
+    }
+
+    /// The shim's group, for the Reducer built on it (`super::overlap`).
+    pub(super) fn raw(&self) -> *mut c_void {
+        self.handle
     }
 
     pub(super) fn check(&self, op: &str, e: *mut c_char) -> Result<()> {

@@ -8,6 +8,8 @@
 //! - [`group`]: the process group (TCPStore + Gloo, or NCCL on CUDA) and its collectives.
 //! - [`sync`]: what training asks of the group: gradient averaging, rank 0's weights
 //!   broadcast, agreement checks (config, fixed matrix, resume), the agreed stop.
+//! - [`overlap`]: the gradient averaging overlapped with the backward pass (c10d's
+//!   `Reducer`, `distributed.overlap`).
 //! - [`shard`]: which part of the data each rank takes.
 //! - [`rank0`]: what rank 0 decides or does alone for every rank (a suite's choices
 //!   between runs, its embeddings), the others told or waiting.
@@ -23,6 +25,7 @@
 pub mod config;
 pub mod env;
 pub mod group;
+pub mod overlap;
 pub mod rank0;
 pub mod shard;
 pub mod sync;
@@ -113,6 +116,7 @@ pub fn group_settings(cfg: &DistributedConfig, device: tch::Device) -> Result<Gr
             tch::Device::Cuda(i) if nccl => Some(i),
             _ => None,
         },
+        overlap: cfg.overlap,
     })
 }
 
@@ -134,6 +138,12 @@ fn check_reusable(g: &ProcessGroup, wanted: &GroupSettings) -> Result<()> {
             "distributed.bucket_mb",
             mb(have.bucket_bytes).to_string(),
             mb(wanted.bucket_bytes).to_string(),
+        )
+    } else if have.overlap != wanted.overlap {
+        (
+            "distributed.overlap",
+            have.overlap.to_string(),
+            wanted.overlap.to_string(),
         )
     } else if have.nccl_device != wanted.nccl_device {
         (

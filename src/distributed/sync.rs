@@ -26,8 +26,12 @@ pub struct CommStats {
     pub buckets_per_step: u64,
     pub bucket_mb: f64,
     pub steps: u64,
-    /// Wall time in the gradient all-reduce (flatten, reduce, copy back), all steps.
+    /// Wall time in the gradient all-reduce (flatten, reduce, copy back), all steps. With
+    /// `overlap`: only what the backward pass did not hide (from the last gradient to the
+    /// end of the pass) and the loss's all-reduce.
     pub allreduce_s: f64,
+    /// The all-reduce overlapped with the backward pass (`distributed.overlap`).
+    pub overlap: bool,
     /// Bytes broadcast for rank 0's buffers (BatchNorm statistics) before the steps.
     pub buffer_bytes_per_step: u64,
     pub buffer_broadcast_s: f64,
@@ -53,7 +57,7 @@ pub fn stats() -> Option<CommStats> {
     STATS.lock().ok().and_then(|s| s.clone())
 }
 
-fn with_stats(f: impl FnOnce(&mut CommStats)) {
+pub(super) fn with_stats(f: impl FnOnce(&mut CommStats)) {
     if let Ok(mut s) = STATS.lock() {
         f(s.get_or_insert_with(CommStats::default));
     }

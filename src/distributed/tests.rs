@@ -68,6 +68,7 @@ fn worker_group(name: &str, timeout_s: f64) -> Option<ProcessGroup> {
         // Small buckets: the lists below span several.
         bucket_bytes: 64,
         nccl_device: None,
+        overlap: false,
     };
     Some(ProcessGroup::new(&launch, &settings).unwrap())
 }
@@ -184,6 +185,7 @@ fn an_unreachable_store_is_an_error_within_the_timeout() {
         timeout_s: 1.0,
         bucket_bytes: 1 << 20,
         nccl_device: None,
+        overlap: false,
     };
     let start = std::time::Instant::now();
     let e = match ProcessGroup::new(&launch, &settings) {

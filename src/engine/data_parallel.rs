@@ -10,8 +10,10 @@
 use super::trainer::Trainer;
 use super::{model_tensors, Task};
 use crate::classifier::Head;
+use crate::distributed::overlap::OverlappedAverager;
 use crate::distributed::{self, sync, GradientAverager, ProcessGroup};
 use crate::error::Result;
+use crate::optim::GradientSync;
 use tch::Tensor;
 
 /// Whether this process writes the run's files.
@@ -74,8 +76,14 @@ impl Trainer<'_> {
         } else {
             "gloo"
         };
-        let averager = GradientAverager::new(group, backend);
-        self.opt.set_gradient_sync(Box::new(averager));
+        let sync: Box<dyn GradientSync> = if group.overlap {
+            let params: Vec<&Tensor> = self.opt.params().iter().map(|p| &p.tensor).collect();
+            let names: Vec<String> = self.opt.params().iter().map(|p| p.name.clone()).collect();
+            Box::new(OverlappedAverager::new(group, backend, &params, &names)?)
+        } else {
+            Box::new(GradientAverager::new(group, backend))
+        };
+        self.opt.set_gradient_sync(sync);
         if !self.quiet {
             self.describe_ranks(group, backend);
         }
@@ -85,14 +93,23 @@ impl Trainer<'_> {
     fn describe_ranks(&self, group: &ProcessGroup, backend: &str) {
         let numels = self.opt.params().iter().map(|p| p.tensor.numel() as i64);
         let (floats, buckets) = sync::plan(numels, group.bucket_bytes);
+        let buckets = match sync::stats() {
+            Some(s) if s.overlap => s.buckets_per_step,
+            _ => buckets,
+        };
         println!(
             "| data parallel: {} ranks over {backend}, batch {} per rank of {} | {:.2} M floats \
-             ({:.1} MB) all-reduced per step in {buckets} bucket(s)",
+             ({:.1} MB) all-reduced per step in {buckets} bucket(s){}",
             group.world_size,
             self.settings.batch_size / group.world_size,
             self.settings.batch_size,
             floats as f64 / 1e6,
             floats as f64 * 4.0 / 1e6,
+            if group.overlap {
+                ", overlapped with the backward pass"
+            } else {
+                ""
+            },
         );
     }
 

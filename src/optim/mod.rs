@@ -93,6 +93,18 @@ pub struct OptimizerConfig {
 /// takes the same step). `guard` (the loss) is averaged with them, in place.
 pub trait GradientSync {
     fn average(&self, grads: &mut [Tensor], guard: Option<&Tensor>) -> Result<()>;
+
+    /// A sync that overlaps the all-reduce with the backward pass runs the pass itself:
+    /// the averaged gradients of `objective`, one per parameter in the optimizer's order,
+    /// `guard` averaged in place. None (the default): the optimizer runs the backward
+    /// pass, then [`average`](Self::average).
+    fn backward(
+        &self,
+        _objective: &Tensor,
+        _guard: Option<&Tensor>,
+    ) -> Option<Result<Vec<Tensor>>> {
+        None
+    }
 }
 
 /// What one step leaves on the device: read them at the log interval, not per step (a
@@ -295,10 +307,20 @@ impl ParamGroup {
         lr_scale: f64,
         guard: Option<&Tensor>,
     ) -> Result<Step> {
-        let mut grads = self.gradients(objective);
-        if let Some(sync) = &self.sync {
-            sync.average(&mut grads, guard)?;
-        }
+        let overlapped = self
+            .sync
+            .as_ref()
+            .and_then(|s| s.backward(objective, guard));
+        let mut grads = match overlapped {
+            Some(grads) => grads?,
+            None => {
+                let mut grads = self.gradients(objective);
+                if let Some(sync) = &self.sync {
+                    sync.average(&mut grads, guard)?;
+                }
+                grads
+            }
+        };
         self.prepare(lr_scale);
         let (clipped, unclipped): (Vec<usize>, Vec<usize>) = (0..grads.len())
             .filter(|&i| grads[i].defined())
