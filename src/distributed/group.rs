@@ -298,16 +298,12 @@ impl ProcessGroup {
         Ok(Vec::<f64>::try_from(&t)?)
     }
 
-    /// The shim's group, for the Reducer built on it (`super::overlap`).
-    pub(super) fn raw(&self) -> *mut c_void {
-        self.handle
-    }
-
     pub(super) fn check(&self, op: &str, e: *mut c_char) -> Result<()> {
         check(self.rank, op, self.timeout_s, e)
     }
 
-    /// The shim's group, for the collectives of [`super::sync_bn`].
+    /// The shim's group, for the collectives of [`super::sync_bn`] and the Reducer built on
+    /// it ([`super::overlap`]).
     pub(super) fn raw(&self) -> *mut c_void {
         self.handle
     }
