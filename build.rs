@@ -2,6 +2,8 @@
 // compiles csrc/fixclf_native.cpp (what tch does not bind: `_foreach_*`, TF32, autocast, and
 // with the `cuda` feature CUDA graphs) and csrc/fixclf_dist.cpp (c10d's TCPStore and
 // process groups, for data-parallel training) against the same libtorch's headers.
+// It also compiles csrc/fixclf_jpeg.c against libjpeg-turbo, linked statically from Debian's
+// libjpeg62-turbo-dev (the build inside Debian's Pillow, so JPEG pixels are Pillow's).
 // torch-sys exports the folder it linked against as DEP_TCH_LIBTORCH_LIB (its `links = "tch"`).
 use std::path::{Path, PathBuf};
 
@@ -12,6 +14,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/fixclf_dist.cpp");
     println!("cargo:rerun-if-env-changed=FIXCLF_GLOO_INCLUDE");
     println!("cargo:rerun-if-env-changed=NCCL_HOME");
+    compile_jpeg();
     let cuda = std::env::var_os("CARGO_FEATURE_CUDA").is_some();
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         panic!("torch-sys did not say where libtorch is (DEP_TCH_LIBTORCH_LIB); run `make` or scripts/setup-libtorch.sh");
@@ -63,6 +66,41 @@ fn torch_build(torch: &Path) -> cc::Build {
         ))
         .flag("-DGLOG_USE_GLOG_EXPORT");
     build
+}
+
+/// csrc/fixclf_jpeg.c and libjpeg-turbo's static library: Debian's libjpeg62-turbo-dev
+/// (scripts/setup-debian.sh, run by `make setup`), or FIXCLF_JPEG_INCLUDE / FIXCLF_JPEG_LIB
+/// naming the folders of jpeglib.h and libjpeg.a.
+fn compile_jpeg() {
+    println!("cargo:rerun-if-changed=csrc/fixclf_jpeg.c");
+    println!("cargo:rerun-if-env-changed=FIXCLF_JPEG_INCLUDE");
+    println!("cargo:rerun-if-env-changed=FIXCLF_JPEG_LIB");
+    let folder = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(default))
+    };
+    let include = folder("FIXCLF_JPEG_INCLUDE", "/usr/include");
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|_| "x86_64".into());
+    let lib = folder("FIXCLF_JPEG_LIB", &format!("/usr/lib/{arch}-linux-gnu"));
+    for file in [include.join("jpeglib.h"), lib.join("libjpeg.a")] {
+        if !file.is_file() {
+            panic!(
+                "libjpeg-turbo is missing ({}): run `make setup` (it installs Debian's \
+                 libjpeg62-turbo-dev through scripts/setup-debian.sh) or set \
+                 FIXCLF_JPEG_INCLUDE and FIXCLF_JPEG_LIB",
+                file.display()
+            );
+        }
+    }
+    cc::Build::new()
+        .file("csrc/fixclf_jpeg.c")
+        .include(&include)
+        .pic(true)
+        .opt_level(2)
+        .compile("fixclf_jpeg");
+    println!("cargo:rustc-link-search=native={}", lib.display());
+    println!("cargo:rustc-link-lib=static=jpeg");
 }
 
 /// csrc/fixclf_dist.cpp: c10d's ProcessGroupGloo.hpp includes gloo's headers, which the

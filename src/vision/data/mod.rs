@@ -8,6 +8,7 @@
 mod cifar;
 pub mod decode;
 pub mod folder;
+pub mod jpeg;
 mod idx;
 pub mod shards;
 mod synthetic;
