@@ -137,6 +137,13 @@ impl Decoder {
         Self::default()
     }
 
+    /// Fills the canvas with `byte` (tests: pixels outside a rectangle must not be read).
+    #[cfg(test)]
+    pub(crate) fn poison(&mut self, len: usize, byte: u8) {
+        self.canvas.clear();
+        self.canvas.resize(len, byte);
+    }
+
     /// Decodes the rectangle that `plan` picks once the image's width and height are known
     /// (a PNG is decoded whole), into `channels` (1: `"L"`, 3: `"RGB"`). Inside the
     /// rectangle the pixels are [`decode`]'s; what `plan` returned beside it comes back.
@@ -375,83 +382,5 @@ fn convert_channels(data: Vec<u8>, from: usize, to: usize) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn png_bytes(w: u32, h: u32, color: png::ColorType, data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut enc = png::Encoder::new(&mut out, w, h);
-        enc.set_color(color);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.write_header().unwrap().write_image_data(data).unwrap();
-        out
-    }
-
-    fn jpeg_bytes(w: u16, h: u16, gray: bool, progressive: bool) -> Vec<u8> {
-        let c = if gray { 1 } else { 3 };
-        let data: Vec<u8> = (0..w as usize * h as usize * c)
-            .map(|i| (i * 7 % 251) as u8)
-            .collect();
-        let mut out = Vec::new();
-        let mut enc = jpeg_encoder::Encoder::new(&mut out, 95);
-        enc.set_progressive(progressive);
-        let ct = if gray {
-            jpeg_encoder::ColorType::Luma
-        } else {
-            jpeg_encoder::ColorType::Rgb
-        };
-        enc.encode(&data, w, h, ct).unwrap();
-        out
-    }
-
-    #[test]
-    fn png_of_every_colour_type_to_rgb_and_gray() {
-        let p = Path::new("a.png");
-        let gray = png_bytes(2, 1, png::ColorType::Grayscale, &[10, 200]);
-        let img = decode(&gray, p, 3).unwrap();
-        assert_eq!(img.data, vec![10, 10, 10, 200, 200, 200]);
-        assert_eq!(decode(&gray, p, 1).unwrap().data, vec![10, 200]);
-        let rgba = png_bytes(1, 1, png::ColorType::Rgba, &[255, 0, 0, 7]);
-        assert_eq!(decode(&rgba, p, 3).unwrap().data, vec![255, 0, 0]);
-        assert_eq!(decode(&rgba, p, 1).unwrap().data, vec![76]); // Pillow: L of red is 76
-        let ga = png_bytes(1, 1, png::ColorType::GrayscaleAlpha, &[9, 0]);
-        assert_eq!(decode(&ga, p, 3).unwrap().data, vec![9, 9, 9]);
-    }
-
-    #[test]
-    fn jpegs_baseline_progressive_and_gray_decode() {
-        let p = Path::new("a.JPEG");
-        for progressive in [false, true] {
-            let img = decode(&jpeg_bytes(33, 17, false, progressive), p, 3).unwrap();
-            assert_eq!(
-                (img.width, img.height, img.data.len()),
-                (33, 17, 33 * 17 * 3)
-            );
-            let gray = decode(&jpeg_bytes(9, 8, true, progressive), p, 3).unwrap();
-            assert!(gray
-                .data
-                .chunks(3)
-                .all(|px| px[0] == px[1] && px[1] == px[2]));
-        }
-    }
-
-    #[test]
-    fn bad_files_are_one_line_errors_naming_the_file() {
-        let p = Path::new("train/n01/x.JPEG");
-        let jpeg = jpeg_bytes(40, 30, false, false);
-        let truncated = &jpeg[..jpeg.len() / 2];
-        for (bytes, says) in [
-            (&[][..], "empty file"),
-            (b"BM\0\0\0\0".as_slice(), "BMP"),
-            (truncated, "unreadable JPEG"),
-            (&jpeg[..3], "unreadable JPEG"),
-        ] {
-            let msg = decode(bytes, p, 3).unwrap_err().to_string();
-            assert!(msg.starts_with("train/n01/x.JPEG: "), "{msg}");
-            assert!(msg.contains(says) && !msg.contains('\n'), "{msg}");
-        }
-        // A PNG named .JPEG is a PNG.
-        let png = png_bytes(1, 1, png::ColorType::Rgb, &[1, 2, 3]);
-        assert_eq!(decode(&png, p, 3).unwrap().data, vec![1, 2, 3]);
-    }
-}
+#[path = "decode_tests.rs"]
+mod tests;

@@ -13,6 +13,8 @@ mod idx;
 pub mod shards;
 mod synthetic;
 #[cfg(test)]
+pub(crate) mod test_jpegs;
+#[cfg(test)]
 mod tests;
 
 use crate::error::{Error, Result};
