@@ -211,7 +211,17 @@ fn center_crop_support_covers_the_filter_of_the_kept_pixels() {
         }
     );
     // Upscaling: support 1 source pixel; a crop larger than the image reads all of it.
-    assert_eq!(center_crop_support(20, 10, 40, 8), CropBox { top: 2, left: 7, height: 7, width: 7 });
+    // Resize(40) of 20 x 10 is 80 x 40; the crop keeps columns 36..44 and rows 16..24 of it,
+    // source columns 9..11 and rows 4..6, widened by 1 + 1.
+    assert_eq!(
+        center_crop_support(20, 10, 40, 8),
+        CropBox {
+            top: 2,
+            left: 7,
+            height: 6,
+            width: 6
+        }
+    );
     assert_eq!(center_crop_support(20, 10, 8, 32), CropBox::whole(20, 10));
 }
 
