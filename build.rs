@@ -105,7 +105,7 @@ fn compile_jpeg() {
 
 /// csrc/fixclf_dist.cpp: c10d's ProcessGroupGloo.hpp includes gloo's headers, which the
 /// torch wheel lacks (libtorch_cpu has gloo compiled in); Debian's libgloo-dev provides them
-/// (scripts/setup-gloo.sh, run by `make setup`). The shim only passes gloo objects around
+/// (scripts/setup-debian.sh, run by `make setup`). The shim only passes gloo objects around
 /// as the pointers libtorch's own factories return, so the older headers' layouts never
 /// meet libtorch's gloo. NCCL (the `cuda` feature) needs nccl.h from the full install's
 /// nvidia-nccl wheel.
@@ -116,7 +116,7 @@ fn compile_dist(torch: &Path, cuda_headers: Option<&Path>) {
     if !gloo.join("gloo/algorithm.h").is_file() {
         panic!(
             "gloo's headers are missing ({}/gloo/algorithm.h): run `make setup` (it installs \
-             Debian's libgloo-dev through scripts/setup-gloo.sh) or set FIXCLF_GLOO_INCLUDE",
+             Debian's libgloo-dev through scripts/setup-debian.sh) or set FIXCLF_GLOO_INCLUDE",
             gloo.display()
         );
     }
