@@ -183,3 +183,30 @@ fn a_jpeg_cut_anywhere_in_its_scans_is_truncated() {
         }
     }
 }
+
+/// Damaged JPEGs (bytes overwritten, in the headers and in the scans) through the fuzz
+/// target's entry: each decodes or fails with one line naming the file, and a rectangle's
+/// decode agrees with the whole decode's (libjpeg's recovery from corrupt data included).
+#[test]
+fn damaged_jpegs_decode_or_fail_on_one_line_and_regions_agree() {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    for (_, bytes) in crate::vision::data::test_jpegs::variety() {
+        for _ in 0..12 {
+            let mut damaged = bytes.clone();
+            for _ in 0..1 + next(4) {
+                let at = next(damaged.len());
+                damaged[at] = next(256) as u8;
+            }
+            let pick = next(256) as u8;
+            let mut input = vec![pick];
+            input.extend_from_slice(&damaged);
+            crate::fuzzing::image(&input);
+        }
+    }
+}
