@@ -110,24 +110,23 @@ int fixclf_jpeg_header(fixclf_jpeg *d, const uint8_t *data, size_t len,
 }
 
 /*
- * Decodes rows [y0, y1) and columns [x0, x1) of the image whose header was read, in
- * `out_space` (1 gray, 2 RGB, 4 CMYK, libjpeg's numbering), into `out`: pixel (x, y) at
- * out + (y - y0) * stride + (x - x0) * components. The rectangle is decoded with margins so
- * that its pixels are those of the whole image: fancy upsampling replicates the edge
- * samples at a crop's left and right edges, which then differ from the neighbours the
- * whole image has there; the crop's left edge also snaps down to an iMCU column. The
+ * Decodes rows [y0, y1) and at least columns [x0, x1) of the image whose header was read,
+ * in `out_space` (1 gray, 2 RGB, 4 CMYK, libjpeg's numbering), into `out`, which holds
+ * whole rows: pixel (x, y) at out + (y - y0) * stride + x * components, stride at least the
+ * image's width times the components. The rectangle is decoded with margins so that its
+ * pixels are those of the whole image: fancy upsampling replicates the edge samples at a
+ * crop's left and right edges, where the whole image has other neighbours; the crop's left
+ * edge also snaps down to an iMCU column. Columns in the margins are written too, with
+ * pixels that may differ from the whole image's; columns beyond them are not touched. The
  * image is abandoned afterwards. 0 on success, -1 with the message on error.
  */
 int fixclf_jpeg_decode(fixclf_jpeg *d, int out_space, uint32_t x0, uint32_t y0,
                        uint32_t x1, uint32_t y1, uint8_t *out, size_t stride) {
-  /* Volatile: changed between setjmp and a possible longjmp. */
-  JSAMPLE *volatile row = NULL;
   if (!d->started) {
     strcpy(d->message, "no header read");
     return -1;
   }
   if (setjmp(d->jump)) {
-    free(row);
     jpeg_abort_decompress(&d->cinfo);
     d->started = 0;
     return -1;
@@ -136,7 +135,7 @@ int fixclf_jpeg_decode(fixclf_jpeg *d, int out_space, uint32_t x0, uint32_t y0,
   c->out_color_space = (J_COLOR_SPACE)out_space;
   jpeg_start_decompress(c);
   uint32_t w = c->output_width, h = c->output_height, n = (uint32_t)c->output_components;
-  if (x0 >= x1 || x1 > w || y0 >= y1 || y1 > h) {
+  if (x0 >= x1 || x1 > w || y0 >= y1 || y1 > h || stride < (size_t)w * n) {
     snprintf(d->message, sizeof d->message, "region %u..%u x %u..%u outside %ux%u", x0, x1,
              y0, y1, w, h);
     longjmp(d->jump, 1);
@@ -150,24 +149,19 @@ int fixclf_jpeg_decode(fixclf_jpeg *d, int out_space, uint32_t x0, uint32_t y0,
     width = want_right - want_left;
     jpeg_crop_scanline(c, &left, &width);
   }
-  row = (JSAMPLE *)malloc((size_t)width * n);
-  if (!row) {
-    strcpy(d->message, "out of memory");
-    longjmp(d->jump, 1);
-  }
   if (y0 > 0)
     jpeg_skip_scanlines(c, y0);
-  size_t skip = (size_t)(x0 - left) * n, bytes = (size_t)(x1 - x0) * n;
   while (c->output_scanline < y1) {
-    JSAMPROW rows[1] = {row};
-    uint32_t y = c->output_scanline;
-    if (jpeg_read_scanlines(c, rows, 1) != 1) {
+    /* Up to 4 rows a call: a 4:2:0 image's two rows of a row group come out together. */
+    JSAMPROW rows[4];
+    uint32_t y = c->output_scanline, k, want = y1 - y < 4 ? y1 - y : 4;
+    for (k = 0; k < want; k++)
+      rows[k] = out + (size_t)(y + k - y0) * stride + (size_t)left * n;
+    if (jpeg_read_scanlines(c, rows, want) == 0) {
       strcpy(d->message, "no scanline read");
       longjmp(d->jump, 1);
     }
-    memcpy(out + (size_t)(y - y0) * stride, row + skip, bytes);
   }
-  free(row);
   jpeg_abort_decompress(c);
   d->started = 0;
   return 0;

@@ -239,22 +239,23 @@ impl Decoder {
             self.canvas.resize(need, 0);
         }
         let stride = w * channels;
-        let at = region.top * stride + region.left * channels;
         if space.components() == channels {
+            let rows = &mut self.canvas[region.top * stride..need];
             return started
-                .decode(space, rect, &mut self.canvas[at..need], stride)
+                .decode(space, rect, rows, stride)
                 .map(|()| (w, h, planned))
                 .map_err(|e| bad(&e));
         }
         let n = space.components();
-        let row = region.width * n;
-        self.scratch.resize(row * region.height, 0);
+        self.scratch.resize(w * n * region.height, 0);
         started
-            .decode(space, rect, &mut self.scratch, row)
+            .decode(space, rect, &mut self.scratch, w * n)
             .map_err(|e| bad(&e))?;
-        for (y, src) in self.scratch.chunks_exact(row).enumerate() {
-            let dst = &mut self.canvas[at + y * stride..at + y * stride + region.width * channels];
-            convert_row(src, space, dst, channels);
+        let (src_row, dst_row) = (region.width * n, region.width * channels);
+        for (y, src) in self.scratch.chunks_exact(w * n).enumerate() {
+            let at = (region.top + y) * stride + region.left * channels;
+            let src = &src[region.left * n..region.left * n + src_row];
+            convert_row(src, space, &mut self.canvas[at..at + dst_row], channels);
         }
         Ok((w, h, planned))
     }

@@ -173,9 +173,11 @@ impl Drop for Started<'_> {
 }
 
 impl Started<'_> {
-    /// Decodes rows `y0..y1` and columns `x0..x1` in `space`: pixel (x, y) lands at
-    /// `out[(y - y0) * stride + (x - x0) * components..]`. The pixels are those of the
-    /// whole image's decode, whatever the rectangle.
+    /// Decodes rows `y0..y1` and columns `x0..x1` in `space` into `out`, whole rows `stride`
+    /// bytes apart from row `y0`: pixel (x, y) lands at
+    /// `out[(y - y0) * stride + x * components..]`. Inside the rectangle the pixels are those
+    /// of the whole image's decode; a few columns beside it are written too (libjpeg's
+    /// margins), with pixels that may differ.
     pub fn decode(
         self,
         space: OutSpace,
@@ -187,7 +189,7 @@ impl Started<'_> {
         if x0 >= x1 || x1 > w || y0 >= y1 || y1 > h {
             return Err(format!("region {x0}..{x1} x {y0}..{y1} outside {w}x{h}"));
         }
-        let row = (x1 - x0) * space.components();
+        let row = w * space.components();
         if stride < row || out.len() < (y1 - y0 - 1) * stride + row {
             return Err(format!(
                 "{} bytes for {} rows of {row} bytes, {stride} apart",
