@@ -273,7 +273,11 @@ fn region_decode_then_transform_equals_whole_decode_then_transform() {
             let whole = decode(&bytes, p, channels).unwrap();
             let (w, h) = (whole.width, whole.height);
             for tr in transforms() {
-                let seeds = if tr.kind == TransformKind::RandomResizedCrop { 30 } else { 1 };
+                let seeds = if tr.kind == TransformKind::RandomResizedCrop {
+                    30
+                } else {
+                    1
+                };
                 let slot = channels * tr.size * tr.size;
                 for seed in 0..seeds {
                     let mut want = vec![0u8; slot];
@@ -300,5 +304,8 @@ fn region_decode_then_transform_equals_whole_decode_then_transform() {
         }
     }
     // Most plans read less than the whole image (else this would test nothing).
-    assert!(smaller * 10 > plans * 8, "{smaller} of {plans} plans read a part");
+    assert!(
+        smaller * 10 > plans * 8,
+        "{smaller} of {plans} plans read a part"
+    );
 }

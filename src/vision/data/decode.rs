@@ -108,7 +108,8 @@ pub fn sniff(bytes: &[u8], path: &Path) -> Result<Format> {
 /// Decodes a JPEG or PNG file's bytes into `channels` (1: Pillow's `"L"`, 3: `"RGB"`).
 pub fn decode(bytes: &[u8], path: &Path, channels: usize) -> Result<Pixels> {
     let mut decoder = Decoder::new();
-    let (img, ()) = decoder.decode_region(bytes, path, channels, |w, h| (CropBox::whole(w, h), ()))?;
+    let (img, ()) =
+        decoder.decode_region(bytes, path, channels, |w, h| (CropBox::whole(w, h), ()))?;
     let (width, height) = (img.width, img.height);
     let mut data = std::mem::take(&mut decoder.canvas);
     data.truncate(width * height * channels);

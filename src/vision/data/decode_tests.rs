@@ -11,7 +11,11 @@ fn png_bytes(w: u32, h: u32, color: png::ColorType, data: &[u8]) -> Vec<u8> {
 
 fn jpeg_bytes(w: u16, h: u16, gray: bool, progressive: bool) -> Vec<u8> {
     use jpeg_encoder::{ColorType, SamplingFactor};
-    let color = if gray { ColorType::Luma } else { ColorType::Rgb };
+    let color = if gray {
+        ColorType::Luma
+    } else {
+        ColorType::Rgb
+    };
     let l = crate::vision::data::test_jpegs::Layout {
         width: w,
         height: h,
@@ -95,7 +99,12 @@ fn rectangles(w: usize, h: usize) -> Vec<CropBox> {
         b(0, 0, w / 2, h),
     ];
     for a in [7, 8, 9, 15, 16, 17, 31, 32, 33] {
-        out.extend([b(a, a, 16, 16), b(a, 3, w, 9), b(1, a, 30, h), b(a, a, 1, 1)]);
+        out.extend([
+            b(a, a, 16, 16),
+            b(a, 3, w, 9),
+            b(1, a, 30, h),
+            b(a, a, 1, 1),
+        ]);
     }
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     let mut next = |n: usize| {
@@ -132,7 +141,9 @@ fn region_decodes_equal_the_whole_decode() {
             let (w, h) = (whole.width, whole.height);
             for (k, r) in rectangles(w, h).into_iter().enumerate() {
                 decoder.poison(w * h * channels, 0x5A ^ k as u8);
-                let (img, ()) = decoder.decode_region(&bytes, p, channels, |_, _| (r, ())).unwrap();
+                let (img, ()) = decoder
+                    .decode_region(&bytes, p, channels, |_, _| (r, ()))
+                    .unwrap();
                 assert_eq!((img.width, img.height), (w, h));
                 assert!(
                     cut(img.data, w, channels, r) == cut(&whole.data, w, channels, r),
@@ -151,7 +162,10 @@ fn cmyk_and_ycck_decode_as_pillow_converts() {
     assert_eq!(cmyk_to_rgb(&[255, 255, 255, 0]), [0, 0, 0]);
     assert_eq!(cmyk_to_rgb(&[128, 255, 255, 255]), [128, 255, 255]);
     let p = Path::new("x.JPEG");
-    for color in [jpeg_encoder::ColorType::Cmyk, jpeg_encoder::ColorType::CmykAsYcck] {
+    for color in [
+        jpeg_encoder::ColorType::Cmyk,
+        jpeg_encoder::ColorType::CmykAsYcck,
+    ] {
         let l = crate::vision::data::test_jpegs::Layout {
             width: 16,
             height: 8,

@@ -27,8 +27,12 @@ extern "C" {
     fn fixclf_jpeg_free(d: *mut RawDecoder);
     fn fixclf_jpeg_message(d: *const RawDecoder) -> *const c_char;
     fn fixclf_jpeg_abort(d: *mut RawDecoder);
-    fn fixclf_jpeg_header(d: *mut RawDecoder, data: *const u8, len: usize, info: *mut RawInfo)
-        -> c_int;
+    fn fixclf_jpeg_header(
+        d: *mut RawDecoder,
+        data: *const u8,
+        len: usize,
+        info: *mut RawInfo,
+    ) -> c_int;
     #[allow(clippy::too_many_arguments)]
     fn fixclf_jpeg_decode(
         d: *mut RawDecoder,

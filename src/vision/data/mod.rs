@@ -8,8 +8,8 @@
 mod cifar;
 pub mod decode;
 pub mod folder;
-pub mod jpeg;
 mod idx;
+pub mod jpeg;
 pub mod shards;
 mod synthetic;
 #[cfg(test)]
