@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SUITE ?= configs/wt2-quick.toml
 
-.PHONY: run run-seeds test setup libtorch gloo data data-vision vision vision-seeds build lint bench gpu gpu-suite torchrun-check clean-cache
+.PHONY: run run-seeds test setup libtorch debian data data-vision vision vision-seeds build lint bench gpu gpu-suite torchrun-check clean-cache
 
 run: setup
 	$(CARGO) run --release -- suite --config $(SUITE)
@@ -14,14 +14,15 @@ run: setup
 test: setup
 	$(CARGO) test --release
 
-setup: libtorch gloo data
+setup: libtorch debian data
 
 libtorch:
 	@lib=$$(./scripts/setup-libtorch.sh) && ln -sfn "$$lib" .libtorch && echo "libtorch: $$lib"
 
-# gloo's headers (Debian's libgloo-dev) for the distributed shim, csrc/fixclf_dist.cpp.
-gloo:
-	@./scripts/setup-gloo.sh
+# Debian's packages the build reads: gloo's headers (libgloo-dev) for the distributed shim,
+# csrc/fixclf_dist.cpp; libjpeg-turbo (libjpeg62-turbo-dev) for csrc/fixclf_jpeg.c.
+debian:
+	@./scripts/setup-debian.sh
 
 data:
 	@./data/fetch.sh

@@ -5,6 +5,8 @@
 // autograd function with collectives on those groups) and csrc/fixclf_reducer.cpp (c10d's
 // Reducer: the all-reduce overlapped with the backward pass) against the same libtorch's
 // headers.
+// It also compiles csrc/fixclf_jpeg.c against libjpeg-turbo, linked statically from Debian's
+// libjpeg62-turbo-dev (the build inside Debian's Pillow, so JPEG pixels are Pillow's).
 // torch-sys exports the folder it linked against as DEP_TCH_LIBTORCH_LIB (its `links = "tch"`).
 use std::path::{Path, PathBuf};
 
@@ -18,6 +20,7 @@ fn main() {
     println!("cargo:rerun-if-changed=csrc/fixclf_reducer.cpp");
     println!("cargo:rerun-if-env-changed=FIXCLF_GLOO_INCLUDE");
     println!("cargo:rerun-if-env-changed=NCCL_HOME");
+    compile_jpeg();
     let cuda = std::env::var_os("CARGO_FEATURE_CUDA").is_some();
     let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         panic!("torch-sys did not say where libtorch is (DEP_TCH_LIBTORCH_LIB); run `make` or scripts/setup-libtorch.sh");
@@ -71,9 +74,44 @@ fn torch_build(torch: &Path) -> cc::Build {
     build
 }
 
+/// csrc/fixclf_jpeg.c and libjpeg-turbo's static library: Debian's libjpeg62-turbo-dev
+/// (scripts/setup-debian.sh, run by `make setup`), or FIXCLF_JPEG_INCLUDE / FIXCLF_JPEG_LIB
+/// naming the folders of jpeglib.h and libjpeg.a.
+fn compile_jpeg() {
+    println!("cargo:rerun-if-changed=csrc/fixclf_jpeg.c");
+    println!("cargo:rerun-if-env-changed=FIXCLF_JPEG_INCLUDE");
+    println!("cargo:rerun-if-env-changed=FIXCLF_JPEG_LIB");
+    let folder = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(default))
+    };
+    let include = folder("FIXCLF_JPEG_INCLUDE", "/usr/include");
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_else(|_| "x86_64".into());
+    let lib = folder("FIXCLF_JPEG_LIB", &format!("/usr/lib/{arch}-linux-gnu"));
+    for file in [include.join("jpeglib.h"), lib.join("libjpeg.a")] {
+        if !file.is_file() {
+            panic!(
+                "libjpeg-turbo is missing ({}): run `make setup` (it installs Debian's \
+                 libjpeg62-turbo-dev through scripts/setup-debian.sh) or set \
+                 FIXCLF_JPEG_INCLUDE and FIXCLF_JPEG_LIB",
+                file.display()
+            );
+        }
+    }
+    cc::Build::new()
+        .file("csrc/fixclf_jpeg.c")
+        .include(&include)
+        .pic(true)
+        .opt_level(2)
+        .compile("fixclf_jpeg");
+    println!("cargo:rustc-link-search=native={}", lib.display());
+    println!("cargo:rustc-link-lib=static=jpeg");
+}
+
 /// csrc/fixclf_dist.cpp: c10d's ProcessGroupGloo.hpp includes gloo's headers, which the
 /// torch wheel lacks (libtorch_cpu has gloo compiled in); Debian's libgloo-dev provides them
-/// (scripts/setup-gloo.sh, run by `make setup`). The shim only passes gloo objects around
+/// (scripts/setup-debian.sh, run by `make setup`). The shim only passes gloo objects around
 /// as the pointers libtorch's own factories return, so the older headers' layouts never
 /// meet libtorch's gloo. NCCL (the `cuda` feature) needs nccl.h from the full install's
 /// nvidia-nccl wheel.
@@ -84,7 +122,7 @@ fn compile_dist(torch: &Path, cuda_headers: Option<&Path>) {
     if !gloo.join("gloo/algorithm.h").is_file() {
         panic!(
             "gloo's headers are missing ({}/gloo/algorithm.h): run `make setup` (it installs \
-             Debian's libgloo-dev through scripts/setup-gloo.sh) or set FIXCLF_GLOO_INCLUDE",
+             Debian's libgloo-dev through scripts/setup-debian.sh) or set FIXCLF_GLOO_INCLUDE",
             gloo.display()
         );
     }

@@ -149,19 +149,50 @@ pub fn cifar(data: &[u8]) {
 }
 
 /// An image file of an image folder or shard (JPEG or PNG, told by its magic bytes). The
-/// first byte picks the channels asked for (odd: 1, even: 3); the rest is the file.
+/// first byte picks the channels asked for (odd: 1, even: 3) and a rectangle (its other
+/// bits: where the rectangle starts, in eighths of the width and height); the rest is the
+/// file. Where the whole decode succeeds, the rectangle's must too, with the same pixels
+/// inside it (the converse need not hold: damage below the rectangle is never read).
 pub fn image(data: &[u8]) {
+    use crate::vision::data::decode::{decode, CropBox, Decoder};
     let Some((&pick, file)) = data.split_first() else {
         return;
     };
     let channels = if pick % 2 == 1 { 1 } else { 3 };
     let path = Path::new("fuzz/n01440764/x.JPEG");
-    check(
-        crate::vision::data::decode::decode(file, path, channels).map(|img| {
-            assert_eq!(img.data.len(), img.width * img.height * channels);
-        }),
-        "x.JPEG",
+    let whole = decode(file, path, channels);
+    let region = |w: usize, h: usize| {
+        let (fx, fy) = (((pick >> 1) & 7) as usize, (pick >> 4) as usize % 8);
+        let (left, top) = (w * fx / 8, h * fy / 8);
+        let b = CropBox {
+            top,
+            left,
+            height: (h - top).div_ceil(2),
+            width: (w - left).div_ceil(2),
+        };
+        (b, b)
+    };
+    let mut decoder = Decoder::new();
+    let part = decoder.decode_region(file, path, channels, region);
+    if let (Ok(whole), Ok((img, b))) = (&whole, &part) {
+        assert_eq!(whole.data.len(), whole.width * whole.height * channels);
+        assert_eq!((img.width, img.height), (whole.width, whole.height));
+        let row = b.width * channels;
+        for y in b.top..b.top + b.height {
+            let at = (y * whole.width + b.left) * channels;
+            assert!(
+                img.data[at..at + row] == whole.data[at..at + row],
+                "row {y} of {b:?} differs from the whole decode"
+            );
+        }
+    }
+    assert!(
+        whole.is_err() || part.is_ok(),
+        "the whole image decodes, the rectangle does not: {:?}",
+        part.as_ref().err()
     );
+    check(whole.map(|_| ()), "x.JPEG");
+    check(part.map(|_| ()), "x.JPEG");
 }
 
 /// A WebDataset tar shard: its members, then its samples (image + `.cls` pairs).

@@ -6,6 +6,7 @@
 //! Every sample's random draws come from its own generator seeded by (seed, pass, sample
 //! index), so a batch depends neither on the number of threads nor on what ran before it:
 //! a run resumed mid-epoch repeats the uninterrupted one exactly.
+use super::data::decode::Decoder;
 use super::transforms::{Transform, Transformer};
 use crate::error::Result;
 use rand::SeedableRng;
@@ -56,8 +57,15 @@ pub struct Batch {
     pub skipped: Vec<String>,
 }
 
+/// A worker thread's decoder and transformer, with their buffers.
+#[derive(Default)]
+struct Worker {
+    decoder: Decoder,
+    transformer: Transformer,
+}
+
 thread_local! {
-    static TRANSFORMER: RefCell<Transformer> = RefCell::new(Transformer::new());
+    static WORKER: RefCell<Worker> = RefCell::new(Worker::default());
 }
 
 /// The seed of sample `index`'s draws in pass `pass` (SplitMix64 finalizers, so nearby
@@ -228,10 +236,19 @@ fn load_one(
 ) -> Result<()> {
     let bytes = source.bytes(i)?;
     let name = source.name(i);
-    let img = super::data::decode::decode(&bytes, &name, spec.channels)?;
     let mut rng = ChaCha8Rng::seed_from_u64(sample_seed(spec.seed, pass, i as u64));
-    TRANSFORMER.with(|t| {
-        t.borrow_mut()
-            .apply(&spec.transform, &img, &name, &mut rng, out)
+    let t = &spec.transform;
+    WORKER.with(|w| {
+        let Worker {
+            decoder,
+            transformer,
+        } = &mut *w.borrow_mut();
+        // The transform's draws come first, from the size in the header, so that only what
+        // it reads is decoded.
+        let (img, plan) = decoder.decode_region(&bytes, &name, spec.channels, |w, h| {
+            let plan = t.plan(w, h, &mut rng);
+            (plan.region, plan)
+        })?;
+        transformer.render(t, &plan, img, &name, out)
     })
 }

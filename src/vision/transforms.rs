@@ -6,7 +6,13 @@
 //!
 //! A transform writes one image as u8 `[C, size, size]` straight into its slot of the batch
 //! (HWC -> CHW, the flip done in that copy); normalization happens later on the device.
-use super::data::decode::Pixels;
+//!
+//! A transform's draws are made from the image's size alone ([`Transform::plan`]), before
+//! decoding, so that only the rectangle it reads is decoded: the crop box of
+//! `RandomResizedCrop` (Pillow resizes the crop alone), the source pixels under the bilinear
+//! filter's support for the kept pixels of `Resize` + `CenterCrop`.
+pub use super::data::decode::CropBox;
+use super::data::decode::PixelsRef;
 use crate::error::{Error, Result};
 use fast_image_resize::images::{CroppedImage, Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -36,15 +42,6 @@ pub struct Transform {
     pub scale: (f64, f64),
     pub ratio: (f64, f64),
     pub flip: bool,
-}
-
-/// A crop box in the source image: rows `top..top + height`, columns `left..left + width`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CropBox {
-    pub top: usize,
-    pub left: usize,
-    pub height: usize,
-    pub width: usize,
 }
 
 /// torchvision's `RandomResizedCrop.get_params`: up to 10 draws of an area fraction in
@@ -126,6 +123,75 @@ pub fn center_crop_offsets(width: usize, height: usize, size: usize) -> (usize, 
     (off(height), off(width))
 }
 
+/// One image's transform, drawn: what [`Transformer::render`] does, and the source pixels
+/// it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    step: Step,
+    /// The rectangle of the source image the transform reads; pixels outside it are not
+    /// looked at.
+    pub region: CropBox,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Copy,
+    Crop { b: CropBox, flip: bool },
+    ResizeCenterCrop,
+}
+
+impl Transform {
+    /// The draws for a `width` x `height` image (from `rng`, in torchvision's order: the
+    /// box, then the flip) and the rectangle they read.
+    pub fn plan(&self, width: usize, height: usize, rng: &mut impl Rng) -> Plan {
+        let whole = CropBox::whole(width, height);
+        match self.kind {
+            TransformKind::None => Plan {
+                step: Step::Copy,
+                region: whole,
+            },
+            TransformKind::RandomResizedCrop => {
+                let b = random_resized_crop_box(width, height, self.scale, self.ratio, rng);
+                let flip = self.flip && rng.gen::<bool>();
+                Plan {
+                    step: Step::Crop { b, flip },
+                    region: b,
+                }
+            }
+            TransformKind::ResizeCenterCrop => Plan {
+                step: Step::ResizeCenterCrop,
+                region: center_crop_support(width, height, self.resize, self.size),
+            },
+        }
+    }
+}
+
+/// The source pixels that `Resize(resize)` + `CenterCrop(size)` reads: for each kept output
+/// pixel, Pillow's bilinear filter covers `center +- support` (`support = max(scale, 1)`,
+/// the scale of the source per output pixel), clamped to the image; one more pixel on each
+/// side keeps the rectangle safe of rounding in those bounds.
+pub fn center_crop_support(width: usize, height: usize, resize: usize, size: usize) -> CropBox {
+    let (rw, rh) = resized_size(width, height, resize);
+    let (top, left) = center_crop_offsets(rw, rh, size);
+    let span = |offset: usize, kept: usize, out: usize, n: usize| {
+        let scale = n as f64 / out as f64;
+        let support = scale.max(1.0);
+        let lo = (offset as f64 * scale - support).floor() - 1.0;
+        let hi = ((offset + kept) as f64 * scale + support).ceil() + 1.0;
+        let lo = lo.max(0.0) as usize;
+        let hi = (hi.max(0.0) as usize).min(n);
+        (lo.min(n.saturating_sub(1)), hi)
+    };
+    let (x0, x1) = span(left, size.min(rw), rw, width);
+    let (y0, y1) = span(top, size.min(rh), rh, height);
+    CropBox {
+        top: y0,
+        left: x0,
+        height: (y1 - y0).max(1),
+        width: (x1 - x0).max(1),
+    }
+}
+
 /// Applies transforms with its own scratch buffers (one per worker thread).
 pub struct Transformer {
     resizer: Resizer,
@@ -147,18 +213,34 @@ impl Transformer {
     }
 
     /// Transforms `img` (its draws from `rng`) into `out`, u8 `[C, size, size]`.
-    pub fn apply(
+    pub fn apply<'a>(
         &mut self,
         t: &Transform,
-        img: &Pixels,
+        img: impl Into<PixelsRef<'a>>,
         path: &Path,
         rng: &mut impl Rng,
         out: &mut [u8],
     ) -> Result<()> {
+        let img = img.into();
+        let plan = t.plan(img.width, img.height, rng);
+        self.render(t, &plan, img, path, out)
+    }
+
+    /// Transforms `img` as `plan` (drawn for its size) says into `out`, u8
+    /// `[C, size, size]`; only the pixels of `plan.region` are read.
+    pub fn render<'a>(
+        &mut self,
+        t: &Transform,
+        plan: &Plan,
+        img: impl Into<PixelsRef<'a>>,
+        path: &Path,
+        out: &mut [u8],
+    ) -> Result<()> {
+        let img = img.into();
         let s = t.size;
         assert_eq!(out.len(), img.channels * s * s, "one slot of the batch");
-        match t.kind {
-            TransformKind::None => {
+        match plan.step {
+            Step::Copy => {
                 if (img.width, img.height) != (s, s) {
                     return Err(Error::bad_file(
                         path,
@@ -169,15 +251,13 @@ impl Transformer {
                         ),
                     ));
                 }
-                to_chw(&img.data, img.channels, s, false, out);
+                to_chw(img.data, img.channels, s, false, out);
             }
-            TransformKind::RandomResizedCrop => {
-                let b = random_resized_crop_box(img.width, img.height, t.scale, t.ratio, rng);
-                let flip = t.flip && rng.gen::<bool>();
+            Step::Crop { b, flip } => {
                 self.crop_resize(img, b, s)?;
                 to_chw(&self.scratch, img.channels, s, flip, out);
             }
-            TransformKind::ResizeCenterCrop => {
+            Step::ResizeCenterCrop => {
                 self.resize_center_crop(img, t.resize, s)?;
                 to_chw(&self.scratch, img.channels, s, false, out);
             }
@@ -192,8 +272,14 @@ impl Transformer {
 
     /// Pillow's `img.crop(box).resize((s, s), BILINEAR)` into `self.scratch` (HWC): the
     /// filter sees the crop alone, its edges clamped as at an image border.
-    pub fn crop_resize(&mut self, img: &Pixels, b: CropBox, s: usize) -> Result<()> {
-        let src = image_ref(img);
+    pub fn crop_resize<'a>(
+        &mut self,
+        img: impl Into<PixelsRef<'a>>,
+        b: CropBox,
+        s: usize,
+    ) -> Result<()> {
+        let img = img.into();
+        let src = image_ref(&img);
         let cropped = CroppedImage::new(
             &src,
             b.left as u32,
@@ -208,7 +294,13 @@ impl Transformer {
     /// Pillow's `img.resize(resized_size)` then the centre `s` x `s` crop, into
     /// `self.scratch`: only the kept pixels are computed (the filter's positions and its
     /// clamping at the image's borders are those of the whole resize).
-    pub fn resize_center_crop(&mut self, img: &Pixels, resize: usize, s: usize) -> Result<()> {
+    pub fn resize_center_crop<'a>(
+        &mut self,
+        img: impl Into<PixelsRef<'a>>,
+        resize: usize,
+        s: usize,
+    ) -> Result<()> {
+        let img = img.into();
         let (rw, rh) = resized_size(img.width, img.height, resize);
         let (top, left) = center_crop_offsets(rw, rh, s);
         let (sx, sy) = (img.width as f64 / rw as f64, img.height as f64 / rh as f64);
@@ -219,7 +311,7 @@ impl Transformer {
             cw as f64 * sx,
             ch as f64 * sy,
         );
-        self.resize_into(&image_ref(img), img.channels, cw, ch, &options)?;
+        self.resize_into(&image_ref(&img), img.channels, cw, ch, &options)?;
         if (cw, ch) != (s, s) {
             // CenterCrop larger than the image pads with black, as torchvision does.
             let c = img.channels;
@@ -236,8 +328,14 @@ impl Transformer {
     }
 
     /// Pillow's `img.resize((w, h), BILINEAR)` of the whole image (HWC, in the scratch).
-    pub fn resize_whole(&mut self, img: &Pixels, w: usize, h: usize) -> Result<&[u8]> {
-        self.resize_into(&image_ref(img), img.channels, w, h, &bilinear())?;
+    pub fn resize_whole<'a>(
+        &mut self,
+        img: impl Into<PixelsRef<'a>>,
+        w: usize,
+        h: usize,
+    ) -> Result<&[u8]> {
+        let img = img.into();
+        self.resize_into(&image_ref(&img), img.channels, w, h, &bilinear())?;
         Ok(&self.scratch)
     }
 
@@ -273,11 +371,11 @@ fn pixel_type(channels: usize) -> PixelType {
     }
 }
 
-fn image_ref(img: &Pixels) -> ImageRef<'_> {
+fn image_ref<'a>(img: &PixelsRef<'a>) -> ImageRef<'a> {
     ImageRef::new(
         img.width as u32,
         img.height as u32,
-        &img.data,
+        img.data,
         pixel_type(img.channels),
     )
     .expect("decoded pixels fill their image")

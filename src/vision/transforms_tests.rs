@@ -1,4 +1,5 @@
 use super::*;
+use crate::vision::data::decode::{decode, Decoder, Pixels};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -192,4 +193,119 @@ fn resizing_a_constant_image_keeps_it_and_same_size_is_identity() {
         .flat_map(|y| (3..7).map(move |x| (y * 8 + x) as u8 * 3))
         .collect();
     assert_eq!(t.scratch, want);
+}
+
+#[test]
+fn center_crop_support_covers_the_filter_of_the_kept_pixels() {
+    // Resize(256) of 500 x 375 is 341 x 256, scale 1.466 and 1.465; the crop keeps columns
+    // 58..282 and rows 16..240 of it: source columns 85.0..413.5 and rows 23.4..351.6,
+    // widened by the filter's support (1.47) and one pixel.
+    let r = center_crop_support(500, 375, 256, 224);
+    assert_eq!(
+        r,
+        CropBox {
+            top: 20,
+            left: 82,
+            height: 335,
+            width: 334
+        }
+    );
+    // Upscaling: support 1 source pixel; a crop larger than the image reads all of it.
+    // Resize(40) of 20 x 10 is 80 x 40; the crop keeps columns 36..44 and rows 16..24 of it,
+    // source columns 9..11 and rows 4..6, widened by 1 + 1.
+    assert_eq!(
+        center_crop_support(20, 10, 40, 8),
+        CropBox {
+            top: 2,
+            left: 7,
+            height: 6,
+            width: 6
+        }
+    );
+    assert_eq!(center_crop_support(20, 10, 8, 32), CropBox::whole(20, 10));
+}
+
+/// The transforms of the tests: RandomResizedCrop at two sizes and scales, Resize +
+/// CenterCrop downscaling, upscaling and with a crop larger than the resize.
+fn transforms() -> Vec<Transform> {
+    let rrc = |size, scale| Transform {
+        kind: TransformKind::RandomResizedCrop,
+        size,
+        resize: 256,
+        scale,
+        ratio: RATIO,
+        flip: true,
+    };
+    let center = |resize, size| Transform {
+        kind: TransformKind::ResizeCenterCrop,
+        size,
+        resize,
+        scale: SCALE,
+        ratio: RATIO,
+        flip: false,
+    };
+    vec![
+        rrc(24, SCALE),
+        rrc(64, SCALE),
+        rrc(16, (0.01, 0.05)),
+        center(40, 32),
+        center(64, 56),
+        center(131, 120),
+        center(140, 128),
+        center(250, 224),
+        center(30, 40),
+        center(160, 16),
+    ]
+}
+
+/// Decoding only the rectangle a transform reads and transforming it gives the output of the
+/// whole decode, bit for bit, for every JPEG layout (subsampling, progressive, gray, CMYK),
+/// L and RGB, many crop boxes (edges included) and the centre crops; the decoder's canvas is
+/// poisoned first, so that a pixel read outside the rectangle shows.
+#[test]
+fn region_decode_then_transform_equals_whole_decode_then_transform() {
+    let p = Path::new("x.JPEG");
+    let mut decoder = Decoder::new();
+    let mut t = Transformer::new();
+    let (mut plans, mut smaller) = (0, 0);
+    for (name, bytes) in crate::vision::data::test_jpegs::variety() {
+        for channels in [3, 1] {
+            let whole = decode(&bytes, p, channels).unwrap();
+            let (w, h) = (whole.width, whole.height);
+            for tr in transforms() {
+                let seeds = if tr.kind == TransformKind::RandomResizedCrop {
+                    30
+                } else {
+                    1
+                };
+                let slot = channels * tr.size * tr.size;
+                for seed in 0..seeds {
+                    let mut want = vec![0u8; slot];
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                    t.apply(&tr, &whole, p, &mut rng, &mut want).unwrap();
+                    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                    decoder.poison(w * h * channels, 0xA5 ^ seed as u8);
+                    let (img, plan) = decoder
+                        .decode_region(&bytes, p, channels, |w, h| {
+                            let plan = tr.plan(w, h, &mut rng);
+                            (plan.region, plan)
+                        })
+                        .unwrap();
+                    let mut got = vec![0u8; slot];
+                    t.render(&tr, &plan, img, p, &mut got).unwrap();
+                    assert!(
+                        got == want,
+                        "{name}, {channels} channels, {tr:?}, seed {seed}: {plan:?} differs"
+                    );
+                    plans += 1;
+                    smaller += usize::from(plan.region != CropBox::whole(w, h));
+                }
+            }
+        }
+    }
+    // Most plans read less than the whole image (else this would test nothing).
+    assert!(
+        smaller * 10 > plans * 8,
+        "{smaller} of {plans} plans read a part"
+    );
 }

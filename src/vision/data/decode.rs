@@ -2,17 +2,19 @@
 //! (`PIL.Image.open(f).convert("RGB")`, or `"L"` for one channel).
 //!
 //! The format comes from the magic bytes, not the extension (ImageNet has a PNG named
-//! `.JPEG` and CMYK JPEGs among its files). JPEG: baseline and progressive, grayscale,
-//! YCbCr, RGB, CMYK and YCCK (Adobe's inverted CMYK, as Pillow converts it), through
-//! `zune-jpeg` in strict mode: a truncated file is an error, as Pillow's "image file is
-//! truncated". PNG: every colour type and depth, 16-bit cut to 8, palettes expanded, alpha
-//! dropped (Pillow's `convert("RGB")` drops it too). Anything else is a one-line error.
+//! `.JPEG` and CMYK JPEGs among its files). JPEG: through libjpeg-turbo (`jpeg.rs`; Debian's
+//! build, the one inside Debian's Pillow, so the pixels are Pillow's): baseline and
+//! progressive, grayscale, YCbCr, RGB, CMYK and YCCK (to RGB by Pillow's arithmetic). A JPEG
+//! whose data end before its end-of-image marker is truncated, an error as Pillow's "image
+//! file is truncated". PNG: every colour type and depth, 16-bit cut to 8, palettes expanded,
+//! alpha dropped (Pillow's `convert("RGB")` drops it too). Anything else is a one-line error.
+//!
+//! A [`Decoder`] decodes only the rectangle a transform reads (a JPEG's other rows and
+//! columns are not transformed, its rows below not even read), into a canvas of the image's
+//! size whose pixels in that rectangle are those of the whole decode.
+use super::jpeg::{self, ColorSpace, OutSpace};
 use crate::error::{Error, Result};
 use std::path::Path;
-use zune_jpeg::zune_core::bytestream::ZCursor;
-use zune_jpeg::zune_core::colorspace::ColorSpace;
-use zune_jpeg::zune_core::options::DecoderOptions;
-use zune_jpeg::JpegDecoder;
 
 /// Pillow refuses images over twice its `MAX_IMAGE_PIXELS` (a "decompression bomb"); so do we.
 pub const MAX_PIXELS: usize = 2 * 89_478_485;
@@ -24,6 +26,48 @@ pub struct Pixels {
     pub height: usize,
     pub channels: usize,
     pub data: Vec<u8>,
+}
+
+/// Borrowed pixels (`[H, W, C]`): a decoded image, or a [`Decoder`]'s canvas, whose pixels
+/// outside the rectangle decoded are left from earlier images.
+#[derive(Debug, Clone, Copy)]
+pub struct PixelsRef<'a> {
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    pub data: &'a [u8],
+}
+
+impl<'a> From<&'a Pixels> for PixelsRef<'a> {
+    fn from(p: &'a Pixels) -> Self {
+        Self {
+            width: p.width,
+            height: p.height,
+            channels: p.channels,
+            data: &p.data,
+        }
+    }
+}
+
+/// A rectangle of an image: rows `top..top + height`, columns `left..left + width`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CropBox {
+    pub top: usize,
+    pub left: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl CropBox {
+    /// The whole of a `width` x `height` image.
+    pub fn whole(width: usize, height: usize) -> Self {
+        Self {
+            top: 0,
+            left: 0,
+            height,
+            width,
+        }
+    }
 }
 
 /// What the magic bytes say.
@@ -63,12 +107,12 @@ pub fn sniff(bytes: &[u8], path: &Path) -> Result<Format> {
 
 /// Decodes a JPEG or PNG file's bytes into `channels` (1: Pillow's `"L"`, 3: `"RGB"`).
 pub fn decode(bytes: &[u8], path: &Path, channels: usize) -> Result<Pixels> {
-    assert!(channels == 1 || channels == 3, "1 or 3 channels");
-    let (width, height, src_channels, data) = match sniff(bytes, path)? {
-        Format::Jpeg => decode_jpeg(bytes, path)?,
-        Format::Png => decode_png(bytes, path)?,
-    };
-    let data = convert_channels(data, src_channels, channels);
+    let mut decoder = Decoder::new();
+    let (img, ()) =
+        decoder.decode_region(bytes, path, channels, |w, h| (CropBox::whole(w, h), ()))?;
+    let (width, height) = (img.width, img.height);
+    let mut data = std::mem::take(&mut decoder.canvas);
+    data.truncate(width * height * channels);
     Ok(Pixels {
         width,
         height,
@@ -77,40 +121,190 @@ pub fn decode(bytes: &[u8], path: &Path, channels: usize) -> Result<Pixels> {
     })
 }
 
-/// Width, height, channels (1 or 3) and pixels of a JPEG.
-fn decode_jpeg(bytes: &[u8], path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
-    let bad = |e: &dyn std::fmt::Display| {
-        Error::bad_file(
-            path,
-            format!("unreadable JPEG ({e}); re-encode the file or remove it"),
-        )
-    };
-    let options = DecoderOptions::default()
-        .set_strict_mode(true)
-        .set_max_width(1 << 16)
-        .set_max_height(1 << 16);
-    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-    decoder.decode_headers().map_err(|e| bad(&e))?;
-    let info = decoder.info().ok_or_else(|| bad(&"no frame header"))?;
-    let (w, h) = (info.width as usize, info.height as usize);
-    check_size(w, h, path)?;
-    // Gray stays gray (one channel, replicated later if RGB is asked); every other colour
-    // space (YCbCr, RGB, CMYK, YCCK) to RGB.
-    let gray = decoder.input_colorspace() == Some(ColorSpace::Luma);
-    let (out, c) = if gray {
-        (ColorSpace::Luma, 1)
-    } else {
-        (ColorSpace::RGB, 3)
-    };
-    decoder.set_options(options.jpeg_set_out_colorspace(out));
-    let data = decoder.decode().map_err(|e| bad(&e))?;
-    if data.len() != w * h * c {
-        return Err(bad(&format!(
-            "{} bytes of pixels for {w}x{h}x{c}",
-            data.len()
-        )));
+/// Decodes image after image (one per worker thread), reusing libjpeg's decompressor and
+/// its buffers.
+#[derive(Default)]
+pub struct Decoder {
+    jpeg: Option<jpeg::Decompressor>,
+    /// The image's pixels, `[H, W, C]`; it only grows, so its pixels outside a rectangle
+    /// are an earlier image's.
+    canvas: Vec<u8>,
+    /// libjpeg's pixels when they need converting (CMYK; L of a colour JPEG).
+    scratch: Vec<u8>,
+}
+
+impl Decoder {
+    pub fn new() -> Self {
+        Self::default()
     }
-    Ok((w, h, c, data))
+
+    /// Fills the canvas with `byte` (tests: pixels outside a rectangle must not be read).
+    #[cfg(test)]
+    pub(crate) fn poison(&mut self, len: usize, byte: u8) {
+        self.canvas.clear();
+        self.canvas.resize(len, byte);
+    }
+
+    /// Decodes the rectangle that `plan` picks once the image's width and height are known
+    /// (a PNG is decoded whole), into `channels` (1: `"L"`, 3: `"RGB"`). Inside the
+    /// rectangle the pixels are [`decode`]'s; what `plan` returned beside it comes back.
+    pub fn decode_region<T>(
+        &mut self,
+        bytes: &[u8],
+        path: &Path,
+        channels: usize,
+        plan: impl FnOnce(usize, usize) -> (CropBox, T),
+    ) -> Result<(PixelsRef<'_>, T)> {
+        if channels != 1 && channels != 3 {
+            return Err(Error::arg(
+                "channels",
+                format!("{channels}: images decode to 1 (L) or 3 (RGB) channels"),
+            ));
+        }
+        let (width, height, planned) = match sniff(bytes, path)? {
+            Format::Jpeg => self.decode_jpeg(bytes, path, channels, plan)?,
+            Format::Png => {
+                let (w, h, c, data) = decode_png(bytes, path)?;
+                let (_, planned) = plan(w, h);
+                self.canvas = convert_channels(data, c, channels);
+                (w, h, planned)
+            }
+        };
+        let img = PixelsRef {
+            width,
+            height,
+            channels,
+            data: &self.canvas[..width * height * channels],
+        };
+        Ok((img, planned))
+    }
+
+    /// A JPEG's rectangle into the canvas; its width and height.
+    fn decode_jpeg<T>(
+        &mut self,
+        bytes: &[u8],
+        path: &Path,
+        channels: usize,
+        plan: impl FnOnce(usize, usize) -> (CropBox, T),
+    ) -> Result<(usize, usize, T)> {
+        let bad = |e: &dyn std::fmt::Display| {
+            Error::bad_file(
+                path,
+                format!("unreadable JPEG ({e}); re-encode the file or remove it"),
+            )
+        };
+        if self.jpeg.is_none() {
+            self.jpeg = Some(jpeg::Decompressor::new().map_err(|e| bad(&e))?);
+        }
+        let started = self
+            .jpeg
+            .as_mut()
+            .expect("made above")
+            .header(bytes)
+            .map_err(|e| bad(&e))?;
+        let head = started.header;
+        let (w, h) = (head.width, head.height);
+        check_size(w, h, path)?;
+        if !has_end_marker(bytes, head.scan_offset) {
+            return Err(bad(&"image file is truncated: no end-of-image marker"));
+        }
+        let (region, planned) = plan(w, h);
+        if region.width == 0
+            || region.height == 0
+            || region.left + region.width > w
+            || region.top + region.height > h
+        {
+            return Err(bad(&format!("{region:?} is not inside the {w}x{h} image")));
+        }
+        let rect = (
+            region.left,
+            region.top,
+            region.left + region.width,
+            region.top + region.height,
+        );
+        // Gray stays gray (libjpeg replicates it for RGB, as Pillow's convert does); YCbCr
+        // and RGB to RGB; CMYK and YCCK to CMYK, converted below as Pillow converts it.
+        let space = match (head.color_space, channels) {
+            (ColorSpace::Gray, 1) => OutSpace::Gray,
+            (ColorSpace::Gray | ColorSpace::Rgb | ColorSpace::YCbCr, _) => OutSpace::Rgb,
+            (ColorSpace::Cmyk | ColorSpace::Ycck, _) => OutSpace::Cmyk,
+            (ColorSpace::Unknown, _) => {
+                return Err(bad(&format!(
+                    "{} components in no colour space Pillow reads",
+                    head.components
+                )))
+            }
+        };
+        let need = w * h * channels;
+        if self.canvas.len() < need {
+            self.canvas.resize(need, 0);
+        }
+        let stride = w * channels;
+        if space.components() == channels {
+            let rows = &mut self.canvas[region.top * stride..need];
+            return started
+                .decode(space, rect, rows, stride)
+                .map(|()| (w, h, planned))
+                .map_err(|e| bad(&e));
+        }
+        let n = space.components();
+        self.scratch.resize(w * n * region.height, 0);
+        started
+            .decode(space, rect, &mut self.scratch, w * n)
+            .map_err(|e| bad(&e))?;
+        let (src_row, dst_row) = (region.width * n, region.width * channels);
+        for (y, src) in self.scratch.chunks_exact(w * n).enumerate() {
+            let at = (region.top + y) * stride + region.left * channels;
+            let src = &src[region.left * n..region.left * n + src_row];
+            convert_row(src, space, &mut self.canvas[at..at + dst_row], channels);
+        }
+        Ok((w, h, planned))
+    }
+}
+
+/// Whether an end-of-image marker (FF D9) follows the first scan's start. Entropy-coded
+/// data never hold FF D9 (a data byte FF is followed by 00), so a file cut anywhere in its
+/// scans lacks it; the search runs from the end, where a whole file has it.
+fn has_end_marker(bytes: &[u8], scan_offset: usize) -> bool {
+    bytes[scan_offset.min(bytes.len())..]
+        .windows(2)
+        .rev()
+        .any(|w| w == [0xFF, 0xD9])
+}
+
+/// One row of libjpeg's RGB or CMYK as `channels` (1 or 3) as Pillow converts it.
+fn convert_row(src: &[u8], space: OutSpace, dst: &mut [u8], channels: usize) {
+    match (space, channels) {
+        (OutSpace::Rgb, 1) => {
+            for (d, p) in dst.iter_mut().zip(src.chunks_exact(3)) {
+                *d = luma(p[0], p[1], p[2]);
+            }
+        }
+        (OutSpace::Cmyk, _) => {
+            for (d, p) in dst.chunks_exact_mut(channels).zip(src.chunks_exact(4)) {
+                let [r, g, b] = cmyk_to_rgb(p);
+                if channels == 1 {
+                    d[0] = luma(r, g, b);
+                } else {
+                    d.copy_from_slice(&[r, g, b]);
+                }
+            }
+        }
+        _ => unreachable!("only RGB to L and CMYK need converting"),
+    }
+}
+
+/// Pillow's CMYK JPEG pixel as RGB: Pillow reads CMYK JPEGs inverted (raw mode `CMYK;I`,
+/// Adobe's convention), then `cmyk2rgb`: `255 - k - c * (255 - k) / 255`, rounded its way.
+fn cmyk_to_rgb(p: &[u8]) -> [u8; 3] {
+    let nk = p[3] as i32; // 255 - (255 - raw k)
+    let channel = |raw: u8| {
+        let c = 255 - raw as i32;
+        let t = c * nk + 128;
+        let mul = ((t >> 8) + t) >> 8;
+        (nk - mul).clamp(0, 255) as u8
+    };
+    [channel(p[0]), channel(p[1]), channel(p[2])]
 }
 
 /// Width, height, channels (1, 2, 3 or 4) and 8-bit pixels of a PNG.
@@ -190,83 +384,5 @@ fn convert_channels(data: Vec<u8>, from: usize, to: usize) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn png_bytes(w: u32, h: u32, color: png::ColorType, data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut enc = png::Encoder::new(&mut out, w, h);
-        enc.set_color(color);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.write_header().unwrap().write_image_data(data).unwrap();
-        out
-    }
-
-    fn jpeg_bytes(w: u16, h: u16, gray: bool, progressive: bool) -> Vec<u8> {
-        let c = if gray { 1 } else { 3 };
-        let data: Vec<u8> = (0..w as usize * h as usize * c)
-            .map(|i| (i * 7 % 251) as u8)
-            .collect();
-        let mut out = Vec::new();
-        let mut enc = jpeg_encoder::Encoder::new(&mut out, 95);
-        enc.set_progressive(progressive);
-        let ct = if gray {
-            jpeg_encoder::ColorType::Luma
-        } else {
-            jpeg_encoder::ColorType::Rgb
-        };
-        enc.encode(&data, w, h, ct).unwrap();
-        out
-    }
-
-    #[test]
-    fn png_of_every_colour_type_to_rgb_and_gray() {
-        let p = Path::new("a.png");
-        let gray = png_bytes(2, 1, png::ColorType::Grayscale, &[10, 200]);
-        let img = decode(&gray, p, 3).unwrap();
-        assert_eq!(img.data, vec![10, 10, 10, 200, 200, 200]);
-        assert_eq!(decode(&gray, p, 1).unwrap().data, vec![10, 200]);
-        let rgba = png_bytes(1, 1, png::ColorType::Rgba, &[255, 0, 0, 7]);
-        assert_eq!(decode(&rgba, p, 3).unwrap().data, vec![255, 0, 0]);
-        assert_eq!(decode(&rgba, p, 1).unwrap().data, vec![76]); // Pillow: L of red is 76
-        let ga = png_bytes(1, 1, png::ColorType::GrayscaleAlpha, &[9, 0]);
-        assert_eq!(decode(&ga, p, 3).unwrap().data, vec![9, 9, 9]);
-    }
-
-    #[test]
-    fn jpegs_baseline_progressive_and_gray_decode() {
-        let p = Path::new("a.JPEG");
-        for progressive in [false, true] {
-            let img = decode(&jpeg_bytes(33, 17, false, progressive), p, 3).unwrap();
-            assert_eq!(
-                (img.width, img.height, img.data.len()),
-                (33, 17, 33 * 17 * 3)
-            );
-            let gray = decode(&jpeg_bytes(9, 8, true, progressive), p, 3).unwrap();
-            assert!(gray
-                .data
-                .chunks(3)
-                .all(|px| px[0] == px[1] && px[1] == px[2]));
-        }
-    }
-
-    #[test]
-    fn bad_files_are_one_line_errors_naming_the_file() {
-        let p = Path::new("train/n01/x.JPEG");
-        let jpeg = jpeg_bytes(40, 30, false, false);
-        let truncated = &jpeg[..jpeg.len() / 2];
-        for (bytes, says) in [
-            (&[][..], "empty file"),
-            (b"BM\0\0\0\0".as_slice(), "BMP"),
-            (truncated, "unreadable JPEG"),
-            (&jpeg[..3], "unreadable JPEG"),
-        ] {
-            let msg = decode(bytes, p, 3).unwrap_err().to_string();
-            assert!(msg.starts_with("train/n01/x.JPEG: "), "{msg}");
-            assert!(msg.contains(says) && !msg.contains('\n'), "{msg}");
-        }
-        // A PNG named .JPEG is a PNG.
-        let png = png_bytes(1, 1, png::ColorType::Rgb, &[1, 2, 3]);
-        assert_eq!(decode(&png, p, 3).unwrap().data, vec![1, 2, 3]);
-    }
-}
+#[path = "decode_tests.rs"]
+mod tests;

@@ -9,8 +9,11 @@ mod cifar;
 pub mod decode;
 pub mod folder;
 mod idx;
+pub mod jpeg;
 pub mod shards;
 mod synthetic;
+#[cfg(test)]
+pub(crate) mod test_jpegs;
 #[cfg(test)]
 mod tests;
 
