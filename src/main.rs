@@ -271,8 +271,19 @@ fn main() -> ExitCode {
             }
         }
         Err(e) => match e.downcast_ref::<fixclf::Error>() {
-            Some(fixclf::Error::Interrupted { signal, .. }) => {
-                eprintln!("{e}");
+            Some(fixclf::Error::Interrupted { signal, what, .. }) => {
+                // Under a launch every rank stops after the same step and rank 0 saves the
+                // checkpoint: rank 0 says where to resume, the others only where they stopped.
+                // One write per line, so that the ranks' lines do not interleave on a shared
+                // terminal.
+                let line = match fixclf::distributed::rank() {
+                    0 => format!("{e}\n"),
+                    rank => {
+                        let stop = what.split("; checkpoint saved").next().unwrap_or(what);
+                        format!("rank {rank}: {stop} (with rank 0, which saved the checkpoint)\n")
+                    }
+                };
+                let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
                 ExitCode::from(signal.exit_code())
             }
             _ => {

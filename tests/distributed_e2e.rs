@@ -320,10 +320,14 @@ fn sigterm_to_one_rank_stops_both_after_one_step_and_resume_is_exact() {
         assert_eq!(*code, 143, "rank {rank}: {err}");
         assert!(err.contains("interrupted by SIGTERM"), "rank {rank}: {err}");
     }
-    // Both ranks name the same step; rank 0 wrote the checkpoint of that step.
+    // Both ranks name the same step (rank 0 with the checkpoint and the resume command, rank 1
+    // only its step); rank 0 wrote the checkpoint of that step.
     let step_of = |err: &str| {
         let at = err.find(" step ").unwrap() + 6;
-        err[at..].split(';').next().unwrap().to_string()
+        err[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
     };
     assert_eq!(step_of(&out[0].1), step_of(&out[1].1));
     let state = common::runs::state_of(&run.join("last.safetensors"));
