@@ -110,7 +110,7 @@ fn batch_not_divisible_by_the_ranks_is_refused_naming_the_field() {
 #[serial]
 fn images_with_batchnorm_train_on_two_ranks_with_equal_models() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = image_config(dir.path());
+    let cfg = common::tiny_image_config(dir.path(), "clip = 0.0");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
         .replace("batch_norm = false", "batch_norm = true");
@@ -144,7 +144,7 @@ fn train_losses(run: &Path) -> Vec<f64> {
 #[serial]
 fn images_with_sync_batchnorm_on_two_ranks_equal_one_process() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = image_config(dir.path());
+    let cfg = common::tiny_image_config(dir.path(), "clip = 0.0");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
         .replace("batch_norm = false", "batch_norm = true")
@@ -198,58 +198,11 @@ fn images_with_sync_batchnorm_on_two_ranks_equal_one_process() {
     );
 }
 
-fn image_config(dir: &Path) -> PathBuf {
-    let text = format!(
-        r#"name = "img"
-runs_dir = "{runs}"
-
-[vision]
-crop_padding = 0
-flip = false
-
-[vision.data]
-dataset = "synthetic"
-
-[vision.data.synthetic]
-classes = 4
-train = 256
-test = 128
-channels = 1
-size = 12
-seed = 3
-
-[vision.model]
-arch = "small-cnn"
-width = 4
-batch_norm = false
-
-[head]
-mode = "fixed-orthogonal"
-
-[train]
-optimizer = "sgd"
-lr = 0.05
-momentum = 0.9
-weight_decay = 1e-4
-clip = 0.0
-epochs = 2
-batch_size = 32
-eval_batch_size = 50
-log_interval = 4
-threads = 1
-"#,
-        runs = dir.join("runs").display(),
-    );
-    let path = dir.join("img.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[test]
 #[serial]
 fn images_without_batchnorm_on_two_ranks_equal_one_process() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = image_config(dir.path());
+    let cfg = common::tiny_image_config(dir.path(), "clip = 0.0");
     let cfg = cfg.to_str().unwrap();
     single(&["train", "--config", cfg, "--set", "name=one", "--quiet"]);
     for (code, err) in run_ranks(&["train", "--config", cfg, "--set", "name=two"], 2, &[]) {

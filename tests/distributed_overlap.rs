@@ -6,49 +6,20 @@
 //! one-line error on the other within the timeout, not a hang in the backward pass.
 mod common;
 
+use common::ranks::{launch, run_ranks};
 use common::runs::{epoch_metrics, finish, BIN};
 use common::tiny_config;
 use serial_test::serial;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// Runs `world` ranks of `fixclf <args>` as torchrun would, to the end: (exit code,
-/// stderr) of each.
-fn run_ranks(args: &[&str], world: usize) -> Vec<(i32, String)> {
-    launch(args, world).into_iter().map(finish).collect()
-}
-
-/// Starts `world` ranks of `fixclf <args>` as torchrun would (one thread each).
-fn launch(args: &[&str], world: usize) -> Vec<Child> {
-    let port = free_port().to_string();
-    (0..world)
-        .map(|rank| {
-            Command::new(BIN)
-                .args(args)
-                .env("RANK", rank.to_string())
-                .env("WORLD_SIZE", world.to_string())
-                .env("LOCAL_RANK", rank.to_string())
-                .env("LOCAL_WORLD_SIZE", world.to_string())
-                .env("MASTER_ADDR", "127.0.0.1")
-                .env("MASTER_PORT", &port)
-                .env("OMP_NUM_THREADS", "1")
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start fixclf")
-        })
-        .collect()
-}
+/// torchrun's one thread per rank.
+const ONE_THREAD: &[(&str, &str)] = &[("OMP_NUM_THREADS", "1")];
 
 fn ranks_ok(args: &[&str]) {
-    for (rank, (code, err)) in run_ranks(args, 2).iter().enumerate() {
+    for (rank, (code, err)) in run_ranks(args, 2, ONE_THREAD).iter().enumerate() {
         assert_eq!(*code, 0, "rank {rank}: {err}");
     }
 }
@@ -126,48 +97,7 @@ fn lm_overlapped_on_two_ranks_equals_the_plain_all_reduce_and_one_process() {
 #[serial]
 fn image_model_overlapped_on_two_ranks_equals_the_plain_all_reduce_and_one_process() {
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"name = "img"
-runs_dir = "{runs}"
-
-[vision]
-crop_padding = 0
-flip = false
-
-[vision.data]
-dataset = "synthetic"
-
-[vision.data.synthetic]
-classes = 4
-train = 256
-test = 128
-channels = 1
-size = 12
-seed = 3
-
-[vision.model]
-arch = "small-cnn"
-width = 4
-batch_norm = false
-
-[head]
-mode = "fixed-orthogonal"
-
-[train]
-optimizer = "sgd"
-lr = 0.05
-momentum = 0.9
-weight_decay = 1e-4
-epochs = 2
-batch_size = 32
-eval_batch_size = 50
-log_interval = 4
-threads = 1
-"#,
-        runs = dir.path().join("runs").display(),
-    );
-    let cfg = dir.path().join("img.toml");
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = common::tiny_image_config(dir.path(), "");
     overlapped_equals_plain(&cfg, &dir.path().join("runs"));
 }
 
@@ -190,7 +120,7 @@ fn a_parameter_without_gradient_is_a_one_line_error_naming_it() {
         "--set",
         "distributed.overlap=true",
     ];
-    for (rank, (code, err)) in run_ranks(&args, 2).iter().enumerate() {
+    for (rank, (code, err)) in run_ranks(&args, 2, ONE_THREAD).iter().enumerate() {
         assert_ne!(*code, 0, "rank {rank}: {err}");
         let line = err
             .lines()
@@ -222,7 +152,7 @@ fn a_killed_rank_is_a_one_line_error_on_the_other_within_the_timeout() {
         "--set",
         "distributed.timeout_s=5",
     ];
-    let mut ranks = launch(&args, 2);
+    let mut ranks = launch(&args, 2, ONE_THREAD);
     let metrics = dir.path().join("runs/lm/metrics.jsonl");
     let start = Instant::now();
     while std::fs::read_to_string(&metrics).map_or(0, |t| t.lines().count()) < 20 {

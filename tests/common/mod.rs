@@ -122,6 +122,56 @@ dropout_output = 0.0
     path
 }
 
+/// A config for a small CNN without BatchNorm on tiny synthetic images (the data-parallel
+/// tests: no per-rank batch statistics), with everything under `dir`; `train_extra` holds
+/// more `key = value` lines for `[train]`.
+pub fn tiny_image_config(dir: &Path, train_extra: &str) -> PathBuf {
+    let text = format!(
+        r#"name = "img"
+runs_dir = "{runs}"
+
+[vision]
+crop_padding = 0
+flip = false
+
+[vision.data]
+dataset = "synthetic"
+
+[vision.data.synthetic]
+classes = 4
+train = 256
+test = 128
+channels = 1
+size = 12
+seed = 3
+
+[vision.model]
+arch = "small-cnn"
+width = 4
+batch_norm = false
+
+[head]
+mode = "fixed-orthogonal"
+
+[train]
+optimizer = "sgd"
+lr = 0.05
+momentum = 0.9
+weight_decay = 1e-4
+epochs = 2
+batch_size = 32
+eval_batch_size = 50
+log_interval = 4
+threads = 1
+{train_extra}
+"#,
+        runs = dir.join("runs").display(),
+    );
+    let path = dir.join("img.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// Runs the fixclf binary; returns (exit code, stdout, stderr).
 pub fn fixclf(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_fixclf"))
